@@ -1,0 +1,87 @@
+// The typed configuration. Every key in config.toml is described here with its default; `.strict()`
+// makes an unknown key an error that names it (the brief: a misspelt key must stop the start).
+import { z } from 'zod';
+
+const listenRe = /^(udp|tcp|tls|ws):([^\s]+):(\d{1,5})$/;
+
+export const ListenSchema = z.string().regex(listenRe, 'expected "<udp|tcp|tls|ws>:<address>:<port>"');
+
+const expires = (dflt: number) => z.number().int().min(0).max(2 ** 31 - 1).default(dflt);
+
+export const ConfigSchema = z
+  .object({
+    sip: z
+      .object({
+        listen: z.array(ListenSchema).min(1).default(['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060']),
+        tls_cert: z.string().default(''),
+        tls_key: z.string().default(''),
+        domains: z.array(z.string().min(1).toLowerCase()).min(1).default(['example.test']),
+        max_message_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65535),
+        public_host: z.string().default(''),
+      })
+      .strict()
+      .prefault({}),
+    presence: z
+      .object({
+        subscribe_min_expires: expires(60),
+        subscribe_default_expires: expires(3600),
+        subscribe_max_expires: expires(86400),
+        publish_min_expires: expires(60),
+        publish_default_expires: expires(3600),
+        publish_max_expires: expires(86400),
+        unknown_presentity: z.enum(['closed', '480']).default('closed'),
+        max_document_bytes: z.number().int().min(256).max(1024 * 1024).default(32768),
+        max_xml_depth: z.number().int().min(4).max(256).default(32),
+      })
+      .strict()
+      .prefault({}),
+    store: z
+      .object({
+        url: z
+          .string()
+          .regex(/^(sqlite:\/\/.+|redis:\/\/.+|rediss:\/\/.+|memory:\/\/)$/, 'expected sqlite://PATH, redis://HOST:PORT or memory://')
+          .default('sqlite://data/herald.sqlite'),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        format: z.enum(['json', 'pretty']).default('pretty'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    for (const kind of ['subscribe', 'publish'] as const) {
+      const min = c.presence[`${kind}_min_expires`];
+      const dflt = c.presence[`${kind}_default_expires`];
+      const max = c.presence[`${kind}_max_expires`];
+      if (!(min <= dflt && dflt <= max)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['presence', `${kind}_default_expires`],
+          message: `must lie between ${kind}_min_expires (${min}) and ${kind}_max_expires (${max})`,
+        });
+      }
+    }
+    const needsTls = c.sip.listen.some((l) => l.startsWith('tls:'));
+    if (needsTls && (!c.sip.tls_cert || !c.sip.tls_key)) {
+      ctx.addIssue({ code: 'custom', path: ['sip', 'tls_cert'], message: 'a tls listen address needs tls_cert and tls_key' });
+    }
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export interface ListenAddress {
+  transport: 'udp' | 'tcp' | 'tls' | 'ws';
+  address: string;
+  port: number;
+}
+
+export function parseListen(s: string): ListenAddress {
+  const m = listenRe.exec(s);
+  if (!m) throw new Error(`bad listen address ${s}`);
+  return { transport: m[1] as ListenAddress['transport'], address: m[2]!, port: Number(m[3]) };
+}

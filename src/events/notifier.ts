@@ -1,0 +1,342 @@
+// The RFC 6665 notifier: SUBSCRIBE in, subscription dialogs kept (and persisted), NOTIFY out.
+// Event packages (presence, later presence.winfo and lists) supply the content; this module owns the
+// dialog rules: tags, CSeq, route sets, expiry, refresh, termination and NOTIFY failure handling.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { aorOf } from '../sip/codec.js';
+import { header, type HeaderList, type SipResponse } from '../sip/message.js';
+import type { ServerTx, SipStack } from '../sip/stack.js';
+import type { Collection } from '../store/store.js';
+import { ExpiryWheel } from '../util/expiry.js';
+import {
+  parseDeltaSeconds,
+  parseEventHeader,
+  type Binding,
+  type EventPackage,
+  type NotifyContent,
+  type SubscriptionRecord,
+  type TerminationReason,
+} from './subscription.js';
+
+export interface NotifierOptions {
+  minExpires: number;
+  defaultExpires: number;
+  maxExpires: number;
+  /** Headers every answer carries (Allow, Allow-Events, Accept, Supported). */
+  commonHeaders: () => HeaderList;
+}
+
+interface Live {
+  rec: SubscriptionRecord;
+  binding: Binding;
+  inFlight: boolean;
+  /** Another NOTIFY is due once the one in flight is answered. */
+  again: boolean;
+  terminating: TerminationReason | undefined;
+  gone: boolean;
+}
+
+function newTag(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** RFC 6665 §4.2.2: NOTIFY answers after which the subscription is gone. */
+function fatalNotifyStatus(status: number): boolean {
+  return status === 481 || status === 408 || status === 404 || status === 410 || status === 489 || status === 403 || status >= 600;
+}
+
+export class Notifier {
+  private readonly packages = new Map<string, EventPackage>();
+  private readonly live = new Map<string, Live>();
+  private readonly expiry = new ExpiryWheel<string>();
+  private stopped = false;
+  /** NOTIFY transactions sent; the bench and the metrics read it. */
+  notifiesSent = 0;
+
+  constructor(
+    private readonly stack: SipStack,
+    private readonly store: Collection<SubscriptionRecord>,
+    private readonly opts: NotifierOptions,
+    private readonly log: Logger,
+  ) {}
+
+  register(pkg: EventPackage): void {
+    this.packages.set(pkg.event, pkg);
+  }
+
+  get events(): string[] {
+    return [...this.packages.keys()];
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Subscriptions of one resource (for tests, winfo and debugging). */
+  subscriptionsOf(resource: string): SubscriptionRecord[] {
+    return [...this.live.values()].filter((l) => l.rec.resource === resource).map((l) => l.rec);
+  }
+
+  private answer(tx: ServerTx, status: number, reason: string, extra: HeaderList = [], toTag?: string): void {
+    tx.respond({ status, reason, headers: [...this.opts.commonHeaders(), ...extra], ...(toTag ? { toTag } : {}) });
+  }
+
+  // ---- SUBSCRIBE -------------------------------------------------------------------------------
+
+  async handleSubscribe(tx: ServerTx): Promise<void> {
+    const rq = tx.request;
+    const ev = parseEventHeader(header(rq, 'event'));
+    if (!ev) return this.answer(tx, header(rq, 'event') ? 400 : 489, header(rq, 'event') ? 'Bad Event Header' : 'Bad Event');
+    const pkg = this.packages.get(ev.event);
+    if (!pkg) return this.answer(tx, 489, 'Bad Event');
+    const expires = parseDeltaSeconds(header(rq, 'expires'));
+    if (expires === 'bad') return this.answer(tx, 400, 'Bad Expires');
+    const toTag = rq.to.params['tag'];
+    if (toTag) return this.refresh(tx, toTag, ev.event, ev.id, expires);
+
+    if (rq.contact.length !== 1) return this.answer(tx, 400, rq.contact.length === 0 ? 'Missing Contact' : 'Too Many Contacts');
+    const fromTag = rq.from.params['tag'];
+    if (!fromTag) return this.answer(tx, 400, 'Missing From Tag');
+    const resource = rq.ruri ? aorOf(rq.uri) : undefined;
+    if (!resource) return this.answer(tx, 404, 'Not Found');
+    const watcher = aorOf(rq.from.uri) ?? rq.from.uri;
+    let granted = expires ?? pkg.defaultExpires ?? this.opts.defaultExpires;
+    // RFC 6665 §4.2.1.1: too brief ⇒ 423 with Min-Expires; too long ⇒ shortened.
+    if (granted !== 0 && granted < this.opts.minExpires) return this.answer(tx, 423, 'Interval Too Brief', [['Min-Expires', String(this.opts.minExpires)]]);
+    granted = Math.min(granted, this.opts.maxExpires);
+
+    const localTag = newTag();
+    const key = `${rq.callId}|${localTag}`;
+    const rec: SubscriptionRecord = {
+      key,
+      event: ev.event,
+      eventId: ev.id,
+      resource,
+      watcher,
+      callId: rq.callId,
+      localTag,
+      remoteTag: fromTag,
+      localUri: rq.to.uri,
+      remoteUri: rq.from.uri,
+      remoteTarget: rq.contact[0]!.uri,
+      // RFC 3261 §12.1.1: the UAS's route set is the Record-Route list in order.
+      routeSet: rq.recordRoute.map((r) => `<${r.uri}>${Object.entries(r.params).map(([k, v]) => (v === null ? `;${k}` : `;${k}=${v}`)).join('')}`),
+      localCseq: 0,
+      remoteCseq: rq.cseq.seq,
+      expiresAt: Date.now() + granted * 1000,
+      contentType: '',
+      flow: rq.source,
+      lastTag: undefined,
+      version: 0,
+    };
+    const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
+    const admission = await pkg.admit({ resource, watcher, request: rq, contentType: undefined, changed: () => this.changed(live) });
+    if (!admission.ok) return this.answer(tx, admission.status, admission.reason, admission.headers ?? []);
+    rec.contentType = admission.contentType;
+    live.binding = admission.binding;
+    const okHeaders: HeaderList = [
+      ['Expires', String(granted)],
+      ['Contact', `<${this.stack.contactUri(rq.source.protocol)}>`],
+      ...rq.recordRoute.map((r): [string, string] => ['Record-Route', `<${r.uri}>${Object.entries(r.params).map(([k, v]) => (v === null ? `;${k}` : `;${k}=${v}`)).join('')}`]),
+    ];
+    if (granted === 0) {
+      // A fetch (RFC 6665 §4.4.3): one NOTIFY with the state, then the subscription is over.
+      this.answer(tx, 200, 'OK', okHeaders, localTag);
+      live.terminating = 'timeout';
+      live.gone = true;
+      await this.sendNotify(live);
+      live.binding.close();
+      return;
+    }
+    this.live.set(key, live);
+    this.expiry.set(key, rec.expiresAt);
+    this.answer(tx, 200, 'OK', okHeaders, localTag);
+    // RFC 6665 §4.2.1.1: the notifier MUST send a NOTIFY at once.
+    this.changed(live);
+  }
+
+  private async refresh(tx: ServerTx, toTag: string, event: string, eventId: string | undefined, expires: number | undefined): Promise<void> {
+    const rq = tx.request;
+    const live = this.live.get(`${rq.callId}|${toTag}`);
+    if (!live || live.gone || live.rec.remoteTag !== rq.from.params['tag'] || live.rec.event !== event || live.rec.eventId !== eventId) {
+      return this.answer(tx, 481, 'Subscription Does Not Exist');
+    }
+    const rec = live.rec;
+    // RFC 3261 §12.2.2: a lower CSeq is out of order.
+    if (rq.cseq.seq <= rec.remoteCseq) return this.answer(tx, 500, 'CSeq Out of Order');
+    const pkg = this.packages.get(event)!;
+    let granted = expires ?? pkg.defaultExpires ?? this.opts.defaultExpires;
+    if (granted !== 0 && granted < this.opts.minExpires) return this.answer(tx, 423, 'Interval Too Brief', [['Min-Expires', String(this.opts.minExpires)]]);
+    granted = Math.min(granted, this.opts.maxExpires);
+    rec.remoteCseq = rq.cseq.seq;
+    if (rq.contact[0]) rec.remoteTarget = rq.contact[0].uri; // target refresh (RFC 6665 §4.1.2.1)
+    rec.flow = rq.source;
+    const okHeaders: HeaderList = [['Expires', String(granted)], ['Contact', `<${this.stack.contactUri(rq.source.protocol)}>`]];
+    if (granted === 0) {
+      // Unsubscribe: a final NOTIFY, terminated. The reason is "timeout", as for an expiry: the
+      // subscription's duration has run out because the subscriber set it to zero.
+      this.answer(tx, 200, 'OK', okHeaders);
+      this.terminate(live, 'timeout');
+      return;
+    }
+    rec.expiresAt = Date.now() + granted * 1000;
+    this.expiry.set(rec.key, rec.expiresAt);
+    this.answer(tx, 200, 'OK', okHeaders);
+    // RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current state.
+    this.changed(live, true);
+  }
+
+  // ---- NOTIFY ----------------------------------------------------------------------------------
+
+  /** The content behind a subscription changed: send a NOTIFY, or note that one is due. */
+  private changed(live: Live, force = false): void {
+    if (live.gone && !live.terminating) return;
+    if (live.inFlight) {
+      live.again = true;
+      return;
+    }
+    void this.sendNotify(live, force);
+  }
+
+  /** Ends a subscription with a final NOTIFY (RFC 6665 §4.2.2). */
+  terminate(live: Live, reason: TerminationReason): void {
+    this.live.delete(live.rec.key);
+    this.expiry.delete(live.rec.key);
+    live.terminating = reason;
+    live.gone = true;
+    if (live.inFlight) live.again = true;
+    else void this.sendNotify(live);
+  }
+
+  private async sendNotify(live: Live, force = true): Promise<void> {
+    const rec = live.rec;
+    let content: NotifyContent;
+    try {
+      content = live.binding.content();
+    } catch (e) {
+      this.log.error({ err: (e as Error).message, key: rec.key }, 'event package failed to render');
+      return;
+    }
+    // After a restart, and for changes that render to the same body, an unchanged body needs no NOTIFY.
+    if (!force && !live.terminating && content.tag !== undefined && content.tag === rec.lastTag && rec.localCseq > 0) return;
+    live.inFlight = true;
+    live.again = false;
+    rec.localCseq++;
+    rec.lastTag = content.tag;
+    const final = live.terminating !== undefined;
+    // The CSeq is durable before the NOTIFY leaves: a crash cannot make Herald reuse it.
+    try {
+      if (final) await this.store.delete(rec.key);
+      else await this.store.put(rec.key, { ...rec });
+    } catch {
+      // The store logged it; presence still flows, at the cost of restart safety for this change.
+    }
+    const remaining = Math.max(0, Math.round((rec.expiresAt - Date.now()) / 1000));
+    const subState = final ? `terminated;reason=${live.terminating}` : `${content.state};expires=${remaining}`;
+    const strict = rec.routeSet.length > 0 && !/;lr\b/i.test(rec.routeSet[0]!);
+    const uri = strict ? rec.routeSet[0]!.replace(/^<|>.*$/g, '') : rec.remoteTarget;
+    const route = strict ? [...rec.routeSet.slice(1), `<${rec.remoteTarget}>`] : rec.routeSet;
+    this.notifiesSent++;
+    let res: SipResponse | undefined;
+    try {
+      res = await this.stack.send(
+        {
+          method: 'NOTIFY',
+          uri,
+          callId: rec.callId,
+          from: { display: undefined, uri: rec.localUri, params: { tag: rec.localTag } },
+          to: { display: undefined, uri: rec.remoteUri, params: { tag: rec.remoteTag } },
+          cseq: rec.localCseq,
+          route,
+          contact: `<${this.stack.contactUri(rec.flow.protocol)}>`,
+          headers: [
+            ['Event', rec.eventId ? `${rec.event};id=${rec.eventId}` : rec.event],
+            ['Subscription-State', subState],
+            ...(content.tag ? ([['SIP-ETag', content.tag]] as [string, string][]) : []),
+          ],
+          ...(content.body !== undefined ? { body: content.body, contentType: content.contentType } : {}),
+        },
+        { flow: rec.flow },
+      );
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, key: rec.key }, 'NOTIFY could not be sent');
+    }
+    live.inFlight = false;
+    if (final) {
+      live.binding.close();
+      return;
+    }
+    if (!res || fatalNotifyStatus(res.status)) {
+      // RFC 6665 §4.2.2: a 481, a timeout (or another fatal answer) removes the subscription.
+      this.log.info({ key: rec.key, status: res?.status ?? 'timeout', resource: rec.resource }, 'NOTIFY failed; subscription removed');
+      this.drop(live);
+      return;
+    }
+    if (live.again && !this.stopped) this.changed(live, live.terminating !== undefined);
+  }
+
+  /** Removes a subscription without a NOTIFY. */
+  private drop(live: Live): void {
+    live.gone = true;
+    this.live.delete(live.rec.key);
+    this.expiry.delete(live.rec.key);
+    live.binding.close();
+    void this.store.delete(live.rec.key);
+  }
+
+  /** Ends subscriptions whose time ran out, with `terminated;reason=timeout`. */
+  sweep(now = Date.now()): void {
+    for (const key of this.expiry.due(now)) {
+      const live = this.live.get(key);
+      if (!live) continue;
+      if (live.rec.expiresAt > now) {
+        this.expiry.set(key, live.rec.expiresAt);
+        continue;
+      }
+      this.terminate(live, 'timeout');
+    }
+  }
+
+  // ---- restart ---------------------------------------------------------------------------------
+
+  /**
+   * Restores persisted subscriptions: expired ones are deleted (their subscribers already consider them
+   * over), the others are bound to their packages again and get a NOTIFY only if their state changed.
+   */
+  async restore(now = Date.now()): Promise<{ restored: number; expired: number }> {
+    let restored = 0;
+    let expired = 0;
+    for (const [key, rec] of await this.store.all()) {
+      if (rec.expiresAt <= now) {
+        expired++;
+        void this.store.delete(key);
+        continue;
+      }
+      const pkg = this.packages.get(rec.event);
+      if (!pkg) {
+        void this.store.delete(key);
+        continue;
+      }
+      const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
+      const admission = await pkg.admit({ resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, changed: () => this.changed(live) });
+      if (!admission.ok) {
+        live.binding = { content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }), close: () => undefined };
+        this.terminate(live, 'noresource');
+        continue;
+      }
+      live.binding = admission.binding;
+      this.live.set(key, live);
+      this.expiry.set(key, rec.expiresAt);
+      restored++;
+      this.changed(live);
+    }
+    return { restored, expired };
+  }
+
+  /** Stops sending; subscriptions stay in the store for the next start (SIGTERM is not an unsubscribe). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const l of this.live.values()) l.binding.close();
+    this.live.clear();
+  }
+}

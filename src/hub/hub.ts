@@ -1,0 +1,65 @@
+// The presence hub: routes a resource to the provider that knows it, keeps one upstream watch per
+// resource however many watchers it has, and fans every change out to them.
+import type { Listener, Provider, ProviderWatch, Watch } from './types.js';
+import { PresenceSnapshot } from './types.js';
+
+interface Entry {
+  upstream: ProviderWatch | undefined;
+  listeners: Set<Listener>;
+  snapshot: PresenceSnapshot | undefined;
+  version: number;
+}
+
+export class NoProviderError extends Error {}
+
+export class Hub {
+  private readonly providers: Provider[] = [];
+  private readonly entries = new Map<string, Entry>();
+
+  /** Providers are asked in registration order; the first that handles a resource owns it. */
+  register(provider: Provider): void {
+    this.providers.push(provider);
+  }
+
+  providerFor(resource: string): Provider | undefined {
+    return this.providers.find((p) => p.handles(resource));
+  }
+
+  /** Watches a resource. Throws NoProviderError when no provider handles it. */
+  watch(resource: string, listener: Listener): Watch {
+    let entry = this.entries.get(resource);
+    if (!entry) {
+      const provider = this.providerFor(resource);
+      if (!provider) throw new NoProviderError(`no provider for ${resource}`);
+      const e: Entry = { upstream: undefined, listeners: new Set(), snapshot: undefined, version: 0 };
+      entry = e;
+      this.entries.set(resource, e);
+      e.upstream = provider.watch(resource, (state) => {
+        e.snapshot = new PresenceSnapshot(resource, state.document, e.version++, state.exists ?? true);
+        for (const l of e.listeners) l(e.snapshot);
+      });
+    }
+    const e = entry;
+    e.listeners.add(listener);
+    return {
+      current: () => e.snapshot,
+      stop: () => {
+        if (!e.listeners.delete(listener) || e.listeners.size > 0) return;
+        e.upstream?.stop();
+        this.entries.delete(resource);
+      },
+    };
+  }
+
+  /** The current snapshot of a watched resource, if any watcher holds it. */
+  peek(resource: string): PresenceSnapshot | undefined {
+    return this.entries.get(resource)?.snapshot;
+  }
+
+  /** Observable cost: upstream watches (one per resource) and watchers behind them. */
+  stats(): { resources: number; watchers: number } {
+    let watchers = 0;
+    for (const e of this.entries.values()) watchers += e.listeners.size;
+    return { resources: this.entries.size, watchers };
+  }
+}

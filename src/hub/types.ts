@@ -1,0 +1,73 @@
+// The hub's vocabulary (ARCHITECTURE.md): a resource is a URI whose presence can be watched; a
+// provider knows the state of some resources; the hub routes a watch to the provider and fans state out.
+// Nothing here knows SIP or XMPP.
+import { createHash } from 'node:crypto';
+import type { PidfDocument } from '../formats/pidf.js';
+
+/** A serialized body and its entity tag (RFC 5839 §6.1: changes whenever the body changes). */
+export interface Rendered {
+  body: string;
+  tag: string;
+}
+
+export function entityTag(body: string): string {
+  return createHash('sha1').update(body).digest('base64url').slice(0, 16);
+}
+
+/**
+ * One state of a resource, shared by every watcher of it. Immutable; `render` memoizes serialized
+ * bodies per view so that a change is serialized once per distinct view, not once per watcher.
+ */
+export class PresenceSnapshot {
+  private readonly rendered = new Map<string, Rendered>();
+
+  constructor(
+    readonly resource: string,
+    /** The composed presence document, or undefined when the provider has none (nobody published). */
+    readonly document: PidfDocument | undefined,
+    /** Increases by one with every change of this resource seen by the hub. */
+    readonly version: number,
+    /** Whether the provider considers the resource to exist at all (false: 404/noresource). */
+    readonly exists = true,
+  ) {}
+
+  /** The body for a view (e.g. a content type plus a policy), rendered at most once per snapshot. */
+  render(view: string, fn: (doc: PidfDocument | undefined) => string): Rendered {
+    let r = this.rendered.get(view);
+    if (r === undefined) {
+      const body = fn(this.document);
+      r = { body, tag: entityTag(body) };
+      this.rendered.set(view, r);
+    }
+    return r;
+  }
+}
+
+/** What a provider reports: the document (undefined: nothing known) and whether the resource exists. */
+export interface ProviderState {
+  document: PidfDocument | undefined;
+  exists?: boolean;
+}
+
+export interface ProviderWatch {
+  stop(): void;
+}
+
+export interface Provider {
+  readonly name: string;
+  /** Whether this provider is responsible for the resource. */
+  handles(resource: string): boolean;
+  /**
+   * Begins watching a resource. The provider calls `update` with the current state (synchronously
+   * when it knows it) and again on every change, until stop().
+   */
+  watch(resource: string, update: (state: ProviderState) => void): ProviderWatch;
+}
+
+export type Listener = (snapshot: PresenceSnapshot) => void;
+
+export interface Watch {
+  /** The latest snapshot (undefined until the provider first reports). */
+  current(): PresenceSnapshot | undefined;
+  stop(): void;
+}

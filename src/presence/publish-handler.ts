@@ -1,0 +1,74 @@
+// SIP PUBLISH (RFC 3903) to PublishOps: the request checks of §6 in the order the RFC gives them,
+// each with its own answer, then the ESC (pa.ts) does the ETag work.
+import { CT, mediaType } from '../formats/content-types.js';
+import { PidfError, parsePidf, type PidfDocument } from '../formats/pidf.js';
+import { toReasonPhrase } from '../formats/xml.js';
+import { aorOf } from '../sip/codec.js';
+import { header, type HeaderList } from '../sip/message.js';
+import type { ServerTx } from '../sip/stack.js';
+import { parseDeltaSeconds, parseEventHeader } from '../events/subscription.js';
+import type { PresenceAgent, PublishOp } from './pa.js';
+
+export interface PublishOptions {
+  minExpires: number;
+  defaultExpires: number;
+  maxExpires: number;
+  maxDocumentBytes: number;
+  maxXmlDepth: number;
+  commonHeaders: () => HeaderList;
+  /** Whether the publisher may publish for the presentity (authentication arrives in a later issue). */
+  mayPublish?: (tx: ServerTx, presentity: string) => boolean;
+}
+
+export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishOptions): Promise<void> {
+  const rq = tx.request;
+  const answer = (status: number, reason: string, extra: HeaderList = []) => tx.respond({ status, reason, headers: [...o.commonHeaders(), ...extra] });
+
+  // §6 step 1: the Request-URI names a presentity this ESC is responsible for.
+  const presentity = rq.ruri ? aorOf(rq.uri) : undefined;
+  if (!presentity || !pa.handles(presentity)) return answer(404, 'Not Found');
+  // §6 step 2: the event package.
+  const ev = parseEventHeader(header(rq, 'event'));
+  if (!ev || ev.event !== 'presence') return answer(489, 'Bad Event');
+  if (o.mayPublish && !o.mayPublish(tx, presentity)) return answer(403, 'Forbidden');
+  const ifMatch = header(rq, 'sip-if-match')?.trim();
+  // §6 step 3 / §5: Expires bounds.
+  const e = parseDeltaSeconds(header(rq, 'expires'));
+  if (e === 'bad') return answer(400, 'Bad Expires');
+  let expires = e ?? o.defaultExpires;
+  if (expires !== 0 && expires < o.minExpires) return answer(423, 'Interval Too Brief', [['Min-Expires', String(o.minExpires)]]);
+  expires = Math.min(expires, o.maxExpires);
+
+  let document: PidfDocument | undefined;
+  if (rq.bodyBytes > 0) {
+    const type = mediaType(header(rq, 'content-type'));
+    if (type !== CT.PIDF) return answer(415, 'Unsupported Media Type', [['Accept', CT.PIDF]]);
+    if (rq.bodyBytes > o.maxDocumentBytes) return answer(413, 'Request Entity Too Large');
+    try {
+      document = parsePidf(rq.body, { maxBytes: o.maxDocumentBytes, maxDepth: o.maxXmlDepth });
+    } catch (err) {
+      if (err instanceof PidfError) return answer(400, toReasonPhrase(err.message));
+      throw err;
+    }
+  }
+
+  let op: PublishOp;
+  if (!ifMatch) {
+    if (!document) return answer(400, 'Initial PUBLISH Without Body');
+    if (expires === 0) return answer(400, 'Initial PUBLISH With Expires 0');
+    op = { kind: 'initial', presentity, document, body: rq.body, expires };
+  } else if (expires === 0) {
+    // §4.5: removal carries no body; one that does is still a removal (the body is ignored).
+    op = { kind: 'remove', presentity, etag: ifMatch };
+  } else if (document) {
+    op = { kind: 'modify', presentity, etag: ifMatch, document, body: rq.body, expires };
+  } else {
+    op = { kind: 'refresh', presentity, etag: ifMatch, expires };
+  }
+  const result = await pa.publish(op);
+  if (!result.ok) return answer(412, 'Conditional Request Failed');
+  answer(200, 'OK', [
+    ['SIP-ETag', result.etag],
+    ['Expires', String(result.expires)],
+  ]);
+}

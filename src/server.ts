@@ -1,0 +1,126 @@
+// Wiring: config → store, SIP stack, hub, providers, front ends. The only place that knows them all.
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.js';
+import { parseListen } from './config/schema.js';
+import { CT } from './formats/content-types.js';
+import { Hub } from './hub/hub.js';
+import { Notifier } from './events/notifier.js';
+import type { SubscriptionRecord } from './events/subscription.js';
+import { PresenceAgent, type PublicationRecord } from './presence/pa.js';
+import { PresencePackage } from './presence/presence-package.js';
+import { handlePublish } from './presence/publish-handler.js';
+import { allowAll, type Authorizer } from './policy/authorizer.js';
+import { Dispatcher } from './sip/dispatch.js';
+import type { HeaderList } from './sip/message.js';
+import { SipStack } from './sip/stack.js';
+import { Store } from './store/store.js';
+import { aorOf } from './sip/codec.js';
+
+export interface Herald {
+  readonly config: Config;
+  readonly stack: SipStack;
+  readonly hub: Hub;
+  readonly pa: PresenceAgent;
+  readonly notifier: Notifier;
+  readonly store: Store;
+  /** Listening addresses as "proto:addr:port". */
+  readonly addresses: string[];
+  stop(): Promise<void>;
+}
+
+export interface HeraldOptions {
+  log: Logger;
+  authorizer?: Authorizer;
+}
+
+export async function startHerald(config: Config, opts: HeraldOptions): Promise<Herald> {
+  const log = opts.log;
+  const store = Store.open(config.store.url, log);
+  const stack = new SipStack({
+    listen: config.sip.listen.map(parseListen),
+    tlsCert: config.sip.tls_cert,
+    tlsKey: config.sip.tls_key,
+    maxMessageBytes: config.sip.max_message_bytes,
+    publicHost: config.sip.public_host,
+    log,
+  });
+  const hub = new Hub();
+  const pa = new PresenceAgent(config.sip.domains, store.collection<PublicationRecord>('publication'), log);
+  hub.register(pa);
+
+  let dispatcher: Dispatcher | undefined;
+  let notifier: Notifier | undefined;
+  const common = (): HeaderList => [
+    ['Allow', (dispatcher?.methods ?? []).join(', ')],
+    ['Allow-Events', (notifier?.events ?? []).join(', ')],
+    ['Accept', [CT.PIDF, CT.XPIDF, CT.CPIM_PIDF].join(', ')],
+  ];
+  notifier = new Notifier(
+    stack,
+    store.collection<SubscriptionRecord>('subscription'),
+    {
+      minExpires: config.presence.subscribe_min_expires,
+      defaultExpires: config.presence.subscribe_default_expires,
+      maxExpires: config.presence.subscribe_max_expires,
+      commonHeaders: common,
+    },
+    log,
+  );
+  notifier.register(new PresencePackage(hub, pa, opts.authorizer ?? allowAll, { unknownPresentity: config.presence.unknown_presentity }));
+
+  dispatcher = new Dispatcher(common, (e, tx) => {
+    log.error({ err: e, method: tx.request.method, callId: tx.request.callId }, 'handler failed');
+    tx.respond({ status: 500, reason: 'Server Internal Error' });
+  });
+  const n = notifier;
+  dispatcher.on('SUBSCRIBE', (tx) => n.handleSubscribe(tx));
+  dispatcher.on('PUBLISH', (tx) =>
+    handlePublish(tx, pa, {
+      minExpires: config.presence.publish_min_expires,
+      defaultExpires: config.presence.publish_default_expires,
+      maxExpires: config.presence.publish_max_expires,
+      maxDocumentBytes: config.presence.max_document_bytes,
+      maxXmlDepth: config.presence.max_xml_depth,
+      commonHeaders: common,
+    }),
+  );
+  // NOTIFY arrives only in dialogs of upstream subscriptions (the SIP gateway, a later issue).
+  dispatcher.on('NOTIFY', (tx) => tx.respond({ status: 481, reason: 'Subscription Does Not Exist', headers: common() }));
+  dispatcher.on('OPTIONS', (tx) => {
+    // Monitors and proxies ping Herald's domains and addresses: 200 with what it supports.
+    const host = tx.request.ruri?.host;
+    const user = aorOf(tx.request.uri);
+    const ours = !host || !user || config.sip.domains.includes(host);
+    tx.respond({ status: ours ? 200 : 404, reason: ours ? 'OK' : 'Not Found', headers: [...common(), ['Supported', '']] });
+  });
+  const d = dispatcher;
+  stack.onRequest = (tx) => d.dispatch(tx);
+
+  const pubs = await pa.restore();
+  const subs = await notifier.restore();
+  await stack.start();
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    pa.sweep(now);
+    n.sweep(now);
+  }, 1000);
+  sweeper.unref();
+  const addresses = stack.listening.map((l) => `${l.transport}:${l.address}:${l.port}`);
+  log.info({ listen: addresses, domains: config.sip.domains, store: config.store.url, publications: pubs, subscriptions: subs }, `Herald listening on ${addresses.join(' ')}`);
+
+  return {
+    config,
+    stack,
+    hub,
+    pa,
+    notifier: n,
+    store,
+    addresses,
+    async stop() {
+      clearInterval(sweeper);
+      await n.stop();
+      await stack.stop();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,226 @@
+// Bytes <-> typed SIP messages. Parsing of the header section is the `sip` package's (sip.parse); this
+// module adds what it lacks for hostile input: bounded sizes, Content-Length checks per RFC 3261 §18.3,
+// mandatory-header checks that yield a 400 instead of a silent drop, UTF-8 bodies (sip.js keeps bodies
+// as latin1 strings and would count characters, not bytes), and serialization of Herald's own messages.
+import sip, { type RawMessage, type RawNameAddr, type RawUri, type RawVia } from 'sip';
+import type { CSeq, Flow, HeaderList, NameAddr, Params, SipRequest, SipResponse, SipUri, Via } from './message.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The outcome of decoding one message. A 'bad' with `answer` is answered statelessly. */
+export type Decoded =
+  | { kind: 'request'; request: SipRequest }
+  | { kind: 'response'; response: SipResponse }
+  | { kind: 'bad'; why: string; answer?: { status: number; reason: string; to: RawMessage } };
+
+const MANDATORY = ['via', 'call-id', 'from', 'to', 'cseq'] as const;
+
+function uriText(u: string | RawUri | undefined): string {
+  if (u === undefined) return '';
+  return typeof u === 'string' ? u : sip.stringifyUri(u);
+}
+
+function nameAddr(raw: RawNameAddr): NameAddr {
+  return { display: raw.name || undefined, uri: uriText(raw.uri).trim(), params: { ...raw.params } };
+}
+
+function nameAddrList(raw: unknown): NameAddr[] {
+  if (!Array.isArray(raw)) return [];
+  return (raw as RawNameAddr[]).filter((x) => x && x.uri !== undefined).map(nameAddr);
+}
+
+export function parseSipUri(s: string): SipUri | undefined {
+  const u = sip.parseUri(s);
+  if (!u || !u.host) return undefined;
+  return {
+    scheme: (u.schema ?? 'sip').toLowerCase(),
+    user: u.user,
+    host: u.host.toLowerCase(),
+    port: u.port && Number.isFinite(u.port) ? u.port : undefined,
+    params: { ...u.params },
+  };
+}
+
+/** The address-of-record of a URI: scheme, user and host, lower-cased host, no params (RFC 3261 §10.3). */
+export function aorOf(uri: string): string | undefined {
+  const u = parseSipUri(uri);
+  if (!u || !u.user) return undefined;
+  return `${u.scheme === 'sips' ? 'sip' : u.scheme}:${u.user}@${u.host}`;
+}
+
+function otherHeaders(raw: RawMessage): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, value] of Object.entries(raw.headers)) {
+    if (typeof value === 'string') out.set(name, value);
+  }
+  return out;
+}
+
+/** Decode one whole message: `head` is the header section (without the blank line), `body` the body bytes. */
+export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
+  const raw = sip.parse(head.toString('latin1') + '\r\n\r\n');
+  if (!raw) return { kind: 'bad', why: 'unparseable start line or header' };
+  const h = raw.headers;
+  const isRequest = raw.method !== undefined;
+  // sip.js swallows exceptions of its header parsers and leaves the header out; a header that is
+  // present in the text but missing here was malformed.
+  const missing = MANDATORY.filter((name) => {
+    const v = h[name];
+    return v === undefined || (Array.isArray(v) && v.length === 0);
+  });
+  const viaOk = Array.isArray(h.via) && h.via.length > 0;
+  if (missing.length > 0) {
+    const why = `Missing or malformed ${missing.map(headerDisplayName).join(', ')}`;
+    if (!isRequest || !viaOk || raw.method === 'ACK') return { kind: 'bad', why };
+    return { kind: 'bad', why, answer: { status: 400, reason: why, to: raw } };
+  }
+  const cseq = h.cseq as CSeq;
+  if (!Number.isInteger(cseq.seq) || cseq.seq < 0 || cseq.seq >= 2 ** 31) {
+    const why = 'Bad CSeq number';
+    return isRequest && raw.method !== 'ACK' ? { kind: 'bad', why, answer: { status: 400, reason: why, to: raw } } : { kind: 'bad', why };
+  }
+  if (isRequest && cseq.method !== raw.method) {
+    const why = 'CSeq method does not match request method';
+    return raw.method === 'ACK' ? { kind: 'bad', why } : { kind: 'bad', why, answer: { status: 400, reason: why, to: raw } };
+  }
+  let text = '';
+  if (body.length > 0) {
+    try {
+      text = utf8.decode(body);
+    } catch {
+      const why = 'Body is not valid UTF-8';
+      return isRequest && raw.method !== 'ACK' ? { kind: 'bad', why, answer: { status: 400, reason: why, to: raw } } : { kind: 'bad', why };
+    }
+  }
+  const common = {
+    callId: String(h['call-id']),
+    from: nameAddr(h.from!),
+    to: nameAddr(h.to!),
+    cseq,
+    via: (h.via as RawVia[]).map((v): Via => ({ protocol: v.protocol, host: v.host, port: v.port, params: { ...v.params } })),
+    headers: otherHeaders(raw),
+    body: text,
+    bodyBytes: body.length,
+  };
+  if (isRequest) {
+    const uri = uriText(raw.uri);
+    return {
+      kind: 'request',
+      request: {
+        ...common,
+        method: raw.method!,
+        uri,
+        ruri: parseSipUri(uri),
+        contact: h.contact === '*' ? [] : nameAddrList(h.contact),
+        recordRoute: nameAddrList(h['record-route']),
+        route: nameAddrList(h.route),
+        source: flow,
+      },
+    };
+  }
+  return {
+    kind: 'response',
+    response: {
+      ...common,
+      status: raw.status!,
+      reason: raw.reason ?? '',
+      contact: h.contact === '*' ? [] : nameAddrList(h.contact),
+      recordRoute: nameAddrList(h['record-route']),
+    },
+  };
+}
+
+function headerDisplayName(n: string): string {
+  return n === 'call-id' ? 'Call-ID' : n === 'cseq' ? 'CSeq' : n.replace(/\b[a-z]/g, (c) => c.toUpperCase());
+}
+
+// ---- serialization -------------------------------------------------------------------------------
+
+export function formatParams(p: Params): string {
+  let s = '';
+  for (const k of Object.keys(p)) {
+    const v = p[k];
+    s += v === null || v === undefined ? `;${k}` : `;${k}=${v}`;
+  }
+  return s;
+}
+
+export function formatNameAddr(na: NameAddr): string {
+  const display = na.display ? `${na.display} ` : '';
+  return `${display}<${na.uri}>${formatParams(na.params)}`;
+}
+
+export function formatVia(v: Via): string {
+  return `SIP/2.0/${v.protocol.toUpperCase()} ${v.host}${v.port ? `:${v.port}` : ''}${formatParams(v.params)}`;
+}
+
+function bodyPart(body: string | undefined): { bytes: Buffer | undefined; length: number } {
+  if (!body) return { bytes: undefined, length: 0 };
+  const bytes = Buffer.from(body, 'utf8');
+  return { bytes, length: bytes.length };
+}
+
+function finish(lines: string[], body: string | undefined, contentType: string | undefined): Buffer {
+  const b = bodyPart(body);
+  if (b.bytes && contentType) lines.push(`Content-Type: ${contentType}`);
+  lines.push(`Content-Length: ${b.length}`, '', '');
+  const head = Buffer.from(lines.join('\r\n'), 'utf8');
+  return b.bytes ? Buffer.concat([head, b.bytes]) : head;
+}
+
+export interface ResponseSpec {
+  status: number;
+  reason: string;
+  /** The To tag to add when the request's To has none (dialog-creating or any final response). */
+  toTag?: string;
+  headers?: HeaderList;
+  body?: string;
+  contentType?: string;
+}
+
+/** A response to a typed request (RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq copied). */
+export function encodeResponse(rq: SipRequest, spec: ResponseSpec): Buffer {
+  const to = rq.to.params['tag'] || !spec.toTag ? rq.to : { ...rq.to, params: { ...rq.to.params, tag: spec.toTag } };
+  const lines = [`SIP/2.0 ${spec.status} ${spec.reason}`];
+  for (const v of rq.via) lines.push(`Via: ${formatVia(v)}`);
+  lines.push(`From: ${formatNameAddr(rq.from)}`, `To: ${formatNameAddr(to)}`, `Call-ID: ${rq.callId}`, `CSeq: ${rq.cseq.seq} ${rq.cseq.method}`);
+  for (const [n, v] of spec.headers ?? []) lines.push(`${n}: ${v}`);
+  return finish(lines, spec.body, spec.contentType);
+}
+
+/** A stateless answer to a message the codec could read only in part (a 400 for a missing header). */
+export function encodeRawResponse(raw: RawMessage, status: number, reason: string): Buffer {
+  const h = raw.headers;
+  const lines = [`SIP/2.0 ${status} ${reason}`];
+  for (const v of h.via ?? []) lines.push(`Via: ${formatVia({ protocol: v.protocol, host: v.host, port: v.port, params: v.params })}`);
+  if (h.from) lines.push(`From: ${formatNameAddr(nameAddr(h.from))}`);
+  if (h.to) lines.push(`To: ${formatNameAddr(nameAddr(h.to))}`);
+  if (h['call-id']) lines.push(`Call-ID: ${String(h['call-id'])}`);
+  if (h.cseq && typeof h.cseq === 'object') lines.push(`CSeq: ${h.cseq.seq} ${h.cseq.method}`);
+  return finish(lines, undefined, undefined);
+}
+
+export interface RequestSpec {
+  method: string;
+  uri: string;
+  via: Via;
+  from: NameAddr;
+  to: NameAddr;
+  callId: string;
+  cseq: number;
+  maxForwards?: number;
+  route?: readonly string[];
+  contact?: string;
+  headers?: HeaderList;
+  body?: string;
+  contentType?: string;
+}
+
+export function encodeRequest(r: RequestSpec): Buffer {
+  const lines = [`${r.method} ${r.uri} SIP/2.0`, `Via: ${formatVia(r.via)}`, `Max-Forwards: ${r.maxForwards ?? 70}`];
+  if (r.route && r.route.length > 0) lines.push(`Route: ${r.route.join(', ')}`);
+  lines.push(`From: ${formatNameAddr(r.from)}`, `To: ${formatNameAddr(r.to)}`, `Call-ID: ${r.callId}`, `CSeq: ${r.cseq} ${r.method}`);
+  if (r.contact) lines.push(`Contact: ${r.contact}`);
+  for (const [n, v] of r.headers ?? []) lines.push(`${n}: ${v}`);
+  return finish(lines, r.body, r.contentType);
+}

@@ -1,0 +1,100 @@
+// Herald's typed SIP messages. Network input is parsed once (src/sip/codec.ts) into these values;
+// nothing past the SIP layer touches the `sip` package's untyped objects.
+
+export type Protocol = 'UDP' | 'TCP' | 'TLS' | 'WS';
+
+/** Where a message came from or goes to: a transport 5-tuple as far as Herald can name it. */
+export interface Flow {
+  protocol: Protocol;
+  address: string;
+  port: number;
+  /** Which of Herald's listeners it arrived on (for connection-oriented replies). */
+  localPort?: number;
+}
+
+export type Params = Record<string, string | null>;
+
+export interface SipUri {
+  scheme: string;
+  user: string | undefined;
+  host: string;
+  port: number | undefined;
+  params: Params;
+}
+
+export interface NameAddr {
+  display: string | undefined;
+  /** The URI exactly as sent (for echoing and dialog matching). */
+  uri: string;
+  params: Params;
+}
+
+export interface Via {
+  protocol: string;
+  host: string;
+  port: number | undefined;
+  params: Params;
+}
+
+export interface CSeq {
+  seq: number;
+  method: string;
+}
+
+interface MessageCommon {
+  callId: string;
+  from: NameAddr;
+  to: NameAddr;
+  cseq: CSeq;
+  via: Via[];
+  /** Every other header, by lower-case full name; several instances joined with ", ". */
+  headers: ReadonlyMap<string, string>;
+  /** The body decoded as UTF-8 ('' if none). */
+  body: string;
+  /** The body's size in bytes on the wire. */
+  bodyBytes: number;
+}
+
+export interface SipRequest extends MessageCommon {
+  method: string;
+  uri: string;
+  /** The Request-URI parsed, undefined when it is not a sip/sips URI Herald can read. */
+  ruri: SipUri | undefined;
+  contact: NameAddr[];
+  recordRoute: NameAddr[];
+  route: NameAddr[];
+  source: Flow;
+}
+
+export interface SipResponse extends MessageCommon {
+  status: number;
+  reason: string;
+  contact: NameAddr[];
+  recordRoute: NameAddr[];
+}
+
+/** A header to put on an outgoing message; values are written as given. */
+export type HeaderList = ReadonlyArray<readonly [name: string, value: string]>;
+
+export interface OutgoingRequest {
+  method: string;
+  uri: string;
+  callId: string;
+  from: NameAddr;
+  to: NameAddr;
+  cseq: number;
+  route?: readonly string[];
+  contact?: string;
+  headers?: HeaderList;
+  body?: string;
+  contentType?: string;
+}
+
+export function header(m: { headers: ReadonlyMap<string, string> }, name: string): string | undefined {
+  return m.headers.get(name.toLowerCase());
+}
+
+export function tagOf(na: NameAddr): string | undefined {
+  const t = na.params['tag'];
+  return t ?? undefined;
+}

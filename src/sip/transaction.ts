@@ -1,0 +1,156 @@
+// Non-INVITE transactions (RFC 3261 §17.1.2 and §17.2.2); Herald's methods are all non-INVITE.
+//
+// Why not the `sip` package's transaction layer: its Timer E doubles without the T2 cap, Timer J and
+// Timer K run their full unreliable-transport length over TCP too (holding every response for 32 s),
+// one setTimeout per server transaction, and branches carry only 20 bits of randomness. Here server
+// transactions live in a FIFO (they all have the same lifetime) swept once a second.
+import { randomBytes } from 'node:crypto';
+import type { SipRequest } from './message.js';
+
+export const T1 = 500;
+export const T2 = 4000;
+export const T4 = 5000;
+const TIMER_J_UNRELIABLE = 64 * T1;
+
+let branchCounter = 0;
+const branchPrefix = `z9hG4bK${randomBytes(6).toString('hex')}`;
+
+/** A branch unique across this process and (by its random prefix) across restarts (RFC 3261 §8.1.1.7). */
+export function newBranch(): string {
+  branchCounter = (branchCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${branchPrefix}.${branchCounter.toString(36)}`;
+}
+
+/** RFC 3261 §17.2.3: branch + sent-by + method identify a server transaction. */
+export function serverKey(rq: SipRequest): string | undefined {
+  const top = rq.via[0];
+  const branch = top?.params['branch'];
+  if (!top || !branch || !branch.startsWith('z9hG4bK')) {
+    // RFC 2543 peers: fall back to the §17.2.3 tuple (From tag, Call-ID, CSeq, top Via).
+    return top ? `${rq.from.params['tag'] ?? ''}|${rq.callId}|${rq.cseq.seq}|${top.host}:${top.port ?? ''}|${rq.method}` : undefined;
+  }
+  const method = rq.method === 'ACK' ? 'INVITE' : rq.method;
+  return `${branch}|${top.host}:${top.port ?? ''}|${method}`;
+}
+
+interface ServerEntry {
+  /** The last response sent, or undefined while the TU has not answered (Trying). */
+  response: Buffer | undefined;
+  final: boolean;
+  resend: (data: Buffer) => void;
+}
+
+/** Server transactions: absorb retransmissions and replay the last response. */
+export class ServerTransactions {
+  private readonly live = new Map<string, ServerEntry>();
+  private readonly expiry: { key: string; at: number }[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Returns true when the request is a retransmission (already handled; the caller must drop it). */
+  absorb(key: string): boolean {
+    const e = this.live.get(key);
+    if (!e) return false;
+    if (e.response) e.resend(e.response);
+    return true;
+  }
+
+  open(key: string, resend: (data: Buffer) => void): void {
+    this.live.set(key, { response: undefined, final: false, resend });
+  }
+
+  /** Records a response; a final one starts Timer J (0 for reliable transports). */
+  respond(key: string, data: Buffer, final: boolean, reliable: boolean, now: number): void {
+    const e = this.live.get(key);
+    if (!e || e.final) return;
+    e.response = data;
+    e.final = final;
+    if (!final) return;
+    if (reliable) this.live.delete(key);
+    else this.expiry.push({ key, at: now + TIMER_J_UNRELIABLE });
+  }
+
+  sweep(now: number): void {
+    while (this.head < this.expiry.length && this.expiry[this.head]!.at <= now) {
+      this.live.delete(this.expiry[this.head]!.key);
+      this.head++;
+    }
+    if (this.head > 4096 && this.head * 2 > this.expiry.length) {
+      this.expiry.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  clear(): void {
+    this.live.clear();
+    this.expiry.length = 0;
+    this.head = 0;
+  }
+}
+
+export type ClientOutcome = { kind: 'response'; status: number } | { kind: 'timeout' };
+
+interface ClientEntry {
+  onFinal: (r: unknown) => void;
+  timerE: NodeJS.Timeout | undefined;
+  timerF: NodeJS.Timeout;
+  done: boolean;
+}
+
+/** Client transactions: retransmit over UDP (Timer E), time out (Timer F), match responses by branch. */
+export class ClientTransactions<R> {
+  private readonly live = new Map<string, ClientEntry>();
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  start(key: string, send: () => void, reliable: boolean, onFinal: (r: R | undefined) => void): void {
+    send();
+    let interval = T1;
+    const entry: ClientEntry = {
+      onFinal: onFinal as (r: unknown) => void,
+      timerE: undefined,
+      timerF: setTimeout(() => this.finish(key, undefined), 64 * T1),
+      done: false,
+    };
+    if (!reliable) {
+      const retransmit = () => {
+        send();
+        interval = Math.min(interval * 2, T2);
+        entry.timerE = setTimeout(retransmit, interval);
+      };
+      entry.timerE = setTimeout(retransmit, interval);
+    }
+    this.live.set(key, entry);
+  }
+
+  /** A provisional response: keep retransmitting at T2 (Proceeding). */
+  provisional(key: string): void {
+    const e = this.live.get(key);
+    if (e?.timerE) {
+      clearTimeout(e.timerE);
+      e.timerE = undefined;
+    }
+  }
+
+  /** Returns false when no transaction matched (stray response, dropped by the caller). */
+  finish(key: string, response: R | undefined): boolean {
+    const e = this.live.get(key);
+    if (!e) return false;
+    this.live.delete(key);
+    if (e.timerE) clearTimeout(e.timerE);
+    clearTimeout(e.timerF);
+    // Completed state (Timer K) only absorbs retransmitted responses; a stray one finds no entry and
+    // is dropped, which is the same outcome, so no entry is kept.
+    e.onFinal(response);
+    return true;
+  }
+
+  clear(): void {
+    for (const [k] of this.live) this.finish(k, undefined);
+  }
+}

@@ -1,0 +1,323 @@
+// SIP transports: UDP, TCP, TLS and WebSocket (RFC 7118) listeners and the connections they hold.
+//
+// Why not the `sip` package's transports: they (a) stay in the body-reading state forever when a
+// stream message has a non-numeric Content-Length, buffering without bound; (b) print to the console
+// on a flood; (c) send WebSocket frames as UTF-8 re-encodings of latin1 strings, corrupting any
+// non-ASCII body; (d) give no way to answer a malformed message with 400/413. The framing below is
+// RFC 3261 §18.3 and RFC 5626 §4.4.1 (CRLF keep-alives); parsing is still sip.parse (codec.ts).
+import dgram from 'node:dgram';
+import net from 'node:net';
+import tls from 'node:tls';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from 'pino';
+import type { Flow, Protocol } from './message.js';
+import type { ListenAddress } from '../config/schema.js';
+
+export interface InboundMessage {
+  head: Buffer;
+  body: Buffer;
+  flow: Flow;
+  /** Set when the message broke a size rule: the stack answers it (if it can) and drops it. */
+  tooLarge?: boolean;
+  /** Set when framing failed (e.g. Content-Length missing on a stream): answered 400 if possible. */
+  framingError?: string;
+}
+
+export type InboundHandler = (m: InboundMessage) => void;
+
+export interface TransportOptions {
+  listen: ListenAddress[];
+  tlsCert?: string;
+  tlsKey?: string;
+  maxMessageBytes: number;
+}
+
+interface Connection {
+  protocol: Protocol;
+  send(data: Buffer): void;
+  close(): void;
+}
+
+const HEADER_END = Buffer.from('\r\n\r\n');
+const CRLF = Buffer.from('\r\n');
+const contentLengthRe = /^(?:content-length|l)[ \t]*:[ \t]*(.*?)[ \t]*$/im;
+/** A connection holding a partial message longer than this is closed (slow-loris). */
+const PARTIAL_MESSAGE_TIMEOUT_MS = 30_000;
+
+function flowKey(protocol: Protocol, address: string, port: number): string {
+  return `${protocol}|${address}|${port}`;
+}
+
+/** Splits one datagram (or WebSocket message) into head and body per RFC 3261 §18.3. */
+export function splitDatagram(data: Buffer, flow: Flow, max: number): InboundMessage | undefined {
+  let start = 0;
+  while (start + 1 < data.length && data[start] === 13 && data[start + 1] === 10) start += 2; // leading CRLFs
+  const end = data.indexOf(HEADER_END, start);
+  if (end < 0) return undefined;
+  const head = data.subarray(start, end);
+  let body = data.subarray(end + 4);
+  if (data.length > max) return { head, body: Buffer.alloc(0), flow, tooLarge: true };
+  const m = contentLengthRe.exec(head.toString('latin1'));
+  if (m) {
+    const n = /^\d+$/.test(m[1]!) ? Number(m[1]) : NaN;
+    if (!Number.isFinite(n)) return { head, body: Buffer.alloc(0), flow, framingError: 'Bad Content-Length' };
+    if (n > body.length) return { head, body: Buffer.alloc(0), flow, framingError: 'Body shorter than Content-Length' };
+    body = body.subarray(0, n);
+  }
+  return { head, body, flow };
+}
+
+/** Incremental framing of a byte stream into SIP messages (TCP and TLS). */
+export class StreamFramer {
+  private buf: Buffer = Buffer.alloc(0);
+  private need = -1; // body bytes still awaited for `pendingHead`, -1 when reading headers
+  private pendingHead: Buffer | undefined;
+
+  constructor(
+    private readonly flow: Flow,
+    private readonly max: number,
+    private readonly emit: (m: InboundMessage) => void,
+    private readonly pong: () => void,
+  ) {}
+
+  get partial(): boolean {
+    return this.buf.length > 0 || this.need >= 0;
+  }
+
+  /** Feeds bytes; returns false when the stream must be closed (framing lost). */
+  push(chunk: Buffer): boolean {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    for (;;) {
+      if (this.need >= 0) {
+        if (this.buf.length < this.need) return true;
+        const body = this.buf.subarray(0, this.need);
+        this.buf = this.buf.subarray(this.need);
+        const head = this.pendingHead!;
+        this.need = -1;
+        this.pendingHead = undefined;
+        this.emit({ head, body, flow: this.flow });
+        continue;
+      }
+      // RFC 5626 §4.4.1: a double CRLF is a keep-alive ping, answered with a single CRLF.
+      let skipped = 0;
+      while (skipped + 1 < this.buf.length && this.buf[skipped] === 13 && this.buf[skipped + 1] === 10) skipped += 2;
+      if (skipped > 0) {
+        if (skipped >= 4) this.pong();
+        this.buf = this.buf.subarray(skipped);
+      }
+      if (this.buf.length === 0) return true;
+      const end = this.buf.indexOf(HEADER_END);
+      if (end < 0) {
+        if (this.buf.length > this.max) {
+          this.emit({ head: this.buf.subarray(0, Math.min(this.buf.length, 8192)), body: Buffer.alloc(0), flow: this.flow, tooLarge: true });
+          return false;
+        }
+        return true;
+      }
+      const head = this.buf.subarray(0, end);
+      this.buf = this.buf.subarray(end + 4);
+      const m = contentLengthRe.exec(head.toString('latin1'));
+      if (!m || !/^\d+$/.test(m[1]!)) {
+        // RFC 3261 §18.3: Content-Length MUST be used with stream transports; without it the stream
+        // cannot be framed any more.
+        this.emit({ head, body: Buffer.alloc(0), flow: this.flow, framingError: m ? 'Bad Content-Length' : 'Missing Content-Length' });
+        return false;
+      }
+      const n = Number(m[1]);
+      if (head.length + n > this.max) {
+        this.emit({ head, body: Buffer.alloc(0), flow: this.flow, tooLarge: true });
+        return false;
+      }
+      this.need = n;
+      this.pendingHead = head;
+    }
+  }
+}
+
+export class Transports {
+  private readonly udp: { socket: dgram.Socket; local: ListenAddress }[] = [];
+  private readonly servers: { close(cb?: () => void): unknown }[] = [];
+  private readonly connections = new Map<string, Connection>();
+  private readonly sockets = new Set<net.Socket>();
+  private wsServers: WebSocketServer[] = [];
+  readonly bound: ListenAddress[] = [];
+
+  constructor(
+    private readonly opts: TransportOptions,
+    private readonly onMessage: InboundHandler,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    for (const l of this.opts.listen) {
+      if (l.transport === 'udp') await this.listenUdp(l);
+      else if (l.transport === 'tcp') await this.listenStream(l, net.createServer());
+      else if (l.transport === 'tls') await this.listenStream(l, tls.createServer(this.tlsOptions()));
+      else await this.listenWs(l);
+    }
+  }
+
+  private tlsOptions(): tls.TlsOptions {
+    return { cert: readFileSync(this.opts.tlsCert!), key: readFileSync(this.opts.tlsKey!) };
+  }
+
+  private listenUdp(l: ListenAddress): Promise<void> {
+    const socket = dgram.createSocket({ type: net.isIPv6(l.address) ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+    socket.on('message', (data, rinfo) => {
+      const flow: Flow = { protocol: 'UDP', address: rinfo.address, port: rinfo.port, localPort: socket.address().port };
+      const m = splitDatagram(data, flow, this.opts.maxMessageBytes);
+      if (m) this.onMessage(m);
+    });
+    socket.on('error', (e) => this.log.warn({ err: e.message }, 'udp socket error'));
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(l.port, l.address, () => {
+        socket.off('error', reject);
+        this.udp.push({ socket, local: l });
+        this.bound.push({ ...l, port: socket.address().port });
+        resolve();
+      });
+    });
+  }
+
+  private listenStream(l: ListenAddress, server: net.Server): Promise<void> {
+    const protocol: Protocol = l.transport === 'tls' ? 'TLS' : 'TCP';
+    server.on(l.transport === 'tls' ? 'secureConnection' : 'connection', (socket: net.Socket) => this.adoptStream(socket, protocol));
+    server.on('error', (e) => this.log.warn({ err: e.message }, `${protocol} server error`));
+    if (l.transport === 'tls') server.on('tlsClientError', (e: Error) => this.log.debug({ err: e.message }, 'tls handshake failed'));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(l.port, l.address, () => {
+        server.off('error', reject);
+        this.servers.push(server);
+        this.bound.push({ ...l, port: (server.address() as net.AddressInfo).port });
+        resolve();
+      });
+    });
+  }
+
+  private adoptStream(socket: net.Socket, protocol: Protocol, key?: string): Connection {
+    const flow: Flow = { protocol, address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, localPort: socket.localPort };
+    const k = key ?? flowKey(protocol, flow.address, flow.port);
+    this.sockets.add(socket);
+    const conn: Connection = {
+      protocol,
+      send: (data) => {
+        if (!socket.destroyed) socket.write(data);
+      },
+      close: () => socket.destroy(),
+    };
+    this.connections.set(k, conn);
+    const framer = new StreamFramer(flow, this.opts.maxMessageBytes, this.onMessage, () => conn.send(CRLF));
+    socket.setNoDelay(true);
+    socket.setTimeout(PARTIAL_MESSAGE_TIMEOUT_MS, () => {
+      if (framer.partial) socket.destroy();
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (!framer.push(chunk)) socket.end();
+    });
+    socket.on('error', (e) => this.log.debug({ err: e.message, peer: k }, 'stream error'));
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      if (this.connections.get(k) === conn) this.connections.delete(k);
+    });
+    return conn;
+  }
+
+  private listenWs(l: ListenAddress): Promise<void> {
+    const secure = Boolean(this.opts.tlsCert && this.opts.tlsKey);
+    const httpServer = secure ? https.createServer(this.tlsOptions()) : undefined;
+    const wss = new WebSocketServer({
+      ...(httpServer ? { server: httpServer } : { port: l.port, host: l.address }),
+      maxPayload: this.opts.maxMessageBytes,
+      // RFC 7118 §4: the subprotocol is "sip".
+      handleProtocols: (protocols) => (protocols.has('sip') ? 'sip' : false),
+    });
+    wss.on('connection', (ws: WebSocket, req) => {
+      const address = req.socket.remoteAddress ?? '';
+      const port = req.socket.remotePort ?? 0;
+      const flow: Flow = { protocol: 'WS', address, port, localPort: req.socket.localPort };
+      const k = flowKey('WS', address, port);
+      const conn: Connection = {
+        protocol: 'WS',
+        send: (data) => ws.send(data.toString('utf8')),
+        close: () => ws.terminate(),
+      };
+      this.connections.set(k, conn);
+      ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
+        const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+        const m = splitDatagram(buf, flow, this.opts.maxMessageBytes);
+        if (m) this.onMessage(m);
+      });
+      ws.on('error', (e) => this.log.debug({ err: e.message }, 'websocket error'));
+      ws.on('close', () => {
+        if (this.connections.get(k) === conn) this.connections.delete(k);
+      });
+    });
+    this.wsServers.push(wss);
+    return new Promise((resolve, reject) => {
+      const target = httpServer ?? wss;
+      target.once('error', reject);
+      const done = (port: number) => {
+        target.off('error', reject);
+        this.bound.push({ ...l, port });
+        resolve();
+      };
+      if (httpServer) {
+        httpServer.listen(l.port, l.address, () => done((httpServer.address() as net.AddressInfo).port));
+        this.servers.push(httpServer);
+      } else {
+        wss.once('listening', () => done((wss.address() as net.AddressInfo).port));
+      }
+    });
+  }
+
+  /** The local address Herald puts in Via/Contact for a protocol. */
+  localFor(protocol: Protocol): ListenAddress | undefined {
+    const t = protocol.toLowerCase();
+    return this.bound.find((b) => b.transport === t) ?? this.bound[0];
+  }
+
+  hasConnection(flow: Flow): boolean {
+    return flow.protocol !== 'UDP' && this.connections.has(flowKey(flow.protocol, flow.address, flow.port));
+  }
+
+  /** Sends bytes over a flow: UDP from the listening socket, streams over an open or new connection. */
+  send(flow: Flow, data: Buffer): boolean {
+    if (flow.protocol === 'UDP') {
+      const u = this.udp.find((x) => x.socket.address().port === flow.localPort) ?? this.udp[0];
+      if (!u) return false;
+      u.socket.send(data, flow.port, flow.address);
+      return true;
+    }
+    const key = flowKey(flow.protocol, flow.address, flow.port);
+    let conn = this.connections.get(key);
+    if (!conn) {
+      if (flow.protocol === 'WS') return false; // Herald never opens WebSocket connections: browsers are behind them.
+      conn = this.connect(flow, key);
+    }
+    conn.send(data);
+    return true;
+  }
+
+  private connect(flow: Flow, key: string): Connection {
+    const socket =
+      flow.protocol === 'TLS'
+        ? tls.connect({ host: flow.address, port: flow.port, servername: net.isIP(flow.address) ? undefined : flow.address })
+        : net.connect({ host: flow.address, port: flow.port });
+    return this.adoptStream(socket, flow.protocol, key);
+  }
+
+  async stop(): Promise<void> {
+    for (const u of this.udp) u.socket.close();
+    for (const s of this.sockets) s.destroy();
+    for (const w of this.wsServers) {
+      for (const c of w.clients) c.terminate();
+      w.close();
+    }
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.connections.clear();
+  }
+}

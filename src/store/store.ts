@@ -1,0 +1,164 @@
+// Persistence through keyv: an embedded SQLite file by default, Redis when several nodes share work,
+// memory for tests. Everything that must outlive a restart goes through a Collection.
+//
+// Writes are group-committed: puts and deletes made in the same turn of the event loop are coalesced
+// per key and written in one batch (one multi-row statement on SQLite). A caller that awaits put()
+// knows its record is durable; Herald awaits before answering a PUBLISH and before sending a NOTIFY
+// whose CSeq it just took, so a SIGKILL never makes it reuse a CSeq or forget a publication it
+// acknowledged.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Keyv, { type KeyvStoreAdapter } from 'keyv';
+import KeyvSqlite from '@keyv/sqlite';
+import KeyvRedis from '@keyv/redis';
+import type { Logger } from 'pino';
+
+type SqliteQuery = (sql: string, ...params: unknown[]) => Promise<unknown[]>;
+
+/**
+ * KeyvSqlite with a batched setMany (keyv falls back to one INSERT per key without it) and WAL
+ * journaling with synchronous=NORMAL: a commit survives a process crash without an fsync per write.
+ */
+class BatchingSqlite extends KeyvSqlite {
+  private readonly ready: Promise<unknown>;
+  constructor(uri: string) {
+    super({ uri, iterationLimit: 1000, busyTimeout: 5000 } as ConstructorParameters<typeof KeyvSqlite>[0]);
+    const q = this.query as unknown as SqliteQuery;
+    this.ready = q('PRAGMA journal_mode=WAL').then(() => q('PRAGMA synchronous=NORMAL'));
+  }
+  async setMany(entries: { key: string; value: unknown }[]): Promise<void> {
+    await this.ready;
+    const q = this.query as unknown as SqliteQuery;
+    const table = (this.opts as { table: string }).table;
+    for (let i = 0; i < entries.length; i += 400) {
+      const chunk = entries.slice(i, i + 400);
+      const values = chunk.map(() => '(?, ?)').join(', ');
+      const params = chunk.flatMap((e) => [e.key, e.value]);
+      await q(`INSERT INTO ${table} (key, value) VALUES ${values} ON CONFLICT(key) DO UPDATE SET value=excluded.value`, ...params);
+    }
+  }
+}
+
+const DELETE = Symbol('delete');
+
+export class Collection<T> {
+  private pending = new Map<string, T | typeof DELETE>();
+  private waiters: (() => void)[] = [];
+  private failers: ((e: Error) => void)[] = [];
+  private scheduled = false;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly kv: Keyv, private readonly log: Logger) {}
+
+  /** Stores a record; resolves once it is written. */
+  put(key: string, value: T): Promise<void> {
+    this.pending.set(key, value);
+    return this.schedule();
+  }
+
+  delete(key: string): Promise<void> {
+    this.pending.set(key, DELETE);
+    return this.schedule();
+  }
+
+  async get(key: string): Promise<T | undefined> {
+    const p = this.pending.get(key);
+    if (p === DELETE) return undefined;
+    if (p !== undefined) return p;
+    return (await this.kv.get<T>(key)) ?? undefined;
+  }
+
+  /** Every record; used once at start-up to restore state. */
+  async all(): Promise<[string, T][]> {
+    const out: [string, T][] = [];
+    if (!this.kv.iterator) return out;
+    for await (const [k, v] of this.kv.iterator(undefined)) out.push([String(k), v as T]);
+    return out;
+  }
+
+  private schedule(): Promise<void> {
+    const p = new Promise<void>((resolve, reject) => {
+      this.waiters.push(resolve);
+      this.failers.push(reject);
+    });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.flushing = this.flushing.then(() => this.flushBatch());
+      });
+    }
+    return p;
+  }
+
+  private async flushBatch(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.pending;
+    const waiters = this.waiters;
+    const failers = this.failers;
+    this.pending = new Map();
+    this.waiters = [];
+    this.failers = [];
+    const sets: { key: string; value: T }[] = [];
+    const dels: string[] = [];
+    for (const [k, v] of batch) {
+      if (v === DELETE) dels.push(k);
+      else sets.push({ key: k, value: v });
+    }
+    try {
+      if (sets.length > 0) await this.kv.setMany(sets);
+      if (dels.length > 0) await this.kv.delete(dels);
+      for (const w of waiters) w();
+    } catch (e) {
+      this.log.error({ err: (e as Error).message }, 'store write failed');
+      for (const f of failers) f(e as Error);
+    }
+  }
+
+  /** Waits for everything written so far. */
+  async flush(): Promise<void> {
+    if (this.pending.size > 0) await this.schedule();
+    await this.flushing;
+  }
+}
+
+export class Store {
+  private readonly collections: Collection<unknown>[] = [];
+  private readonly keyvs: Keyv[] = [];
+
+  private constructor(private readonly makeAdapter: () => KeyvStoreAdapter | Map<unknown, unknown>, private readonly log: Logger) {}
+
+  static open(url: string, log: Logger): Store {
+    if (url.startsWith('sqlite://')) {
+      const path = url.slice('sqlite://'.length);
+      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      // One connection for all collections: SQLite has one writer anyway.
+      const adapter = new BatchingSqlite(url);
+      return new Store(() => adapter as unknown as KeyvStoreAdapter, log);
+    }
+    if (url.startsWith('redis://') || url.startsWith('rediss://')) {
+      const adapter = new KeyvRedis(url);
+      return new Store(() => adapter as unknown as KeyvStoreAdapter, log);
+    }
+    const map = new Map<unknown, unknown>();
+    return new Store(() => map, log);
+  }
+
+  collection<T>(namespace: string): Collection<T> {
+    const kv = new Keyv({ store: this.makeAdapter(), namespace, throwOnErrors: true });
+    kv.on('error', (e: unknown) => this.log.error({ err: String(e) }, 'store error'));
+    this.keyvs.push(kv);
+    const c = new Collection<T>(kv, this.log);
+    this.collections.push(c as Collection<unknown>);
+    return c;
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.collections.map((c) => c.flush()));
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    const first = this.keyvs[0];
+    if (first) await first.disconnect().catch(() => undefined);
+  }
+}

@@ -1,0 +1,76 @@
+// Expiry by the second: keys are bucketed by the second they expire in and swept once a second.
+// O(1) to add, move and remove, and no timer per subscription or publication, so a hundred thousand
+// of them cost a hundred thousand map entries and nothing more.
+export class ExpiryWheel<K> {
+  private readonly buckets = new Map<number, Set<K>>();
+  private readonly slotOf = new Map<K, number>();
+  private lastSwept = Math.floor(Date.now() / 1000) - 1;
+
+  /** Schedules (or moves) a key to expire at `atMs`. */
+  set(key: K, atMs: number): void {
+    this.delete(key);
+    // A time already past goes into the next sweep, never into a bucket the sweep has passed.
+    const slot = Math.max(Math.ceil(atMs / 1000), this.lastSwept + 1);
+    let b = this.buckets.get(slot);
+    if (!b) {
+      b = new Set();
+      this.buckets.set(slot, b);
+    }
+    b.add(key);
+    this.slotOf.set(key, slot);
+  }
+
+  delete(key: K): void {
+    const slot = this.slotOf.get(key);
+    if (slot === undefined) return;
+    this.slotOf.delete(key);
+    const b = this.buckets.get(slot);
+    b?.delete(key);
+    if (b && b.size === 0) this.buckets.delete(slot);
+  }
+
+  /** Removes and returns the keys whose time has come. */
+  due(nowMs: number): K[] {
+    const now = Math.floor(nowMs / 1000);
+    const out: K[] = [];
+    // Normally one bucket a second; after a long pause (or a clock jump) sweep what the map holds.
+    if (now - this.lastSwept > 3600) {
+      for (const [slot, b] of this.buckets) if (slot <= now) this.take(slot, b, out);
+    } else {
+      for (let s = this.lastSwept + 1; s <= now; s++) {
+        const b = this.buckets.get(s);
+        if (b) this.take(s, b, out);
+      }
+    }
+    this.lastSwept = now;
+    return out;
+  }
+
+  private take(slot: number, b: Set<K>, out: K[]): void {
+    for (const k of b) {
+      out.push(k);
+      this.slotOf.delete(k);
+    }
+    this.buckets.delete(slot);
+  }
+
+  get size(): number {
+    return this.slotOf.size;
+  }
+}
+
+/** Per-key promise chains: operations on one key run in order, others in parallel (RFC 3903 §6). */
+export class KeyedQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, op: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(op, op);
+    const tail = next.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return next;
+  }
+}
