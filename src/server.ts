@@ -53,7 +53,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const common = (): HeaderList => [
     ['Allow', (dispatcher?.methods ?? []).join(', ')],
     ['Allow-Events', (notifier?.events ?? []).join(', ')],
-    ['Accept', [CT.PIDF, CT.XPIDF, CT.CPIM_PIDF].join(', ')],
+    // What Herald accepts in request bodies (PUBLISH); NOTIFY formats are negotiated per SUBSCRIBE.
+    ['Accept', CT.PIDF],
   ];
   notifier = new Notifier(
     stack,

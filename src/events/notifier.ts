@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { aorOf } from '../sip/codec.js';
-import { header, type HeaderList, type SipResponse } from '../sip/message.js';
+import { header, mergeHeaders, type HeaderList, type SipResponse } from '../sip/message.js';
 import type { ServerTx, SipStack } from '../sip/stack.js';
 import type { Collection } from '../store/store.js';
 import { ExpiryWheel } from '../util/expiry.js';
@@ -78,7 +78,7 @@ export class Notifier {
   }
 
   private answer(tx: ServerTx, status: number, reason: string, extra: HeaderList = [], toTag?: string): void {
-    tx.respond({ status, reason, headers: [...this.opts.commonHeaders(), ...extra], ...(toTag ? { toTag } : {}) });
+    tx.respond({ status, reason, headers: mergeHeaders(this.opts.commonHeaders(), extra), ...(toTag ? { toTag } : {}) });
   }
 
   // ---- SUBSCRIBE -------------------------------------------------------------------------------

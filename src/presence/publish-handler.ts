@@ -4,7 +4,7 @@ import { CT, mediaType } from '../formats/content-types.js';
 import { PidfError, parsePidf, type PidfDocument } from '../formats/pidf.js';
 import { toReasonPhrase } from '../formats/xml.js';
 import { aorOf } from '../sip/codec.js';
-import { header, type HeaderList } from '../sip/message.js';
+import { header, mergeHeaders, type HeaderList } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
 import { parseDeltaSeconds, parseEventHeader } from '../events/subscription.js';
 import type { PresenceAgent, PublishOp } from './pa.js';
@@ -22,7 +22,7 @@ export interface PublishOptions {
 
 export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishOptions): Promise<void> {
   const rq = tx.request;
-  const answer = (status: number, reason: string, extra: HeaderList = []) => tx.respond({ status, reason, headers: [...o.commonHeaders(), ...extra] });
+  const answer = (status: number, reason: string, extra: HeaderList = []) => tx.respond({ status, reason, headers: mergeHeaders(o.commonHeaders(), extra) });
 
   // §6 step 1: the Request-URI names a presentity this ESC is responsible for.
   const presentity = rq.ruri ? aorOf(rq.uri) : undefined;

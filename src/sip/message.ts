@@ -98,3 +98,10 @@ export function tagOf(na: NameAddr): string | undefined {
   const t = na.params['tag'];
   return t ?? undefined;
 }
+
+/** `base` with every header named in `extra` replaced by extra's values (case-insensitive names). */
+export function mergeHeaders(base: HeaderList, extra: HeaderList): HeaderList {
+  if (extra.length === 0) return base;
+  const names = new Set(extra.map(([n]) => n.toLowerCase()));
+  return [...base.filter(([n]) => !names.has(n.toLowerCase())), ...extra];
+}

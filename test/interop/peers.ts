@@ -1,0 +1,345 @@
+// Interop helpers: run a real Herald (child process, own temp dir and store) and real sipp against it.
+// Everything stays on 127.0.0.1; every wait is bounded; processes are stopped by their own pid only.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** A bounded wait that does not keep the process alive by itself. */
+const idle = (ms: number): Promise<void> => sleep(ms, undefined, { ref: false });
+
+export const SIPP = '/usr/bin/sipp';
+export const DOMAIN = 'example.test';
+const HOST = '127.0.0.1';
+
+/** The repository root: the nearest folder above this file with a package.json (works from test/ and dist/test/). */
+export const ROOT: string = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('interop: no package.json above ' + fileURLToPath(import.meta.url));
+})();
+
+export const SCENARIOS = join(ROOT, 'test', 'interop', 'scenarios');
+
+/** True when sipp is there. Missing sipp fails the test under CI=true and skips it elsewhere. */
+export function requireSipp(t: TestContext): boolean {
+  if (existsSync(SIPP)) return true;
+  const why = `${SIPP} is missing: run scripts/install-peers.sh as root`;
+  if (process.env.CI === 'true') assert.fail(why);
+  t.skip(why);
+  return false;
+}
+
+/** A port free on 127.0.0.1 for TCP and UDP at the time of the call. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((ok, fail) => {
+      const srv = createServer();
+      srv.once('error', fail);
+      srv.listen(0, HOST, () => {
+        const addr = srv.address();
+        srv.close(() => (addr && typeof addr === 'object' ? ok(addr.port) : fail(new Error('no port'))));
+      });
+    });
+    const udpFree = await new Promise<boolean>((ok) => {
+      const s = createSocket('udp4');
+      s.once('error', () => ok(false));
+      s.bind(port, HOST, () => s.close(() => ok(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('interop: no free port after 20 tries');
+}
+
+function tail(file: string, chars = 4000): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return text.length > chars ? '…' + text.slice(-chars) : text;
+  } catch {
+    return '(none)';
+  }
+}
+
+/** Sends SIP OPTIONS over UDP and resolves with the status code of the answer, or null after waitMs. */
+async function probeOptions(port: number, waitMs: number): Promise<number | null> {
+  const sock = createSocket('udp4');
+  try {
+    await new Promise<void>((ok, fail) => {
+      sock.once('error', fail);
+      sock.bind(0, HOST, () => ok());
+    });
+    const local = sock.address().port;
+    const id = randomBytes(8).toString('hex');
+    const msg = [
+      `OPTIONS sip:${DOMAIN} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${HOST}:${local};branch=z9hG4bK${id};rport`,
+      'Max-Forwards: 70',
+      `From: <sip:probe@${DOMAIN}>;tag=${id}`,
+      `To: <sip:${DOMAIN}>`,
+      `Call-ID: ${id}@${HOST}`,
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    return await new Promise<number | null>((ok) => {
+      const timer = setTimeout(() => ok(null), waitMs);
+      sock.on('message', (buf) => {
+        const m = /^SIP\/2\.0 (\d{3})/.exec(buf.toString('latin1'));
+        if (m && Number(m[1]) >= 200) {
+          clearTimeout(timer);
+          ok(Number(m[1]));
+        }
+      });
+      sock.send(msg, port, HOST, (err) => {
+        if (err) {
+          clearTimeout(timer);
+          ok(null);
+        }
+      });
+    });
+  } finally {
+    sock.close();
+  }
+}
+
+export interface Herald {
+  readonly port: number;
+  readonly dir: string;
+  readonly configFile: string;
+  readonly logFile: string;
+  pid(): number | undefined;
+  /** Starts the process (again, on the same config and store) and waits until it answers OPTIONS. */
+  start(): Promise<void>;
+  /** SIGTERM (orderly) or SIGKILL (crash) to our child's pid, then waits for its exit. */
+  stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** The end of Herald's own output, for failure messages. */
+  logTail(): string;
+}
+
+/**
+ * A Herald of its own for one test: temp dir, config, SQLite store, log file. Registers its stop (and the
+ * removal of the temp dir, unless HERALD_INTEROP_KEEP=1) with t.after. HERALD_INTEROP_CMD replaces
+ * `node dist/src/cli.js` (e.g. to run the suite against another build); `--config FILE` is appended.
+ */
+export async function startHerald(t: TestContext): Promise<Herald> {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-interop-'));
+  const port = await freePort();
+  const configFile = join(dir, 'herald.toml');
+  const logFile = join(dir, 'herald.log');
+  writeFileSync(
+    configFile,
+    [
+      '[sip]',
+      `listen = ["udp:${HOST}:${port}", "tcp:${HOST}:${port}"]`,
+      `domains = ["${DOMAIN}"]`,
+      '',
+      '[store]',
+      `url = "sqlite://${join(dir, 'herald.sqlite')}"`,
+      '',
+      '[log]',
+      'level = "warn"',
+      'format = "json"',
+      '',
+    ].join('\n'),
+  );
+  const custom = process.env.HERALD_INTEROP_CMD?.trim();
+  const [cmd, ...baseArgs] = custom ? custom.split(/\s+/) : [process.execPath, join(ROOT, 'dist', 'src', 'cli.js')];
+  assert.ok(cmd);
+  if (!custom) assert.ok(existsSync(baseArgs[0] ?? ''), `${baseArgs[0]} is missing: run npm run build`);
+
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+
+  const herald: Herald = {
+    port,
+    dir,
+    configFile,
+    logFile,
+    pid: () => child?.pid,
+    logTail: () => tail(logFile),
+    async start() {
+      assert.equal(child, undefined, 'Herald is already running');
+      const fd = openSync(logFile, 'a');
+      const proc = spawn(cmd, [...baseArgs, '--config', configFile], { cwd: ROOT, stdio: ['ignore', fd, fd] });
+      closeSync(fd);
+      child = proc;
+      let gone = false;
+      exited = new Promise<void>((ok) => {
+        proc.once('exit', () => {
+          gone = true;
+          if (child === proc) child = undefined;
+          ok();
+        });
+        proc.once('error', () => {
+          gone = true;
+          if (child === proc) child = undefined;
+          ok();
+        });
+      });
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline) {
+        if (gone) break;
+        if ((await probeOptions(port, 250)) !== null) return;
+        if (/listening/i.test(tail(logFile))) return;
+      }
+      await herald.stop('SIGKILL');
+      assert.fail(`Herald did not answer OPTIONS on udp:${HOST}:${port} within 20 s${gone ? ' (it exited)' : ''}\n${tail(logFile)}`);
+    },
+    async stop(signal = 'SIGTERM') {
+      const proc = child;
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) {
+        child = undefined;
+        return;
+      }
+      proc.kill(signal);
+      const done = await Promise.race([exited.then(() => true), idle(10_000).then(() => false)]);
+      if (!done) {
+        proc.kill('SIGKILL');
+        await Promise.race([exited, idle(5_000)]);
+      }
+      child = undefined;
+    },
+  };
+
+  t.after(async () => {
+    await herald.stop();
+    if (process.env.HERALD_INTEROP_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
+  });
+  await herald.start();
+  return herald;
+}
+
+export interface SippOptions {
+  herald: Herald;
+  /** -key values for the scenario; domain, presentity and watcher have defaults. */
+  keys?: Record<string, string>;
+  /** -set values (global variables the scenario declares). */
+  sets?: Record<string, string>;
+  transport?: 'udp' | 'tcp';
+  calls?: number;
+  /** sipp's own -timeout, in seconds; the process is killed 15 s after it if it is still there. */
+  timeoutS?: number;
+  /** Base name of the trace files in Herald's temp dir; defaults to the scenario name. */
+  name?: string;
+}
+
+export interface SippResult {
+  code: number | null;
+  messageLog: string;
+  errorLog: string;
+  actionLog: string;
+  /** The scenario's <log> lines. */
+  logLines(): string[];
+  /** Exit code, the scenario's log, sipp's errors and the end of the message trace. */
+  describe(): string;
+}
+
+export interface SippRun {
+  readonly pid: number | undefined;
+  readonly result: Promise<SippResult>;
+  /** Resolves once the scenario has logged a line matching re; rejects after waitMs or if sipp ends first. */
+  waitForLog(re: RegExp, waitMs: number): Promise<string>;
+}
+
+let sippSeq = 0;
+
+/** Starts sipp in the foreground (a child process), against Herald's port on 127.0.0.1. */
+export async function startSipp(scenarioFile: string, opts: SippOptions): Promise<SippRun> {
+  const scenario = resolve(SCENARIOS, scenarioFile);
+  assert.ok(existsSync(scenario), `no scenario ${scenario}`);
+  const base = join(opts.herald.dir, `${opts.name ?? scenarioFile.replace(/\.xml$/, '')}-${++sippSeq}`);
+  const files = { messageLog: `${base}.messages.log`, errorLog: `${base}.errors.log`, actionLog: `${base}.actions.log` };
+  const timeoutS = opts.timeoutS ?? 20;
+  const keys = { domain: DOMAIN, presentity: 'alice', watcher: 'bob', ...opts.keys };
+  const args = [
+    `${HOST}:${opts.herald.port}`,
+    '-sf', scenario,
+    '-m', String(opts.calls ?? 1),
+    '-l', '1',
+    '-t', opts.transport === 'tcp' ? 't1' : 'u1',
+    '-i', HOST,
+    '-p', String(await freePort()),
+    '-timeout', `${timeoutS}s`,
+    '-timeout_error',
+    '-nostdin',
+    '-default_behaviors', 'all,-bye',
+    '-trace_msg', '-message_file', files.messageLog,
+    '-trace_err', '-error_file', files.errorLog,
+    '-trace_logs', '-log_file', files.actionLog,
+    ...Object.entries(keys).flatMap(([k, v]) => ['-key', k, v]),
+    ...Object.entries(opts.sets ?? {}).flatMap(([k, v]) => ['-set', k, v]),
+  ];
+  const out = openSync(`${base}.out`, 'w');
+  const proc = spawn(SIPP, args, { cwd: opts.herald.dir, stdio: ['ignore', out, out] });
+  closeSync(out);
+
+  const readLog = (): string[] => {
+    try {
+      return readFileSync(files.actionLog, 'utf8').split('\n').filter((l) => l.trim() !== '');
+    } catch {
+      return [];
+    }
+  };
+  let finished = false;
+  const result = new Promise<SippResult>((ok) => {
+    const killer = setTimeout(() => proc.kill('SIGKILL'), (timeoutS + 15) * 1000);
+    const finish = (code: number | null): void => {
+      clearTimeout(killer);
+      finished = true;
+      ok({
+        code,
+        ...files,
+        logLines: readLog,
+        describe: () =>
+          [
+            `sipp ${scenarioFile} exited with ${code}`,
+            `--- scenario log (${files.actionLog})`,
+            readLog().join('\n') || '(none)',
+            `--- sipp errors (${files.errorLog})`,
+            tail(files.errorLog, 3000),
+            `--- SIP messages, last part (${files.messageLog})`,
+            tail(files.messageLog, 6000),
+          ].join('\n'),
+      });
+    };
+    proc.once('exit', (code) => finish(code));
+    proc.once('error', () => finish(null));
+  });
+
+  return {
+    pid: proc.pid,
+    result,
+    async waitForLog(re, waitMs) {
+      const deadline = Date.now() + waitMs;
+      while (Date.now() < deadline) {
+        const hit = readLog().find((l) => re.test(l));
+        if (hit !== undefined) return hit;
+        if (finished) break;
+        await sleep(100);
+      }
+      const r = await Promise.race([result, idle(1).then(() => null)]);
+      throw new Error(`sipp ${scenarioFile} logged no line matching ${re} within ${waitMs} ms\n${r ? r.describe() : readLog().join('\n')}`);
+    },
+  };
+}
+
+/** Runs a scenario to its end: resolves with sipp's exit code (0 = every call succeeded) and its trace files. */
+export async function runSipp(scenarioFile: string, opts: SippOptions): Promise<SippResult> {
+  return (await startSipp(scenarioFile, opts)).result;
+}
+
+/** Asserts that sipp succeeded, with everything needed to tell a Herald bug from a scenario bug. */
+export function assertSippOk(r: SippResult, herald: Herald): void {
+  assert.equal(r.code, 0, `${r.describe()}\n--- Herald output (${herald.logFile})\n${herald.logTail()}`);
+}

@@ -1,0 +1,39 @@
+// Starts Herald in-process on ephemeral loopback ports for integration tests.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateConfig } from '../../src/config/load.js';
+import { silentLogger } from '../../src/log.js';
+import { startHerald, type Herald } from '../../src/server.js';
+
+export interface TestHerald {
+  herald: Herald;
+  port(transport: 'udp' | 'tcp' | 'tls' | 'ws'): number;
+  stop(): Promise<void>;
+}
+
+export type DeepPartial = Record<string, Record<string, unknown>>;
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'herald-test-'));
+}
+
+export async function startTestHerald(overrides: DeepPartial = {}): Promise<TestHerald> {
+  const cfg = validateConfig({
+    ...overrides,
+    sip: { listen: ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'], ...(overrides['sip'] ?? {}) },
+    presence: { subscribe_min_expires: 1, publish_min_expires: 1, ...(overrides['presence'] ?? {}) },
+    store: { url: 'memory://', ...(overrides['store'] ?? {}) },
+    log: { level: 'silent', format: 'json' },
+  });
+  const herald = await startHerald(cfg, { log: silentLogger });
+  return {
+    herald,
+    port: (t) => {
+      const a = herald.addresses.find((x) => x.startsWith(`${t}:`));
+      if (!a) throw new Error(`no ${t} listener`);
+      return Number(a.split(':').pop());
+    },
+    stop: () => herald.stop(),
+  };
+}

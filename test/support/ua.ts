@@ -1,0 +1,245 @@
+// A small SIP user agent for tests: real UDP/TCP/TLS/WebSocket sockets, raw messages in and out.
+// It parses with the `sip` package directly (not Herald's codec), so the tests do not share Herald's
+// parsing bugs.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import tls from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import sip, { type RawMessage } from 'sip';
+import WebSocket from 'ws';
+
+export type UaProtocol = 'udp' | 'tcp' | 'tls' | 'ws';
+
+export interface Msg {
+  raw: RawMessage;
+  method: string | undefined;
+  status: number | undefined;
+  reason: string;
+  body: string;
+  /** Header by lower-case name (string headers only; structured ones through raw). */
+  h(name: string): string | undefined;
+  toTag: string | undefined;
+  fromTag: string | undefined;
+  callId: string;
+  cseq: number;
+}
+
+function wrap(raw: RawMessage): Msg {
+  const body = Buffer.from(raw.content ?? '', 'latin1').toString('utf8');
+  return {
+    raw,
+    method: raw.method,
+    status: raw.status,
+    reason: raw.reason ?? '',
+    body,
+    h: (name) => {
+      const v = raw.headers[name.toLowerCase()];
+      return typeof v === 'string' ? v : v === undefined ? undefined : String(v);
+    },
+    toTag: raw.headers.to?.params['tag'] ?? undefined,
+    fromTag: raw.headers.from?.params['tag'] ?? undefined,
+    callId: String(raw.headers['call-id']),
+    cseq: raw.headers.cseq?.seq ?? -1,
+  };
+}
+
+export const rnd = (): string => randomBytes(6).toString('hex');
+
+export interface RequestOptions {
+  from: string;
+  fromTag?: string;
+  to?: string;
+  toTag?: string;
+  callId?: string;
+  cseq?: number;
+  headers?: Record<string, string>;
+  body?: string;
+  contentType?: string;
+  contact?: boolean;
+}
+
+export class TestUA {
+  readonly requests: Msg[] = [];
+  /** How to answer incoming requests: status code (default 200). */
+  answerWith: (m: Msg) => number = () => 200;
+  private readonly waiting = new Map<string, (m: Msg) => void>();
+  private reqWaiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = [];
+  private send!: (data: Buffer) => void;
+  private closer!: () => void;
+  localPort = 0;
+
+  private constructor(readonly protocol: UaProtocol, readonly host: string, readonly port: number) {}
+
+  static async open(protocol: UaProtocol, host: string, port: number): Promise<TestUA> {
+    const ua = new TestUA(protocol, host, port);
+    await ua.connect();
+    return ua;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.protocol === 'udp') {
+      const s = dgram.createSocket('udp4');
+      s.on('message', (d) => this.onData(d));
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      this.localPort = s.address().port;
+      this.send = (d) => s.send(d, this.port, this.host);
+      this.closer = () => s.close();
+      return;
+    }
+    if (this.protocol === 'ws') {
+      const ws = new WebSocket(`ws://${this.host}:${this.port}`, 'sip');
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      ws.on('message', (d: Buffer) => this.onData(Buffer.from(d)));
+      this.localPort = (ws as unknown as { _socket: net.Socket })._socket.localPort ?? 0;
+      this.send = (d) => ws.send(d.toString('utf8'));
+      this.closer = () => ws.close();
+      return;
+    }
+    const socket =
+      this.protocol === 'tls'
+        ? tls.connect({ host: this.host, port: this.port, rejectUnauthorized: false })
+        : net.connect({ host: this.host, port: this.port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once(this.protocol === 'tls' ? 'secureConnect' : 'connect', () => resolve());
+      socket.once('error', reject);
+    });
+    this.localPort = socket.localPort ?? 0;
+    let buf = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const m = /content-length\s*:\s*(\d+)/i.exec(buf.subarray(0, end).toString('latin1'));
+        const len = m ? Number(m[1]) : 0;
+        if (buf.length < end + 4 + len) return;
+        this.onData(buf.subarray(0, end + 4 + len));
+        buf = buf.subarray(end + 4 + len);
+      }
+    });
+    socket.on('error', () => undefined);
+    this.send = (d) => socket.write(d);
+    this.closer = () => socket.destroy();
+  }
+
+  get transportParam(): string {
+    return this.protocol === 'udp' ? '' : `;transport=${this.protocol}`;
+  }
+
+  get contactUri(): string {
+    return `sip:ua@127.0.0.1:${this.localPort}${this.transportParam}`;
+  }
+
+  sendRaw(text: string | Buffer): void {
+    this.send(typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
+  }
+
+  private onData(d: Buffer): void {
+    const raw = sip.parse(d.toString('latin1'));
+    if (!raw) return;
+    const m = wrap(raw);
+    if (m.status !== undefined) {
+      const branch = raw.headers.via?.[0]?.params['branch'];
+      if (m.status >= 200 && branch) {
+        const w = this.waiting.get(branch);
+        if (w) {
+          this.waiting.delete(branch);
+          w(m);
+        }
+      }
+      return;
+    }
+    const status = this.answerWith(m);
+    const res = [
+      `SIP/2.0 ${status} ${status === 200 ? 'OK' : 'Test'}`,
+      ...raw.headers.via!.map((v) => `Via: SIP/2.0/${v.protocol} ${v.host}${v.port ? `:${v.port}` : ''}${Object.entries(v.params).map(([k, x]) => (x === null ? `;${k}` : `;${k}=${x}`)).join('')}`),
+      `From: ${this.rawHeader(d, 'from')}`,
+      `To: ${this.rawHeader(d, 'to')}`,
+      `Call-ID: ${m.callId}`,
+      `CSeq: ${m.cseq} ${raw.headers.cseq!.method}`,
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    this.sendRaw(res);
+    if (status >= 200 && status < 300) {
+      this.requests.push(m);
+      const i = this.reqWaiters.findIndex((w) => w.pred(m));
+      if (i >= 0) this.reqWaiters.splice(i, 1)[0]!.resolve(m);
+    }
+  }
+
+  private rawHeader(d: Buffer, name: string): string {
+    const re = new RegExp(`^(?:${name}|${name[0]})\\s*:\\s*(.*)$`, 'im');
+    return re.exec(d.toString('latin1'))?.[1]?.trim() ?? '';
+  }
+
+  /** Sends a request and resolves with its final response. */
+  request(method: string, uri: string, o: RequestOptions, timeoutMs = 5000): Promise<Msg> {
+    const branch = `z9hG4bK${rnd()}`;
+    const via = `SIP/2.0/${this.protocol.toUpperCase()} 127.0.0.1:${this.localPort};branch=${branch};rport`;
+    const body = o.body ? Buffer.from(o.body, 'utf8') : undefined;
+    const lines = [
+      `${method} ${uri} SIP/2.0`,
+      `Via: ${via}`,
+      'Max-Forwards: 70',
+      `From: <${o.from}>;tag=${o.fromTag ?? rnd()}`,
+      `To: <${o.to ?? uri}>${o.toTag ? `;tag=${o.toTag}` : ''}`,
+      `Call-ID: ${o.callId ?? rnd()}`,
+      `CSeq: ${o.cseq ?? 1} ${method}`,
+      ...(o.contact === false ? [] : [`Contact: <${this.contactUri}>`]),
+      ...Object.entries(o.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
+      ...(body ? [`Content-Type: ${o.contentType ?? 'application/pidf+xml'}`] : []),
+      `Content-Length: ${body?.length ?? 0}`,
+      '',
+      '',
+    ];
+    const head = Buffer.from(lines.join('\r\n'), 'utf8');
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.waiting.delete(branch);
+        reject(new Error(`${method} ${uri}: no final response in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(branch, (m) => {
+        clearTimeout(t);
+        resolve(m);
+      });
+      this.send(body ? Buffer.concat([head, body]) : head);
+    });
+  }
+
+  /** Waits for an incoming request matching `pred` (already received ones count if not yet taken). */
+  nextRequest(pred: (m: Msg) => boolean = () => true, timeoutMs = 5000, taken = new Set<Msg>()): Promise<Msg> {
+    const have = this.requests.find((m) => pred(m) && !taken.has(m));
+    if (have) return Promise.resolve(have);
+    return new Promise((resolve, reject) => {
+      const w = { pred, resolve: (m: Msg) => (clearTimeout(t), resolve(m)) };
+      const t = setTimeout(() => {
+        this.reqWaiters = this.reqWaiters.filter((x) => x !== w);
+        reject(new Error(`no matching request in ${timeoutMs} ms (have ${this.requests.length})`));
+      }, timeoutMs);
+      this.reqWaiters.push(w);
+    });
+  }
+
+  /** Waits up to `ms` and returns requests that arrived (for checking that nothing came). */
+  async quiet(ms: number): Promise<Msg[]> {
+    const before = this.requests.length;
+    await new Promise((r) => setTimeout(r, ms));
+    return this.requests.slice(before);
+  }
+
+  close(): void {
+    this.closer();
+  }
+}
+
+export function pidf(entity: string, opts: { tuple?: string; basic?: 'open' | 'closed'; note?: string; extra?: string } = {}): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${entity}">
+  <tuple id="${opts.tuple ?? 't1'}"><status><basic>${opts.basic ?? 'open'}</basic></status>${opts.note ? `<note>${opts.note}</note>` : ''}</tuple>${opts.extra ?? ''}
+</presence>`;
+}
