@@ -48,15 +48,14 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const pa = new PresenceAgent(config.sip.domains, store.collection<PublicationRecord>('publication'), log);
   hub.register(pa);
 
-  let dispatcher: Dispatcher | undefined;
-  let notifier: Notifier | undefined;
+  // Every answer carries these; called only once requests flow, after both are built.
   const common = (): HeaderList => [
-    ['Allow', (dispatcher?.methods ?? []).join(', ')],
-    ['Allow-Events', (notifier?.events ?? []).join(', ')],
+    ['Allow', dispatcher.methods.join(', ')],
+    ['Allow-Events', n.events.join(', ')],
     // What Herald accepts in request bodies (PUBLISH); NOTIFY formats are negotiated per SUBSCRIBE.
     ['Accept', CT.PIDF],
   ];
-  notifier = new Notifier(
+  const n = new Notifier(
     stack,
     store.collection<SubscriptionRecord>('subscription'),
     {
@@ -67,13 +66,12 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     },
     log,
   );
-  notifier.register(new PresencePackage(hub, pa, opts.authorizer ?? allowAll, { unknownPresentity: config.presence.unknown_presentity }));
+  n.register(new PresencePackage(hub, pa, opts.authorizer ?? allowAll, { unknownPresentity: config.presence.unknown_presentity }));
 
-  dispatcher = new Dispatcher(common, (e, tx) => {
+  const dispatcher = new Dispatcher(common, (e, tx) => {
     log.error({ err: e, method: tx.request.method, callId: tx.request.callId }, 'handler failed');
     tx.respond({ status: 500, reason: 'Server Internal Error' });
   });
-  const n = notifier;
   dispatcher.on('SUBSCRIBE', (tx) => n.handleSubscribe(tx));
   dispatcher.on('PUBLISH', (tx) =>
     handlePublish(tx, pa, {
@@ -94,11 +92,10 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     const ours = !host || !user || config.sip.domains.includes(host);
     tx.respond({ status: ours ? 200 : 404, reason: ours ? 'OK' : 'Not Found', headers: [...common(), ['Supported', '']] });
   });
-  const d = dispatcher;
-  stack.onRequest = (tx) => d.dispatch(tx);
+  stack.onRequest = (tx) => dispatcher.dispatch(tx);
 
   const pubs = await pa.restore();
-  const subs = await notifier.restore();
+  const subs = await n.restore();
   await stack.start();
   const sweeper = setInterval(() => {
     const now = Date.now();

@@ -2,9 +2,9 @@
 // makes an unknown key an error that names it (the brief: a misspelt key must stop the start).
 import { z } from 'zod';
 
-const listenRe = /^(udp|tcp|tls|ws):([^\s]+):(\d{1,5})$/;
+const listenRe = /^(udp|tcp|tls|ws|wss):([^\s]+):(\d{1,5})$/;
 
-export const ListenSchema = z.string().regex(listenRe, 'expected "<udp|tcp|tls|ws>:<address>:<port>"');
+export const ListenSchema = z.string().regex(listenRe, 'expected "<udp|tcp|tls|ws|wss>:<address>:<port>"');
 
 const expires = (dflt: number) => z.number().int().min(0).max(2 ** 31 - 1).default(dflt);
 
@@ -66,16 +66,16 @@ export const ConfigSchema = z
         });
       }
     }
-    const needsTls = c.sip.listen.some((l) => l.startsWith('tls:'));
+    const needsTls = c.sip.listen.some((l) => l.startsWith('tls:') || l.startsWith('wss:'));
     if (needsTls && (!c.sip.tls_cert || !c.sip.tls_key)) {
-      ctx.addIssue({ code: 'custom', path: ['sip', 'tls_cert'], message: 'a tls listen address needs tls_cert and tls_key' });
+      ctx.addIssue({ code: 'custom', path: ['sip', 'tls_cert'], message: 'a tls or wss listen address needs tls_cert and tls_key' });
     }
   });
 
 export type Config = z.infer<typeof ConfigSchema>;
 
 export interface ListenAddress {
-  transport: 'udp' | 'tcp' | 'tls' | 'ws';
+  transport: 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
   address: string;
   port: number;
 }

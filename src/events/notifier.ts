@@ -150,6 +150,8 @@ export class Notifier {
     }
     this.live.set(key, live);
     this.expiry.set(key, rec.expiresAt);
+    // The dialog is durable before the 200 says it exists.
+    await this.persist(rec);
     this.answer(tx, 200, 'OK', okHeaders, localTag);
     // RFC 6665 §4.2.1.1: the notifier MUST send a NOTIFY at once.
     this.changed(live);
@@ -181,6 +183,7 @@ export class Notifier {
     }
     rec.expiresAt = Date.now() + granted * 1000;
     this.expiry.set(rec.key, rec.expiresAt);
+    await this.persist(rec);
     this.answer(tx, 200, 'OK', okHeaders);
     // RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current state.
     this.changed(live, true);
@@ -225,12 +228,7 @@ export class Notifier {
     rec.lastTag = content.tag;
     const final = live.terminating !== undefined;
     // The CSeq is durable before the NOTIFY leaves: a crash cannot make Herald reuse it.
-    try {
-      if (final) await this.store.delete(rec.key);
-      else await this.store.put(rec.key, { ...rec });
-    } catch {
-      // The store logged it; presence still flows, at the cost of restart safety for this change.
-    }
+    await this.persist(rec, final);
     const remaining = Math.max(0, Math.round((rec.expiresAt - Date.now()) / 1000));
     const subState = final ? `terminated;reason=${live.terminating}` : `${content.state};expires=${remaining}`;
     const strict = rec.routeSet.length > 0 && !/;lr\b/i.test(rec.routeSet[0]!);
@@ -273,6 +271,16 @@ export class Notifier {
       return;
     }
     if (live.again && !this.stopped) this.changed(live, live.terminating !== undefined);
+  }
+
+  /** Writes (or deletes) a record; a store failure is logged by the store and presence still flows. */
+  private async persist(rec: SubscriptionRecord, remove = false): Promise<void> {
+    try {
+      if (remove) await this.store.delete(rec.key);
+      else await this.store.put(rec.key, { ...rec });
+    } catch {
+      // Restart safety is lost for this change only; the next write carries the whole record again.
+    }
   }
 
   /** Removes a subscription without a NOTIFY. */

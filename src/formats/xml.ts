@@ -218,7 +218,18 @@ function preflight(text: string, limits: XmlLimits): void {
   }
 }
 
-type Scope = ReadonlyMap<string, string>; // prefix -> namespace URI; '' is the default namespace
+/** Namespace bindings (prefix -> URI; '' is the default namespace), chained to the parent's
+ *  rather than copied, so many declarations on many elements stay linear. Lookups walk at most
+ *  maxDepth links. */
+interface Scope { readonly bindings: ReadonlyMap<string, string>; readonly parent: Scope | undefined }
+
+function lookup(scope: Scope | undefined, prefix: string): string | undefined {
+  for (let s = scope; s !== undefined; s = s.parent) {
+    const uri = s.bindings.get(prefix);
+    if (uri !== undefined) return uri;
+  }
+  return undefined;
+}
 
 interface Frame { src: readonly unknown[]; index: number; el: XmlElement; scope: Scope; depth: number; hasText: boolean }
 
@@ -248,8 +259,7 @@ function openElement(tagKey: string, node: Record<string, unknown>, parentScope:
   const qname = tagKey.slice(start);
   const rawAttrs = node[ATTRS_KEY];
   const plain: Array<[string, string]> = [];
-  let scope = parentScope;
-  let copied = false;
+  let bindings: Map<string, string> | undefined;
   if (isRecord(rawAttrs)) {
     for (const key of Object.keys(rawAttrs)) {
       const value = rawAttrs[key];
@@ -264,28 +274,30 @@ function openElement(tagKey: string, node: Record<string, unknown>, parentScope:
         if ((prefix === 'xml') !== (value === NS.XML)) throw new XmlError('malformed XML: misuse of the xml namespace');
         if (value === NS.XMLNS) throw new XmlError('malformed XML: misuse of the xmlns namespace');
         if (prefix !== '' && value === '') throw new XmlError('malformed XML: empty namespace declaration');
-        if (!copied) { scope = new Map(parentScope); copied = true; }
-        (scope as Map<string, string>).set(prefix, value);
+        bindings ??= new Map();
+        bindings.set(prefix, value);
       } else {
         plain.push([aname, value]);
       }
     }
   }
+  const scope: Scope = bindings === undefined ? parentScope : { bindings, parent: parentScope };
   const resolve = (prefix: string): string => {
     if (prefix === 'xml') return NS.XML;
-    const uri = scope.get(prefix);
+    const uri = lookup(scope, prefix);
     if (uri === undefined) throw new XmlError('unbound namespace prefix');
     return uri;
   };
   const [prefix, name] = splitQName(qname);
-  const ns = prefix === undefined ? (scope.get('') ?? '') : resolve(prefix);
+  const ns = prefix === undefined ? (lookup(scope, '') ?? '') : resolve(prefix);
   const attrs: Record<string, string> = {};
   for (const [aname, value] of plain) {
     const [ap, local] = splitQName(aname);
     // Unprefixed attributes are in no namespace (Namespaces in XML §6.2), whatever the default is.
     const key = ap === undefined ? local : `{${resolve(ap)}}${local}`;
     if (Object.prototype.hasOwnProperty.call(attrs, key)) throw new XmlError('malformed XML: duplicate attribute');
-    attrs[key] = value;
+    // defineProperty, so an attribute called __proto__ is kept as data rather than lost to the setter.
+    Object.defineProperty(attrs, key, { value, enumerable: true, writable: true, configurable: true });
   }
   return { el: { ns, name, attrs, children: [] }, scope };
 }
@@ -323,7 +335,7 @@ function convert(top: readonly unknown[], limits: XmlLimits): XmlElement {
   }
   if (rootNode === undefined) throw new XmlError('malformed XML: no root element');
   const rootKey = tagKeyOf(rootNode) as string;
-  const base: Scope = new Map<string, string>();
+  const base: Scope = { bindings: new Map(), parent: undefined };
   const first = openElement(rootKey, rootNode, base);
   let elements = 1;
   const stack: Frame[] = [{ src: asArray(rootNode[rootKey]), index: 0, el: first.el, scope: first.scope, depth: 1, hasText: false }];
@@ -387,7 +399,11 @@ function describeInvalid(code: string, msg: string): string {
  * malformed or hostile; see the file comment for what is refused.
  */
 export function parseXml(text: string, limits?: Partial<XmlLimits>): XmlElement {
-  const lim: XmlLimits = { ...DEFAULT_XML_LIMITS, ...limits };
+  const lim: XmlLimits = {
+    maxBytes: limits?.maxBytes ?? DEFAULT_XML_LIMITS.maxBytes,
+    maxDepth: limits?.maxDepth ?? DEFAULT_XML_LIMITS.maxDepth,
+    maxElements: limits?.maxElements ?? DEFAULT_XML_LIMITS.maxElements,
+  };
   if (typeof text !== 'string') throw new XmlError('XML body is not text');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // byte order mark
   preflight(text, lim);

@@ -227,7 +227,7 @@ export class Transports {
   }
 
   private listenWs(l: ListenAddress): Promise<void> {
-    const secure = Boolean(this.opts.tlsCert && this.opts.tlsKey);
+    const secure = l.transport === 'wss';
     const httpServer = secure ? https.createServer(this.tlsOptions()) : undefined;
     const wss = new WebSocketServer({
       ...(httpServer ? { server: httpServer } : { port: l.port, host: l.address }),
@@ -277,7 +277,7 @@ export class Transports {
   /** The local address Herald puts in Via/Contact for a protocol. */
   localFor(protocol: Protocol): ListenAddress | undefined {
     const t = protocol.toLowerCase();
-    return this.bound.find((b) => b.transport === t) ?? this.bound[0];
+    return this.bound.find((b) => b.transport === t || (t === 'ws' && b.transport === 'wss')) ?? this.bound[0];
   }
 
   hasConnection(flow: Flow): boolean {

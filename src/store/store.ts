@@ -128,19 +128,17 @@ export class Store {
   private constructor(private readonly makeAdapter: () => KeyvStoreAdapter | Map<unknown, unknown>, private readonly log: Logger) {}
 
   static open(url: string, log: Logger): Store {
+    // One adapter per collection: keyv writes its namespace into the adapter it is given, so
+    // collections sharing one adapter would read each other's records.
     if (url.startsWith('sqlite://')) {
       const path = url.slice('sqlite://'.length);
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      // One connection for all collections: SQLite has one writer anyway.
-      const adapter = new BatchingSqlite(url);
-      return new Store(() => adapter as unknown as KeyvStoreAdapter, log);
+      return new Store(() => new BatchingSqlite(url) as unknown as KeyvStoreAdapter, log);
     }
     if (url.startsWith('redis://') || url.startsWith('rediss://')) {
-      const adapter = new KeyvRedis(url);
-      return new Store(() => adapter as unknown as KeyvStoreAdapter, log);
+      return new Store(() => new KeyvRedis(url) as unknown as KeyvStoreAdapter, log);
     }
-    const map = new Map<unknown, unknown>();
-    return new Store(() => map, log);
+    return new Store(() => new Map<unknown, unknown>(), log);
   }
 
   collection<T>(namespace: string): Collection<T> {
@@ -158,7 +156,6 @@ export class Store {
 
   async close(): Promise<void> {
     await this.flush();
-    const first = this.keyvs[0];
-    if (first) await first.disconnect().catch(() => undefined);
+    await Promise.all(this.keyvs.map((kv) => kv.disconnect().catch(() => undefined)));
   }
 }

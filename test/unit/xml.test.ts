@@ -77,6 +77,11 @@ test('names that are JavaScript object keys are ordinary element names', () => {
   assert.equal(root.name, 'constructor');
   assert.deepEqual(childElements(root).map((e) => e.name), ['__proto__', 'toString', 'hasOwnProperty']);
   assert.deepEqual((root.children[0] as XmlElement).attrs, { x: '1' });
+  const odd = parseXml('<a __proto__="p" constructor="c"/>');
+  assert.deepEqual(Object.keys(odd.attrs), ['__proto__', 'constructor']);
+  assert.equal(Object.getPrototypeOf(odd.attrs), Object.prototype);
+  assert.equal(odd.attrs['constructor'], 'c');
+  assert.equal(serializeXml(odd, { declaration: false }), '<a __proto__="p" constructor="c"/>');
 });
 
 test('childElements, firstChild, textOf', () => {
@@ -86,7 +91,7 @@ test('childElements, firstChild, textOf', () => {
   assert.deepEqual(childElements(root, 'urn:a', 'x').map(textOf), ['1', '5']);
   assert.equal(textOf(firstChild(root, 'urn:b', 'x') as XmlElement), '2');
   assert.equal(firstChild(root, 'urn:b', 'y'), undefined);
-  assert.equal(textOf(root), '12 345');
+  assert.equal(textOf(root), '1 2 345'); // descendants' text, concatenated as is, trimmed at the ends
 });
 
 test('serialize: root namespace is the default, conventional prefixes, then ns1, ns2 in order of appearance', () => {
