@@ -4,13 +4,14 @@
 export class ExpiryWheel<K> {
   private readonly buckets = new Map<number, Set<K>>();
   private readonly slotOf = new Map<K, number>();
-  private lastSwept = Math.floor(Date.now() / 1000) - 1;
+  /** The last second swept; undefined before the first sweep (the wheel follows the caller's clock). */
+  private lastSwept: number | undefined;
 
   /** Schedules (or moves) a key to expire at `atMs`. */
   set(key: K, atMs: number): void {
     this.delete(key);
     // A time already past goes into the next sweep, never into a bucket the sweep has passed.
-    const slot = Math.max(Math.ceil(atMs / 1000), this.lastSwept + 1);
+    const slot = Math.max(Math.ceil(atMs / 1000), (this.lastSwept ?? -Infinity) + 1);
     let b = this.buckets.get(slot);
     if (!b) {
       b = new Set();
@@ -34,7 +35,7 @@ export class ExpiryWheel<K> {
     const now = Math.floor(nowMs / 1000);
     const out: K[] = [];
     // Normally one bucket a second; after a long pause (or a clock jump) sweep what the map holds.
-    if (now - this.lastSwept > 3600) {
+    if (this.lastSwept === undefined || now - this.lastSwept > 3600) {
       for (const [slot, b] of this.buckets) if (slot <= now) this.take(slot, b, out);
     } else {
       for (let s = this.lastSwept + 1; s <= now; s++) {
