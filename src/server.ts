@@ -15,6 +15,11 @@ import type { HeaderList } from './sip/message.js';
 import { SipStack } from './sip/stack.js';
 import { Store } from './store/store.js';
 import { aorOf } from './sip/codec.js';
+import { UserDirectory, type UserRecord } from './auth/users.js';
+import { NonceManager, ReplayGuard } from './auth/digest.js';
+import { SipAuthenticator } from './auth/sip-auth.js';
+import type { ServerTx } from './sip/stack.js';
+import { nonceSecret } from './auth/secret.js';
 
 export interface Herald {
   readonly config: Config;
@@ -23,6 +28,7 @@ export interface Herald {
   readonly pa: PresenceAgent;
   readonly notifier: Notifier;
   readonly store: Store;
+  readonly users: UserDirectory;
   /** Listening addresses as "proto:addr:port". */
   readonly addresses: string[];
   stop(): Promise<void>;
@@ -44,6 +50,21 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     publicHost: config.sip.public_host,
     log,
   });
+  const users = new UserDirectory(store.collection<UserRecord>('user'));
+  const replay = new ReplayGuard();
+  const auth = new SipAuthenticator({
+    enabled: config.auth.enabled,
+    domains: config.sip.domains,
+    trustedPeers: config.auth.trusted_peers,
+    users,
+    nonces: new NonceManager(await nonceSecret(store), config.auth.nonce_lifetime * 1000),
+    replay,
+    log,
+  });
+  const identify = async (tx: ServerTx): Promise<string | undefined> => {
+    const r = await auth.identify(tx, common());
+    return r.kind === 'answered' ? undefined : r.identity.uri;
+  };
   const hub = new Hub();
   const pa = new PresenceAgent(config.sip.domains, store.collection<PublicationRecord>('publication'), log);
   hub.register(pa);
@@ -63,6 +84,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       defaultExpires: config.presence.subscribe_default_expires,
       maxExpires: config.presence.subscribe_max_expires,
       commonHeaders: common,
+      identify,
     },
     log,
   );
@@ -81,6 +103,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       maxDocumentBytes: config.presence.max_document_bytes,
       maxXmlDepth: config.presence.max_xml_depth,
       commonHeaders: common,
+      identify,
     }),
   );
   // NOTIFY arrives only in dialogs of upstream subscriptions (the SIP gateway, a later issue).
@@ -101,6 +124,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     const now = Date.now();
     pa.sweep(now);
     n.sweep(now);
+    if (now % 60_000 < 1000) replay.sweep(now);
   }, 1000);
   sweeper.unref();
   const addresses = stack.listening.map((l) => `${l.transport}:${l.address}:${l.port}`);
@@ -113,6 +137,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     pa,
     notifier: n,
     store,
+    users,
     addresses,
     async stop() {
       clearInterval(sweeper);

@@ -35,6 +35,14 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    auth: z
+      .object({
+        enabled: z.boolean().default(true),
+        trusted_peers: z.array(z.string().regex(/^[0-9a-fA-F.:]+(\/\d{1,3})?$/, 'expected an IP address or CIDR block')).default([]),
+        nonce_lifetime: z.number().int().min(10).max(86400).default(300),
+      })
+      .strict()
+      .prefault({}),
     store: z
       .object({
         url: z

@@ -24,7 +24,15 @@ export interface NotifierOptions {
   maxExpires: number;
   /** Headers every answer carries (Allow, Allow-Events, Accept, Supported). */
   commonHeaders: () => HeaderList;
+  /**
+   * Who is subscribing: the authenticated identity ('' when anonymous), or undefined when the
+   * request was answered (a 401 challenge). Without it the From address is taken.
+   */
+  identify?: (tx: ServerTx) => Promise<string | undefined>;
 }
+
+/** How an anonymous watcher is named in records and watcher info (RFC 3858 §3 style). */
+export const ANONYMOUS_WATCHER = 'sip:anonymous@anonymous.invalid';
 
 interface Live {
   rec: SubscriptionRecord;
@@ -99,7 +107,13 @@ export class Notifier {
     if (!fromTag) return this.answer(tx, 400, 'Missing From Tag');
     const resource = rq.ruri ? aorOf(rq.uri) : undefined;
     if (!resource) return this.answer(tx, 404, 'Not Found');
-    const watcher = aorOf(rq.from.uri) ?? rq.from.uri;
+    let watcher = aorOf(rq.from.uri) ?? rq.from.uri;
+    if (this.opts.identify) {
+      // In-dialog refreshes are not challenged: the dialog was, and its tags are unguessable.
+      const id = await this.opts.identify(tx);
+      if (id === undefined) return;
+      watcher = id || ANONYMOUS_WATCHER;
+    }
     let granted = expires ?? pkg.defaultExpires ?? this.opts.defaultExpires;
     // RFC 6665 §4.2.1.1: too brief ⇒ 423 with Min-Expires; too long ⇒ shortened.
     if (granted !== 0 && granted < this.opts.minExpires) return this.answer(tx, 423, 'Interval Too Brief', [['Min-Expires', String(this.opts.minExpires)]]);

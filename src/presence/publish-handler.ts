@@ -16,8 +16,11 @@ export interface PublishOptions {
   maxDocumentBytes: number;
   maxXmlDepth: number;
   commonHeaders: () => HeaderList;
-  /** Whether the publisher may publish for the presentity (authentication arrives in a later issue). */
-  mayPublish?: (tx: ServerTx, presentity: string) => boolean;
+  /**
+   * The publisher's authenticated identity ('' when anonymous), or undefined when the request was
+   * answered (a 401 challenge). Only the owner of an address of record publishes for it.
+   */
+  identify?: (tx: ServerTx) => Promise<string | undefined>;
 }
 
 export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishOptions): Promise<void> {
@@ -30,7 +33,11 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
   // §6 step 2: the event package.
   const ev = parseEventHeader(header(rq, 'event'));
   if (!ev || ev.event !== 'presence') return answer(489, 'Bad Event');
-  if (o.mayPublish && !o.mayPublish(tx, presentity)) return answer(403, 'Forbidden');
+  if (o.identify) {
+    const who = await o.identify(tx);
+    if (who === undefined) return;
+    if (who !== presentity) return answer(403, 'Forbidden');
+  }
   const ifMatch = header(rq, 'sip-if-match')?.trim();
   // §6 step 3 / §5: Expires bounds.
   const e = parseDeltaSeconds(header(rq, 'expires'));

@@ -3,7 +3,7 @@
 // mandatory-header checks that yield a 400 instead of a silent drop, UTF-8 bodies (sip.js keeps bodies
 // as latin1 strings and would count characters, not bytes), and serialization of Herald's own messages.
 import sip, { type RawMessage, type RawNameAddr, type RawUri, type RawVia } from 'sip';
-import type { CSeq, Flow, HeaderList, NameAddr, Params, SipRequest, SipResponse, SipUri, Via } from './message.js';
+import type { CSeq, Credentials, Flow, HeaderList, NameAddr, Params, SipRequest, SipResponse, SipUri, Via } from './message.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -46,6 +46,21 @@ export function aorOf(uri: string): string | undefined {
   const u = parseSipUri(uri);
   if (!u || !u.user) return undefined;
   return `${u.scheme === 'sips' ? 'sip' : u.scheme}:${u.user}@${u.host}`;
+}
+
+function unquote(v: string): string {
+  return v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1).replace(/\\(.)/g, '$1') : v;
+}
+
+function credentials(raw: unknown): Credentials[] {
+  if (!Array.isArray(raw)) return [];
+  return raw
+    .filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null && typeof (x as { scheme?: unknown }).scheme === 'string')
+    .map((x) => {
+      const params: Record<string, string> = {};
+      for (const [k, v] of Object.entries(x)) if (k !== 'scheme' && typeof v === 'string') params[k.toLowerCase()] = unquote(v);
+      return { scheme: String(x['scheme']), params };
+    });
 }
 
 function otherHeaders(raw: RawMessage): Map<string, string> {
@@ -114,6 +129,7 @@ export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
         contact: h.contact === '*' ? [] : nameAddrList(h.contact),
         recordRoute: nameAddrList(h['record-route']),
         route: nameAddrList(h.route),
+        credentials: credentials(h['authorization']),
         source: flow,
       },
     };

@@ -55,6 +55,12 @@ interface MessageCommon {
   bodyBytes: number;
 }
 
+/** One Authorization header (RFC 3261 §22.4): the scheme and its parameters, quotes removed. */
+export interface Credentials {
+  scheme: string;
+  params: Record<string, string>;
+}
+
 export interface SipRequest extends MessageCommon {
   method: string;
   uri: string;
@@ -63,6 +69,8 @@ export interface SipRequest extends MessageCommon {
   contact: NameAddr[];
   recordRoute: NameAddr[];
   route: NameAddr[];
+  /** Authorization headers (Proxy-Authorization is a proxy's business, not Herald's). */
+  credentials: Credentials[];
   source: Flow;
 }
 

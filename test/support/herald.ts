@@ -24,6 +24,8 @@ export async function startTestHerald(overrides: DeepPartial = {}): Promise<Test
     sip: { listen: ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'], ...(overrides['sip'] ?? {}) },
     presence: { subscribe_min_expires: 1, publish_min_expires: 1, ...(overrides['presence'] ?? {}) },
     store: { url: 'memory://', ...(overrides['store'] ?? {}) },
+    // Most tests are about the PA, not authentication: auth.test.ts turns it on.
+    auth: { enabled: false, ...(overrides['auth'] ?? {}) },
     log: { level: 'silent', format: 'json' },
   });
   const herald = await startHerald(cfg, { log: silentLogger });

@@ -48,7 +48,7 @@ url = "sqlite://${join(dir, 'herald.sqlite')}"
 [log]
 level = "info"
 format = "json"
-${extra}`,
+${extra.includes('[auth]') ? '' : '[auth]\nenabled = false\n'}${extra}`,
     );
     return path;
   }

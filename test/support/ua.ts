@@ -4,7 +4,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
-import { randomBytes } from 'node:crypto';
+import crypto, { randomBytes } from 'node:crypto';
 import sip, { type RawMessage } from 'sip';
 import WebSocket from 'ws';
 
@@ -242,4 +242,20 @@ export function pidf(entity: string, opts: { tuple?: string; basic?: 'open' | 'c
 <presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${entity}">
   <tuple id="${opts.tuple ?? 't1'}"><status><basic>${opts.basic ?? 'open'}</basic></status>${opts.note ? `<note>${opts.note}</note>` : ''}</tuple>${opts.extra ?? ''}
 </presence>`;
+}
+
+/** Digest credentials computed independently of Herald's code (RFC 7616 §3.4.1). */
+export function digestAuthorization(challenge: string, method: string, uri: string, username: string, password: string, nc = 1, overrideNonce?: string): string {
+  const { createHash } = crypto;
+  const get = (k: string) => new RegExp(`${k}="?([^",]+)"?`, 'i').exec(challenge)?.[1];
+  const alg = (get('algorithm') ?? 'MD5').toUpperCase();
+  const h = (s: string) => createHash(alg === 'SHA-256' ? 'sha256' : 'md5').update(s).digest('hex');
+  const realm = get('realm')!;
+  const nonce = overrideNonce ?? get('nonce')!;
+  const cnonce = 'abcdef0123';
+  const ncs = nc.toString(16).padStart(8, '0');
+  const ha1 = h(`${username}:${realm}:${password}`);
+  const ha2 = h(`${method}:${uri}`);
+  const response = h(`${ha1}:${nonce}:${ncs}:${cnonce}:auth:${ha2}`);
+  return `Digest username="${username}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=${alg}, qop=auth, nc=${ncs}, cnonce="${cnonce}"`;
 }

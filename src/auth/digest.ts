@@ -1,0 +1,106 @@
+// HTTP/SIP digest (RFC 3261 §22, RFC 7616, RFC 8760 for SHA-256): nonces bound to this server by an
+// HMAC, expiring after a lifetime (then "stale"), and nonce counts that only go up (no replay).
+// Written here rather than taken from the `sip` package: its digest.js knows MD5 only and keeps no
+// nonce state of its own.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hashHex, type DigestAlgorithm } from './users.js';
+
+export type NonceCheck = 'valid' | 'stale' | 'invalid';
+
+export class NonceManager {
+  constructor(private readonly secret: Buffer, readonly lifetimeMs = 300_000) {}
+
+  /** nonce = base64url(issued-at ms ‖ 8 random bytes ‖ HMAC-SHA256(secret, both)[0..16]). */
+  issue(now = Date.now()): string {
+    const body = Buffer.alloc(16);
+    body.writeBigUInt64BE(BigInt(now), 0);
+    randomBytes(8).copy(body, 8);
+    return Buffer.concat([body, this.mac(body)]).toString('base64url');
+  }
+
+  check(nonce: string, now = Date.now()): NonceCheck {
+    const raw = Buffer.from(nonce, 'base64url');
+    if (raw.length !== 32 || raw.toString('base64url') !== nonce) return 'invalid';
+    const body = raw.subarray(0, 16);
+    if (!timingSafeEqual(raw.subarray(16), this.mac(body))) return 'invalid';
+    const issued = Number(body.readBigUInt64BE(0));
+    if (issued > now + 5_000) return 'invalid';
+    return now - issued > this.lifetimeMs ? 'stale' : 'valid';
+  }
+
+  expiresAt(nonce: string): number {
+    const raw = Buffer.from(nonce, 'base64url');
+    return raw.length >= 8 ? Number(raw.readBigUInt64BE(0)) + this.lifetimeMs : 0;
+  }
+
+  private mac(body: Buffer): Buffer {
+    return createHmac('sha256', this.secret).update(body).digest().subarray(0, 16);
+  }
+}
+
+/** Remembers the highest nonce count seen per nonce; a response with qop must raise it. */
+export class ReplayGuard {
+  private readonly seen = new Map<string, { nc: number; expiresAt: number }>();
+
+  constructor(private readonly maxEntries = 100_000) {}
+
+  /** `nc` undefined (no qop, RFC 2069 style): the nonce is good for one use only. */
+  accept(nonce: string, nc: number | undefined, expiresAt: number, now = Date.now()): boolean {
+    const e = this.seen.get(nonce);
+    const value = nc ?? Number.POSITIVE_INFINITY;
+    if (e) {
+      if (nc === undefined || nc <= e.nc) return false;
+      e.nc = value;
+      return true;
+    }
+    if (this.seen.size >= this.maxEntries) this.sweep(now);
+    if (this.seen.size >= this.maxEntries) return false;
+    this.seen.set(nonce, { nc: value, expiresAt });
+    return true;
+  }
+
+  sweep(now = Date.now()): void {
+    for (const [k, v] of this.seen) if (v.expiresAt <= now) this.seen.delete(k);
+  }
+}
+
+export interface DigestParams {
+  username: string;
+  realm: string;
+  nonce: string;
+  uri: string;
+  response: string;
+  algorithm: DigestAlgorithm;
+  qop: 'auth' | undefined;
+  nc: string | undefined;
+  cnonce: string | undefined;
+}
+
+/** Reads digest parameters from an Authorization header's parameters; undefined if incomplete. */
+export function readDigest(scheme: string, p: Record<string, string>): DigestParams | undefined {
+  if (scheme.toLowerCase() !== 'digest') return undefined;
+  const alg = (p['algorithm'] ?? 'MD5').toUpperCase();
+  if (alg !== 'MD5' && alg !== 'SHA-256') return undefined;
+  const { username, realm, nonce, uri, response } = p;
+  if (!username || !realm || !nonce || !uri || !response) return undefined;
+  const qop = p['qop'];
+  if (qop !== undefined && qop !== 'auth') return undefined;
+  if (qop && (!p['nc'] || !/^[0-9a-f]{8}$/i.test(p['nc']) || !p['cnonce'])) return undefined;
+  return { username, realm, nonce, uri, response: response.toLowerCase(), algorithm: alg, qop, nc: p['nc'], cnonce: p['cnonce'] };
+}
+
+/** The expected response (RFC 7616 §3.4.1). */
+export function expectedResponse(d: DigestParams, ha1: string, method: string): string {
+  const ha2 = hashHex(d.algorithm, `${method}:${d.uri}`);
+  return d.qop ? hashHex(d.algorithm, `${ha1}:${d.nonce}:${d.nc}:${d.cnonce}:${d.qop}:${ha2}`) : hashHex(d.algorithm, `${ha1}:${d.nonce}:${ha2}`);
+}
+
+export function safeEqualHex(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}
+
+/** WWW-Authenticate values: SHA-256 first, MD5 for older clients (RFC 8760 §2.4). */
+export function challenges(realm: string, nonce: string, stale: boolean): string[] {
+  const common = `realm="${realm}", nonce="${nonce}", qop="auth"${stale ? ', stale=true' : ''}`;
+  return [`Digest ${common}, algorithm=SHA-256`, `Digest ${common}, algorithm=MD5`];
+}

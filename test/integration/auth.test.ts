@@ -1,0 +1,130 @@
+// Digest authentication (RFC 3261 §22, RFC 8760) over real sockets: challenge and retry, MD5 and
+// SHA-256, wrong passwords, replayed nonce counts, someone else's PUBLISH, trusted peers.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestUA, digestAuthorization, pidf, rnd } from '../support/ua.js';
+import { startTestHerald, type TestHerald } from '../support/herald.js';
+
+const ALICE = 'sip:alice@example.test';
+const BOB = 'sip:bob@example.test';
+
+describe('digest authentication', () => {
+  let h: TestHerald;
+  let ua: TestUA;
+  before(async () => {
+    h = await startTestHerald({ auth: { enabled: true } });
+    await h.herald.users.add(ALICE, 'alice-secret');
+    await h.herald.users.add(BOB, 'bob-secret');
+    ua = await TestUA.open('udp', '127.0.0.1', h.port('udp'));
+  });
+  after(async () => {
+    ua.close();
+    await h.stop();
+  });
+
+  const pub = (who: string, from: string, extra: Record<string, string> = {}, cseq = 1, callId = rnd()) =>
+    ua.request('PUBLISH', who, { from, callId, cseq, headers: { Event: 'presence', Expires: '60', ...extra }, body: pidf(who) });
+
+  test('a PUBLISH without credentials is challenged with SHA-256 and MD5; each answer is accepted', async () => {
+    for (const alg of ['SHA-256', 'MD5']) {
+      const callId = rnd();
+      const r1 = await pub(ALICE, ALICE, {}, 1, callId);
+      assert.equal(r1.status, 401);
+      const challenges = String(r1.raw.headers['www-authenticate'] !== undefined ? JSON.stringify(r1.raw.headers['www-authenticate']) : '');
+      assert.match(challenges, /SHA-256/);
+      assert.match(challenges, /MD5/);
+      const chosen = (r1.raw.headers['www-authenticate'] as { algorithm?: string; nonce: string; realm: string }[]).find((c) => c.algorithm === alg)!;
+      const challenge = `Digest realm=${chosen.realm}, nonce=${chosen.nonce}, algorithm=${alg}`;
+      const r2 = await pub(ALICE, ALICE, { Authorization: digestAuthorization(challenge, 'PUBLISH', ALICE, 'alice', 'alice-secret') }, 2, callId);
+      assert.equal(r2.status, 200, `${alg}: ${r2.reason}`);
+    }
+  });
+
+  async function challenge(): Promise<string> {
+    const r = await pub(ALICE, ALICE);
+    const c = (r.raw.headers['www-authenticate'] as { nonce: string; realm: string }[])[0]!;
+    return `Digest realm=${c.realm}, nonce=${c.nonce}, algorithm=SHA-256`;
+  }
+
+  test('a wrong password is challenged again', async () => {
+    const r = await pub(ALICE, ALICE, { Authorization: digestAuthorization(await challenge(), 'PUBLISH', ALICE, 'alice', 'wrong') });
+    assert.equal(r.status, 401);
+  });
+
+  test('a replayed nonce count is refused (401 stale=true), a higher one accepted', async () => {
+    const c = await challenge();
+    const auth1 = digestAuthorization(c, 'PUBLISH', ALICE, 'alice', 'alice-secret', 1);
+    assert.equal((await pub(ALICE, ALICE, { Authorization: auth1 })).status, 200);
+    const replay = await pub(ALICE, ALICE, { Authorization: auth1 });
+    assert.equal(replay.status, 401);
+    assert.match(JSON.stringify(replay.raw.headers['www-authenticate']), /stale/);
+    const auth2 = digestAuthorization(c, 'PUBLISH', ALICE, 'alice', 'alice-secret', 2);
+    assert.equal((await pub(ALICE, ALICE, { Authorization: auth2 })).status, 200);
+  });
+
+  test('a nonce Herald did not issue is not accepted', async () => {
+    const forged = digestAuthorization('Digest realm="example.test", nonce="AAAA", algorithm=MD5', 'PUBLISH', ALICE, 'alice', 'alice-secret');
+    assert.equal((await pub(ALICE, ALICE, { Authorization: forged })).status, 401);
+  });
+
+  test("bob, authenticated, publishing alice's presence: 403", async () => {
+    const r1 = await pub(ALICE, BOB);
+    assert.equal(r1.status, 401);
+    const c = (r1.raw.headers['www-authenticate'] as { nonce: string; realm: string }[])[0]!;
+    const r2 = await pub(ALICE, BOB, { Authorization: digestAuthorization(`Digest realm=${c.realm}, nonce=${c.nonce}, algorithm=SHA-256`, 'PUBLISH', ALICE, 'bob', 'bob-secret') });
+    assert.equal(r2.status, 403);
+  });
+
+  test('a user added while Herald runs can authenticate at once; a removed one cannot', async () => {
+    const carol = 'sip:carol@example.test';
+    const c1 = await challenge();
+    const r0 = await pub(carol, carol, { Authorization: digestAuthorization(c1, 'PUBLISH', carol, 'carol', 'pw') });
+    assert.equal(r0.status, 401);
+    await h.herald.users.add(carol, 'pw');
+    const r1 = await pub(carol, carol, { Authorization: digestAuthorization(await challenge(), 'PUBLISH', carol, 'carol', 'pw') });
+    assert.equal(r1.status, 200);
+    await h.herald.users.remove(carol);
+    const r2 = await pub(carol, carol, { Authorization: digestAuthorization(await challenge(), 'PUBLISH', carol, 'carol', 'pw') });
+    assert.equal(r2.status, 401);
+  });
+
+  test('SUBSCRIBE is challenged; the watcher is the authenticated identity', async () => {
+    const callId = rnd();
+    const fromTag = rnd();
+    const r1 = await ua.request('SUBSCRIBE', ALICE, { from: BOB, fromTag, callId, headers: { Event: 'presence', Expires: '60' } });
+    assert.equal(r1.status, 401);
+    const c = (r1.raw.headers['www-authenticate'] as { nonce: string; realm: string }[])[0]!;
+    const r2 = await ua.request('SUBSCRIBE', ALICE, {
+      from: BOB,
+      fromTag,
+      callId,
+      cseq: 2,
+      headers: { Event: 'presence', Expires: '60', Authorization: digestAuthorization(`Digest realm=${c.realm}, nonce=${c.nonce}, algorithm=SHA-256`, 'SUBSCRIBE', ALICE, 'bob', 'bob-secret') },
+    });
+    assert.equal(r2.status, 200);
+    assert.ok(h.herald.notifier.subscriptionsOf(ALICE).some((s) => s.callId === callId && s.watcher === BOB));
+  });
+
+  test('a watcher from another domain is not challenged and counts as anonymous', async () => {
+    const callId = rnd();
+    const r = await ua.request('SUBSCRIBE', ALICE, { from: 'sip:eve@elsewhere.test', callId, headers: { Event: 'presence', Expires: '60' } });
+    assert.equal(r.status, 200);
+    assert.ok(h.herald.notifier.subscriptionsOf(ALICE).some((s) => s.callId === callId && s.watcher === 'sip:anonymous@anonymous.invalid'));
+  });
+
+  test('a trusted peer is not challenged; its P-Asserted-Identity is believed', async () => {
+    const t = await startTestHerald({ auth: { enabled: true, trusted_peers: ['127.0.0.0/8'] } });
+    const u = await TestUA.open('udp', '127.0.0.1', t.port('udp'));
+    try {
+      const r = await u.request('PUBLISH', ALICE, { from: ALICE, headers: { Event: 'presence', Expires: '60' }, body: pidf(ALICE) });
+      assert.equal(r.status, 200);
+      const callId = rnd();
+      const s = await u.request('SUBSCRIBE', ALICE, { from: 'sip:x@example.test', callId, headers: { Event: 'presence', 'P-Asserted-Identity': `<${BOB}>` } });
+      assert.equal(s.status, 200);
+      assert.ok(t.herald.notifier.subscriptionsOf(ALICE).some((x) => x.callId === callId && x.watcher === BOB));
+    } finally {
+      u.close();
+      await t.stop();
+    }
+  });
+});
