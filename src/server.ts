@@ -8,6 +8,8 @@ import { Notifier } from './events/notifier.js';
 import type { SubscriptionRecord } from './events/subscription.js';
 import { PresenceAgent, type PublicationRecord } from './presence/pa.js';
 import { PresencePackage } from './presence/presence-package.js';
+import { WinfoPackage } from './presence/winfo-package.js';
+import { WatcherRegistry, type WatcherRecord } from './presence/watchers.js';
 import { handlePublish } from './presence/publish-handler.js';
 import { allowAll, type Authorizer } from './policy/authorizer.js';
 import { Dispatcher } from './sip/dispatch.js';
@@ -88,7 +90,9 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     },
     log,
   );
-  n.register(new PresencePackage(hub, pa, opts.authorizer ?? allowAll, { unknownPresentity: config.presence.unknown_presentity }));
+  const watchers = new WatcherRegistry(store.collection<WatcherRecord>('watcher'), config.presence.winfo_history * 1000);
+  n.register(new PresencePackage(hub, pa, opts.authorizer ?? allowAll, watchers, { unknownPresentity: config.presence.unknown_presentity }));
+  n.register(new WinfoPackage(watchers, (r) => pa.handles(r)));
 
   const dispatcher = new Dispatcher(common, (e, tx) => {
     log.error({ err: e, method: tx.request.method, callId: tx.request.callId }, 'handler failed');
@@ -117,6 +121,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   });
   stack.onRequest = (tx) => dispatcher.dispatch(tx);
 
+  await watchers.restore();
   const pubs = await pa.restore();
   const subs = await n.restore();
   await stack.start();
@@ -124,7 +129,10 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     const now = Date.now();
     pa.sweep(now);
     n.sweep(now);
-    if (now % 60_000 < 1000) replay.sweep(now);
+    if (now % 60_000 < 1000) {
+      replay.sweep(now);
+      watchers.sweep(now);
+    }
   }, 1000);
   sweeper.unref();
   const addresses = stack.listening.map((l) => `${l.transport}:${l.address}:${l.port}`);

@@ -32,6 +32,7 @@ export const ConfigSchema = z
         unknown_presentity: z.enum(['closed', '480']).default('closed'),
         max_document_bytes: z.number().int().min(256).max(1024 * 1024).default(32768),
         max_xml_depth: z.number().int().min(4).max(256).default(32),
+        winfo_history: z.number().int().min(0).max(30 * 86400).default(3600),
       })
       .strict()
       .prefault({}),

@@ -144,7 +144,7 @@ export class Notifier {
       version: 0,
     };
     const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
-    const admission = await pkg.admit({ resource, watcher, request: rq, contentType: undefined, changed: () => this.changed(live) });
+    const admission = await pkg.admit({ key, resource, watcher, request: rq, contentType: undefined, changed: () => this.changed(live), nextVersion: () => rec.version++ });
     if (!admission.ok) return this.answer(tx, admission.status, admission.reason, admission.headers ?? []);
     rec.contentType = admission.contentType;
     live.binding = admission.binding;
@@ -159,7 +159,7 @@ export class Notifier {
       live.terminating = 'timeout';
       live.gone = true;
       await this.sendNotify(live);
-      live.binding.close();
+      live.binding.close('timeout');
       return;
     }
     this.live.set(key, live);
@@ -199,7 +199,8 @@ export class Notifier {
     this.expiry.set(rec.key, rec.expiresAt);
     await this.persist(rec);
     this.answer(tx, 200, 'OK', okHeaders);
-    // RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current state.
+    // RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current (full) state.
+    live.binding.refreshed?.();
     this.changed(live, true);
   }
 
@@ -234,6 +235,13 @@ export class Notifier {
       this.log.error({ err: (e as Error).message, key: rec.key }, 'event package failed to render');
       return;
     }
+    if (content.state === 'terminated' && !live.terminating) {
+      // The package ends it (e.g. rules now block the watcher): this NOTIFY is the final one.
+      this.live.delete(rec.key);
+      this.expiry.delete(rec.key);
+      live.terminating = content.reason ?? 'deactivated';
+      live.gone = true;
+    }
     // After a restart, and for changes that render to the same body, an unchanged body needs no NOTIFY.
     if (!force && !live.terminating && content.tag !== undefined && content.tag === rec.lastTag && rec.localCseq > 0) return;
     live.inFlight = true;
@@ -245,6 +253,8 @@ export class Notifier {
     await this.persist(rec, final);
     const remaining = Math.max(0, Math.round((rec.expiresAt - Date.now()) / 1000));
     const subState = final ? `terminated;reason=${live.terminating}` : `${content.state};expires=${remaining}`;
+    // A terminated NOTIFY carries the last state only when the package still has something to show.
+    const body = final && content.state !== 'active' ? undefined : content.body;
     const strict = rec.routeSet.length > 0 && !/;lr\b/i.test(rec.routeSet[0]!);
     const uri = strict ? rec.routeSet[0]!.replace(/^<|>.*$/g, '') : rec.remoteTarget;
     const route = strict ? [...rec.routeSet.slice(1), `<${rec.remoteTarget}>`] : rec.routeSet;
@@ -266,7 +276,7 @@ export class Notifier {
             ['Subscription-State', subState],
             ...(content.tag ? ([['SIP-ETag', content.tag]] as [string, string][]) : []),
           ],
-          ...(content.body !== undefined ? { body: content.body, contentType: content.contentType } : {}),
+          ...(body !== undefined ? { body, contentType: content.contentType } : {}),
         },
         { flow: rec.flow },
       );
@@ -275,7 +285,7 @@ export class Notifier {
     }
     live.inFlight = false;
     if (final) {
-      live.binding.close();
+      live.binding.close(live.terminating);
       return;
     }
     if (!res || fatalNotifyStatus(res.status)) {
@@ -302,7 +312,7 @@ export class Notifier {
     live.gone = true;
     this.live.delete(live.rec.key);
     this.expiry.delete(live.rec.key);
-    live.binding.close();
+    live.binding.close('timeout');
     void this.store.delete(live.rec.key);
   }
 
@@ -340,7 +350,7 @@ export class Notifier {
         continue;
       }
       const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
-      const admission = await pkg.admit({ resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, changed: () => this.changed(live) });
+      const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, changed: () => this.changed(live), nextVersion: () => rec.version++ });
       if (!admission.ok) {
         live.binding = { content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }), close: () => undefined };
         this.terminate(live, 'noresource');

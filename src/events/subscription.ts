@@ -39,9 +39,13 @@ export interface SubscriptionRecord {
   version: number;
 }
 
-/** What the next NOTIFY carries. `body` undefined: no body (e.g. pending presence). */
+/**
+ * What the next NOTIFY carries. `body` undefined: no body (e.g. pending presence). A package that
+ * answers 'terminated' ends the subscription with that reason (e.g. the presentity's rules now block).
+ */
 export interface NotifyContent {
-  state: 'active' | 'pending';
+  state: 'active' | 'pending' | 'terminated';
+  reason?: TerminationReason;
   body: string | undefined;
   contentType: string | undefined;
   tag: string | undefined;
@@ -49,7 +53,10 @@ export interface NotifyContent {
 
 export interface Binding {
   content(): NotifyContent;
-  close(): void;
+  /** The subscription is over; `reason` says why (undefined: Herald is shutting down, not an end). */
+  close(reason?: TerminationReason): void;
+  /** The subscriber refreshed: the next content must be full state (RFC 6665 §4.2.1.2). */
+  refreshed?(): void;
 }
 
 export type Admission =
@@ -57,6 +64,8 @@ export type Admission =
   | { ok: true; contentType: string; binding: Binding };
 
 export interface AdmitContext {
+  /** The subscription's key (stable across restarts). */
+  key: string;
   resource: string;
   watcher: string;
   /** The SUBSCRIBE being admitted; undefined when a stored subscription is restored after a restart. */
@@ -65,6 +74,8 @@ export interface AdmitContext {
   contentType: string | undefined;
   /** Call when the content changed; the notifier sends a NOTIFY (coalescing if one is in flight). */
   changed: () => void;
+  /** The next document version of this subscription (RFC 3858 §4, RFC 4662 §5.2): 0, 1, 2…, persisted. */
+  nextVersion: () => number;
 }
 
 export interface EventPackage {

@@ -1,6 +1,6 @@
-// The seam where presence authorization plugs in (RFC 5025 pres-rules arrive in a later issue).
-// The SIP front end asks the authorizer before a watcher sees anything; until rules exist, every
-// watcher is allowed, and that default lives here alone.
+// The seam where presence authorization plugs in: the front end asks the authorizer before a watcher
+// sees anything, and applies the decision's transformation to the document per watcher.
+import type { PidfDocument } from '../formats/pidf.js';
 
 /** RFC 5025 §3.2.1 sub-handling values, in increasing order of permission. */
 export type SubHandling = 'block' | 'confirm' | 'polite-block' | 'allow';
@@ -9,14 +9,21 @@ export interface Decision {
   subHandling: SubHandling;
   /** A stable key naming what this watcher may see: watchers with equal keys share one rendered body. */
   view: string;
+  /** The watcher's view of the presentity's document (RFC 5025 transformations). */
+  transform: (doc: PidfDocument) => PidfDocument;
 }
 
 export interface Authorizer {
+  /** Loads what decide() needs for a presentity (its rules); decide() is synchronous. */
+  prepare?(presentity: string): Promise<void>;
+  /** `watcher` is the authenticated address of record, or the anonymous watcher's URI. */
   decide(watcher: string, presentity: string): Decision;
-  /** Called when a presentity's rules change, so the front end can re-evaluate its watchers. */
+  /** Registers a listener for changes of a presentity's rules (the front end re-evaluates its watchers). */
   onChange?(listener: (presentity: string) => void): void;
 }
 
+const identity = (d: PidfDocument): PidfDocument => d;
+
 export const allowAll: Authorizer = {
-  decide: () => ({ subHandling: 'allow', view: 'full' }),
+  decide: () => ({ subHandling: 'allow', view: 'full', transform: identity }),
 };

@@ -1,0 +1,98 @@
+// Who watches whom: the watcher list behind watcher info (RFC 3857/3858). The presence package reports
+// each subscription's status changes here; winfo subscriptions read and follow it. Entries persist, so
+// a restart keeps the history, and terminated ones stay visible for a while (RFC 3857 §4.7 "waiting").
+import { createHash } from 'node:crypto';
+import type { WatcherEntry, WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
+import type { Collection } from '../store/store.js';
+
+export interface WatcherRecord extends WatcherEntry {
+  resource: string;
+  package: string;
+  since: number;
+  updatedAt: number;
+}
+
+type Listener = (changed: WatcherRecord[]) => void;
+
+/** An opaque, stable id for a subscription: winfo shows it to the presentity, so no Call-ID leaks. */
+export function watcherId(subscriptionKey: string): string {
+  return createHash('sha1').update(subscriptionKey).digest('base64url').slice(0, 12);
+}
+
+export class WatcherRegistry {
+  private readonly byResource = new Map<string, Map<string, WatcherRecord>>();
+  private readonly listeners = new Map<string, Set<Listener>>();
+
+  constructor(private readonly store: Collection<WatcherRecord>, private readonly historyMs: number) {}
+
+  async restore(now = Date.now()): Promise<number> {
+    let n = 0;
+    for (const [key, rec] of await this.store.all()) {
+      if (this.isStale(rec, now)) {
+        void this.store.delete(key);
+        continue;
+      }
+      this.map(rec.resource).set(rec.id, rec);
+      n++;
+    }
+    return n;
+  }
+
+  private isStale(rec: WatcherRecord, now: number): boolean {
+    return (rec.status === 'terminated' || rec.status === 'waiting') && now - rec.updatedAt > this.historyMs;
+  }
+
+  private map(resource: string): Map<string, WatcherRecord> {
+    let m = this.byResource.get(resource);
+    if (!m) {
+      m = new Map();
+      this.byResource.set(resource, m);
+    }
+    return m;
+  }
+
+  list(resource: string): WatcherRecord[] {
+    return [...(this.byResource.get(resource)?.values() ?? [])];
+  }
+
+  get(resource: string, id: string): WatcherRecord | undefined {
+    return this.byResource.get(resource)?.get(id);
+  }
+
+  /** Records a status change; no-op when nothing changed. */
+  update(resource: string, id: string, uri: string, status: WatcherStatus, event: WatcherEvent, pkg = 'presence', now = Date.now()): void {
+    const m = this.map(resource);
+    const old = m.get(id);
+    if (old && old.status === status && old.event === event) return;
+    const rec: WatcherRecord = { resource, package: pkg, id, uri, status, event, since: old?.since ?? now, updatedAt: now };
+    m.set(id, rec);
+    void this.store.put(`${resource}|${id}`, rec);
+    for (const l of this.listeners.get(resource) ?? []) l([rec]);
+  }
+
+  follow(resource: string, listener: Listener): () => void {
+    let set = this.listeners.get(resource);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(resource, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(resource);
+    };
+  }
+
+  /** Forgets terminated and waiting watchers older than the history window. */
+  sweep(now = Date.now()): void {
+    for (const [resource, m] of this.byResource) {
+      for (const [id, rec] of m) {
+        if (this.isStale(rec, now)) {
+          m.delete(id);
+          void this.store.delete(`${resource}|${id}`);
+        }
+      }
+      if (m.size === 0) this.byResource.delete(resource);
+    }
+  }
+}
