@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { aorOf } from '../sip/codec.js';
 import { header, mergeHeaders, type HeaderList, type SipResponse } from '../sip/message.js';
 import type { ServerTx, SipStack } from '../sip/stack.js';
-import type { Collection } from '../store/store.js';
+import { unexpired, type Collection } from '../store/store.js';
 import { ExpiryWheel } from '../util/expiry.js';
 import {
   parseDeltaSeconds,
@@ -337,13 +337,8 @@ export class Notifier {
    */
   async restore(now = Date.now()): Promise<{ restored: number; expired: number }> {
     let restored = 0;
-    let expired = 0;
-    for (const [key, rec] of await this.store.all()) {
-      if (rec.expiresAt <= now) {
-        expired++;
-        void this.store.delete(key);
-        continue;
-      }
+    const { live: records, expired } = await unexpired(this.store, now);
+    for (const [key, rec] of records) {
       const pkg = this.packages.get(rec.event);
       if (!pkg) {
         void this.store.delete(key);

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parsePidf, type PidfDocument } from '../formats/pidf.js';
 import type { Provider, ProviderState, ProviderWatch } from '../hub/types.js';
-import type { Collection } from '../store/store.js';
+import { unexpired, type Collection } from '../store/store.js';
 import { ExpiryWheel, KeyedQueue } from '../util/expiry.js';
 import { composePresence, type PublishedDocument } from './compose.js';
 
@@ -54,13 +54,8 @@ export class PresenceAgent implements Provider {
   /** Loads publications from the store, dropping those that expired while Herald was down. */
   async restore(now = Date.now()): Promise<{ restored: number; expired: number }> {
     let restored = 0;
-    let expired = 0;
-    for (const [key, rec] of await this.store.all()) {
-      if (rec.expiresAt <= now) {
-        expired++;
-        void this.store.delete(key);
-        continue;
-      }
+    const { live, expired } = await unexpired(this.store, now);
+    for (const [key, rec] of live) {
       try {
         this.add({ record: rec, document: parsePidf(rec.body) });
         this.lastStamp = Math.max(this.lastStamp, rec.publishedAt);

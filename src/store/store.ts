@@ -159,3 +159,19 @@ export class Store {
     await Promise.all(this.keyvs.map((kv) => kv.disconnect().catch(() => undefined)));
   }
 }
+
+/**
+ * The records of a collection that have not expired; expired ones are deleted on the way (state that
+ * ran out while Herald was down is cleaned up, not restored).
+ */
+export async function unexpired<T extends { expiresAt: number }>(c: Collection<T>, now: number): Promise<{ live: [string, T][]; expired: number }> {
+  const live: [string, T][] = [];
+  let expired = 0;
+  for (const [key, rec] of await c.all()) {
+    if (rec.expiresAt <= now) {
+      expired++;
+      void c.delete(key);
+    } else live.push([key, rec]);
+  }
+  return { live, expired };
+}
