@@ -16,6 +16,7 @@ import {
   type NotifyContent,
   type SubscriptionRecord,
   type TerminationReason,
+  ANONYMOUS_WATCHER,
 } from './subscription.js';
 
 export interface NotifierOptions {
@@ -31,8 +32,6 @@ export interface NotifierOptions {
   identify?: (tx: ServerTx) => Promise<string | undefined>;
 }
 
-/** How an anonymous watcher is named in records and watcher info (RFC 3858 §3 style). */
-export const ANONYMOUS_WATCHER = 'sip:anonymous@anonymous.invalid';
 
 interface Live {
   rec: SubscriptionRecord;

@@ -4,6 +4,9 @@ import type { Flow, HeaderList, SipRequest } from '../sip/message.js';
 
 export type SubState = 'active' | 'pending' | 'terminated';
 
+/** How an anonymous watcher is named in records and watcher info (RFC 3261 §8.1.1.3 anonymous URI style). */
+export const ANONYMOUS_WATCHER = 'sip:anonymous@anonymous.invalid';
+
 /** RFC 6665 §4.1.3 reason codes. */
 export type TerminationReason = 'deactivated' | 'probation' | 'rejected' | 'timeout' | 'giveup' | 'noresource' | 'invariant';
 

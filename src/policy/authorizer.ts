@@ -16,8 +16,11 @@ export interface Decision {
 export interface Authorizer {
   /** Loads what decide() needs for a presentity (its rules); decide() is synchronous. */
   prepare?(presentity: string): Promise<void>;
-  /** `watcher` is the authenticated address of record, or the anonymous watcher's URI. */
-  decide(watcher: string, presentity: string): Decision;
+  /**
+   * `watcher` is the authenticated address of record, or the anonymous watcher's URI; `sphere` the
+   * presentity's current sphere (RFC 5025 §3.1.2), when its document states one.
+   */
+  decide(watcher: string, presentity: string, sphere?: string): Decision;
   /** Registers a listener for changes of a presentity's rules (the front end re-evaluates its watchers). */
   onChange?(listener: (presentity: string) => void): void;
 }

@@ -13,6 +13,7 @@ import { header } from '../sip/message.js';
 import type { AdmitContext, Admission, EventPackage, NotifyContent, TerminationReason } from '../events/subscription.js';
 import type { PresenceAgent } from './pa.js';
 import { watcherId, type WatcherRegistry } from './watchers.js';
+import { sphereOf } from '../policy/rules-authorizer.js';
 
 export interface PresencePackageOptions {
   /** RFC 3856 leaves it open: a never-published local user is shown closed, or refused with 480. */
@@ -99,7 +100,8 @@ export class PresencePackage implements EventPackage {
       contentType,
       binding: {
         content: (): NotifyContent => {
-          const d = this.authorizer.decide(ctx.watcher, resource);
+          const snap = watch.current();
+          const d = this.authorizer.decide(ctx.watcher, resource, sphereOf(snap?.document));
           const next = statusOf(d.subHandling);
           if (next !== status) {
             // RFC 5025 §3.2.1: a rule change moves pending→active (approved), active→pending, or ends it.
@@ -109,7 +111,6 @@ export class PresencePackage implements EventPackage {
           }
           if (d.subHandling === 'block') return noBody('terminated');
           if (d.subHandling === 'confirm') return noBody('pending');
-          const snap = watch.current();
           // polite-block (RFC 5025 §3.2.1): looks like an accepted subscription to a user who is offline.
           const polite = d.subHandling === 'polite-block';
           const view = `${contentType}|${polite ? 'polite-block' : d.view}`;

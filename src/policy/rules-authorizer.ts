@@ -1,0 +1,130 @@
+// Presence authorization by the presentity's own pres-rules (RFC 5025 on RFC 4745), read from XCAP.
+// Rules are loaded per presentity before its watchers are decided (prepare), kept until they change,
+// and a change re-decides every watcher of that presentity at once.
+import type { Logger } from 'pino';
+import { NS, firstChild, textOf } from '../formats/xml.js';
+import type { PidfDocument } from '../formats/pidf.js';
+import { ANONYMOUS_WATCHER } from '../events/subscription.js';
+import type { Authorizer, Decision, SubHandling } from './authorizer.js';
+import { applyTransformations, evaluate, mergeRuleSets, parsePresRules, viewKey, type RuleSet } from './pres-rules.js';
+
+/** Where a presentity's pres-rules documents come from (the embedded XCAP server or an external one). */
+export interface RulesSource {
+  /** The text of every pres-rules document of the presentity (RFC 5025 §9.7: all of them apply). */
+  load(presentity: string): Promise<string[]>;
+  onChange(listener: (presentity: string) => void): void;
+}
+
+export interface DefaultPolicy {
+  /** What a watcher gets from a presentity who has no pres-rules at all. */
+  handling: SubHandling;
+  /** Watcher domains the operator trusts: allowed in full when the presentity has no rules. */
+  allowDomains: readonly string[];
+}
+
+const identity = (d: PidfDocument): PidfDocument => d;
+const FULL: Decision = { subHandling: 'allow', view: 'full', transform: identity };
+
+/**
+ * The sphere of a presentity (RFC 4480 §3.2 rpid:sphere in the composed person). RFC 5025 §3.1.2:
+ * derived from all current publications; the composed document already merged them.
+ */
+export function sphereOf(doc: PidfDocument | undefined): string | undefined {
+  const person = doc?.persons[0];
+  const el = person ? firstChild(person, NS.RPID, 'sphere') : undefined;
+  if (!el) return undefined;
+  const t = textOf(el);
+  return t || el.children.find((c) => typeof c !== 'string')?.name;
+}
+
+export class RulesAuthorizer implements Authorizer {
+  /** null: the presentity has no document (the default policy applies); 'broken': none could be read. */
+  private readonly rules = new Map<string, RuleSet | null | 'broken'>();
+  private readonly loading = new Map<string, Promise<void>>();
+  private readonly listeners: ((presentity: string) => void)[] = [];
+  /** Decisions per presentity and watcher, valid for a while (validity conditions depend on the clock). */
+  private readonly decisions = new Map<string, Map<string, { d: Decision; at: number; sphere: string | undefined }>>();
+
+  constructor(
+    private readonly source: RulesSource,
+    private readonly defaults: DefaultPolicy,
+    private readonly log: Logger,
+    private readonly decisionTtlMs = 30_000,
+  ) {
+    source.onChange((presentity) => {
+      this.rules.delete(presentity);
+      this.decisions.delete(presentity);
+      void this.prepare(presentity).then(() => {
+        for (const l of this.listeners) l(presentity);
+      });
+    });
+  }
+
+  onChange(listener: (presentity: string) => void): void {
+    this.listeners.push(listener);
+  }
+
+  prepare(presentity: string): Promise<void> {
+    if (this.rules.has(presentity)) return Promise.resolve();
+    let p = this.loading.get(presentity);
+    if (!p) {
+      p = this.load(presentity).finally(() => this.loading.delete(presentity));
+      this.loading.set(presentity, p);
+    }
+    return p;
+  }
+
+  private async load(presentity: string): Promise<void> {
+    let texts: string[];
+    try {
+      texts = await this.source.load(presentity);
+    } catch (e) {
+      // Fail closed: an unreachable rules store never means "allow all".
+      this.log.warn({ presentity, err: (e as Error).message }, 'pres-rules unavailable; blocking until they can be read');
+      this.rules.set(presentity, 'broken');
+      return;
+    }
+    if (texts.length === 0) {
+      this.rules.set(presentity, null);
+      return;
+    }
+    const sets: RuleSet[] = [];
+    for (const t of texts) {
+      try {
+        sets.push(parsePresRules(t));
+      } catch (e) {
+        this.log.warn({ presentity, err: (e as Error).message }, 'unreadable pres-rules document ignored');
+      }
+    }
+    this.rules.set(presentity, sets.length > 0 ? mergeRuleSets(sets) : 'broken');
+  }
+
+  decide(watcher: string, presentity: string, sphere?: string): Decision {
+    // A user always sees their own presence in full (their other devices watch it).
+    if (watcher === presentity) return FULL;
+    const now = Date.now();
+    let perPresentity = this.decisions.get(presentity);
+    const cached = perPresentity?.get(watcher);
+    if (cached && now - cached.at < this.decisionTtlMs && cached.sphere === sphere) return cached.d;
+    const d = this.compute(watcher, presentity, new Date(now), sphere);
+    if (!perPresentity) {
+      perPresentity = new Map();
+      this.decisions.set(presentity, perPresentity);
+    }
+    perPresentity.set(watcher, { d, at: now, sphere });
+    return d;
+  }
+
+  private compute(watcher: string, presentity: string, now: Date, sphere: string | undefined): Decision {
+    const rules = this.rules.get(presentity);
+    const anonymous = watcher === ANONYMOUS_WATCHER;
+    if (rules === 'broken') return { subHandling: 'block', view: 'none', transform: identity };
+    if (rules === null || rules === undefined) {
+      const domain = watcher.slice(watcher.lastIndexOf('@') + 1).toLowerCase();
+      if (!anonymous && this.defaults.allowDomains.includes(domain)) return FULL;
+      return this.defaults.handling === 'allow' ? FULL : { subHandling: this.defaults.handling, view: this.defaults.handling, transform: identity };
+    }
+    const p = evaluate(rules, anonymous ? { uri: '', anonymous: true } : { uri: watcher }, now, sphere);
+    return { subHandling: p.subHandling, view: viewKey(p), transform: (doc) => applyTransformations(doc, p) };
+  }
+}
