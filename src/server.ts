@@ -61,6 +61,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     users,
     nonces: new NonceManager(await nonceSecret(store), config.auth.nonce_lifetime * 1000),
     replay,
+    algorithms: config.auth.algorithms,
     log,
   });
   const identify = async (tx: ServerTx): Promise<string | undefined> => {

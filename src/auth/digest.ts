@@ -99,8 +99,8 @@ export function safeEqualHex(a: string, b: string): boolean {
   return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
 
-/** WWW-Authenticate values: SHA-256 first, MD5 for older clients (RFC 8760 §2.4). */
-export function challenges(realm: string, nonce: string, stale: boolean): string[] {
+/** WWW-Authenticate values, one per algorithm in order of preference (RFC 8760 §2.4). */
+export function challenges(realm: string, nonce: string, stale: boolean, algorithms: readonly DigestAlgorithm[] = ['SHA-256', 'MD5']): string[] {
   const common = `realm="${realm}", nonce="${nonce}", qop="auth"${stale ? ', stale=true' : ''}`;
-  return [`Digest ${common}, algorithm=SHA-256`, `Digest ${common}, algorithm=MD5`];
+  return algorithms.map((a) => `Digest ${common}, algorithm=${a}`);
 }

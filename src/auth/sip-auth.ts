@@ -6,7 +6,7 @@ import { aorOf } from '../sip/codec.js';
 import { header, type HeaderList, type SipRequest } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
 import { challenges, expectedResponse, readDigest, safeEqualHex, type NonceManager, type ReplayGuard } from './digest.js';
-import type { UserDirectory } from './users.js';
+import type { DigestAlgorithm, UserDirectory } from './users.js';
 import { isTrustedAddress } from './trust.js';
 
 export interface Identity {
@@ -27,6 +27,8 @@ export interface SipAuthOptions {
   users: UserDirectory;
   nonces: NonceManager;
   replay: ReplayGuard;
+  /** Offered in this order; credentials in others are refused. */
+  algorithms: readonly DigestAlgorithm[];
   log: Logger;
 }
 
@@ -60,7 +62,7 @@ export class SipAuthenticator {
     let stale = false;
     for (const c of rq.credentials) {
       const d = readDigest(c.scheme, c.params);
-      if (!d || d.realm.toLowerCase() !== realm) continue;
+      if (!d || d.realm.toLowerCase() !== realm || !this.o.algorithms.includes(d.algorithm)) continue;
       const nonceState = this.o.nonces.check(d.nonce);
       if (nonceState === 'invalid') continue;
       const user = await this.o.users.byCredentials(d.username, realm);
@@ -80,7 +82,7 @@ export class SipAuthenticator {
       return { kind: 'identity', identity: { uri: user.aor, anonymous: false, via: 'digest' } };
     }
     const nonce = this.o.nonces.issue();
-    const hdrs: [string, string][] = challenges(realm, nonce, stale).map((v) => ['WWW-Authenticate', v]);
+    const hdrs: [string, string][] = challenges(realm, nonce, stale, this.o.algorithms).map((v) => ['WWW-Authenticate', v]);
     tx.respond({ status: 401, reason: 'Unauthorized', headers: [...common, ...hdrs] });
     return { kind: 'answered' };
   }

@@ -41,6 +41,7 @@ export const ConfigSchema = z
         enabled: z.boolean().default(true),
         trusted_peers: z.array(z.string().regex(/^[0-9a-fA-F.:]+(\/\d{1,3})?$/, 'expected an IP address or CIDR block')).default([]),
         nonce_lifetime: z.number().int().min(10).max(86400).default(300),
+        algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['SHA-256', 'MD5']),
       })
       .strict()
       .prefault({}),

@@ -21,11 +21,24 @@ type SqliteQuery = (sql: string, ...params: unknown[]) => Promise<unknown[]>;
  */
 class BatchingSqlite extends KeyvSqlite {
   private readonly ready: Promise<unknown>;
-  constructor(uri: string) {
+  /**
+   * `walSet` is the first connection's switch to WAL: switching the journal mode needs the database
+   * to itself, so several connections doing it at once fail with SQLITE_BUSY. Later connections wait
+   * for it and only set their own (per-connection) synchronous mode.
+   */
+  constructor(uri: string, walSet?: Promise<unknown>) {
     super({ uri, iterationLimit: 1000, busyTimeout: 5000 } as ConstructorParameters<typeof KeyvSqlite>[0]);
     const q = this.query as unknown as SqliteQuery;
-    this.ready = q('PRAGMA journal_mode=WAL').then(() => q('PRAGMA synchronous=NORMAL'));
+    const wal = walSet ?? q('PRAGMA journal_mode=WAL');
+    this.ready = wal.then(() => q('PRAGMA synchronous=NORMAL'));
+    // A failure shows up on the first write (and is logged there); it must not crash the process.
+    this.ready.catch(() => undefined);
   }
+
+  get walReady(): Promise<unknown> {
+    return this.ready;
+  }
+
   async setMany(entries: { key: string; value: unknown }[]): Promise<void> {
     await this.ready;
     const q = this.query as unknown as SqliteQuery;
@@ -133,7 +146,12 @@ export class Store {
     if (url.startsWith('sqlite://')) {
       const path = url.slice('sqlite://'.length);
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      return new Store(() => new BatchingSqlite(url) as unknown as KeyvStoreAdapter, log);
+      let first: BatchingSqlite | undefined;
+      return new Store(() => {
+        const a = new BatchingSqlite(url, first?.walReady);
+        first ??= a;
+        return a as unknown as KeyvStoreAdapter;
+      }, log);
     }
     if (url.startsWith('redis://') || url.startsWith('rediss://')) {
       return new Store(() => new KeyvRedis(url) as unknown as KeyvStoreAdapter, log);

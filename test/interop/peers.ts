@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -127,12 +127,21 @@ export interface Herald {
   logTail(): string;
 }
 
+export interface HeraldOptions {
+  /**
+   * "trusted" (default): digest auth on, 127.0.0.1 a trusted peer whose From is believed, as behind a
+   * proxy (sipp 3.6 answers only MD5 challenges, Herald offers SHA-256 first). "challenge": auth on,
+   * no trusted peer. "off": auth.enabled = false.
+   */
+  auth?: 'trusted' | 'challenge' | 'off';
+}
+
 /**
  * A Herald of its own for one test: temp dir, config, SQLite store, log file. Registers its stop (and the
  * removal of the temp dir, unless HERALD_INTEROP_KEEP=1) with t.after. HERALD_INTEROP_CMD replaces
  * `node dist/src/cli.js` (e.g. to run the suite against another build); `--config FILE` is appended.
  */
-export async function startHerald(t: TestContext): Promise<Herald> {
+export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Promise<Herald> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-interop-'));
   const port = await freePort();
   const configFile = join(dir, 'herald.toml');
@@ -143,6 +152,10 @@ export async function startHerald(t: TestContext): Promise<Herald> {
       '[sip]',
       `listen = ["udp:${HOST}:${port}", "tcp:${HOST}:${port}"]`,
       `domains = ["${DOMAIN}"]`,
+      '',
+      '[auth]',
+      `enabled = ${opts.auth !== 'off'}`,
+      `trusted_peers = [${(opts.auth ?? 'trusted') === 'trusted' ? `"${HOST}"` : ''}]`,
       '',
       '[store]',
       `url = "sqlite://${join(dir, 'herald.sqlite')}"`,
@@ -171,6 +184,7 @@ export async function startHerald(t: TestContext): Promise<Herald> {
     async start() {
       assert.equal(child, undefined, 'Herald is already running');
       const fd = openSync(logFile, 'a');
+      const logStart = fstatSync(fd).size; // a restart appends: look only at this run's lines
       const proc = spawn(cmd, [...baseArgs, '--config', configFile], { cwd: ROOT, stdio: ['ignore', fd, fd] });
       closeSync(fd);
       child = proc;
@@ -191,7 +205,7 @@ export async function startHerald(t: TestContext): Promise<Herald> {
       while (Date.now() < deadline) {
         if (gone) break;
         if ((await probeOptions(port, 250)) !== null) return;
-        if (/listening/i.test(tail(logFile))) return;
+        if (/listening/i.test(readFileSync(logFile).subarray(logStart).toString('utf8'))) return;
       }
       await herald.stop('SIGKILL');
       assert.fail(`Herald did not answer OPTIONS on udp:${HOST}:${port} within 20 s${gone ? ' (it exited)' : ''}\n${tail(logFile)}`);

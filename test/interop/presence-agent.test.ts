@@ -42,3 +42,9 @@ test('a PUBLISH reaches the watcher: NOTIFY in the dialog carrying the new note'
     `no NOTIFY carried note green\n${result.describe()}`,
   );
 });
+
+test('a PUBLISH from a peer that is not trusted is challenged: 401, Digest, realm, nonce, qop=auth, MD5 offered', { timeout: 60_000 }, async (t) => {
+  if (!requireSipp(t)) return;
+  const herald = await startHerald(t, { auth: 'challenge' });
+  assertSippOk(await runSipp('challenge.xml', { herald, keys: { presentity: 'alice' } }), herald);
+});

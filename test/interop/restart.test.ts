@@ -2,7 +2,6 @@
 // PUBLISH after the restart must reach the watcher in its existing dialog with a higher NOTIFY CSeq.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { assertSippOk, requireSipp, runSipp, startHerald, startSipp } from './peers.js';
 
 function cseqOf(line: string | undefined): number {
@@ -19,9 +18,8 @@ test('after SIGKILL and restart, a PUBLISH is NOTIFYed in the old dialog with a 
     keys: { presentity: 'alice', watcher: 'bob', note: 'after-restart' },
   });
   await watcher.waitForLog(/herald-interop ready/, 20_000);
-  // The subscription was accepted and its first NOTIFY answered; give a write-behind store a moment
-  // (bounded and explicit), then crash Herald.
-  await sleep(1_000);
+  // The subscription was accepted and its first NOTIFY answered: Herald must have stored both (it
+  // awaits the store before answering and before sending a NOTIFY), so crash it at once.
   const before = herald.pid();
   await herald.stop('SIGKILL');
   await herald.start();
@@ -55,7 +53,6 @@ test('a publication and a subscription both survive SIGKILL: the old ETag still 
     watcher.waitForLog(/step=initial/, 1_000),
   );
   assert.match(initialLine, /note=before-restart /, 'the first NOTIFY does not carry the published note');
-  await sleep(1_000);
   await herald.stop('SIGKILL');
   await herald.start();
 
