@@ -11,7 +11,7 @@ import { PresencePackage } from './presence/presence-package.js';
 import { WinfoPackage } from './presence/winfo-package.js';
 import { WatcherRegistry, type WatcherRecord } from './presence/watchers.js';
 import { handlePublish } from './presence/publish-handler.js';
-import { allowAll, type Authorizer } from './policy/authorizer.js';
+import type { Authorizer } from './policy/authorizer.js';
 import { Dispatcher } from './sip/dispatch.js';
 import type { HeaderList } from './sip/message.js';
 import { SipStack } from './sip/stack.js';
@@ -22,6 +22,11 @@ import { NonceManager, ReplayGuard } from './auth/digest.js';
 import { SipAuthenticator } from './auth/sip-auth.js';
 import type { ServerTx } from './sip/stack.js';
 import { nonceSecret } from './auth/secret.js';
+import { RulesAuthorizer } from './policy/rules-authorizer.js';
+import { XcapDocuments, type StoredXcapDoc } from './xcap/documents.js';
+import { XcapServer } from './xcap/server.js';
+import { XcapClient } from './xcap/client.js';
+import { embeddedRulesSource, remoteRulesSource } from './xcap/rules-source.js';
 
 export interface Herald {
   readonly config: Config;
@@ -31,6 +36,8 @@ export interface Herald {
   readonly notifier: Notifier;
   readonly store: Store;
   readonly users: UserDirectory;
+  readonly xcap: XcapServer | undefined;
+  readonly xcapDocuments: XcapDocuments;
   /** Listening addresses as "proto:addr:port". */
   readonly addresses: string[];
   stop(): Promise<void>;
@@ -68,6 +75,26 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     const r = await auth.identify(tx, common());
     return r.kind === 'answered' ? undefined : r.identity.uri;
   };
+  // XCAP documents are loaded before anything is restored: restored subscriptions are decided by them.
+  const xcapDocuments = await XcapDocuments.open({
+    collection: store.collection<StoredXcapDoc>('xcap'),
+    log,
+    maxDocumentBytes: config.xcap.max_document_bytes,
+  });
+  let remoteRules: ReturnType<typeof remoteRulesSource> | undefined;
+  let xcapClient: XcapClient | undefined;
+  if (config.xcap.external_url) {
+    xcapClient = new XcapClient({
+      baseUrl: config.xcap.external_url,
+      ...(config.xcap.external_username ? { username: config.xcap.external_username, password: config.xcap.external_password } : {}),
+      timeoutMs: config.xcap.timeout * 1000,
+      log,
+    });
+    remoteRules = remoteRulesSource(xcapClient, config.xcap.poll_interval * 1000);
+  }
+  const authorizer =
+    opts.authorizer ??
+    new RulesAuthorizer(remoteRules ?? embeddedRulesSource(xcapDocuments), { handling: config.policy.default, allowDomains: config.policy.allow_domains }, log);
   const hub = new Hub();
   const pa = new PresenceAgent(config.sip.domains, store.collection<PublicationRecord>('publication'), log);
   hub.register(pa);
@@ -92,7 +119,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     log,
   );
   const watchers = new WatcherRegistry(store.collection<WatcherRecord>('watcher'), config.presence.winfo_history * 1000);
-  n.register(new PresencePackage(hub, pa, opts.authorizer ?? allowAll, watchers, { unknownPresentity: config.presence.unknown_presentity }));
+  n.register(new PresencePackage(hub, pa, authorizer, watchers, { unknownPresentity: config.presence.unknown_presentity }));
   n.register(new WinfoPackage(watchers, (r) => pa.handles(r)));
 
   const dispatcher = new Dispatcher(common, (e, tx) => {
@@ -126,6 +153,22 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const pubs = await pa.restore();
   const subs = await n.restore();
   await stack.start();
+  let xcap: XcapServer | undefined;
+  if (config.xcap.enabled) {
+    const at = config.xcap.listen.lastIndexOf(':');
+    xcap = new XcapServer({
+      root: config.xcap.root,
+      host: config.xcap.listen.slice(0, at),
+      port: Number(config.xcap.listen.slice(at + 1)),
+      documents: xcapDocuments,
+      users,
+      log,
+      maxDocumentBytes: config.xcap.max_document_bytes,
+      admins: config.xcap.admins,
+      nonceLifetimeMs: config.auth.nonce_lifetime * 1000,
+    });
+    await xcap.start();
+  }
   const sweeper = setInterval(() => {
     const now = Date.now();
     pa.sweep(now);
@@ -137,6 +180,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   }, 1000);
   sweeper.unref();
   const addresses = stack.listening.map((l) => `${l.transport}:${l.address}:${l.port}`);
+  if (xcap) addresses.push(`xcap:${xcap.url}`);
   log.info({ listen: addresses, domains: config.sip.domains, store: config.store.url, publications: pubs, subscriptions: subs }, `Herald listening on ${addresses.join(' ')}`);
 
   return {
@@ -147,10 +191,15 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     notifier: n,
     store,
     users,
+    xcap,
+    xcapDocuments,
     addresses,
     async stop() {
       clearInterval(sweeper);
       await n.stop();
+      await xcap?.stop();
+      remoteRules?.stop();
+      await xcapClient?.close();
       await stack.stop();
       await store.close();
     },

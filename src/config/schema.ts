@@ -45,6 +45,28 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    xcap: z
+      .object({
+        enabled: z.boolean().default(true),
+        listen: z.string().regex(/^[^\s]+:\d{1,5}$/, 'expected "<address>:<port>"').default('127.0.0.1:8080'),
+        root: z.string().regex(/^\/[A-Za-z0-9._~\/-]*[A-Za-z0-9._~-]$/, 'expected a path like /xcap-root').default('/xcap-root'),
+        max_document_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(262144),
+        admins: z.array(z.string()).default([]),
+        external_url: z.string().regex(/^(https?:\/\/.+)?$/, 'expected an http(s) URL or ""').default(''),
+        external_username: z.string().default(''),
+        external_password: z.string().default(''),
+        poll_interval: z.number().int().min(1).max(86400).default(30),
+        timeout: z.number().int().min(1).max(300).default(5),
+      })
+      .strict()
+      .prefault({}),
+    policy: z
+      .object({
+        default: z.enum(['block', 'confirm', 'polite-block', 'allow']).default('confirm'),
+        allow_domains: z.array(z.string().toLowerCase()).default([]),
+      })
+      .strict()
+      .prefault({}),
     store: z
       .object({
         url: z

@@ -25,19 +25,28 @@ export class Hub {
     return this.providers.find((p) => p.handles(resource));
   }
 
-  /** Watches a resource. Throws NoProviderError when no provider handles it. */
-  watch(resource: string, listener: Listener): Watch {
-    let entry = this.entries.get(resource);
+  /**
+   * Watches a resource for a watcher. Throws NoProviderError when no provider handles it. Watchers
+   * share one upstream watch per resource, or per (resource, identity) where the provider asks.
+   */
+  watch(resource: string, listener: Listener, watcher?: string): Watch {
+    const provider = this.providerFor(resource);
+    if (!provider) throw new NoProviderError(`no provider for ${resource}`);
+    const identity = watcher !== undefined ? provider.upstreamIdentity?.(resource, watcher) : undefined;
+    const key = identity === undefined ? resource : `${resource}\n${identity}`;
+    let entry = this.entries.get(key);
     if (!entry) {
-      const provider = this.providerFor(resource);
-      if (!provider) throw new NoProviderError(`no provider for ${resource}`);
       const e: Entry = { upstream: undefined, listeners: new Set(), snapshot: undefined, version: 0 };
       entry = e;
-      this.entries.set(resource, e);
-      e.upstream = provider.watch(resource, (state) => {
-        e.snapshot = new PresenceSnapshot(resource, state.document, e.version++, state.exists ?? true);
-        for (const l of e.listeners) l(e.snapshot);
-      });
+      this.entries.set(key, e);
+      e.upstream = provider.watch(
+        resource,
+        (state) => {
+          e.snapshot = new PresenceSnapshot(resource, state.document, e.version++, state.exists ?? true, state.upstream);
+          for (const l of e.listeners) l(e.snapshot);
+        },
+        identity,
+      );
     }
     const e = entry;
     e.listeners.add(listener);
@@ -46,7 +55,7 @@ export class Hub {
       stop: () => {
         if (!e.listeners.delete(listener) || e.listeners.size > 0) return;
         e.upstream?.stop();
-        this.entries.delete(resource);
+        this.entries.delete(key);
       },
     };
   }

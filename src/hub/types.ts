@@ -29,6 +29,8 @@ export class PresenceSnapshot {
     readonly version: number,
     /** Whether the provider considers the resource to exist at all (false: 404/noresource). */
     readonly exists = true,
+    /** The upstream subscription's state, for providers that subscribe upstream (RFC 4662 instance state). */
+    readonly upstream?: ProviderState['upstream'],
   ) {}
 
   /** The body for a view (e.g. a content type plus a policy), rendered at most once per snapshot. */
@@ -43,10 +45,15 @@ export class PresenceSnapshot {
   }
 }
 
-/** What a provider reports: the document (undefined: nothing known) and whether the resource exists. */
+/**
+ * What a provider reports: the document (undefined: nothing known), whether the resource exists, and
+ * for upstreams that authorize (remote domains, XMPP) the subscription state there: 'pending' while
+ * authorization is awaited, 'terminated' with a reason when the upstream refused or ended it.
+ */
 export interface ProviderState {
   document: PidfDocument | undefined;
   exists?: boolean;
+  upstream?: { state: 'active' | 'pending' | 'terminated'; reason?: string };
 }
 
 export interface ProviderWatch {
@@ -58,10 +65,18 @@ export interface Provider {
   /** Whether this provider is responsible for the resource. */
   handles(resource: string): boolean;
   /**
-   * Begins watching a resource. The provider calls `update` with the current state (synchronously
-   * when it knows it) and again on every change, until stop().
+   * Where the upstream decides by identity (a remote domain applying its own rules to each watcher),
+   * the watcher the upstream watch is made for; undefined (the default) shares one upstream watch
+   * among all watchers of the resource. RFC 4662 §7.2: never fan one identity's result out to others
+   * unless the provider holds the full policy.
    */
-  watch(resource: string, update: (state: ProviderState) => void): ProviderWatch;
+  upstreamIdentity?(resource: string, watcher: string): string | undefined;
+  /**
+   * Begins watching a resource (for `watcher` when upstreamIdentity named one). The provider calls
+   * `update` with the current state (synchronously when it knows it) and again on every change, until
+   * stop().
+   */
+  watch(resource: string, update: (state: ProviderState) => void, watcher?: string): ProviderWatch;
 }
 
 export type Listener = (snapshot: PresenceSnapshot) => void;

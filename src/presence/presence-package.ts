@@ -78,7 +78,7 @@ export class PresencePackage implements EventPackage {
     }
     let watch;
     try {
-      watch = this.hub.watch(ctx.resource, () => ctx.changed());
+      watch = this.hub.watch(ctx.resource, () => ctx.changed(), ctx.watcher);
     } catch (e) {
       if (e instanceof NoProviderError) return { ok: false, status: 404, reason: 'Not Found' };
       throw e;

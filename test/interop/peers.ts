@@ -134,6 +134,58 @@ export interface HeraldOptions {
    * no trusted peer. "off": auth.enabled = false.
    */
   auth?: 'trusted' | 'challenge' | 'off';
+  /** The default sub-handling for users without pres-rules (Herald's own default is "confirm"). */
+  policy?: 'allow' | 'confirm' | 'polite-block' | 'block';
+  /** auth.algorithms, offered in this order (e.g. ["MD5"] for sipp). Default: Herald's own. */
+  algorithms?: readonly ('SHA-256' | 'MD5')[];
+  /**
+   * Runs after the config is written and before Herald first starts, e.g. to add users to the store with
+   * `heraldCli(setup.configFile, ['user', 'add', …])`. A failure stops the test (the temp dir is still removed).
+   */
+  beforeStart?: (setup: HeraldSetup) => Promise<void>;
+}
+
+/** What a beforeStart hook gets: the temp dir, the config file and the port Herald will listen on. */
+export interface HeraldSetup {
+  readonly dir: string;
+  readonly configFile: string;
+  readonly port: number;
+}
+
+/** The Herald command: HERALD_INTEROP_CMD split on blanks, else `node dist/src/cli.js`. */
+function heraldCommand(): { cmd: string; baseArgs: string[] } {
+  const custom = process.env.HERALD_INTEROP_CMD?.trim();
+  const [cmd, ...baseArgs] = custom ? custom.split(/\s+/) : [process.execPath, join(ROOT, 'dist', 'src', 'cli.js')];
+  assert.ok(cmd);
+  if (!custom) assert.ok(existsSync(baseArgs[0] ?? ''), `${baseArgs[0]} is missing: run npm run build`);
+  return { cmd, baseArgs };
+}
+
+/**
+ * Runs the Herald CLI (`herald <args> --config <configFile>`, e.g. `user add sip:alice@example.test
+ * --password pw`) to its end and resolves with its output; rejects with the output on a non-zero exit,
+ * and kills it (by its pid) after timeoutMs.
+ */
+export async function heraldCli(configFile: string, args: readonly string[], timeoutMs = 20_000): Promise<string> {
+  const { cmd, baseArgs } = heraldCommand();
+  const all = [...baseArgs, ...args, '--config', configFile];
+  const proc = spawn(cmd, all, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout?.on('data', (b: Buffer) => (output += b.toString('utf8')));
+  proc.stderr?.on('data', (b: Buffer) => (output += b.toString('utf8')));
+  const code = await new Promise<number | string | null>((ok) => {
+    const killer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.once('close', (c, signal) => {
+      clearTimeout(killer);
+      ok(c ?? signal);
+    });
+    proc.once('error', (e) => {
+      clearTimeout(killer);
+      ok(e.message);
+    });
+  });
+  if (code !== 0) throw new Error(`herald ${all.slice(baseArgs.length).join(' ')} ended with ${code}${code === 'SIGKILL' ? ` (killed after ${timeoutMs} ms)` : ''}\n${output}`);
+  return output;
 }
 
 /**
@@ -156,6 +208,14 @@ export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Pro
       '[auth]',
       `enabled = ${opts.auth !== 'off'}`,
       `trusted_peers = [${(opts.auth ?? 'trusted') === 'trusted' ? `"${HOST}"` : ''}]`,
+      ...(opts.algorithms ? [`algorithms = [${opts.algorithms.map((a) => `"${a}"`).join(', ')}]`] : []),
+      '',
+      // The presence-agent scenarios are about RFC 3903/6665, not authorization: watchers are allowed.
+      '[policy]',
+      `default = "${opts.policy ?? 'allow'}"`,
+      '',
+      '[xcap]',
+      `listen = "${HOST}:0"`,
       '',
       '[store]',
       `url = "sqlite://${join(dir, 'herald.sqlite')}"`,
@@ -166,10 +226,7 @@ export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Pro
       '',
     ].join('\n'),
   );
-  const custom = process.env.HERALD_INTEROP_CMD?.trim();
-  const [cmd, ...baseArgs] = custom ? custom.split(/\s+/) : [process.execPath, join(ROOT, 'dist', 'src', 'cli.js')];
-  assert.ok(cmd);
-  if (!custom) assert.ok(existsSync(baseArgs[0] ?? ''), `${baseArgs[0]} is missing: run npm run build`);
+  const { cmd, baseArgs } = heraldCommand();
 
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
@@ -230,6 +287,7 @@ export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Pro
     await herald.stop();
     if (process.env.HERALD_INTEROP_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
   });
+  if (opts.beforeStart) await opts.beforeStart({ dir, configFile, port });
   await herald.start();
   return herald;
 }

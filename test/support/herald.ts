@@ -9,6 +9,8 @@ import { startHerald, type Herald } from '../../src/server.js';
 export interface TestHerald {
   herald: Herald;
   port(transport: 'udp' | 'tcp' | 'tls' | 'ws'): number;
+  /** The embedded XCAP server's root URL. */
+  xcapUrl(): string;
   stop(): Promise<void>;
 }
 
@@ -24,8 +26,11 @@ export async function startTestHerald(overrides: DeepPartial = {}): Promise<Test
     sip: { listen: ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'], ...(overrides['sip'] ?? {}) },
     presence: { subscribe_min_expires: 1, publish_min_expires: 1, ...(overrides['presence'] ?? {}) },
     store: { url: 'memory://', ...(overrides['store'] ?? {}) },
-    // Most tests are about the PA, not authentication: auth.test.ts turns it on.
+    // Most tests are about the PA, not authentication or authorization: auth.test.ts and
+    // policy.test.ts turn them on.
     auth: { enabled: false, ...(overrides['auth'] ?? {}) },
+    policy: { default: 'allow', ...(overrides['policy'] ?? {}) },
+    xcap: { listen: '127.0.0.1:0', ...(overrides['xcap'] ?? {}) },
     log: { level: 'silent', format: 'json' },
   });
   const herald = await startHerald(cfg, { log: silentLogger });
@@ -36,6 +41,7 @@ export async function startTestHerald(overrides: DeepPartial = {}): Promise<Test
       if (!a) throw new Error(`no ${t} listener`);
       return Number(a.split(':').pop());
     },
+    xcapUrl: () => herald.xcap!.url,
     stop: () => herald.stop(),
   };
 }

@@ -48,7 +48,9 @@ url = "sqlite://${join(dir, 'herald.sqlite')}"
 [log]
 level = "info"
 format = "json"
-${extra.includes('[auth]') ? '' : '[auth]\nenabled = false\n'}${extra}`,
+[xcap]
+listen = "127.0.0.1:0"
+${extra.includes('[policy]') ? '' : '[policy]\ndefault = "allow"\n'}${extra.includes('[auth]') ? '' : '[auth]\nenabled = false\n'}${extra}`,
     );
     return path;
   }

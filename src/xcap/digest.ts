@@ -1,0 +1,174 @@
+// HTTP Digest authentication (RFC 7616) for XCAP, both ends.
+//
+// Server: challenges offer SHA-256 and MD5 with qop=auth. Nonces come from src/auth/digest.ts:
+// self-validating (issue time + random bytes + HMAC with a secret, per process unless given), so
+// none need storing, a forged one fails the HMAC, and an expired one yields stale=true when the
+// digest was otherwise right (§3.3). Nonce counts must rise per nonce (§3.4, §5.12: no replay).
+// The HA1 is the user's SIP HA1 (realm = SIP domain), which is why the XCAP realm is the domain
+// of the XUI.
+//
+// Client: parses challenges, prefers SHA-256, computes the response.
+import { randomBytes } from 'node:crypto';
+import { NonceManager, ReplayGuard, challenges, expectedResponse, readDigest, safeEqualHex } from '../auth/digest.js';
+import type { DigestAlgorithm, UserDirectory, UserRecord } from '../auth/users.js';
+import { hashHex } from '../auth/users.js';
+
+export interface AuthChallenge { scheme: string; params: Map<string, string> }
+
+type Tok = { t: 'tok' | 'str'; v: string } | { t: '=' | ',' };
+
+function lex(s: string): Tok[] | undefined {
+  const out: Tok[] = [];
+  let i = 0;
+  while (i < s.length) {
+    const c = s[i] as string;
+    if (c === ' ' || c === '\t') { i++; continue; }
+    if (c === '=' || c === ',') { out.push({ t: c }); i++; continue; }
+    if (c === '"') {
+      let v = '';
+      i++;
+      for (;;) {
+        if (i >= s.length) return undefined;
+        const d = s[i] as string;
+        if (d === '\\') { v += s[i + 1] ?? ''; i += 2; continue; }
+        i++;
+        if (d === '"') break;
+        v += d;
+      }
+      out.push({ t: 'str', v });
+      continue;
+    }
+    const m = /^[!#$%&'*+.^_`|~0-9A-Za-z/-]+/.exec(s.slice(i, i + 4096));
+    if (!m) return undefined;
+    out.push({ t: 'tok', v: m[0] });
+    i += m[0].length;
+  }
+  return out;
+}
+
+/**
+ * Parses a WWW-Authenticate or Authorization value: one or more `scheme param=value, ...`
+ * (RFC 7235 §2.1, §4.1). Parameter names are lower-cased. Unparseable input yields [].
+ */
+export function parseChallenges(header: string): AuthChallenge[] {
+  if (header.length > 8192) return [];
+  const toks = lex(header);
+  if (!toks) return [];
+  const out: AuthChallenge[] = [];
+  let cur: AuthChallenge | undefined;
+  for (let i = 0; i < toks.length; i++) {
+    const a = toks[i] as Tok;
+    if (a.t === ',') continue;
+    if (a.t !== 'tok') return [];
+    const b = toks[i + 1];
+    if (b?.t === '=') {
+      const v = toks[i + 2];
+      if (!v || (v.t !== 'tok' && v.t !== 'str')) {
+        // token68 ("Basic dXNlcg=="): not a parameter list; skip its trailing "=".
+        while (toks[i + 1]?.t === '=') i++;
+        continue;
+      }
+      if (!cur) return [];
+      cur.params.set(a.v.toLowerCase(), v.v);
+      i += 2;
+    } else {
+      cur = { scheme: a.v, params: new Map() };
+      out.push(cur);
+    }
+  }
+  return out;
+}
+
+const quote = (s: string): string => `"${s.replace(/["\\]/g, '\\$&')}"`;
+
+function algorithmOf(params: Map<string, string>): DigestAlgorithm | undefined {
+  const a = (params.get('algorithm') ?? 'MD5').toUpperCase();
+  return a === 'MD5' ? 'MD5' : a === 'SHA-256' ? 'SHA-256' : undefined;
+}
+
+export type DigestResult = { ok: true; user: UserRecord } | { ok: false; stale: boolean; reason: string };
+
+export interface DigestServerOptions {
+  users: UserDirectory;
+  /** Nonce lifetime (default 5 minutes). */
+  lifetimeMs?: number;
+  /** The key nonces are bound with (default: random, per process). */
+  secret?: Buffer;
+  /** Nonces whose counts are remembered (default 10000). */
+  maxTrackedNonces?: number;
+  now?: () => number;
+}
+
+/** The server side, on the nonce and replay machinery Herald's SIP digest uses (src/auth/digest.ts). */
+export class DigestServer {
+  private readonly nonces: NonceManager;
+  private readonly replay: ReplayGuard;
+
+  constructor(private readonly opts: DigestServerOptions) {
+    this.nonces = new NonceManager(opts.secret ?? randomBytes(32), opts.lifetimeMs ?? 5 * 60_000);
+    this.replay = new ReplayGuard(opts.maxTrackedNonces ?? 10_000);
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /** WWW-Authenticate values: SHA-256 first, as RFC 7616 §3.7 asks servers to order them. */
+  challenges(realm: string, stale: boolean): string[] {
+    return challenges(realm, this.nonces.issue(this.now()), stale);
+  }
+
+  /**
+   * Checks an Authorization header for a request. `realmOk` says which realms this resource
+   * accepts. The request-target in `uri` must equal the digest-uri (RFC 7616 §3.4.6).
+   */
+  async verify(method: string, uri: string, header: string | undefined, realmOk: (realm: string) => boolean): Promise<DigestResult> {
+    const fail = (reason: string, stale = false): DigestResult => ({ ok: false, stale, reason });
+    if (header === undefined) return fail('no credentials');
+    const cred = parseChallenges(header)[0];
+    const d = cred ? readDigest(cred.scheme, Object.fromEntries(cred.params)) : undefined;
+    if (!d) return fail('not usable Digest credentials');
+    // RFC 7616 §3.3: qop is required; the RFC 2069 form without it is not accepted.
+    if (d.qop !== 'auth' || d.nc === undefined) return fail('qop=auth is required');
+    if (d.uri !== uri) return fail('digest uri does not match the request');
+    if (!realmOk(d.realm)) return fail('wrong realm');
+    const now = this.now();
+    const state = this.nonces.check(d.nonce, now);
+    if (state === 'invalid') return fail('unknown nonce');
+    const user = await this.opts.users.byCredentials(d.username, d.realm);
+    if (!user) return fail('unknown user');
+    if (!safeEqualHex(d.response, expectedResponse(d, user.ha1[d.algorithm], method))) return fail('wrong password');
+    // Only a digest that was otherwise right earns stale=true: the client retries without asking its user.
+    if (state === 'stale') return fail('stale nonce', true);
+    if (!this.replay.accept(d.nonce, parseInt(d.nc, 16), this.nonces.expiresAt(d.nonce), now)) return fail('nonce count replayed');
+    return { ok: true, user };
+  }
+}
+
+function response(alg: DigestAlgorithm, ha1: string, p: { nonce: string; nc: string; cnonce: string; method: string; uri: string }): string {
+  const ha2 = hashHex(alg, `${p.method}:${p.uri}`);
+  return hashHex(alg, `${ha1}:${p.nonce}:${p.nc}:${p.cnonce}:auth:${ha2}`);
+}
+
+/** Picks the challenge a client answers: Digest with qop=auth, SHA-256 preferred over MD5. */
+export function chooseChallenge(headers: readonly string[]): AuthChallenge | undefined {
+  const digests = headers.flatMap(parseChallenges).filter((c) =>
+    c.scheme.toLowerCase() === 'digest' && algorithmOf(c.params) !== undefined && c.params.has('nonce') && c.params.has('realm') &&
+    (c.params.get('qop') ?? '').split(',').map((q) => q.trim()).includes('auth'));
+  return digests.find((c) => algorithmOf(c.params) === 'SHA-256') ?? digests[0];
+}
+
+/** The Authorization value answering `challenge` for one request (RFC 7616 §3.4). */
+export function digestAuthorization(challenge: AuthChallenge, a: { username: string; password: string; method: string; uri: string; nc: number }): string {
+  const alg = algorithmOf(challenge.params) as DigestAlgorithm;
+  const realm = challenge.params.get('realm') as string;
+  const nonce = challenge.params.get('nonce') as string;
+  const nc = a.nc.toString(16).padStart(8, '0');
+  const cnonce = randomBytes(12).toString('hex');
+  const ha1 = hashHex(alg, `${a.username}:${realm}:${a.password}`);
+  const r = response(alg, ha1, { nonce, nc, cnonce, method: a.method, uri: a.uri });
+  const opaque = challenge.params.get('opaque');
+  return `Digest username=${quote(a.username)}, realm=${quote(realm)}, nonce=${quote(nonce)}, uri=${quote(a.uri)}, ` +
+    `algorithm=${alg}, qop=auth, nc=${nc}, cnonce=${quote(cnonce)}, response=${quote(r)}` +
+    (opaque !== undefined ? `, opaque=${quote(opaque)}` : '');
+}
