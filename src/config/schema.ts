@@ -49,7 +49,7 @@ export const ConfigSchema = z
       .object({
         enabled: z.boolean().default(true),
         listen: z.string().regex(/^[^\s]+:\d{1,5}$/, 'expected "<address>:<port>"').default('127.0.0.1:8080'),
-        root: z.string().regex(/^\/[A-Za-z0-9._~\/-]*[A-Za-z0-9._~-]$/, 'expected a path like /xcap-root').default('/xcap-root'),
+        root: z.string().regex(/^\/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]$/, 'expected a path like /xcap-root').default('/xcap-root'),
         max_document_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(262144),
         admins: z.array(z.string()).default([]),
         external_url: z.string().regex(/^(https?:\/\/.+)?$/, 'expected an http(s) URL or ""').default(''),

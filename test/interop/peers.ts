@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -168,8 +168,16 @@ function heraldCommand(): { cmd: string; baseArgs: string[] } {
  */
 export async function heraldCli(configFile: string, args: readonly string[], timeoutMs = 20_000): Promise<string> {
   const { cmd, baseArgs } = heraldCommand();
-  const all = [...baseArgs, ...args, '--config', configFile];
-  const proc = spawn(cmd, all, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Run in the config's own folder, with a config.toml there linked to it: `herald user … --config FILE`
+  // (commander 14) gives --config to the top-level command, and the subcommand falls back to the
+  // config.toml of its working directory. Run from the repository, it would write users into the
+  // repository's own store (data/herald.sqlite); here both names lead to the same file.
+  const dir = dirname(configFile);
+  const alias = join(dir, 'config.toml');
+  if (!existsSync(alias)) symlinkSync(basename(configFile), alias);
+  const fromRoot = (a: string): string => (!isAbsolute(a) && a.includes('/') && existsSync(join(ROOT, a)) ? join(ROOT, a) : a);
+  const all = [...baseArgs.map(fromRoot), ...args, '--config', configFile];
+  const proc = spawn(fromRoot(cmd), all, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stdout?.on('data', (b: Buffer) => (output += b.toString('utf8')));
   proc.stderr?.on('data', (b: Buffer) => (output += b.toString('utf8')));
@@ -304,6 +312,12 @@ export interface SippOptions {
   timeoutS?: number;
   /** Base name of the trace files in Herald's temp dir; defaults to the scenario name. */
   name?: string;
+  /**
+   * What sipp's `[authentication]` keyword answers a 401/407 with (`-au`, `-ap`, `-auth_uri`). `uri` is the
+   * digest uri, normally the Request-URI (`sip:alice@example.test`); without it sipp 3.6 sends
+   * `sip:<Herald's ip>:<port>`.
+   */
+  credentials?: { username: string; password: string; uri?: string };
 }
 
 export interface SippResult {
@@ -351,6 +365,9 @@ export async function startSipp(scenarioFile: string, opts: SippOptions): Promis
     '-trace_logs', '-log_file', files.actionLog,
     ...Object.entries(keys).flatMap(([k, v]) => ['-key', k, v]),
     ...Object.entries(opts.sets ?? {}).flatMap(([k, v]) => ['-set', k, v]),
+    ...(opts.credentials ? ['-au', opts.credentials.username, '-ap', opts.credentials.password] : []),
+    // sipp writes "sip:" + the -auth_uri value into the digest uri.
+    ...(opts.credentials?.uri ? ['-auth_uri', opts.credentials.uri.replace(/^sip:/i, '')] : []),
   ];
   const out = openSync(`${base}.out`, 'w');
   const proc = spawn(SIPP, args, { cwd: opts.herald.dir, stdio: ['ignore', out, out] });
