@@ -72,6 +72,11 @@ export interface Provider {
    */
   upstreamIdentity?(resource: string, watcher: string): string | undefined;
   /**
+   * A provider's refusal before any watch (e.g. a federation policy that does not bridge a domain):
+   * a direct subscriber gets the status, a list shows the resource terminated with the reason.
+   */
+  refuse?(resource: string, watcher: string): { status: number; reason: string; rlmiReason: string } | undefined;
+  /**
    * Begins watching a resource (for `watcher` when upstreamIdentity named one). The provider calls
    * `update` with the current state (synchronously when it knows it) and again on every change, until
    * stop().

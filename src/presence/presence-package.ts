@@ -31,6 +31,12 @@ function statusOf(h: SubHandling): WatcherStatus {
   return h === 'confirm' ? 'pending' : h === 'block' ? 'terminated' : 'active';
 }
 
+const REASONS: readonly TerminationReason[] = ['deactivated', 'probation', 'rejected', 'timeout', 'giveup', 'noresource', 'invariant'];
+/** An upstream's reason as an RFC 6665 §4.1.3 reason (unknown ones: "noresource"). */
+function asReason(r: string | undefined): TerminationReason {
+  return REASONS.includes(r as TerminationReason) ? (r as TerminationReason) : 'noresource';
+}
+
 /** The winfo event that explains how a subscription ended (RFC 3857 §4.4). */
 function endEvent(reason: TerminationReason): WatcherEvent {
   return reason === 'invariant' ? 'deactivated' : reason;
@@ -61,7 +67,10 @@ export class PresencePackage implements EventPackage {
     } else {
       contentType = (ctx.contentType as PresenceContentType) in renderers ? (ctx.contentType as PresenceContentType) : CT.PIDF;
     }
-    if (!this.hub.providerFor(ctx.resource)) return { ok: false, status: 404, reason: 'Not Found' };
+    const provider = this.hub.providerFor(ctx.resource);
+    if (!provider) return { ok: false, status: 404, reason: 'Not Found' };
+    const refusal = ctx.request ? provider.refuse?.(ctx.resource, ctx.watcher) : undefined;
+    if (refusal) return { ok: false, status: refusal.status, reason: refusal.reason };
     await this.authorizer.prepare?.(ctx.resource);
     const id = watcherId(ctx.key);
     const first = this.authorizer.decide(ctx.watcher, ctx.resource);
@@ -111,6 +120,10 @@ export class PresencePackage implements EventPackage {
           }
           if (d.subHandling === 'block') return noBody('terminated');
           if (d.subHandling === 'confirm') return noBody('pending');
+          // An upstream that authorizes by itself (a remote domain, XMPP): its state is the watcher's.
+          const up = snap?.upstream;
+          if (up?.state === 'pending') return noBody('pending');
+          if (up?.state === 'terminated') return { ...noBody('terminated'), reason: asReason(up.reason) };
           // polite-block (RFC 5025 §3.2.1): looks like an accepted subscription to a user who is offline.
           const polite = d.subHandling === 'polite-block';
           const view = `${contentType}|${polite ? 'polite-block' : d.view}`;

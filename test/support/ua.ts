@@ -259,3 +259,18 @@ export function digestAuthorization(challenge: string, method: string, uri: stri
   const response = h(`${ha1}:${nonce}:${ncs}:${cnonce}:auth:${ha2}`);
   return `Digest username="${username}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=${alg}, qop=auth, nc=${ncs}, cnonce="${cnonce}"`;
 }
+
+/**
+ * Sends a request and, when challenged (401), answers with digest credentials once, in the same
+ * Call-ID with the next CSeq (RFC 3261 §22.2).
+ */
+export async function requestWithAuth(ua: TestUA, method: string, uri: string, o: RequestOptions, username: string, password: string): Promise<Msg> {
+  const callId = o.callId ?? rnd();
+  const fromTag = o.fromTag ?? rnd();
+  const cseq = o.cseq ?? 1;
+  const first = await ua.request(method, uri, { ...o, callId, fromTag, cseq });
+  if (first.status !== 401) return first;
+  const c = (first.raw.headers['www-authenticate'] as { nonce: string; realm: string; algorithm?: string }[])[0]!;
+  const challenge = `Digest realm=${c.realm}, nonce=${c.nonce}, algorithm=${c.algorithm ?? 'MD5'}`;
+  return ua.request(method, uri, { ...o, callId, fromTag, cseq: cseq + 1, headers: { ...(o.headers ?? {}), Authorization: digestAuthorization(challenge, method, uri, username, password) } });
+}
