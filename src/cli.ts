@@ -25,7 +25,10 @@ function fail(e: unknown): never {
 }
 
 const program = new Command();
+// Options after a subcommand are the subcommand's own: `herald user add … --config FILE` must read FILE,
+// not hand --config to the top-level command.
 program
+  .enablePositionalOptions()
   .name('herald')
   .description('Herald: a SIP presence server (presence agent, resource lists, SIP and XMPP gateways).')
   .option('-c, --config <file>', 'the configuration file (TOML); every key is described in the repository\'s config.toml', 'config.toml')
