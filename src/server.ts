@@ -27,6 +27,8 @@ import { XcapDocuments, type StoredXcapDoc } from './xcap/documents.js';
 import { XcapServer } from './xcap/server.js';
 import { XcapClient } from './xcap/client.js';
 import { embeddedRulesSource, remoteRulesSource } from './xcap/rules-source.js';
+import { XcapListSource } from './rls/list-source.js';
+import { ResourceListServer } from './rls/rls.js';
 
 export interface Herald {
   readonly config: Config;
@@ -105,6 +107,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     ['Allow-Events', n.events.join(', ')],
     // What Herald accepts in request bodies (PUBLISH); NOTIFY formats are negotiated per SUBSCRIBE.
     ['Accept', CT.PIDF],
+    ['Supported', 'eventlist'],
   ];
   const n = new Notifier(
     stack,
@@ -119,7 +122,26 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     log,
   );
   const watchers = new WatcherRegistry(store.collection<WatcherRecord>('watcher'), config.presence.winfo_history * 1000);
-  n.register(new PresencePackage(hub, pa, authorizer, watchers, { unknownPresentity: config.presence.unknown_presentity }));
+  const rls = new ResourceListServer(
+    new XcapListSource({ documents: xcapDocuments, root: config.xcap.root, log, maxMembers: config.rls.max_members }),
+    hub,
+    authorizer,
+    (uri) => pa.handles(uri),
+    { minIntervalMs: config.rls.min_notify_interval, maxNotifyBytes: config.rls.max_notify_bytes, domain: config.sip.domains[0]! },
+    log,
+  );
+  n.register(
+    new PresencePackage(hub, pa, authorizer, watchers, {
+      unknownPresentity: config.presence.unknown_presentity,
+      rls,
+      // Where Herald itself authenticates everyone (auth on, no trusted proxy in front), it knows its
+      // users: a local URI that is no user, no list and has no publication is 404. Behind a trusted
+      // proxy the users live elsewhere, and any local URI is a presentity.
+      ...(config.auth.enabled && config.auth.trusted_peers.length === 0
+        ? { isUser: async (uri: string) => pa.hasPublications(uri) || (await users.get(uri)) !== undefined }
+        : {}),
+    }),
+  );
   n.register(new WinfoPackage(watchers, (r) => pa.handles(r)));
 
   const dispatcher = new Dispatcher(common, (e, tx) => {
@@ -145,7 +167,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     const host = tx.request.ruri?.host;
     const user = aorOf(tx.request.uri);
     const ours = !host || !user || config.sip.domains.includes(host);
-    tx.respond({ status: ours ? 200 : 404, reason: ours ? 'OK' : 'Not Found', headers: [...common(), ['Supported', '']] });
+    tx.respond({ status: ours ? 200 : 404, reason: ours ? 'OK' : 'Not Found', headers: common() });
   });
   stack.onRequest = (tx) => dispatcher.dispatch(tx);
 

@@ -60,6 +60,14 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    rls: z
+      .object({
+        min_notify_interval: z.number().int().min(0).max(3_600_000).default(1000),
+        max_notify_bytes: z.number().int().min(2048).max(16 * 1024 * 1024).default(60000),
+        max_members: z.number().int().min(1).max(100000).default(10000),
+      })
+      .strict()
+      .prefault({}),
     policy: z
       .object({
         default: z.enum(['block', 'confirm', 'polite-block', 'allow']).default('confirm'),

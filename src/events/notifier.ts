@@ -148,6 +148,7 @@ export class Notifier {
     rec.contentType = admission.contentType;
     live.binding = admission.binding;
     const okHeaders: HeaderList = [
+      ...(admission.headers ?? []),
       ['Expires', String(granted)],
       ['Contact', `<${this.stack.contactUri(rq.source.protocol)}>`],
       ...rq.recordRoute.map((r): [string, string] => ['Record-Route', `<${r.uri}>${Object.entries(r.params).map(([k, v]) => (v === null ? `;${k}` : `;${k}=${v}`)).join('')}`]),
@@ -251,7 +252,7 @@ export class Notifier {
     // The CSeq is durable before the NOTIFY leaves: a crash cannot make Herald reuse it.
     await this.persist(rec, final);
     const remaining = Math.max(0, Math.round((rec.expiresAt - Date.now()) / 1000));
-    const subState = final ? `terminated;reason=${live.terminating}` : `${content.state};expires=${remaining}`;
+    const subState = final ? `terminated;reason=${live.terminating}` : `${content.state};expires=${remaining}${content.stateParams ?? ''}`;
     // A terminated NOTIFY carries the last state only when the package still has something to show.
     const body = final && content.state !== 'active' ? undefined : content.body;
     const strict = rec.routeSet.length > 0 && !/;lr\b/i.test(rec.routeSet[0]!);
@@ -274,6 +275,7 @@ export class Notifier {
             ['Event', rec.eventId ? `${rec.event};id=${rec.eventId}` : rec.event],
             ['Subscription-State', subState],
             ...(content.tag ? ([['SIP-ETag', content.tag]] as [string, string][]) : []),
+            ...(content.headers ?? []),
           ],
           ...(body !== undefined ? { body, contentType: content.contentType } : {}),
         },

@@ -52,6 +52,10 @@ export interface NotifyContent {
   body: string | undefined;
   contentType: string | undefined;
   tag: string | undefined;
+  /** Extra NOTIFY headers (RFC 4662 §4.3: Require: eventlist). */
+  headers?: HeaderList;
+  /** Extra Subscription-State parameters (RFC 6446 §5.2: the rates the notifier applies), e.g. ";max-rate=1". */
+  stateParams?: string;
 }
 
 export interface Binding {
@@ -64,7 +68,7 @@ export interface Binding {
 
 export type Admission =
   | { ok: false; status: number; reason: string; headers?: HeaderList }
-  | { ok: true; contentType: string; binding: Binding };
+  | { ok: true; contentType: string; binding: Binding; headers?: HeaderList };
 
 export interface AdmitContext {
   /** The subscription's key (stable across restarts). */

@@ -8,16 +8,21 @@ import { renderXpidf } from '../formats/xpidf.js';
 import { renderCpimPidf } from '../formats/cpim-pidf.js';
 import type { WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
 import { NoProviderError, type Hub } from '../hub/hub.js';
-import type { Authorizer, SubHandling } from '../policy/authorizer.js';
+import type { Authorizer, Decision, SubHandling } from '../policy/authorizer.js';
 import { header } from '../sip/message.js';
 import type { AdmitContext, Admission, EventPackage, NotifyContent, TerminationReason } from '../events/subscription.js';
 import type { PresenceAgent } from './pa.js';
 import { watcherId, type WatcherRegistry } from './watchers.js';
 import { sphereOf } from '../policy/rules-authorizer.js';
+import type { ResourceListServer } from '../rls/rls.js';
 
 export interface PresencePackageOptions {
   /** RFC 3856 leaves it open: a never-published local user is shown closed, or refused with 480. */
   unknownPresentity: 'closed' | '480';
+  /** Whether a local URI names a user (404 otherwise); absent: every local URI is a presentity. */
+  isUser?: (uri: string) => Promise<boolean>;
+  /** The resource list server: list URIs are its subscriptions (RFC 4662). */
+  rls?: ResourceListServer;
 }
 
 const renderers: Record<PresenceContentType, (doc: PidfDocument) => string> = {
@@ -30,6 +35,8 @@ const renderers: Record<PresenceContentType, (doc: PidfDocument) => string> = {
 function statusOf(h: SubHandling): WatcherStatus {
   return h === 'confirm' ? 'pending' : h === 'block' ? 'terminated' : 'active';
 }
+
+const UPSTREAM_DECIDES: Decision = { subHandling: 'allow', view: 'full', transform: (d) => d };
 
 const REASONS: readonly TerminationReason[] = ['deactivated', 'probation', 'rejected', 'timeout', 'giveup', 'noresource', 'invariant'];
 /** An upstream's reason as an RFC 6665 §4.1.3 reason (unknown ones: "noresource"). */
@@ -67,13 +74,18 @@ export class PresencePackage implements EventPackage {
     } else {
       contentType = (ctx.contentType as PresenceContentType) in renderers ? (ctx.contentType as PresenceContentType) : CT.PIDF;
     }
+    if (this.opts.rls?.isList(ctx.resource)) return this.opts.rls.admit(ctx);
     const provider = this.hub.providerFor(ctx.resource);
     if (!provider) return { ok: false, status: 404, reason: 'Not Found' };
+    const local = this.pa.handles(ctx.resource);
+    if (ctx.request && local && this.opts.isUser && !(await this.opts.isUser(ctx.resource))) return { ok: false, status: 404, reason: 'Not Found' };
     const refusal = ctx.request ? provider.refuse?.(ctx.resource, ctx.watcher) : undefined;
     if (refusal) return { ok: false, status: refusal.status, reason: refusal.reason };
-    await this.authorizer.prepare?.(ctx.resource);
+    // Local presentities are authorized here; remote ones by their own domain (upstream state).
+    const decide = (sphere?: string): Decision => (local ? this.authorizer.decide(ctx.watcher, ctx.resource, sphere) : UPSTREAM_DECIDES);
+    if (local) await this.authorizer.prepare?.(ctx.resource);
     const id = watcherId(ctx.key);
-    const first = this.authorizer.decide(ctx.watcher, ctx.resource);
+    const first = decide();
     if (ctx.request) {
       if (first.subHandling === 'block') {
         // RFC 5025 §3.2.1: block ⇒ the subscription is rejected; the presentity still sees the attempt.
@@ -110,7 +122,7 @@ export class PresencePackage implements EventPackage {
       binding: {
         content: (): NotifyContent => {
           const snap = watch.current();
-          const d = this.authorizer.decide(ctx.watcher, resource, sphereOf(snap?.document));
+          const d = decide(sphereOf(snap?.document));
           const next = statusOf(d.subHandling);
           if (next !== status) {
             // RFC 5025 §3.2.1: a rule change moves pending→active (approved), active→pending, or ends it.

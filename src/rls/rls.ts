@@ -1,0 +1,285 @@
+// The resource list server (RFC 4662): one SUBSCRIBE to a list URI, one back-end watch per member
+// through the hub (shared with every other watcher of that member), and RLMI multipart/related
+// NOTIFYs: full state first (version 0) and after each refresh, then partial state holding only the
+// members that changed, batched to at most one NOTIFY per interval (RFC 6446), never more than
+// `maxNotifyBytes` (the rest follows as partial state, RFC 4662 §5.2).
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { CT } from '../formats/content-types.js';
+import { closedDocument, serializePidf, withEntity, type PidfDocument } from '../formats/pidf.js';
+import { newBoundary, renderMultipart, type BodyPart } from '../formats/multipart.js';
+import { renderRlmi, type RlmiInstance, type RlmiResource } from '../formats/rlmi.js';
+import type { FlatMember } from '../formats/resource-lists.js';
+import { NoProviderError, type Hub } from '../hub/hub.js';
+import type { Watch } from '../hub/types.js';
+import type { Authorizer } from '../policy/authorizer.js';
+import { sphereOf } from '../policy/rules-authorizer.js';
+import { header } from '../sip/message.js';
+import type { AdmitContext, Admission, Binding, NotifyContent } from '../events/subscription.js';
+import type { ListSource } from './list-source.js';
+
+export interface RlsOptions {
+  /** Minimum milliseconds between NOTIFYs of one list subscription (changes between are batched). */
+  minIntervalMs: number;
+  /** Largest NOTIFY body; a larger full state is completed by partial NOTIFYs. */
+  maxNotifyBytes: number;
+  /** Domain for Content-IDs. */
+  domain: string;
+}
+
+interface Member {
+  uri: string;
+  displayName: string | undefined;
+  watch: Watch | undefined;
+  instanceId: string;
+  /** Fixed state for members without a watch (no provider, refused, removed from the list). */
+  fixed: RlmiInstance['state'] | undefined;
+  reason: string | undefined;
+}
+
+/** What one member looks like to this subscriber right now; body only for active instances. */
+interface MemberView {
+  resource: RlmiResource;
+  part: BodyPart | undefined;
+}
+
+const RLMI_OVERHEAD = 400;
+
+function supportsEventlist(v: string | undefined): boolean {
+  return (v ?? '').split(',').some((t) => t.trim().toLowerCase() === 'eventlist');
+}
+
+/** RFC 6446 §4 `max-rate` (notifications per second) from the Event header, as a minimum interval. */
+export function requestedIntervalMs(eventHeader: string | undefined): number | undefined {
+  const m = /;\s*max-rate\s*=\s*([0-9.]+)/i.exec(eventHeader ?? '');
+  if (!m) return undefined;
+  const rate = Number(m[1]);
+  return rate > 0 && Number.isFinite(rate) ? Math.ceil(1000 / rate) : undefined;
+}
+
+export class ResourceListServer {
+  constructor(
+    private readonly lists: ListSource,
+    private readonly hub: Hub,
+    private readonly authorizer: Authorizer,
+    private readonly isLocal: (uri: string) => boolean,
+    private readonly opts: RlsOptions,
+    private readonly log: Logger,
+  ) {
+    lists.onChange(() => {
+      for (const b of this.bindings) void b.reload();
+    });
+  }
+
+  private readonly bindings = new Set<ListBinding>();
+
+  isList(uri: string): boolean {
+    return this.lists.has(uri);
+  }
+
+  async admit(ctx: AdmitContext): Promise<Admission> {
+    const rq = ctx.request;
+    if (rq) {
+      // RFC 4662 §4.1/§4.3: a list URI without `Supported: eventlist` ⇒ 421 with Require.
+      if (!supportsEventlist(header(rq, 'supported'))) return { ok: false, status: 421, reason: 'Extension Required', headers: [['Require', 'eventlist']] };
+    }
+    const resolved = await this.lists.resolve(ctx.resource);
+    if (!resolved) return { ok: false, status: 404, reason: 'Not Found' };
+    if (resolved.service.packages && !resolved.service.packages.includes('presence')) return { ok: false, status: 489, reason: 'Bad Event' };
+    if (resolved.loop && rq) return { ok: false, status: 502, reason: 'List Loop' };
+    const wanted = requestedIntervalMs(rq ? header(rq, 'event') : undefined);
+    const interval = Math.max(this.opts.minIntervalMs, wanted ?? 0);
+    const b = new ListBinding(this, ctx, interval, this.opts, this.log);
+    this.bindings.add(b);
+    await b.setMembers(resolved.members);
+    return {
+      ok: true,
+      contentType: CT.MULTIPART_RELATED,
+      binding: b,
+      headers: [['Require', 'eventlist']],
+    };
+  }
+
+  forget(b: ListBinding): void {
+    this.bindings.delete(b);
+  }
+
+  // For ListBinding: the collaborators it reads.
+  get deps(): { hub: Hub; authorizer: Authorizer; isLocal: (uri: string) => boolean; lists: ListSource } {
+    return { hub: this.hub, authorizer: this.authorizer, isLocal: this.isLocal, lists: this.lists };
+  }
+}
+
+class ListBinding implements Binding {
+  private members = new Map<string, Member>();
+  private readonly dirty = new Set<string>();
+  private full = true;
+  private lastSent = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly rls: ResourceListServer,
+    private readonly ctx: AdmitContext,
+    private readonly intervalMs: number,
+    private readonly opts: RlsOptions,
+    private readonly log: Logger,
+  ) {}
+
+  private instanceId(uri: string): string {
+    return createHash('sha1').update(`${this.ctx.key}|${uri}`).digest('base64url').slice(0, 10).replace(/[-_]/g, 'x');
+  }
+
+  /** Brings the member set to `list`: new members are watched, removed ones end terminated. */
+  async setMembers(list: FlatMember[]): Promise<void> {
+    const { hub, authorizer, isLocal } = this.rls.deps;
+    const next = new Map<string, Member>();
+    for (const m of list) {
+      const old = this.members.get(m.uri);
+      if (old && old.fixed !== 'terminated') {
+        old.displayName = m.displayName;
+        next.set(m.uri, old);
+        continue;
+      }
+      const member: Member = { uri: m.uri, displayName: m.displayName, watch: undefined, instanceId: this.instanceId(m.uri), fixed: undefined, reason: undefined };
+      const provider = hub.providerFor(m.uri);
+      const refusal = provider?.refuse?.(m.uri, this.ctx.watcher);
+      if (!provider || refusal) {
+        member.fixed = 'terminated';
+        member.reason = refusal?.rlmiReason ?? 'noresource';
+      } else {
+        if (isLocal(m.uri)) await authorizer.prepare?.(m.uri);
+        try {
+          member.watch = hub.watch(m.uri, () => this.memberChanged(m.uri), this.ctx.watcher);
+        } catch (e) {
+          if (!(e instanceof NoProviderError)) throw e;
+          member.fixed = 'terminated';
+          member.reason = 'noresource';
+        }
+      }
+      next.set(m.uri, member);
+      this.dirty.add(m.uri);
+    }
+    for (const [uri, old] of this.members) {
+      if (next.has(uri)) continue;
+      // Removed from the list: shown terminated once (RFC 4662 §5.2), then gone from later full states.
+      old.watch?.stop();
+      old.watch = undefined;
+      old.fixed = 'terminated';
+      old.reason = 'deactivated';
+      this.removed.set(uri, old);
+      this.dirty.add(uri);
+    }
+    this.members = next;
+  }
+
+  private readonly removed = new Map<string, Member>();
+
+  async reload(): Promise<void> {
+    if (this.closed) return;
+    const r = await this.rls.deps.lists.resolve(this.ctx.resource);
+    if (this.closed) return;
+    await this.setMembers(r?.members ?? []);
+    this.schedule();
+  }
+
+  private memberChanged(uri: string): void {
+    this.dirty.add(uri);
+    this.schedule();
+  }
+
+  /** At most one NOTIFY per interval: the first change after a quiet interval goes at once. */
+  private schedule(): void {
+    if (this.closed || this.timer) return;
+    const wait = this.lastSent + this.intervalMs - Date.now();
+    if (wait <= 0) {
+      this.ctx.changed();
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.closed) this.ctx.changed();
+    }, wait);
+  }
+
+  private view(m: Member): MemberView {
+    const names = m.displayName ? [{ text: m.displayName }] : [];
+    const resource = (instances: RlmiInstance[]): RlmiResource => ({ uri: m.uri, names, instances });
+    if (m.fixed) return { resource: resource([{ id: m.instanceId, state: m.fixed, ...(m.reason ? { reason: m.reason } : {}) }]), part: undefined };
+    const snap = m.watch?.current();
+    // RFC 4662 §5.2: a resource whose state is not known yet has no instance.
+    if (!snap) return { resource: resource([]), part: undefined };
+    const { authorizer, isLocal } = this.rls.deps;
+    const local = isLocal(m.uri);
+    const d = local ? authorizer.decide(this.ctx.watcher, m.uri, sphereOf(snap.document)) : undefined;
+    if (d?.subHandling === 'block') return { resource: resource([{ id: m.instanceId, state: 'terminated', reason: 'rejected' }]), part: undefined };
+    if (d?.subHandling === 'confirm' || snap.upstream?.state === 'pending') return { resource: resource([{ id: m.instanceId, state: 'pending' }]), part: undefined };
+    if (snap.upstream?.state === 'terminated') return { resource: resource([{ id: m.instanceId, state: 'terminated', reason: snap.upstream.reason ?? 'noresource' }]), part: undefined };
+    const polite = d?.subHandling === 'polite-block';
+    const viewKey = `${CT.PIDF}|${polite ? 'polite-block' : (d?.view ?? 'full')}`;
+    const shown = (doc: PidfDocument | undefined): PidfDocument => (polite || !doc ? closedDocument(m.uri) : d ? d.transform(withEntity(doc, m.uri)) : withEntity(doc, m.uri));
+    // The same memo as a direct subscription with the same view: one serialization serves both.
+    const body = snap.render(viewKey, (doc) => serializePidf(shown(doc))).body;
+    const cid = `${m.instanceId}.${snap.version}@${this.opts.domain}`;
+    return { resource: resource([{ id: m.instanceId, state: 'active', cid }]), part: { contentType: `${CT.PIDF};charset="UTF-8"`, contentId: cid, body } };
+  }
+
+  content(): NotifyContent {
+    const full = this.full;
+    this.full = false;
+    const pick = full ? [...this.members.values()] : [...this.dirty].map((u) => this.members.get(u) ?? this.removed.get(u)).filter((m): m is Member => m !== undefined);
+    this.dirty.clear();
+    const resources: RlmiResource[] = [];
+    const parts: BodyPart[] = [];
+    let bytes = RLMI_OVERHEAD;
+    for (const m of pick) {
+      const v = this.view(m);
+      const size = v.part ? Buffer.byteLength(v.part.body) + 200 : 0;
+      if (v.part && bytes + size > this.opts.maxNotifyBytes && parts.length > 0) {
+        // Over the size bound: list the resource without an instance now (state not given) and send
+        // its state in a partial NOTIFY right after (RFC 4662 §5.2 permits completing full state so).
+        resources.push({ ...v.resource, instances: [] });
+        this.dirty.add(m.uri);
+        continue;
+      }
+      bytes += size + 150;
+      resources.push(v.resource);
+      if (v.part) parts.push(v.part);
+    }
+    this.removed.clear();
+    const version = this.ctx.nextVersion();
+    const rlmiCid = `rlmi.${version}.${this.instanceId(this.ctx.resource)}@${this.opts.domain}`;
+    const rlmi = renderRlmi({ uri: this.ctx.resource, version, fullState: full, names: [], resources });
+    const mp = renderMultipart({
+      type: CT.RLMI,
+      start: rlmiCid,
+      boundary: newBoundary(),
+      parts: [{ contentType: `${CT.RLMI};charset="UTF-8"`, contentId: rlmiCid, body: rlmi }, ...parts],
+    });
+    this.lastSent = Date.now();
+    if (this.dirty.size > 0) {
+      // What did not fit goes next, after the interval.
+      setImmediate(() => this.schedule());
+    }
+    return {
+      state: 'active',
+      body: mp.body,
+      contentType: mp.contentType,
+      tag: undefined,
+      headers: [['Require', 'eventlist']],
+      ...(this.intervalMs > 0 ? { stateParams: `;max-rate=${(1000 / this.intervalMs).toFixed(3).replace(/\.?0+$/, '')}` } : {}),
+    };
+  }
+
+  refreshed(): void {
+    this.full = true;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const m of this.members.values()) m.watch?.stop();
+    this.rls.forget(this);
+  }
+}
