@@ -27,7 +27,8 @@ import { XcapDocuments, type StoredXcapDoc } from './xcap/documents.js';
 import { XcapServer } from './xcap/server.js';
 import { XcapClient } from './xcap/client.js';
 import { embeddedRulesSource, remoteRulesSource } from './xcap/rules-source.js';
-import { XcapListSource } from './rls/list-source.js';
+import { XcapListSource, combinedListSource, memberListSource, type ListSource } from './rls/list-source.js';
+import { createXmppGateway, type XmppGateway } from '../gateways/xmpp/index.js';
 import { ResourceListServer } from './rls/rls.js';
 
 export interface Herald {
@@ -40,6 +41,7 @@ export interface Herald {
   readonly users: UserDirectory;
   readonly xcap: XcapServer | undefined;
   readonly xcapDocuments: XcapDocuments;
+  readonly xmpp: XmppGateway | undefined;
   /** Listening addresses as "proto:addr:port". */
   readonly addresses: string[];
   stop(): Promise<void>;
@@ -100,6 +102,12 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const hub = new Hub();
   const pa = new PresenceAgent(config.sip.domains, store.collection<PublicationRecord>('publication'), log);
   hub.register(pa);
+  // The XMPP gateway before any provider for remote SIP domains, which would claim its addresses.
+  let xmpp: XmppGateway | undefined;
+  if (config.gateway.xmpp.enabled) {
+    xmpp = createXmppGateway({ hub, authorizer, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp });
+    hub.register(xmpp.provider);
+  }
 
   // Every answer carries these; called only once requests flow, after both are built.
   const common = (): HeaderList => [
@@ -122,8 +130,11 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     log,
   );
   const watchers = new WatcherRegistry(store.collection<WatcherRecord>('watcher'), config.presence.winfo_history * 1000);
+  const listSources: ListSource[] = [new XcapListSource({ documents: xcapDocuments, root: config.xcap.root, log, maxMembers: config.rls.max_members })];
+  // Roster mode (RFC 6121 rosters of linked Jabber accounts) as resource lists.
+  if (xmpp) listSources.push(memberListSource(xmpp.roster));
   const rls = new ResourceListServer(
-    new XcapListSource({ documents: xcapDocuments, root: config.xcap.root, log, maxMembers: config.rls.max_members }),
+    combinedListSource(listSources),
     hub,
     authorizer,
     (uri) => pa.handles(uri),
@@ -175,6 +186,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const pubs = await pa.restore();
   const subs = await n.restore();
   await stack.start();
+  await xmpp?.start();
   let xcap: XcapServer | undefined;
   if (config.xcap.enabled) {
     const at = config.xcap.listen.lastIndexOf(':');
@@ -215,10 +227,12 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     users,
     xcap,
     xcapDocuments,
+    xmpp,
     addresses,
     async stop() {
       clearInterval(sweeper);
       await n.stop();
+      await xmpp?.stop();
       await xcap?.stop();
       remoteRules?.stop();
       await xcapClient?.close();

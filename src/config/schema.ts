@@ -1,6 +1,7 @@
 // The typed configuration. Every key in config.toml is described here with its default; `.strict()`
 // makes an unknown key an error that names it (the brief: a misspelt key must stop the start).
 import { z } from 'zod';
+import { XmppGatewayConfigSchema } from '../../gateways/xmpp/index.js';
 
 const listenRe = /^(udp|tcp|tls|ws|wss):([^\s]+):(\d{1,5})$/;
 
@@ -72,6 +73,12 @@ export const ConfigSchema = z
       .object({
         default: z.enum(['block', 'confirm', 'polite-block', 'allow']).default('confirm'),
         allow_domains: z.array(z.string().toLowerCase()).default([]),
+      })
+      .strict()
+      .prefault({}),
+    gateway: z
+      .object({
+        xmpp: XmppGatewayConfigSchema.prefault({}),
       })
       .strict()
       .prefault({}),

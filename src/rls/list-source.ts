@@ -128,3 +128,32 @@ export class XcapListSource implements ListSource {
     }
   }
 }
+
+/** Lists that are member arrays kept elsewhere (e.g. an XMPP roster): `members` undefined = not a list. */
+export interface MemberLists {
+  members(listUri: string): string[] | undefined;
+  onChange(listener: (listUri: string) => void): void;
+}
+
+/** A ListSource over MemberLists: the members are the list, nothing nested. */
+export function memberListSource(lists: MemberLists): ListSource {
+  return {
+    has: (uri) => lists.members(uri) !== undefined,
+    resolve: (uri) => {
+      const m = lists.members(uri);
+      return Promise.resolve(m === undefined ? undefined : { service: { uri }, members: m.map((u) => ({ uri: u, path: [] })), errors: [], loop: false });
+    },
+    onChange: (l) => lists.onChange(() => l()),
+  };
+}
+
+/** Several list sources as one: the first that knows a URI answers for it. */
+export function combinedListSource(sources: readonly ListSource[]): ListSource {
+  return {
+    has: (uri) => sources.some((s) => s.has(uri)),
+    resolve: (uri) => sources.find((s) => s.has(uri))?.resolve(uri) ?? Promise.resolve(undefined),
+    onChange: (l) => {
+      for (const s of sources) s.onChange(l);
+    },
+  };
+}
