@@ -1,0 +1,173 @@
+// The RFC 6665 notifier's subscription state machine without sockets: a fake stack records NOTIFYs and
+// answers them as each test wants.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Notifier } from '../../src/events/notifier.js';
+import type { EventPackage, NotifyContent, SubscriptionRecord, TerminationReason } from '../../src/events/subscription.js';
+import { decode } from '../../src/sip/codec.js';
+import type { OutgoingRequest, SipRequest, SipResponse } from '../../src/sip/message.js';
+import type { ResponseSpec } from '../../src/sip/codec.js';
+import type { ServerTx, SipStack } from '../../src/sip/stack.js';
+import { Store } from '../../src/store/store.js';
+import { silentLogger } from '../../src/log.js';
+
+function subscribeRequest(extra: string[] = [], toTag?: string, cseq = 1, callId = 'call-1'): SipRequest {
+  const head = [
+    'SUBSCRIBE sip:alice@example.test SIP/2.0',
+    'Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKtest' + cseq,
+    'From: <sip:bob@example.test>;tag=bobtag',
+    `To: <sip:alice@example.test>${toTag ? `;tag=${toTag}` : ''}`,
+    `Call-ID: ${callId}`,
+    `CSeq: ${cseq} SUBSCRIBE`,
+    'Contact: <sip:bob@127.0.0.1:5099>',
+    'Event: presence',
+    ...extra,
+    'Content-Length: 0',
+  ].join('\r\n');
+  const d = decode(Buffer.from(head), Buffer.alloc(0), { protocol: 'UDP', address: '127.0.0.1', port: 5099 });
+  assert.equal(d.kind, 'request');
+  return (d as { request: SipRequest }).request;
+}
+
+function tx(request: SipRequest): ServerTx & { answers: ResponseSpec[] } {
+  const answers: ResponseSpec[] = [];
+  return { request, answers, get answered() { return answers.some((a) => a.status >= 200); }, respond: (s) => void answers.push(s) };
+}
+
+function harness() {
+  const sent: OutgoingRequest[] = [];
+  let answer: (r: OutgoingRequest) => Promise<SipResponse | undefined> = async () => ({ status: 200 } as SipResponse);
+  const stack = { send: (r: OutgoingRequest) => (sent.push(r), answer(r)), contactUri: () => 'sip:127.0.0.1:5060' } as unknown as SipStack;
+  const store = Store.open('memory://', silentLogger).collection<SubscriptionRecord>('subscription');
+  const n = new Notifier(stack, store, { minExpires: 10, defaultExpires: 3600, maxExpires: 7200, commonHeaders: () => [] }, silentLogger);
+  let body = 'v1';
+  let changed: () => void = () => undefined;
+  const closed: (TerminationReason | undefined)[] = [];
+  const pkg: EventPackage = {
+    event: 'presence',
+    admit: (ctx) => {
+      changed = ctx.changed;
+      return {
+        ok: true,
+        contentType: 'text/plain',
+        binding: { content: (): NotifyContent => ({ state: 'active', body, contentType: 'text/plain', tag: body }), close: (r) => void closed.push(r) },
+      };
+    },
+  };
+  n.register(pkg);
+  return {
+    n, sent, store, closed,
+    setAnswer: (f: typeof answer) => (answer = f),
+    setBody: (b: string) => (body = b),
+    change: () => changed(),
+  };
+}
+
+const header = (r: OutgoingRequest, name: string) => r.headers?.find(([n]) => n === name)?.[1];
+const tick = () => new Promise((r) => setImmediate(r));
+
+test('SUBSCRIBE: 200 with a To tag and the granted Expires, then NOTIFY CSeq 1 active', async () => {
+  const h = harness();
+  const t = tx(subscribeRequest(['Expires: 99999']));
+  await h.n.handleSubscribe(t);
+  assert.equal(t.answers[0]!.status, 200);
+  assert.ok(t.answers[0]!.toTag);
+  assert.equal(t.answers[0]!.headers!.find(([n]) => n === 'Expires')![1], '7200', 'lowered to the maximum');
+  await tick();
+  assert.equal(h.sent.length, 1);
+  assert.equal(h.sent[0]!.cseq, 1);
+  assert.match(header(h.sent[0]!, 'Subscription-State')!, /^active;expires=720\d$/);
+  assert.equal(h.sent[0]!.from.params['tag'], t.answers[0]!.toTag);
+  assert.equal(h.sent[0]!.to.params['tag'], 'bobtag');
+});
+
+test('the CSeq of a NOTIFY is durable before the NOTIFY is sent', async () => {
+  const h = harness();
+  let storedAtSend: number | undefined;
+  h.setAnswer(async (r) => {
+    storedAtSend = (await h.store.all())[0]?.[1].localCseq;
+    assert.equal(storedAtSend, r.cseq);
+    return { status: 200 } as SipResponse;
+  });
+  await h.n.handleSubscribe(tx(subscribeRequest()));
+  await tick();
+  await tick();
+  assert.equal(storedAtSend, 1);
+});
+
+test('one NOTIFY in flight; changes meanwhile are coalesced into one more with the latest state', async () => {
+  const h = harness();
+  const pending: ((r: SipResponse | undefined) => void)[] = [];
+  h.setAnswer(() => new Promise((r) => pending.push(r)));
+  await h.n.handleSubscribe(tx(subscribeRequest()));
+  await tick();
+  assert.equal(h.sent.length, 1);
+  for (const b of ['v2', 'v3', 'v4']) {
+    h.setBody(b);
+    h.change();
+  }
+  await tick();
+  assert.equal(h.sent.length, 1, 'nothing more while the first is unanswered');
+  pending.shift()!({ status: 200 } as SipResponse);
+  await tick();
+  await tick();
+  assert.equal(h.sent.length, 2);
+  assert.equal(h.sent[1]!.body, 'v4', 'the latest state, once');
+  assert.equal(h.sent[1]!.cseq, 2);
+});
+
+test('identical bodies are not re-sent', async () => {
+  const h = harness();
+  await h.n.handleSubscribe(tx(subscribeRequest()));
+  await tick();
+  h.change();
+  await tick();
+  assert.equal(h.sent.length, 1);
+});
+
+for (const outcome of [481, 408, undefined] as const) {
+  test(`a NOTIFY answered ${outcome ?? 'by a timeout'} removes the subscription`, async () => {
+    const h = harness();
+    h.setAnswer(async () => (outcome ? ({ status: outcome } as SipResponse) : undefined));
+    await h.n.handleSubscribe(tx(subscribeRequest()));
+    await tick();
+    await tick();
+    assert.equal(h.n.size, 0);
+    assert.deepEqual(h.closed, ['timeout']);
+    assert.equal((await h.store.all()).length, 0);
+  });
+}
+
+test('expiry: NOTIFY terminated;reason=timeout and the record is gone', async () => {
+  const h = harness();
+  await h.n.handleSubscribe(tx(subscribeRequest(['Expires: 60'])));
+  await tick();
+  h.n.sweep(Date.now() + 61_000);
+  await tick();
+  await tick();
+  assert.equal(header(h.sent.at(-1)!, 'Subscription-State'), 'terminated;reason=timeout');
+  assert.equal(h.n.size, 0);
+  assert.equal((await h.store.all()).length, 0);
+});
+
+test('refresh: 481 for an unknown dialog, 500 for an old CSeq, 423 below the minimum, else 200 and a NOTIFY', async () => {
+  const h = harness();
+  const t = tx(subscribeRequest());
+  await h.n.handleSubscribe(t);
+  const tag = t.answers[0]!.toTag!;
+  await tick();
+  const unknown = tx(subscribeRequest(['Expires: 60'], 'nosuchtag', 2));
+  await h.n.handleSubscribe(unknown);
+  assert.equal(unknown.answers[0]!.status, 481);
+  const old = tx(subscribeRequest(['Expires: 60'], tag, 1));
+  await h.n.handleSubscribe(old);
+  assert.equal(old.answers[0]!.status, 500);
+  const brief = tx(subscribeRequest(['Expires: 5'], tag, 2));
+  await h.n.handleSubscribe(brief);
+  assert.equal(brief.answers[0]!.status, 423);
+  const ok = tx(subscribeRequest(['Expires: 60'], tag, 3));
+  await h.n.handleSubscribe(ok);
+  assert.equal(ok.answers[0]!.status, 200);
+  await tick();
+  assert.equal(h.sent.length, 2, 'a refresh is followed by a NOTIFY even when nothing changed');
+});
