@@ -29,6 +29,8 @@ import { XcapClient } from './xcap/client.js';
 import { embeddedRulesSource, remoteRulesSource } from './xcap/rules-source.js';
 import { XcapListSource, combinedListSource, memberListSource, type ListSource } from './rls/list-source.js';
 import { createXmppGateway, type XmppGateway } from '../gateways/xmpp/index.js';
+import { createSipGateway } from '../gateways/sip/index.js';
+import { createRegSource } from '../gateways/sip/reginfo.js';
 import { ResourceListServer } from './rls/rls.js';
 
 export interface Herald {
@@ -42,6 +44,7 @@ export interface Herald {
   readonly xcap: XcapServer | undefined;
   readonly xcapDocuments: XcapDocuments;
   readonly xmpp: XmppGateway | undefined;
+  readonly sipGateway: ReturnType<typeof createSipGateway> | undefined;
   /** Listening addresses as "proto:addr:port". */
   readonly addresses: string[];
   stop(): Promise<void>;
@@ -100,7 +103,12 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     opts.authorizer ??
     new RulesAuthorizer(remoteRules ?? embeddedRulesSource(xcapDocuments), { handling: config.policy.default, allowDomains: config.policy.allow_domains }, log);
   const hub = new Hub();
-  const pa = new PresenceAgent(config.sip.domains, store.collection<PublicationRecord>('publication'), log);
+  const gw = config.gateway.sip;
+  // Registration state of local users at the operator's registrar (RFC 3680), for users who publish nothing.
+  const reg = gw.reg.enabled
+    ? createRegSource({ stack, store, log, config: gw.reg, identity: gw.identity, refreshFraction: gw.refresh_fraction, minRetryMs: gw.min_retry * 1000, maxRetryMs: gw.max_retry * 1000 })
+    : undefined;
+  const pa = new PresenceAgent(config.sip.domains, store.collection<PublicationRecord>('publication'), log, reg);
   hub.register(pa);
   // The XMPP gateway before any provider for remote SIP domains, which would claim its addresses.
   let xmpp: XmppGateway | undefined;
@@ -108,6 +116,9 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     xmpp = createXmppGateway({ hub, authorizer, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp });
     hub.register(xmpp.provider);
   }
+  // Remote SIP domains last: the presence B2BUA claims every resource no other provider has.
+  const sipGateway = gw.enabled ? createSipGateway({ stack, store, log, localDomains: config.sip.domains, config: gw }) : undefined;
+  if (sipGateway) hub.register(sipGateway.provider);
 
   // Every answer carries these; called only once requests flow, after both are built.
   const common = (): HeaderList => [
@@ -171,8 +182,11 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       identify,
     }),
   );
-  // NOTIFY arrives only in dialogs of upstream subscriptions (the SIP gateway, a later issue).
-  dispatcher.on('NOTIFY', (tx) => tx.respond({ status: 481, reason: 'Subscription Does Not Exist', headers: common() }));
+  // NOTIFY arrives only in dialogs of upstream subscriptions (the SIP gateway, the reg source).
+  dispatcher.on('NOTIFY', (tx) => {
+    if (sipGateway?.handleNotify(tx) || reg?.handleNotify(tx)) return;
+    tx.respond({ status: 481, reason: 'Subscription Does Not Exist', headers: common() });
+  });
   dispatcher.on('OPTIONS', (tx) => {
     // Monitors and proxies ping Herald's domains and addresses: 200 with what it supports.
     const host = tx.request.ruri?.host;
@@ -183,6 +197,9 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   stack.onRequest = (tx) => dispatcher.dispatch(tx);
 
   await watchers.restore();
+  // Upstream dialogs first: the subscriptions restored next claim them again (and keep them in-dialog).
+  await sipGateway?.restore();
+  await reg?.restore();
   const pubs = await pa.restore();
   const subs = await n.restore();
   await stack.start();
@@ -228,11 +245,14 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     xcap,
     xcapDocuments,
     xmpp,
+    sipGateway,
     addresses,
     async stop() {
       clearInterval(sweeper);
       await n.stop();
       await xmpp?.stop();
+      await sipGateway?.stop();
+      await reg?.stop();
       await xcap?.stop();
       remoteRules?.stop();
       await xcapClient?.close();

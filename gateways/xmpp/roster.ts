@@ -39,6 +39,8 @@ export interface LinkedAccount {
 export interface RosterLists {
   /** The members (SIP URIs) of a roster list URI; undefined when the URI is not a roster list. */
   members(listUri: string): string[] | undefined;
+  /** The SIP user whose roster the list is: only they may subscribe to it. */
+  owner(listUri: string): string | undefined;
   onChange(listener: (listUri: string) => void): void;
 }
 
@@ -126,6 +128,11 @@ export class RosterManager implements RosterLists, PresenceFeed {
       }
       return out;
     }
+    return undefined;
+  }
+
+  owner(listUri: string): string | undefined {
+    for (const s of this.sessions.values()) if (s.listUri === listUri) return s.account.sip;
     return undefined;
   }
 

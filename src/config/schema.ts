@@ -2,6 +2,7 @@
 // makes an unknown key an error that names it (the brief: a misspelt key must stop the start).
 import { z } from 'zod';
 import { XmppGatewayConfigSchema } from '../../gateways/xmpp/index.js';
+import { SipGatewayConfigSchema } from '../../gateways/sip/config.js';
 
 const listenRe = /^(udp|tcp|tls|ws|wss):([^\s]+):(\d{1,5})$/;
 
@@ -78,6 +79,7 @@ export const ConfigSchema = z
       .prefault({}),
     gateway: z
       .object({
+        sip: SipGatewayConfigSchema.prefault({}),
         xmpp: XmppGatewayConfigSchema.prefault({}),
       })
       .strict()

@@ -2,7 +2,7 @@
 // Protocol-independent: publish-handler.ts turns SIP PUBLISH requests into PublishOps.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { parsePidf, type PidfDocument } from '../formats/pidf.js';
+import { buildTuple, closedDocument, parsePidf, type PidfDocument } from '../formats/pidf.js';
 import type { Provider, ProviderState, ProviderWatch } from '../hub/types.js';
 import { unexpired, type Collection } from '../store/store.js';
 import { ExpiryWheel, KeyedQueue } from '../util/expiry.js';
@@ -30,6 +30,18 @@ interface Publication {
   document: PidfDocument;
 }
 
+/**
+ * Registration state of local users (RFC 3680 reg event at the operator's registrar), for users who
+ * publish nothing. Implemented by the SIP gateway's reg source; the PA knows only this.
+ */
+export interface RegistrationState {
+  /** Watches an AOR's registration until the returned function is called. */
+  watch(aor: string): () => void;
+  /** true registered, false not, undefined not known. */
+  isRegistered(aor: string): boolean | undefined;
+  onChange(listener: (aor: string, registered: boolean | undefined) => void): () => void;
+}
+
 /** ETags are unguessable: one publisher must not be able to refresh or remove another's state. */
 function newEtag(): string {
   return randomBytes(12).toString('base64url');
@@ -49,7 +61,12 @@ export class PresenceAgent implements Provider {
     private readonly domains: readonly string[],
     private readonly store: Collection<PublicationRecord>,
     private readonly log: Logger,
-  ) {}
+    private readonly registration?: RegistrationState,
+  ) {
+    registration?.onChange((aor) => {
+      if (this.watchers.has(aor) || this.byPresentity.has(aor)) this.recompose(aor);
+    });
+  }
 
   /** Loads publications from the store, dropping those that expired while Herald was down. */
   async restore(now = Date.now()): Promise<{ restored: number; expired: number }> {
@@ -80,10 +97,13 @@ export class PresenceAgent implements Provider {
       set = new Set();
       this.watchers.set(resource, set);
     }
+    const release = this.registration?.watch(resource);
+    if (this.registration && !this.byPresentity.has(resource)) this.recompose(resource);
     set.add(update);
     update({ document: this.composed.get(resource) });
     return {
       stop: () => {
+        release?.();
         set.delete(update);
         if (set.size === 0) this.watchers.delete(resource);
       },
@@ -132,8 +152,8 @@ export class PresenceAgent implements Provider {
         op.kind === 'modify'
           ? { etag, presentity: op.presentity, body: op.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000 }
           : { ...old.record, etag, expiresAt: now + op.expires * 1000 };
-      await this.store.put(etag, rec);
-      await this.store.delete(op.etag);
+      // Both in one group commit: the new entity-tag is durable exactly when the old one is gone.
+      await Promise.all([this.store.put(etag, rec), this.store.delete(op.etag)]);
       this.remove(old);
       this.add({ record: rec, document: op.kind === 'modify' ? op.document : old.document });
       if (op.kind === 'modify') this.recompose(op.presentity);
@@ -183,6 +203,18 @@ export class PresenceAgent implements Provider {
     if (set && set.size === 0) this.byPresentity.delete(p.record.presentity);
   }
 
+  /**
+   * A user who publishes nothing is shown by registration state where a registrar tells it (the SER PA
+   * and repro do the same): registered ⇒ one open tuple, not registered ⇒ closed. Any publication wins
+   * over registration state: a device that publishes knows better than the registrar.
+   */
+  private fromRegistration(presentity: string): PidfDocument | undefined {
+    const r = this.registration?.isRegistered(presentity);
+    if (r === undefined) return undefined;
+    if (!r) return closedDocument(presentity);
+    return { ...closedDocument(presentity), tuples: [buildTuple({ id: 'reg', basic: 'open', contact: presentity })] };
+  }
+
   /** Composes the presentity's publications once and hands the result to its watchers. */
   private recompose(presentity: string): void {
     const pubs: PublishedDocument[] = [...(this.byPresentity.get(presentity) ?? [])].map((p) => ({
@@ -190,7 +222,7 @@ export class PresenceAgent implements Provider {
       publishedAt: p.record.publishedAt,
       doc: p.document,
     }));
-    const doc = pubs.length > 0 ? composePresence(presentity, pubs) : undefined;
+    const doc = pubs.length > 0 ? composePresence(presentity, pubs) : this.fromRegistration(presentity);
     if (doc) this.composed.set(presentity, doc);
     else this.composed.delete(presentity);
     const set = this.watchers.get(presentity);

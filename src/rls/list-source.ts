@@ -19,6 +19,8 @@ import { RLS_GLOBAL_INDEX } from '../xcap/usages.js';
 
 export interface ResolvedList {
   service: RlsService;
+  /** Only this watcher may subscribe (a private list, e.g. a user's roster); undefined: anyone. */
+  owner?: string;
   members: FlatMember[];
   errors: string[];
   /** A list that contains itself (RFC 4826 §4.5: 502 for the subscriber). */
@@ -132,6 +134,7 @@ export class XcapListSource implements ListSource {
 /** Lists that are member arrays kept elsewhere (e.g. an XMPP roster): `members` undefined = not a list. */
 export interface MemberLists {
   members(listUri: string): string[] | undefined;
+  owner?(listUri: string): string | undefined;
   onChange(listener: (listUri: string) => void): void;
 }
 
@@ -141,7 +144,9 @@ export function memberListSource(lists: MemberLists): ListSource {
     has: (uri) => lists.members(uri) !== undefined,
     resolve: (uri) => {
       const m = lists.members(uri);
-      return Promise.resolve(m === undefined ? undefined : { service: { uri }, members: m.map((u) => ({ uri: u, path: [] })), errors: [], loop: false });
+      if (m === undefined) return Promise.resolve(undefined);
+      const owner = lists.owner?.(uri);
+      return Promise.resolve({ service: { uri }, ...(owner ? { owner } : {}), members: m.map((u) => ({ uri: u, path: [] })), errors: [], loop: false });
     },
     onChange: (l) => lists.onChange(() => l()),
   };

@@ -85,6 +85,9 @@ export class ResourceListServer {
     }
     const resolved = await this.lists.resolve(ctx.resource);
     if (!resolved) return { ok: false, status: 404, reason: 'Not Found' };
+    // A private list (a user's roster) is its owner's alone: membership is not for others to read, nor
+    // may they make the gateway subscribe to every contact on it.
+    if (resolved.owner !== undefined && resolved.owner !== ctx.watcher) return { ok: false, status: 403, reason: 'Forbidden' };
     if (resolved.service.packages && !resolved.service.packages.includes('presence')) return { ok: false, status: 489, reason: 'Bad Event' };
     if (resolved.loop && rq) return { ok: false, status: 502, reason: 'List Loop' };
     const wanted = requestedIntervalMs(rq ? header(rq, 'event') : undefined);

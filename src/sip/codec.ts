@@ -142,6 +142,7 @@ export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
       reason: raw.reason ?? '',
       contact: h.contact === '*' ? [] : nameAddrList(h.contact),
       recordRoute: nameAddrList(h['record-route']),
+      challenges: [...credentials(h['www-authenticate']), ...credentials(h['proxy-authenticate'])],
     },
   };
 }

@@ -79,6 +79,8 @@ export interface SipResponse extends MessageCommon {
   reason: string;
   contact: NameAddr[];
   recordRoute: NameAddr[];
+  /** WWW-Authenticate and Proxy-Authenticate challenges (for Herald as a client upstream). */
+  challenges: Credentials[];
 }
 
 /** A header to put on an outgoing message; values are written as given. */

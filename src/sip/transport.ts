@@ -137,7 +137,8 @@ export class StreamFramer {
 }
 
 export class Transports {
-  private readonly udp: { socket: dgram.Socket; local: ListenAddress }[] = [];
+  /** UDP sockets with their bound port (read once: socket.address() is a system call). */
+  private readonly udp: { socket: dgram.Socket; local: ListenAddress; port: number }[] = [];
   private readonly servers: { close(cb?: () => void): unknown }[] = [];
   private readonly connections = new Map<string, Connection>();
   private readonly sockets = new Set<net.Socket>();
@@ -165,8 +166,9 @@ export class Transports {
 
   private listenUdp(l: ListenAddress): Promise<void> {
     const socket = dgram.createSocket({ type: net.isIPv6(l.address) ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+    let localPort = 0;
     socket.on('message', (data, rinfo) => {
-      const flow: Flow = { protocol: 'UDP', address: rinfo.address, port: rinfo.port, localPort: socket.address().port };
+      const flow: Flow = { protocol: 'UDP', address: rinfo.address, port: rinfo.port, localPort };
       const m = splitDatagram(data, flow, this.opts.maxMessageBytes);
       if (m) this.onMessage(m);
     });
@@ -175,8 +177,9 @@ export class Transports {
       socket.once('error', reject);
       socket.bind(l.port, l.address, () => {
         socket.off('error', reject);
-        this.udp.push({ socket, local: l });
-        this.bound.push({ ...l, port: socket.address().port });
+        localPort = socket.address().port;
+        this.udp.push({ socket, local: l, port: localPort });
+        this.bound.push({ ...l, port: localPort });
         resolve();
       });
     });
@@ -287,7 +290,7 @@ export class Transports {
   /** Sends bytes over a flow: UDP from the listening socket, streams over an open or new connection. */
   send(flow: Flow, data: Buffer): boolean {
     if (flow.protocol === 'UDP') {
-      const u = this.udp.find((x) => x.socket.address().port === flow.localPort) ?? this.udp[0];
+      const u = (this.udp.length > 1 ? this.udp.find((x) => x.port === flow.localPort) : undefined) ?? this.udp[0];
       if (!u) return false;
       u.socket.send(data, flow.port, flow.address);
       return true;

@@ -21,22 +21,41 @@ type SqliteQuery = (sql: string, ...params: unknown[]) => Promise<unknown[]>;
  */
 class BatchingSqlite extends KeyvSqlite {
   private readonly ready: Promise<unknown>;
-  /**
-   * `walSet` is the first connection's switch to WAL: switching the journal mode needs the database
-   * to itself, so several connections doing it at once fail with SQLITE_BUSY. Later connections wait
-   * for it and only set their own (per-connection) synchronous mode.
-   */
-  constructor(uri: string, walSet?: Promise<unknown>) {
+  constructor(uri: string) {
     super({ uri, iterationLimit: 1000, busyTimeout: 5000 } as ConstructorParameters<typeof KeyvSqlite>[0]);
-    const q = this.query as unknown as SqliteQuery;
-    const wal = walSet ?? q('PRAGMA journal_mode=WAL');
-    this.ready = wal.then(() => q('PRAGMA synchronous=NORMAL'));
+    // Another process may hold the database for a moment (`herald user add` while Herald runs), and
+    // SQLite can answer SQLITE_BUSY at once instead of waiting (a lock it cannot wait for without a
+    // deadlock). Such a statement is tried again, a bounded number of times, before the error counts.
+    const raw = this.query as unknown as SqliteQuery;
+    const retrying: SqliteQuery = async (sql, ...params) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await raw(sql, ...params);
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'SQLITE_BUSY' || attempt >= 12) throw e;
+          await new Promise((r) => setTimeout(r, 5 * 2 ** Math.min(attempt, 7)));
+        }
+      }
+    };
+    (this as unknown as { query: SqliteQuery }).query = retrying;
+    const q = retrying;
+    this.ready = q('PRAGMA journal_mode=WAL').then(() => q('PRAGMA synchronous=NORMAL'));
     // A failure shows up on the first write (and is logged there); it must not crash the process.
     this.ready.catch(() => undefined);
   }
 
   get walReady(): Promise<unknown> {
     return this.ready;
+  }
+
+  /** Every record of a keyv namespace, read in one statement (keyv's own iterator pages by OFFSET). */
+  async entries(namespace: string): Promise<[string, unknown][]> {
+    await this.ready;
+    const q = this.query as unknown as SqliteQuery;
+    const table = (this.opts as { table: string }).table;
+    const prefix = `${namespace}:`;
+    const rows = (await q(`SELECT key, value FROM ${table} WHERE substr(key, 1, ?) = ?`, prefix.length, prefix)) as { key: string; value: string }[];
+    return rows.map((r) => [r.key.slice(prefix.length), (JSON.parse(r.value) as { value: unknown }).value]);
   }
 
   async setMany(entries: { key: string; value: unknown }[]): Promise<void> {
@@ -61,7 +80,12 @@ export class Collection<T> {
   private scheduled = false;
   private flushing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly kv: Keyv, private readonly log: Logger) {}
+  constructor(
+    private readonly kv: Keyv,
+    private readonly log: Logger,
+    /** A faster full listing where the backend has one (SQLite); keyv's iterator otherwise. */
+    private readonly lister?: () => Promise<[string, unknown][]>,
+  ) {}
 
   /** Stores a record; resolves once it is written. */
   put(key: string, value: T): Promise<void> {
@@ -83,6 +107,7 @@ export class Collection<T> {
 
   /** Every record; used once at start-up to restore state. */
   async all(): Promise<[string, T][]> {
+    if (this.lister) return (await this.lister()) as [string, T][];
     const out: [string, T][] = [];
     if (!this.kv.iterator) return out;
     for await (const [k, v] of this.kv.iterator(undefined)) out.push([String(k), v as T]);
@@ -138,32 +163,37 @@ export class Store {
   private readonly collections: Collection<unknown>[] = [];
   private readonly keyvs: Keyv[] = [];
 
-  private constructor(private readonly makeAdapter: () => KeyvStoreAdapter | Map<unknown, unknown>, private readonly log: Logger) {}
+  private constructor(
+    private readonly makeAdapter: () => KeyvStoreAdapter | Map<unknown, unknown>,
+    private readonly log: Logger,
+    private readonly sqlite?: BatchingSqlite,
+  ) {}
 
   static open(url: string, log: Logger): Store {
-    // One adapter per collection: keyv writes its namespace into the adapter it is given, so
-    // collections sharing one adapter would read each other's records.
     if (url.startsWith('sqlite://')) {
       const path = url.slice('sqlite://'.length);
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      let first: BatchingSqlite | undefined;
-      return new Store(() => {
-        const a = new BatchingSqlite(url, first?.walReady);
-        first ??= a;
-        return a as unknown as KeyvStoreAdapter;
-      }, log);
+      // One connection for every collection: SQLite has one writer anyway, and several connections
+      // starting at once made SQLite answer SQLITE_BUSY at start-up. Keys carry the collection's
+      // namespace; listing goes through BatchingSqlite.entries, not keyv's iterator (which reads the
+      // namespace from the shared adapter, where the last collection would have written its own).
+      const adapter = new BatchingSqlite(url);
+      return new Store(() => adapter as unknown as KeyvStoreAdapter, log, adapter);
     }
     if (url.startsWith('redis://') || url.startsWith('rediss://')) {
+      // One adapter per collection: keyv writes its namespace into the adapter it is given.
       return new Store(() => new KeyvRedis(url) as unknown as KeyvStoreAdapter, log);
     }
     return new Store(() => new Map<unknown, unknown>(), log);
   }
 
   collection<T>(namespace: string): Collection<T> {
-    const kv = new Keyv({ store: this.makeAdapter(), namespace, throwOnErrors: true });
+    const adapter = this.makeAdapter();
+    const kv = new Keyv({ store: adapter, namespace, throwOnErrors: true });
     kv.on('error', (e: unknown) => this.log.error({ err: String(e) }, 'store error'));
     this.keyvs.push(kv);
-    const c = new Collection<T>(kv, this.log);
+    const sqlite = this.sqlite;
+    const c = new Collection<T>(kv, this.log, sqlite ? () => sqlite.entries(namespace) : undefined);
     this.collections.push(c as Collection<unknown>);
     return c;
   }
@@ -174,7 +204,8 @@ export class Store {
 
   async close(): Promise<void> {
     await this.flush();
-    await Promise.all(this.keyvs.map((kv) => kv.disconnect().catch(() => undefined)));
+    if (this.sqlite) await this.sqlite.disconnect().catch(() => undefined);
+    else await Promise.all(this.keyvs.map((kv) => kv.disconnect().catch(() => undefined)));
   }
 }
 

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePidf, serializePidf, type PidfDocument } from '../../src/formats/pidf.js';
-import { NS, firstChild, textOf } from '../../src/formats/xml.js';
 import type { PresenceSnapshot, Watch } from '../../src/hub/types.js';
 import type { Authorizer, SubHandling } from '../../src/policy/authorizer.js';
 import { silentLogger } from '../../src/log.js';
@@ -18,6 +17,7 @@ import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { freePort } from '../support/process.js';
 import { Prosody } from './prosody/prosody.js';
 import { Jabber, isPresence } from './prosody/jabber.js';
+import { activityOf, basicOf, noteOf, showOf } from './prosody/pidf-checks.js';
 
 const GW = 'xmpp.example.test';
 const ROMEO = `sip:romeo*xmpp.test@${GW}`;
@@ -64,28 +64,6 @@ class Recorder {
     });
   }
 }
-
-const basicOf = (d: PidfDocument | undefined): string | undefined => d?.tuples.find((t) => t.basic === 'open')?.basic ?? d?.tuples[0]?.basic;
-function showOf(d: PidfDocument | undefined): string | undefined {
-  for (const t of d?.tuples ?? []) {
-    const st = firstChild(t.element, NS.PIDF, 'status');
-    const sh = st && firstChild(st, 'jabber:client', 'show');
-    if (sh) return textOf(sh);
-  }
-  return undefined;
-}
-const activityOf = (d: PidfDocument | undefined): string | undefined => {
-  const acts = d?.persons[0] && firstChild(d.persons[0], NS.RPID, 'activities');
-  const a = acts?.children.find((c) => typeof c !== 'string');
-  return typeof a === 'object' ? a.name : undefined;
-};
-const noteOf = (d: PidfDocument | undefined): string | undefined => {
-  for (const t of d?.tuples ?? []) {
-    const n = firstChild(t.element, NS.PIDF, 'note');
-    if (n) return textOf(n);
-  }
-  return undefined;
-};
 
 function bobPidf(note: string, activity: string): string {
   return `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="${BOB}">` +

@@ -1,0 +1,76 @@
+// Messages between the bench orchestrator (run.ts) and the load generator process (loadgen.ts),
+// over the child's IPC channel.
+
+export interface Target {
+  host: string;
+  port: number;
+}
+
+export interface SubscribePhase {
+  kind: 'subscribe';
+  /** Presentities sip:<prefix><i>@<domain>, i in [0, presentities). */
+  prefix: string;
+  presentities: number;
+  watchersPer: number;
+  window: number;
+  maxMs: number;
+  /** After the last answer, how long to wait for NOTIFYs still coming (stops earlier once quiet). */
+  drainMs: number;
+}
+
+export interface PublishPhase {
+  kind: 'publish';
+  prefix: string;
+  presentities: number;
+  count: number;
+  window: number;
+  maxMs: number;
+  drainMs: number;
+}
+
+export type Phase = SubscribePhase | PublishPhase;
+
+export type ToLoadgen =
+  | { type: 'start'; target: Target; domain: string; sockets: number }
+  | { type: 'phase'; phase: Phase }
+  | { type: 'stop' };
+
+export interface PhaseResult {
+  kind: Phase['kind'];
+  /** Requests sent (first transmissions). */
+  sent: number;
+  /** Final responses 2xx. */
+  ok: number;
+  /** Final responses by status code, "timeout" for requests that got none. */
+  statuses: Record<string, number>;
+  /** Requests retransmitted by the generator (a sign of loss or a slow server). */
+  retransmits: number;
+  /** True when the phase stopped on its time cap rather than its count. */
+  timeCapped: boolean;
+  /** From the first send to the last final response, ms. */
+  requestMs: number;
+  /** NOTIFY transactions received during the phase (retransmissions not counted). */
+  notifies: number;
+  notifyRetransmits: number;
+  /** From the first send to the last NOTIFY, ms (0 if none). */
+  notifyMs: number;
+  /** Publish→NOTIFY latencies matched by token: count and percentiles in ms. */
+  latency: { matched: number; p50: number; p90: number; p99: number; max: number } | undefined;
+  /** Wall time of the whole phase including the drain, ms. */
+  wallMs: number;
+  /** The generator's own CPU time during the phase (user + system), seconds. */
+  generatorCpuS: number;
+}
+
+export type FromLoadgen =
+  | { type: 'ready'; ports: number[] }
+  | { type: 'result'; result: PhaseResult }
+  | { type: 'error'; message: string };
+
+export function isToLoadgen(m: unknown): m is ToLoadgen {
+  return typeof m === 'object' && m !== null && 'type' in m && typeof (m as { type: unknown }).type === 'string';
+}
+
+export function isFromLoadgen(m: unknown): m is FromLoadgen {
+  return typeof m === 'object' && m !== null && 'type' in m && typeof (m as { type: unknown }).type === 'string';
+}

@@ -1,0 +1,209 @@
+// Registration state as a presence source (the SER PA and repro show registered-but-silent users as
+// open): Herald subscribes to the `reg` event package (RFC 3680) for local addresses of record at the
+// operator's registrar and reports whether each is registered. The PA composes it with publications.
+import type { Logger } from 'pino';
+import { childElements, parseXml, type XmlElement } from '../../src/formats/xml.js';
+import { mediaType } from '../../src/formats/content-types.js';
+import { aorOf } from '../../src/sip/codec.js';
+import type { ServerTx, SipStack } from '../../src/sip/stack.js';
+import type { Store } from '../../src/store/store.js';
+import { Subscriber, type SubscriberRecord, type SubscriptionNotice } from '../../src/events/subscriber.js';
+import type { RegSourceConfig } from './config.js';
+
+export const REGINFO_NS = 'urn:ietf:params:xml:ns:reginfo';
+export const CT_REGINFO = 'application/reginfo+xml';
+const REG = 'reg';
+
+/** One registration of a reginfo document (RFC 3680 §5.3.1): the AOR and its state. */
+export interface RegInfoRegistration {
+  aor: string;
+  /** init: no contacts yet; active: at least one contact bound; terminated: none any more. */
+  state: 'init' | 'active' | 'terminated';
+  /** Contacts whose state is active. */
+  activeContacts: number;
+}
+
+export interface RegInfoDocument {
+  version: number;
+  state: 'full' | 'partial';
+  registrations: RegInfoRegistration[];
+}
+
+/** Parses application/reginfo+xml (RFC 3680 §5.3). Throws on anything that is not reginfo. */
+export function parseRegInfo(text: string): RegInfoDocument {
+  const root = parseXml(text);
+  if (root.ns !== REGINFO_NS || root.name !== 'reginfo') throw new Error('root element is not reginfo');
+  const version = Number(root.attrs['version']);
+  const state = root.attrs['state'];
+  if (!Number.isInteger(version) || version < 0) throw new Error('reginfo version missing or bad');
+  if (state !== 'full' && state !== 'partial') throw new Error('reginfo state must be full or partial');
+  const registrations: RegInfoRegistration[] = [];
+  for (const r of childElements(root, REGINFO_NS, 'registration')) {
+    const aor = aorOf(r.attrs['aor'] ?? '');
+    const st = r.attrs['state'];
+    if (!aor || (st !== 'init' && st !== 'active' && st !== 'terminated')) continue;
+    const contacts = childElements(r, REGINFO_NS, 'contact').filter((c: XmlElement) => c.attrs['state'] === 'active');
+    registrations.push({ aor, state: st, activeContacts: contacts.length });
+  }
+  return { version, state, registrations };
+}
+
+export type RegListener = (aor: string, registered: boolean | undefined) => void;
+
+export interface RegSource {
+  /**
+   * Watches an AOR's registration while the returned function is not called (on-demand mode: the PA
+   * calls it when somebody watches a local presentity). Counted: several watches, one subscription.
+   */
+  watch(aor: string): () => void;
+  /** true: registered; false: not registered; undefined: not known (not watched, not yet told, or lost). */
+  isRegistered(aor: string): boolean | undefined;
+  /** Every change of an AOR's registration state (undefined: no longer known). Returns an unsubscribe. */
+  onChange(listener: RegListener): () => void;
+  /** Takes NOTIFYs of the reg subscriptions (and stray `Event: reg` NOTIFYs, 481). */
+  handleNotify(tx: ServerTx): boolean;
+  /** Loads persisted reg dialogs (kept in-dialog) and subscribes for the configured AORs. */
+  restore(): Promise<void>;
+  stop(): Promise<void>;
+  stats(): { subscriptions: number; registered: number };
+}
+
+export interface RegSourceDeps {
+  stack: SipStack;
+  store: Store;
+  log: Logger;
+  config: RegSourceConfig;
+  /** The From of reg SUBSCRIBEs: the gateway's identity (the registrar must allow it, RFC 3680 §6). */
+  identity: string;
+  /** Backoff bounds (ms) and refresh fraction, shared with the presence gateway's settings. */
+  refreshFraction: number;
+  minRetryMs: number;
+  maxRetryMs: number;
+}
+
+export function createRegSource(deps: RegSourceDeps): RegSource {
+  const { config, log } = deps;
+  const subscriber = new Subscriber(
+    deps.stack,
+    deps.store.collection<SubscriberRecord>('gateway-reg'),
+    { refreshFraction: deps.refreshFraction, minRetryMs: deps.minRetryMs, maxRetryMs: deps.maxRetryMs },
+    log,
+  );
+  const state = new Map<string, boolean | undefined>();
+  const counts = new Map<string, number>();
+  const listeners = new Set<RegListener>();
+  const pinned = new Set((config.aors ?? []).map((a) => aorOf(a)).filter((a): a is string => !!a));
+
+  const set = (aor: string, v: boolean | undefined): void => {
+    if (state.get(aor) === v && state.has(aor)) return;
+    state.set(aor, v);
+    for (const l of listeners) l(aor, v);
+  };
+
+  const onNotice = (aor: string, n: SubscriptionNotice): void => {
+    if (n.kind === 'stale' || n.kind === 'terminated') {
+      if (n.kind === 'terminated') log.warn({ aor, reason: n.reason, status: n.status }, 'reg subscription refused or ended');
+      set(aor, undefined);
+      return;
+    }
+    if (n.kind === 'notify' && n.state === 'pending') return;
+    if (n.body === undefined || n.body.trim() === '') {
+      // Kamailio's presence_reginfo answers with no body while nothing was published for the AOR
+      // (RFC 3680 wants a full-state document; an empty one means the same: no bindings).
+      set(aor, false);
+      return;
+    }
+    if (mediaType(n.contentType) !== CT_REGINFO) {
+      log.warn({ aor, contentType: n.contentType }, 'reg NOTIFY without reginfo body');
+      return;
+    }
+    let doc: RegInfoDocument;
+    try {
+      doc = parseRegInfo(n.body);
+    } catch (e) {
+      log.warn({ aor, err: (e as Error).message }, 'reginfo not understood');
+      return;
+    }
+    const mine = doc.registrations.find((r) => r.aor === aor);
+    // Full state without our AOR: no bindings (RFC 3680 §5.3.1); partial state without it: no change.
+    if (!mine) {
+      if (doc.state === 'full') set(aor, false);
+      return;
+    }
+    set(aor, mine.state === 'active' && mine.activeContacts > 0);
+  };
+
+  const specFor = (aor: string) => ({
+    id: `${REG}|${aor}`,
+    target: aor,
+    from: deps.identity,
+    event: REG,
+    accept: [CT_REGINFO],
+    expires: config.expires,
+    proxy: config.registrar,
+    peer: aorOf(aor)?.split('@')[1] ?? '',
+  });
+
+  const wanted = (aor: string): boolean => pinned.has(aor) || (counts.get(aor) ?? 0) > 0;
+
+  const start = (aor: string): void => {
+    if (!config.enabled || subscriber.get(`${REG}|${aor}`)) return;
+    subscriber.subscribe(specFor(aor), (n) => onNotice(aor, n));
+  };
+
+  return {
+    watch(aor0: string): () => void {
+      const aor = aorOf(aor0) ?? aor0;
+      if (!config.enabled || (!config.on_demand && !pinned.has(aor))) return () => undefined;
+      counts.set(aor, (counts.get(aor) ?? 0) + 1);
+      start(aor);
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        const c = (counts.get(aor) ?? 1) - 1;
+        if (c > 0) {
+          counts.set(aor, c);
+          return;
+        }
+        counts.delete(aor);
+        if (!wanted(aor)) {
+          void subscriber.get(`${REG}|${aor}`)?.stop();
+          state.delete(aor);
+        }
+      };
+    },
+    isRegistered: (aor) => state.get(aorOf(aor) ?? aor),
+    onChange(l: RegListener): () => void {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    handleNotify(tx: ServerTx): boolean {
+      if (subscriber.handleNotify(tx)) return true;
+      const ev = tx.request.headers.get('event')?.split(';')[0]?.trim().toLowerCase();
+      if (tx.request.method !== 'NOTIFY' || ev !== REG) return false;
+      tx.respond({ status: 481, reason: 'Subscription Does Not Exist' });
+      return true;
+    },
+    async restore(): Promise<void> {
+      if (!config.enabled) return;
+      // Restored on-demand dialogs are kept for now; a watch claims them, the rest stay pinned until
+      // their owner's presentity watch returns (the notifier restores those just after).
+      const r = await subscriber.restore((spec) => {
+        const aor = spec.target;
+        if (!spec.id.startsWith(`${REG}|`) || (!pinned.has(aor) && !config.on_demand)) return undefined;
+        return (n) => onNotice(aor, n);
+      });
+      for (const aor of pinned) start(aor);
+      log.info(r, 'reg source: subscriptions restored');
+    },
+    async stop(): Promise<void> {
+      await subscriber.stop();
+    },
+    stats() {
+      let registered = 0;
+      for (const v of state.values()) if (v) registered++;
+      return { subscriptions: subscriber.size, registered };
+    },
+  };
+}
