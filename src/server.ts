@@ -111,9 +111,10 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const pa = new PresenceAgent(config.sip.domains, store.collection<PublicationRecord>('publication'), log, reg);
   hub.register(pa);
   // The XMPP gateway before any provider for remote SIP domains, which would claim its addresses.
+  const watchers = new WatcherRegistry(store.collection<WatcherRecord>('watcher'), config.presence.winfo_history * 1000);
   let xmpp: XmppGateway | undefined;
   if (config.gateway.xmpp.enabled) {
-    xmpp = createXmppGateway({ hub, authorizer, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp });
+    xmpp = createXmppGateway({ hub, authorizer, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp, watchers });
     hub.register(xmpp.provider);
   }
   // Remote SIP domains last: the presence B2BUA claims every resource no other provider has.
@@ -140,7 +141,6 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     },
     log,
   );
-  const watchers = new WatcherRegistry(store.collection<WatcherRecord>('watcher'), config.presence.winfo_history * 1000);
   const listSources: ListSource[] = [new XcapListSource({ documents: xcapDocuments, root: config.xcap.root, log, maxMembers: config.rls.max_members })];
   // Roster mode (RFC 6121 rosters of linked Jabber accounts) as resource lists.
   if (xmpp) listSources.push(memberListSource(xmpp.roster));

@@ -8,6 +8,7 @@
 //
 // The gateway is the SIP user's XMPP server here (XEP-0114 §3): it answers probes from the persisted
 // authorization and pushes presence to each authorized watcher itself.
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { PidfDocument } from '../../src/formats/pidf.js';
 import { closedDocument, withEntity } from '../../src/formats/pidf.js';
@@ -32,8 +33,21 @@ export interface FrontendOptions {
   log: Logger;
   /** The gateway's own provider: a Jabber user never watches a Jabber user through it (a loop). */
   self: Provider;
+  /**
+   * The watcher list behind presence.winfo (RFC 3857): Jabber watchers appear there like SIP ones, so
+   * a user whose rules say confirm learns who asks.
+   */
+  watchers?: WatcherList;
   now?: () => number;
 }
+
+/** The part of Herald's watcher registry a front end reports to. */
+export interface WatcherList {
+  update(resource: string, id: string, uri: string, status: 'pending' | 'active' | 'waiting' | 'terminated', event: 'subscribe' | 'approved' | 'rejected' | 'timeout'): void;
+}
+
+/** A stable winfo id for a Jabber watcher of a SIP user (no JID in it, like SIP ids carry no Call-ID). */
+const winfoId = (sip: string, jid: string): string => createHash('sha1').update(`xmpp|${jid}|${sip}`).digest('base64url').slice(0, 12);
 
 /** Where a Jabber watcher stands with a SIP user, as last told to XMPP. */
 type Told = 'nothing' | 'subscribed' | 'unsubscribed';
@@ -47,6 +61,8 @@ interface InSub {
   told: Told;
   /** The last presence stanza sent (serialized), so unchanged state is not sent again. */
   lastPresence: string | undefined;
+  /** Was pending before (winfo says "approved" when it turns active). */
+  wasPending?: boolean;
 }
 
 const subKey = (sip: string, jid: string): string => `${sip}\n${jid}`;
@@ -186,7 +202,10 @@ export class XmppFrontend {
     const s = this.subs.get(subKey(sip, jid));
     void this.o.auths.delete('in', sip, jid);
     const localJid = s?.localJid ?? this.o.addressing.jidOfSipUser(sip);
-    if (s) this.close(s);
+    if (s) {
+      this.o.watchers?.update(sip, winfoId(sip, jid), s.watcherSip, 'terminated', 'timeout');
+      this.close(s);
+    }
     if (localJid === undefined) return;
     // RFC 6121 §3.3.3: the contact's server sends `unavailable` to the former subscriber; RFC 8048
     // §5.2.3 then confirms with `unsubscribed`.
@@ -220,9 +239,12 @@ export class XmppFrontend {
     if (d.subHandling === 'confirm' || up?.state === 'pending') {
       // RFC 8048 §5.2.1: pending on the SIP side → nothing to XMPP (the server re-delivers the request).
       void this.o.auths.put({ direction: 'in', sip: s.sip, jid: s.jid, state: 'pending', updatedAt: this.now() });
+      this.o.watchers?.update(s.sip, winfoId(s.sip, s.jid), s.watcherSip, 'pending', 'subscribe');
+      s.wasPending = true;
       return;
     }
     if (s.told !== 'subscribed') {
+      this.o.watchers?.update(s.sip, winfoId(s.sip, s.jid), s.watcherSip, 'active', s.wasPending ? 'approved' : 'subscribe');
       s.told = 'subscribed';
       void this.o.auths.put({ direction: 'in', sip: s.sip, jid: s.jid, state: 'active', updatedAt: this.now() });
       this.o.sink.send(presenceStanza(s.localJid, s.jid, 'subscribed'), { queue: true });
@@ -241,6 +263,7 @@ export class XmppFrontend {
 
   private refuse(s: InSub): void {
     const told = s.told;
+    this.o.watchers?.update(s.sip, winfoId(s.sip, s.jid), s.watcherSip, 'terminated', 'rejected');
     this.close(s);
     void this.o.auths.delete('in', s.sip, s.jid);
     if (told === 'subscribed') this.o.sink.send(presenceStanza(s.localJid, s.jid, 'unavailable'));

@@ -1,6 +1,7 @@
 // The XMPP gateway (RFC 7247 architecture, RFC 8048 presence) assembled: the component connection
 // (XEP-0114), the hub provider for Jabber users, the front end for Jabber watchers of SIP users and the
 // roster lists. The only module of gateways/xmpp that src/server.ts imports.
+import type { WatcherList } from './frontend.js';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Hub } from '../../src/hub/hub.js';
@@ -60,6 +61,8 @@ export interface XmppGatewayDeps {
   log: Logger;
   localDomains: readonly string[];
   config: XmppGatewayConfig;
+  /** Herald's watcher registry, so Jabber watchers show in presence.winfo. */
+  watchers?: WatcherList;
   /** Test seams. */
   entityFactory?: EntityFactory;
   clientFactory?: ClientFactory;
@@ -117,7 +120,7 @@ export function createXmppGateway(deps: XmppGatewayDeps): XmppGateway {
     providerFor: (r) => (local.has(r.slice(r.lastIndexOf('@') + 1).toLowerCase()) ? deps.hub.providerFor(r) : undefined),
     watch: (r, l, w) => deps.hub.watch(r, l, w),
   };
-  const frontend = new XmppFrontend({ hub: localHub, authorizer: deps.authorizer, addressing, sink: conn, auths, log, self: provider });
+  const frontend = new XmppFrontend({ hub: localHub, authorizer: deps.authorizer, addressing, sink: conn, auths, log, self: provider, ...(deps.watchers ? { watchers: deps.watchers } : {}) });
 
   conn.onStanza((n) => route(n));
   conn.onOnline(() => {

