@@ -10,8 +10,7 @@ import { TestUA, pidf, rnd, type Msg } from '../support/ua.js';
 import { CLI, HeraldProcess, freePort } from '../support/process.js';
 import { tempDir } from '../support/herald.js';
 import { xcap } from '../support/xcap.js';
-import { parseMultipart, rootPart } from '../../src/formats/multipart.js';
-import { parseRlmi, type RlmiList } from '../../src/formats/rlmi.js';
+import { decodeList, memberBody, rlsServices, type ListNotify } from '../support/rls.js';
 
 const D = 'example.test';
 const uri = (u: string): string => `sip:${u}@${D}`;
@@ -19,32 +18,22 @@ const OWNER = { username: 'owner', password: 'owner-pw' };
 const LIST = uri('buddies');
 const MEMBERS = [uri('bob'), uri('carol'), uri('dave')];
 
-const SERVICES = `<?xml version="1.0" encoding="UTF-8"?>
-<rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">
-  <service uri="${LIST}"><list name="buddies">${MEMBERS.map((m) => `<rl:entry uri="${m}"/>`).join('')}</list><packages><package>presence</package></packages></service>
-</rls-services>`;
+const SERVICES = rlsServices({ [LIST]: MEMBERS });
 
-interface Decoded {
-  msg: Msg;
-  rlmi: RlmiList;
+interface Decoded extends ListNotify {
   /** Resource URI → its PIDF part. */
   bodies: Map<string, string>;
 }
 
 function decode(m: Msg): Decoded {
-  const mp = parseMultipart(m.h('content-type')!, m.body);
-  const root = rootPart(mp)!;
-  assert.equal(root.contentType.split(';')[0], 'application/rlmi+xml');
-  const rlmi = parseRlmi(root.body);
+  const n = decodeList(m);
   const bodies = new Map<string, string>();
-  for (const r of rlmi.resources) {
-    const cid = r.instances[0]?.cid;
-    if (cid === undefined) continue;
-    const part = mp.parts.find((p) => p.contentId === cid);
-    assert.ok(part, `no part for cid ${cid}`);
-    bodies.set(r.uri, part.body);
+  for (const r of n.rlmi.resources) {
+    const body = memberBody(n, r.uri);
+    if (r.instances[0]?.cid !== undefined) assert.ok(body !== undefined, `no part for cid ${r.instances[0].cid}`);
+    if (body !== undefined) bodies.set(r.uri, body);
   }
-  return { msg: m, rlmi, bodies };
+  return { ...n, bodies };
 }
 
 /** The embedded XCAP server's root URL from Herald's start line (`listen` holds "xcap:http://…"). */

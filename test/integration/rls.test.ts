@@ -6,36 +6,14 @@ import assert from 'node:assert/strict';
 import { TestUA, pidf, requestWithAuth, rnd, type Msg } from '../support/ua.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { xcap } from '../support/xcap.js';
-import { parseMultipart, rootPart } from '../../src/formats/multipart.js';
-import { parseRlmi, type RlmiList } from '../../src/formats/rlmi.js';
+import { decodeList, rlsServices, type ListNotify } from '../support/rls.js';
 
 const D = 'example.test';
 const uri = (u: string) => `sip:${u}@${D}`;
 const OWNER = { username: 'owner', password: 'owner-pw' };
 
-function services(lists: Record<string, string[]>): string {
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">
-${Object.entries(lists)
-  .map(([name, members]) => `  <service uri="${uri(name)}"><list name="${name}">${members.map((m) => `<rl:entry uri="${m}"/>`).join('')}</list><packages><package>presence</package></packages></service>`)
-  .join('\n')}
-</rls-services>`;
-}
-
-interface Decoded {
-  msg: Msg;
-  rlmi: RlmiList;
-  parts: Map<string, string>;
-}
-
-function decode(m: Msg): Decoded {
-  const mp = parseMultipart(m.h('content-type')!, m.body);
-  const root = rootPart(mp)!;
-  assert.equal(root.contentType.split(';')[0], 'application/rlmi+xml');
-  const parts = new Map<string, string>();
-  for (const p of mp.parts) if (p !== root && p.contentId) parts.set(p.contentId, p.body);
-  return { msg: m, rlmi: parseRlmi(root.body), parts };
-}
+const services = (lists: Record<string, string[]>): string => rlsServices(Object.fromEntries(Object.entries(lists).map(([name, m]) => [uri(name), m])));
+const decode = decodeList;
 
 describe('resource list server', () => {
   let h: TestHerald;
@@ -77,7 +55,7 @@ describe('resource list server', () => {
       headers: { Event: 'presence', Expires: '600', Supported: 'eventlist', Accept: 'application/pidf+xml, application/rlmi+xml, multipart/related', ...headers },
     });
     const seen = new Set<Msg>();
-    const next = async (pred: (d: Decoded) => boolean = () => true): Promise<Decoded> => {
+    const next = async (pred: (d: ListNotify) => boolean = () => true): Promise<ListNotify> => {
       const m = await w.nextRequest((x) => x.method === 'NOTIFY' && x.callId === callId && pred(decode(x)), 5000, seen);
       seen.add(m);
       return decode(m);

@@ -3,15 +3,14 @@
 // project's TestUA on real sockets, Jabber users are @xmpp/client c2s sessions (romeo, juliet, alice on
 // xmpp.test), bob's pres-rules live on Herald's embedded XCAP server. Loopback only; Prosody is started
 // and stopped by its own pid; every wait is bounded.
+import { decodeList, type ListNotify } from '../support/rls.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseMultipart, rootPart } from '../../src/formats/multipart.js';
 import { parsePidf, type PidfDocument } from '../../src/formats/pidf.js';
-import { parseRlmi, type RlmiList } from '../../src/formats/rlmi.js';
 import { el, text, child } from '../../gateways/xmpp/wire.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { freePort } from '../support/process.js';
@@ -78,22 +77,6 @@ class SipDialog {
 
 const stateOf = (m: Msg): string => (m.h('subscription-state') ?? '').split(';')[0]!.trim();
 const pidfOf = (m: Msg): PidfDocument | undefined => (m.body.trim() === '' ? undefined : parsePidf(m.body));
-
-interface ListNotify {
-  msg: Msg;
-  rlmi: RlmiList;
-  /** Body parts by Content-ID. */
-  parts: Map<string, string>;
-}
-
-function decodeList(m: Msg): ListNotify {
-  const mp = parseMultipart(m.h('content-type')!, m.body);
-  const root = rootPart(mp)!;
-  assert.equal(root.contentType.split(';')[0], 'application/rlmi+xml');
-  const parts = new Map<string, string>();
-  for (const p of mp.parts) if (p !== root && p.contentId) parts.set(p.contentId, p.body);
-  return { msg: m, rlmi: parseRlmi(root.body), parts };
-}
 
 /** The PIDF a list NOTIFY carries for one member, if any. */
 function memberPidf(n: ListNotify, uri: string): PidfDocument | undefined {
