@@ -31,6 +31,7 @@ import { XcapListSource, combinedListSource, memberListSource, type ListSource }
 import { createXmppGateway, type XmppGateway } from '../gateways/xmpp/index.js';
 import { createSipGateway } from '../gateways/sip/index.js';
 import { createRegSource } from '../gateways/sip/reginfo.js';
+import { renderMetrics } from './metrics.js';
 import { ResourceListServer } from './rls/rls.js';
 
 export interface Herald {
@@ -217,6 +218,21 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       maxDocumentBytes: config.xcap.max_document_bytes,
       admins: config.xcap.admins,
       nonceLifetimeMs: config.auth.nonce_lifetime * 1000,
+      metrics: () => {
+        const h = hub.stats();
+        const c = stack.counters;
+        return renderMetrics({
+          hub_resources: { help: 'Resources watched through the hub (one upstream watch each, however many watchers).', type: 'gauge', value: h.resources },
+          hub_watchers: { help: 'Watchers behind those watches (subscriptions, list members, Jabber watchers).', type: 'gauge', value: h.watchers },
+          subscriptions: { help: 'Subscription dialogs Herald is the notifier of.', type: 'gauge', value: n.size },
+          publications: { help: 'Live publications (RFC 3903).', type: 'gauge', value: pa.publicationCount },
+          upstream_subscriptions: { help: 'Subscriptions the SIP gateway holds at remote domains.', type: 'gauge', value: sipGateway?.stats().upstreamSubscriptions ?? 0 },
+          notify_sent_total: { help: 'NOTIFY requests sent.', type: 'counter', value: n.notifiesSent },
+          sip_requests_in_total: { help: 'SIP requests received (retransmissions excluded).', type: 'counter', value: c.requestsIn },
+          sip_retransmissions_absorbed_total: { help: 'Retransmitted requests answered from the transaction.', type: 'counter', value: c.retransmissionsAbsorbed },
+          sip_malformed_total: { help: 'Malformed SIP messages refused or dropped.', type: 'counter', value: c.malformed },
+        });
+      },
     });
     await xcap.start();
   }

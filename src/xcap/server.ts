@@ -38,6 +38,11 @@ export interface XcapServerOptions {
   realm?: string;
   /** Digest nonce lifetime (default 5 minutes). */
   nonceLifetimeMs?: number;
+  /**
+   * Herald's own figures in the Prometheus text format, served at GET /metrics beside the XCAP root
+   * (the embedded HTTP server is the one Herald already has; it listens on loopback by default).
+   */
+  metrics?: () => string;
 }
 
 const METHODS = new Set(['GET', 'PUT', 'DELETE']);
@@ -101,6 +106,11 @@ export class XcapServer {
     const method = req.method ?? '';
     const target = req.url ?? '';
     try {
+      if (method === 'GET' && target === '/metrics' && this.opts.metrics) {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(this.opts.metrics());
+        return;
+      }
       if (!METHODS.has(method)) {
         res.setHeader('Allow', 'GET, PUT, DELETE');
         throw new XcapError(405, 'only GET, PUT and DELETE');

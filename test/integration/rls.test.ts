@@ -116,6 +116,9 @@ describe('resource list server', () => {
     assert.ok(bobWatches <= before.resources + 4, `${JSON.stringify(before)} → ${JSON.stringify(after)}`);
     assert.equal(new Set([uri('bob'), uri('carol'), uri('dave'), uri('erin')]).size, 4);
     assert.ok(h.herald.hub.peek(uri('bob')) !== undefined);
+    // The same figure as operators see it.
+    const metrics = await (await fetch(h.xcapUrl().replace(/\/xcap-root$/, '/metrics'))).text();
+    assert.match(metrics, new RegExp(`herald_hub_resources ${after.resources}\\b`));
   });
 
   test('list changes on XCAP change the subscription live: added members appear, removed ones end terminated', async () => {
@@ -153,6 +156,43 @@ describe('resource list server', () => {
     const change = await s.next((d) => d.rlmi.resources.some((r) => r.uri === uri('m250')) && d.rlmi.version > version);
     assert.equal(change.rlmi.resources.length, 1);
     assert.ok(Buffer.byteLength(change.msg.body) < 3000, `one change is small: ${Buffer.byteLength(change.msg.body)} bytes`);
+  });
+});
+
+describe('resource list server: each member decided by its own rules', () => {
+  test("allow, confirm (no rules: the operator's default) and block show as active, pending and terminated", async () => {
+    const h = await startTestHerald({ policy: { default: 'confirm' } });
+    const pub = await TestUA.open('udp', '127.0.0.1', h.port('udp'));
+    const w = await TestUA.open('udp', '127.0.0.1', h.port('udp'));
+    try {
+      await h.herald.users.add(uri('owner'), OWNER.password);
+      for (const u of ['open', 'blocker']) await h.herald.users.add(uri(u), `${u}-pw`);
+      const r = await xcap('PUT', h.xcapUrl(), `rls-services/users/${uri('owner')}/index`, OWNER, services({ mixed: [uri('open'), uri('shy'), uri('blocker')] }), 'application/rls-services+xml');
+      assert.equal(r.status, 201, r.body);
+      const allowWatcher = (id: string, who: string) =>
+        `<cr:ruleset xmlns="urn:ietf:params:xml:ns:pres-rules" xmlns:cr="urn:ietf:params:xml:ns:common-policy"><cr:rule id="${id}"><cr:conditions><cr:identity><cr:one id="${who}"/></cr:identity></cr:conditions><cr:actions><sub-handling>allow</sub-handling></cr:actions><cr:transformations><provide-services><all-services/></provide-services></cr:transformations></cr:rule></cr:ruleset>`;
+      assert.equal((await xcap('PUT', h.xcapUrl(), `pres-rules/users/${uri('open')}/index`, { username: 'open', password: 'open-pw' }, allowWatcher('w', uri('watcher')), 'application/auth-policy+xml')).status, 201);
+      // blocker's rules name someone else only: no rule matches the watcher ⇒ block (RFC 5025 §3.2.1).
+      assert.equal((await xcap('PUT', h.xcapUrl(), `pres-rules/users/${uri('blocker')}/index`, { username: 'blocker', password: 'blocker-pw' }, allowWatcher('x', uri('someone-else')), 'application/auth-policy+xml')).status, 201);
+      for (const u of ['open', 'shy', 'blocker']) {
+        await pub.request('PUBLISH', uri(u), { from: uri(u), headers: { Event: 'presence', Expires: '600' }, body: pidf(uri(u), { note: `secret-${u}` }) });
+      }
+      const callId = rnd();
+      const s = await w.request('SUBSCRIBE', uri('mixed'), { from: uri('watcher'), callId, headers: { Event: 'presence', Expires: '600', Supported: 'eventlist' } });
+      assert.equal(s.status, 200);
+      const n = decode(await w.nextRequest((m) => m.method === 'NOTIFY' && m.callId === callId));
+      const state = (u: string) => n.rlmi.resources.find((x) => x.uri === uri(u))!.instances[0]!;
+      assert.equal(state('open').state, 'active');
+      assert.equal(state('shy').state, 'pending');
+      assert.equal(state('blocker').state, 'terminated');
+      assert.equal(state('blocker').reason, 'rejected');
+      assert.ok(!n.msg.body.includes('secret-shy') && !n.msg.body.includes('secret-blocker'), 'nothing of the pending or blocked members leaks');
+      assert.doesNotMatch(n.msg.body, /secret-open/, 'open allows services but not notes');
+    } finally {
+      pub.close();
+      w.close();
+      await h.stop();
+    }
   });
 });
 
