@@ -48,6 +48,21 @@ export function parseRegInfo(text: string): RegInfoDocument {
   return { version, state, registrations };
 }
 
+/**
+ * Whether a reginfo document says the AOR is registered (RFC 3680 §5.1, §5.3): a registration that is
+ * init or terminated (Kamailio's expiry and Expires: 0 both send `<registration state="terminated">`)
+ * is not; an active one is, in full state only while it lists an active contact (contacts that are
+ * terminated, event expired/unregistered/deactivated/..., do not count). Partial state lists only the
+ * contacts that changed, so there the registration's own state decides. undefined: no change (a
+ * partial document without the AOR); a full document without it means no bindings.
+ */
+export function isRegistered(doc: RegInfoDocument, aor: string): boolean | undefined {
+  const mine = doc.registrations.find((r) => r.aor === aor);
+  if (!mine) return doc.state === 'full' ? false : undefined;
+  if (mine.state !== 'active') return false;
+  return doc.state === 'partial' || mine.activeContacts > 0;
+}
+
 export type RegListener = (aor: string, registered: boolean | undefined) => void;
 
 export interface RegSource {
@@ -124,13 +139,9 @@ export function createRegSource(deps: RegSourceDeps): RegSource {
       log.warn({ aor, err: (e as Error).message }, 'reginfo not understood');
       return;
     }
-    const mine = doc.registrations.find((r) => r.aor === aor);
-    // Full state without our AOR: no bindings (RFC 3680 §5.3.1); partial state without it: no change.
-    if (!mine) {
-      if (doc.state === 'full') set(aor, false);
-      return;
-    }
-    set(aor, mine.state === 'active' && mine.activeContacts > 0);
+    // No version ordering here: Kamailio's presence_reginfo sends version="0" in every document.
+    const registered = isRegistered(doc, aor);
+    if (registered !== undefined) set(aor, registered);
   };
 
   const specFor = (aor: string) => ({

@@ -302,7 +302,9 @@ export class Notifier {
   private async persist(rec: SubscriptionRecord, remove = false): Promise<void> {
     try {
       if (remove) await this.store.delete(rec.key);
-      else await this.store.put(rec.key, { ...rec });
+      // The live record itself: the store serializes it when the batch is written, so a later change
+      // that lands before then is written too (it is only ever newer).
+      else await this.store.put(rec.key, rec);
     } catch {
       // Restart safety is lost for this change only; the next write carries the whole record again.
     }

@@ -257,14 +257,26 @@ function stripNameAddr(s: string): string {
   return m ? m[1]! : s.trim();
 }
 
+/**
+ * Targets that are IP literals resolve the same way every time; a NOTIFY to a dialog's remote target
+ * is the common case, so their answers are kept (bounded: the oldest entry goes first).
+ */
+const literalTargets = new Map<string, Flow[]>();
+const LITERAL_CACHE_MAX = 50_000;
+
 /** RFC 3263 in part: transport from the URI, IP literals directly, hostnames through sip.resolve (SRV, then A/AAAA). */
 export function resolveUri(uri: string): Promise<Flow[]> {
+  const cached = literalTargets.get(uri);
+  if (cached) return Promise.resolve(cached);
   const u = parseSipUri(uri);
   if (!u) return Promise.resolve([]);
   const tp = u.params['transport']?.toUpperCase();
   const protocol: Protocol = u.scheme === 'sips' ? (tp === 'WS' || tp === 'WSS' ? 'WS' : 'TLS') : tp === 'TCP' ? 'TCP' : tp === 'TLS' ? 'TLS' : tp === 'WS' || tp === 'WSS' ? 'WS' : 'UDP';
   if (net.isIP(u.host.replace(/^\[|\]$/g, ''))) {
-    return Promise.resolve([{ protocol, address: u.host.replace(/^\[|\]$/g, ''), port: u.port ?? DEFAULT_PORT[protocol] }]);
+    const flows: Flow[] = [{ protocol, address: u.host.replace(/^\[|\]$/g, ''), port: u.port ?? DEFAULT_PORT[protocol] }];
+    if (literalTargets.size >= LITERAL_CACHE_MAX) literalTargets.delete(literalTargets.keys().next().value!);
+    literalTargets.set(uri, flows);
+    return Promise.resolve(flows);
   }
   const raw = sip.parseUri(`${u.scheme}:${u.host}${u.port ? `:${u.port}` : ''}${formatParams(tp ? { transport: tp.toLowerCase() } : {})}`);
   if (!raw) return Promise.resolve([]);
