@@ -63,6 +63,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     listen: config.sip.listen.map(parseListen),
     tlsCert: config.sip.tls_cert,
     tlsKey: config.sip.tls_key,
+    tlsCa: config.sip.tls_ca,
     maxMessageBytes: config.sip.max_message_bytes,
     publicHost: config.sip.public_host,
     log,
@@ -73,6 +74,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     enabled: config.auth.enabled,
     domains: config.sip.domains,
     trustedPeers: config.auth.trusted_peers,
+    trustedTlsNames: config.auth.trusted_tls_names,
     users,
     nonces: new NonceManager(await nonceSecret(store), config.auth.nonce_lifetime * 1000),
     replay,
@@ -160,7 +162,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       // Where Herald itself authenticates everyone (auth on, no trusted proxy in front), it knows its
       // users: a local URI that is no user, no list and has no publication is 404. Behind a trusted
       // proxy the users live elsewhere, and any local URI is a presentity.
-      ...(config.auth.enabled && config.auth.trusted_peers.length === 0
+      ...(config.auth.enabled && config.auth.trusted_peers.length === 0 && config.auth.trusted_tls_names.length === 0
         ? { isUser: async (uri: string) => pa.hasPublications(uri) || (await users.get(uri)) !== undefined }
         : {}),
     }),

@@ -24,6 +24,8 @@ export interface SipAuthOptions {
   enabled: boolean;
   domains: readonly string[];
   trustedPeers: readonly string[];
+  /** Names a verified TLS client certificate may carry to be trusted (RFC 5922 style). */
+  trustedTlsNames: readonly string[];
   users: UserDirectory;
   nonces: NonceManager;
   replay: ReplayGuard;
@@ -50,7 +52,8 @@ export class SipAuthenticator {
   async identify(tx: ServerTx, common: HeaderList): Promise<AuthOutcome> {
     const rq = tx.request;
     if (!this.o.enabled) return { kind: 'identity', identity: this.fromIdentity(rq, 'unauthenticated') };
-    if (isTrustedAddress(rq.source.address, this.o.trustedPeers)) return { kind: 'identity', identity: this.fromIdentity(rq, 'trusted-peer') };
+    const byName = rq.source.tlsNames?.some((n) => this.o.trustedTlsNames.includes(n)) ?? false;
+    if (byName || isTrustedAddress(rq.source.address, this.o.trustedPeers)) return { kind: 'identity', identity: this.fromIdentity(rq, 'trusted-peer') };
     const claimed = aorOf(rq.from.uri);
     const claimedDomain = claimed?.slice(claimed.lastIndexOf('@') + 1);
     const realm = claimedDomain && this.o.domains.includes(claimedDomain) ? claimedDomain : undefined;

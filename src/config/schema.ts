@@ -17,6 +17,7 @@ export const ConfigSchema = z
         listen: z.array(ListenSchema).min(1).default(['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060']),
         tls_cert: z.string().default(''),
         tls_key: z.string().default(''),
+        tls_ca: z.string().default(''),
         domains: z.array(z.string().min(1).toLowerCase()).min(1).default(['example.test']),
         max_message_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65535),
         public_host: z.string().default(''),
@@ -42,6 +43,7 @@ export const ConfigSchema = z
       .object({
         enabled: z.boolean().default(true),
         trusted_peers: z.array(z.string().regex(/^[0-9a-fA-F.:]+(\/\d{1,3})?$/, 'expected an IP address or CIDR block')).default([]),
+        trusted_tls_names: z.array(z.string().min(1).toLowerCase()).default([]),
         nonce_lifetime: z.number().int().min(10).max(86400).default(300),
         algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['SHA-256', 'MD5']),
       })
@@ -116,6 +118,9 @@ export const ConfigSchema = z
       }
     }
     const needsTls = c.sip.listen.some((l) => l.startsWith('tls:') || l.startsWith('wss:'));
+    if (c.auth.trusted_tls_names.length > 0 && !c.sip.tls_ca) {
+      ctx.addIssue({ code: 'custom', path: ['auth', 'trusted_tls_names'], message: 'trusting peers by TLS name needs sip.tls_ca to verify their certificates' });
+    }
     if (needsTls && (!c.sip.tls_cert || !c.sip.tls_key)) {
       ctx.addIssue({ code: 'custom', path: ['sip', 'tls_cert'], message: 'a tls or wss listen address needs tls_cert and tls_key' });
     }

@@ -10,6 +10,11 @@ export interface Flow {
   port: number;
   /** Which of Herald's listeners it arrived on (for connection-oriented replies). */
   localPort?: number;
+  /**
+   * TLS only: the names (certificate subject CN and DNS subjectAltNames) of a peer whose client
+   * certificate verified against `sip.tls_ca`. Absent: no verified certificate.
+   */
+  tlsNames?: readonly string[];
 }
 
 export type Params = Record<string, string | null>;

@@ -31,6 +31,8 @@ export interface TransportOptions {
   listen: ListenAddress[];
   tlsCert?: string;
   tlsKey?: string;
+  /** CA bundle to verify TLS clients' certificates with (peers trusted by name); empty: none asked. */
+  tlsCa?: string;
   maxMessageBytes: number;
 }
 
@@ -48,6 +50,18 @@ const PARTIAL_MESSAGE_TIMEOUT_MS = 30_000;
 
 function flowKey(protocol: Protocol, address: string, port: number): string {
   return `${protocol}|${address}|${port}`;
+}
+
+/** A verified certificate's names: subject CN and DNS subjectAltNames (RFC 5922 §7.1 for SIP). */
+function peerNames(cert: tls.PeerCertificate): string[] {
+  const names = new Set<string>();
+  const cn = cert.subject?.CN;
+  if (typeof cn === 'string') names.add(cn.toLowerCase());
+  for (const part of (cert.subjectaltname ?? '').split(',')) {
+    const m = /^\s*DNS:(.+)$/.exec(part);
+    if (m) names.add(m[1]!.trim().toLowerCase());
+  }
+  return [...names];
 }
 
 /** Splits one datagram (or WebSocket message) into head and body per RFC 3261 §18.3. */
@@ -161,7 +175,10 @@ export class Transports {
   }
 
   private tlsOptions(): tls.TlsOptions {
-    return { cert: readFileSync(this.opts.tlsCert!), key: readFileSync(this.opts.tlsKey!) };
+    const base = { cert: readFileSync(this.opts.tlsCert!), key: readFileSync(this.opts.tlsKey!) };
+    // With a CA, clients are asked for a certificate; one that verifies names the peer (trusted peers
+    // by TLS name). A client without one is still served, as any other unauthenticated client.
+    return this.opts.tlsCa ? { ...base, ca: readFileSync(this.opts.tlsCa), requestCert: true, rejectUnauthorized: false } : base;
   }
 
   private listenUdp(l: ListenAddress): Promise<void> {
@@ -203,6 +220,10 @@ export class Transports {
 
   private adoptStream(socket: net.Socket, protocol: Protocol, key?: string): Connection {
     const flow: Flow = { protocol, address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, localPort: socket.localPort };
+    if (socket instanceof tls.TLSSocket && socket.authorized) {
+      const names = peerNames(socket.getPeerCertificate());
+      if (names.length > 0) flow.tlsNames = names;
+    }
     const k = key ?? flowKey(protocol, flow.address, flow.port);
     this.sockets.add(socket);
     const conn: Connection = {

@@ -4,6 +4,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestUA, digestAuthorization, pidf, rnd } from '../support/ua.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const fixture = (name: string) => fileURLToPath(new URL(`../../../test/fixtures/${name}`, import.meta.url));
 
 const ALICE = 'sip:alice@example.test';
 const BOB = 'sip:bob@example.test';
@@ -124,6 +128,36 @@ describe('digest authentication', () => {
       assert.ok(t.herald.notifier.subscriptionsOf(ALICE).some((x) => x.callId === callId && x.watcher === BOB));
     } finally {
       u.close();
+      await t.stop();
+    }
+  });
+
+  test('a peer trusted by its TLS certificate name (a federated proxy): not challenged, its asserted identity believed; Record-Route over TLS honoured', async () => {
+    const t = await startTestHerald({
+      sip: { listen: ['udp:127.0.0.1:0', 'tls:127.0.0.1:0'], tls_cert: fixture('tls-cert.pem'), tls_key: fixture('tls-key.pem'), tls_ca: fixture('ca-cert.pem') },
+      auth: { enabled: true, trusted_tls_names: ['proxy.remote.test'] },
+    });
+    const cert = { cert: readFileSync(fixture('peer-cert.pem')), key: readFileSync(fixture('peer-key.pem')) };
+    const proxy = await TestUA.open('tls', '127.0.0.1', t.port('tls'), cert);
+    const stranger = await TestUA.open('tls', '127.0.0.1', t.port('tls'));
+    try {
+      const callId = rnd();
+      const s = await proxy.request('SUBSCRIBE', ALICE, {
+        from: 'sip:carol@remote.test',
+        callId,
+        headers: { Event: 'presence', Expires: '60', 'P-Asserted-Identity': '<sip:carol@remote.test>', 'Record-Route': `<sip:proxy.remote.test@127.0.0.1:${proxy.localPort};transport=tls;lr>` },
+      });
+      assert.equal(s.status, 200);
+      assert.ok(t.herald.notifier.subscriptionsOf(ALICE).some((x) => x.callId === callId && x.watcher === 'sip:carol@remote.test'));
+      assert.match(JSON.stringify(s.raw.headers['record-route']), /proxy\.remote\.test/);
+      const n = await proxy.nextRequest((m) => m.method === 'NOTIFY' && m.callId === callId);
+      assert.match(JSON.stringify(n.raw.headers.route), /proxy\.remote\.test/, 'the NOTIFY follows the route set over the TLS connection');
+      // Without a certificate the same request is an unvouched one: a local From is challenged.
+      const r = await stranger.request('SUBSCRIBE', ALICE, { from: BOB, headers: { Event: 'presence', Expires: '60', 'P-Asserted-Identity': `<${BOB}>` } });
+      assert.equal(r.status, 401);
+    } finally {
+      proxy.close();
+      stranger.close();
       await t.stop();
     }
   });

@@ -68,10 +68,11 @@ export class TestUA {
   private closer!: () => void;
   localPort = 0;
 
-  private constructor(readonly protocol: UaProtocol, readonly host: string, readonly port: number) {}
+  private constructor(readonly protocol: UaProtocol, readonly host: string, readonly port: number, private readonly clientCert?: { cert: Buffer; key: Buffer }) {}
 
-  static async open(protocol: UaProtocol, host: string, port: number): Promise<TestUA> {
-    const ua = new TestUA(protocol, host, port);
+  /** `clientCert`: a TLS client certificate to present (peers trusted by TLS name). */
+  static async open(protocol: UaProtocol, host: string, port: number, clientCert?: { cert: Buffer; key: Buffer }): Promise<TestUA> {
+    const ua = new TestUA(protocol, host, port, clientCert);
     await ua.connect();
     return ua;
   }
@@ -100,7 +101,7 @@ export class TestUA {
     }
     const socket =
       this.protocol === 'tls'
-        ? tls.connect({ host: this.host, port: this.port, rejectUnauthorized: false })
+        ? tls.connect({ host: this.host, port: this.port, rejectUnauthorized: false, ...(this.clientCert ?? {}) })
         : net.connect({ host: this.host, port: this.port });
     await new Promise<void>((resolve, reject) => {
       socket.once(this.protocol === 'tls' ? 'secureConnect' : 'connect', () => resolve());
