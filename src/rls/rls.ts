@@ -45,16 +45,39 @@ interface MemberView {
 
 const RLMI_OVERHEAD = 400;
 
+/** Notifications per second for an interval, as RFC 6446 writes rates. */
+const rate = (ms: number): string => (1000 / ms).toFixed(3).replace(/\.?0+$/, '');
+
 function supportsEventlist(v: string | undefined): boolean {
   return (v ?? '').split(',').some((t) => t.trim().toLowerCase() === 'eventlist');
 }
 
-/** RFC 6446 §4 `max-rate` (notifications per second) from the Event header, as a minimum interval. */
+function eventParam(eventHeader: string | undefined, name: string): number | undefined {
+  const m = new RegExp(`;\\s*${name}\\s*=\\s*([0-9.]+)`, 'i').exec(eventHeader ?? '');
+  const v = m ? Number(m[1]) : NaN;
+  return v > 0 && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * The least time between two NOTIFYs a subscriber asks for: RFC 6446 §4 `max-rate` (notifications per
+ * second), or `min-interval` (seconds; the name some clients and drafts use for the same thing).
+ */
 export function requestedIntervalMs(eventHeader: string | undefined): number | undefined {
-  const m = /;\s*max-rate\s*=\s*([0-9.]+)/i.exec(eventHeader ?? '');
-  if (!m) return undefined;
-  const rate = Number(m[1]);
-  return rate > 0 && Number.isFinite(rate) ? Math.ceil(1000 / rate) : undefined;
+  const rate = eventParam(eventHeader, 'max-rate');
+  if (rate !== undefined) return Math.ceil(1000 / rate);
+  const s = eventParam(eventHeader, 'min-interval');
+  return s !== undefined ? Math.ceil(s * 1000) : undefined;
+}
+
+/**
+ * The most time between two NOTIFYs a subscriber asks for: RFC 6446 §4 `min-rate`, or `max-interval`
+ * (seconds). Local policy (§5.2): never more often than once a second.
+ */
+export function requestedMaxIntervalMs(eventHeader: string | undefined): number | undefined {
+  const rate = eventParam(eventHeader, 'min-rate');
+  const s = eventParam(eventHeader, 'max-interval');
+  const ms = rate !== undefined ? 1000 / rate : s !== undefined ? s * 1000 : undefined;
+  return ms === undefined ? undefined : Math.max(1000, Math.ceil(ms));
 }
 
 export class ResourceListServer {
@@ -90,9 +113,11 @@ export class ResourceListServer {
     if (resolved.owner !== undefined && resolved.owner !== ctx.watcher) return { ok: false, status: 403, reason: 'Forbidden' };
     if (resolved.service.packages && !resolved.service.packages.includes('presence')) return { ok: false, status: 489, reason: 'Bad Event' };
     if (resolved.loop && rq) return { ok: false, status: 502, reason: 'List Loop' };
-    const wanted = requestedIntervalMs(rq ? header(rq, 'event') : undefined);
+    const event = rq ? header(rq, 'event') : undefined;
+    const wanted = requestedIntervalMs(event);
     const interval = Math.max(this.opts.minIntervalMs, wanted ?? 0);
-    const b = new ListBinding(this, ctx, interval, this.opts, this.log);
+    const most = requestedMaxIntervalMs(event);
+    const b = new ListBinding(this, ctx, interval, most === undefined ? undefined : Math.max(most, interval), this.opts, this.log);
     this.bindings.add(b);
     await b.setMembers(resolved.members);
     return {
@@ -121,10 +146,14 @@ class ListBinding implements Binding {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
+  private heartbeat: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly rls: ResourceListServer,
     private readonly ctx: AdmitContext,
     private readonly intervalMs: number,
+    /** RFC 6446 min-rate: a NOTIFY at least this often, changed or not (undefined: none asked). */
+    private readonly maxIntervalMs: number | undefined,
     private readonly opts: RlsOptions,
     private readonly log: Logger,
   ) {}
@@ -260,6 +289,15 @@ class ListBinding implements Binding {
       parts: [{ contentType: `${CT.RLMI};charset="UTF-8"`, contentId: rlmiCid, body: rlmi }, ...parts],
     });
     this.lastSent = Date.now();
+    if (this.maxIntervalMs !== undefined && !this.closed) {
+      // min-rate: if nothing else goes out before then, a NOTIFY (partial, possibly empty) still does.
+      if (this.heartbeat) clearTimeout(this.heartbeat);
+      this.heartbeat = setTimeout(() => {
+        this.heartbeat = undefined;
+        if (!this.closed) this.ctx.changed();
+      }, this.maxIntervalMs);
+      this.heartbeat.unref();
+    }
     if (this.dirty.size > 0) {
       // What did not fit goes next, after the interval.
       setImmediate(() => this.schedule());
@@ -270,7 +308,8 @@ class ListBinding implements Binding {
       contentType: mp.contentType,
       tag: undefined,
       headers: [['Require', 'eventlist']],
-      ...(this.intervalMs > 0 ? { stateParams: `;max-rate=${(1000 / this.intervalMs).toFixed(3).replace(/\.?0+$/, '')}` } : {}),
+      // RFC 6446 §5.2: the rates applied are echoed.
+      stateParams: `${this.intervalMs > 0 ? `;max-rate=${rate(this.intervalMs)}` : ''}${this.maxIntervalMs !== undefined ? `;min-rate=${rate(this.maxIntervalMs)}` : ''}`,
     };
   }
 
@@ -282,6 +321,7 @@ class ListBinding implements Binding {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.heartbeat) clearTimeout(this.heartbeat);
     for (const m of this.members.values()) m.watch?.stop();
     this.rls.forget(this);
   }

@@ -230,6 +230,26 @@ describe('resource list server: batching and authentication', () => {
     }
   });
 
+  test('RFC 6446 rates: max-interval (min-rate) brings a NOTIFY without a change; the applied rates are echoed', async () => {
+    const h = await startTestHerald({ rls: { min_notify_interval: 0 } });
+    const w = await TestUA.open('udp', '127.0.0.1', h.port('udp'));
+    try {
+      await h.herald.users.add(uri('owner'), OWNER.password);
+      await xcap('PUT', h.xcapUrl(), `rls-services/users/${uri('owner')}/index`, OWNER, services({ quiet: [uri('q1')] }), 'application/rls-services+xml');
+      const callId = rnd();
+      const s = await w.request('SUBSCRIBE', uri('quiet'), { from: uri('watcher'), callId, headers: { Event: 'presence;min-interval=0.5;max-interval=1', Expires: '600', Supported: 'eventlist' } });
+      assert.equal(s.status, 200);
+      const first = await w.nextRequest((m) => m.method === 'NOTIFY' && m.callId === callId);
+      assert.match(first.h('subscription-state')!, /;max-rate=2;min-rate=1/);
+      const second = decode(await w.nextRequest((m) => m.method === 'NOTIFY' && m.callId === callId && m !== first, 3000, new Set([first])));
+      assert.equal(second.rlmi.version, 1);
+      assert.equal(second.rlmi.fullState, false);
+    } finally {
+      w.close();
+      await h.stop();
+    }
+  });
+
   test('with authentication on, a URI that is neither a user nor a list: 404', async () => {
     const h = await startTestHerald({ auth: { enabled: true } });
     await h.herald.users.add(uri('watcher'), 'w-pw');

@@ -16,7 +16,8 @@ import { SipStack } from '../../src/sip/stack.js';
 import { Store } from '../../src/store/store.js';
 import type { SubscriberRecord } from '../../src/events/subscriber.js';
 import { createSipGateway, SipGatewayConfigSchema, type SipGateway } from '../../gateways/sip/index.js';
-import { createRegSource } from '../../gateways/sip/reginfo.js';
+import { createRegSource, isRegistered, parseRegInfo } from '../../gateways/sip/reginfo.js';
+import { PresenceAgent, type PublicationRecord } from '../../src/presence/pa.js';
 import { TestUA, pidf } from '../support/ua.js';
 import { tempDir } from '../support/herald.js';
 import { ROOT, freePort } from './peers.js';
@@ -125,7 +126,7 @@ async function startHerald(kport: number, storeUrl: string, restore = false, ext
   };
 }
 
-function watch(h: Herald, resource: string, watcher: string) {
+function watch(h: Pick<Herald, 'hub'>, resource: string, watcher: string) {
   const states: PresenceSnapshot[] = [];
   const waiters: { pred: (s: PresenceSnapshot) => boolean; resolve: (s: PresenceSnapshot) => void }[] = [];
   const w = h.hub.watch(
@@ -275,7 +276,7 @@ describe('Kamailio (presence, presence_xml) as the remote domain remote.test', (
 });
 
 describe('Kamailio as registrar serving Event: reg (registrar, usrloc, pua_reginfo, presence_reginfo)', () => {
-  test('a REGISTER makes the AOR registered; its expiry makes it unregistered', { timeout: 60_000 }, async (t) => {
+  test('a REGISTER makes a silent local user open to its watchers; its expiry, and a deregistration, make it closed', { timeout: 60_000 }, async (t) => {
     if (!requireKamailio(t)) return;
     const dir = tempDir();
     const kam = new Kamailio(await freePort(), dir, ['REG']);
@@ -287,39 +288,89 @@ describe('Kamailio as registrar serving Event: reg (registrar, usrloc, pua_regin
     stack.onRequest = (tx) => {
       if (!reg.handleNotify(tx)) tx.respond({ status: 481, reason: 'Subscription Does Not Exist' });
     };
+    // The PA composes registration state for users who publish nothing (as server.ts wires it).
+    const hub = new Hub();
+    hub.register(new PresenceAgent(['example.test'], store.collection<PublicationRecord>('publication'), silentLogger, reg));
     const ua = await TestUA.open('udp', '127.0.0.1', kam.port);
+    const ALICE = 'sip:alice@example.test';
+    const changes: [string, boolean | undefined][] = [];
+    reg.onChange((aor, r) => changes.push([aor, r]));
+    const basic = (s: PresenceSnapshot) => s.document?.tuples[0]?.basic;
+    const register = async (expires: number, cseq: number) => {
+      const r = await ua.request('REGISTER', 'sip:example.test', { from: ALICE, to: ALICE, callId: `reg-${kam.port}`, cseq, headers: { Expires: String(expires) } });
+      assert.equal(r.status, 200, `REGISTER at Kamailio: ${r.status} ${r.reason}`);
+      return r;
+    };
+    let w: ReturnType<typeof watch> | undefined;
     try {
       await reg.restore();
       await stack.start();
-      const changes: [string, boolean | undefined][] = [];
-      reg.onChange((aor, r) => changes.push([aor, r]));
-      const until = async (v: boolean, ms: number) => {
+      w = watch({ hub }, ALICE, 'sip:bob@example.test');
+      const seen = w.states;
+      // Waits until the latest state the watcher holds is `want`.
+      const next = async (want: 'open' | 'closed', ms: number, what: string): Promise<PresenceSnapshot> => {
         for (let i = 0; i < ms / 100; i++) {
-          if (reg.isRegistered('sip:alice@example.test') === v) return;
+          const s = seen.at(-1);
+          if (s && basic(s) === want) return s;
           await sleep(100);
         }
-        throw new Error(`alice never ${v ? 'registered' : 'unregistered'}: ${JSON.stringify(changes)}; kamailio: ${kam.log.slice(-1500)}`);
+        throw new Error(`${what}: alice never ${want} in ${ms} ms: reg changes ${JSON.stringify(changes)}; kamailio: ${kam.log.slice(-1500)}`);
       };
-      const stop = reg.watch('sip:alice@example.test');
-      await until(false, 8000);
-      const r = await ua.request('REGISTER', 'sip:example.test', { from: 'sip:alice@example.test', to: 'sip:alice@example.test', headers: { Expires: '3' } });
-      assert.equal(r.status, 200, `REGISTER at Kamailio: ${r.status} ${r.reason}`);
-      await until(true, 8000);
-      // usrloc expires the binding (swept every 2 s): pua_reginfo should publish it terminated.
-      // Known gap (see the report): with Debian's Kamailio 5.6 no NOTIFY saying so reached Herald
-      // within 20 s, so this part is a TODO rather than a failure.
-      try {
-        await until(false, 20_000);
-      } catch (e) {
-        t.todo(`expiry not reported by Kamailio: ${(e as Error).message.slice(0, 300)}`);
-      }
-      stop();
+      // Subscribed, nothing registered: Kamailio's empty NOTIFY ⇒ closed.
+      await next('closed', 8000, 'before REGISTER');
+      assert.equal(reg.isRegistered(ALICE), false);
+
+      // 1. Expiry by usrloc's timer: a 3 s binding (registrar min_expires lowered to allow it).
+      const r1 = await register(3, 1);
+      const bound = r1.raw.headers.contact;
+      assert.equal(Array.isArray(bound) ? bound[0]?.params['expires'] : undefined, '3', 'Kamailio kept the 3 s binding');
+      const t1 = Date.now();
+      await next('open', 8000, 'after REGISTER (3 s)');
+      assert.equal(reg.isRegistered(ALICE), true);
+      // Binding ends at 3 s; usrloc sweeps every 2 s; pua_reginfo PUBLISHes, presence_reginfo NOTIFYs.
+      const closed = await next('closed', 12_000, 'after the binding expired');
+      assert.equal(reg.isRegistered(ALICE), false);
+      assert.ok(Date.now() - t1 >= 2000, 'closed only once the binding expired');
+      assert.equal(closed.document?.tuples.length, 1);
+
+      // 2. Explicit deregistration (Expires: 0) of a 60 s binding.
+      await register(60, 2);
+      await next('open', 8000, 'after REGISTER (60 s)');
+      await register(0, 3);
+      await next('closed', 8000, 'after REGISTER Expires: 0');
+      assert.equal(reg.isRegistered(ALICE), false);
+      assert.deepEqual(
+        changes.filter(([a]) => a === ALICE).map(([, r]) => r),
+        [false, true, false, true, false],
+      );
     } finally {
+      w?.w.stop();
       ua.close();
       await reg.stop();
       await stack.stop();
       await store.close();
       await kam.stop();
     }
+  });
+
+  test("reginfo as Kamailio sends it: terminated registrations and contacts are 'not registered' (RFC 3680 §5.1)", () => {
+    const doc = (state: string, regs: string) => parseRegInfo(`<?xml version="1.0"?>\n<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="0" state="${state}">${regs}</reginfo>`);
+    const A = 'sip:alice@example.test';
+    // usrloc expiry (captured from Kamailio 5.6.3): the registration alone, terminated.
+    assert.equal(isRegistered(doc('full', `<registration aor="${A}" id="0x1" state="terminated"/>`), A), false);
+    // Expires: 0: the contact terminated with event unregistered.
+    const dereg = doc('full', `<registration aor="${A}" id="0x1" state="terminated"><contact id="0x2" state="terminated" event="unregistered" expires="57" callid="c" cseq="1"><uri>sip:alice@127.0.0.1</uri></contact></registration>`);
+    assert.deepEqual(dereg.registrations, [{ aor: A, state: 'terminated', activeContacts: 0 }]);
+    assert.equal(isRegistered(dereg, A), false);
+    // Registered, then active with only an expired contact listed (full state): not registered.
+    const active = `<registration aor="${A}" id="0x1" state="active"><contact id="0x2" state="active" event="created" expires="3"><uri>sip:alice@127.0.0.1</uri></contact></registration>`;
+    assert.equal(isRegistered(doc('full', active), A), true);
+    assert.equal(isRegistered(doc('full', `<registration aor="${A}" id="0x1" state="active"><contact id="0x2" state="terminated" event="expired"><uri>sip:a@h</uri></contact></registration>`), A), false);
+    // Partial state lists only changed contacts: one expired of several, the registration stays active.
+    assert.equal(isRegistered(doc('partial', `<registration aor="${A}" id="0x1" state="active"><contact id="0x3" state="terminated" event="expired"><uri>sip:a@h2</uri></contact></registration>`), A), true);
+    assert.equal(isRegistered(doc('partial', `<registration aor="${A}" id="0x1" state="terminated"/>`), A), false);
+    // A full document without the AOR: no bindings; a partial one: no news.
+    assert.equal(isRegistered(doc('full', ''), A), false);
+    assert.equal(isRegistered(doc('partial', ''), A), undefined);
   });
 });

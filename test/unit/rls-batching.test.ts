@@ -13,7 +13,7 @@ import { Hub } from '../../src/hub/hub.js';
 import type { Provider, ProviderState, ProviderWatch } from '../../src/hub/types.js';
 import { allowAll } from '../../src/policy/authorizer.js';
 import type { ListSource, ResolvedList } from '../../src/rls/list-source.js';
-import { ResourceListServer, requestedIntervalMs } from '../../src/rls/rls.js';
+import { ResourceListServer, requestedIntervalMs, requestedMaxIntervalMs } from '../../src/rls/rls.js';
 import { silentLogger } from '../../src/log.js';
 import { pidf } from '../support/ua.js';
 
@@ -335,5 +335,10 @@ describe('RLS batching window', () => {
     assert.equal(requestedIntervalMs('presence; max-rate = 0.5'), 2000);
     assert.equal(requestedIntervalMs('presence'), undefined);
     assert.equal(requestedIntervalMs('presence;max-rate=0'), undefined);
+    assert.equal(requestedIntervalMs('presence;min-interval=5'), 5000, 'min-interval (seconds) is the same request');
+    assert.equal(requestedMaxIntervalMs('presence;min-rate=0.1'), 10_000);
+    assert.equal(requestedMaxIntervalMs('presence;max-interval=30'), 30_000);
+    assert.equal(requestedMaxIntervalMs('presence;max-interval=0.01'), 1000, 'never more often than once a second');
+    assert.equal(requestedMaxIntervalMs('presence'), undefined);
   });
 });
