@@ -329,7 +329,13 @@ export class Transports {
   private connect(flow: Flow, key: string): Connection {
     const socket =
       flow.protocol === 'TLS'
-        ? tls.connect({ host: flow.address, port: flow.port, servername: net.isIP(flow.address) ? undefined : flow.address })
+        ? tls.connect({
+            host: flow.address,
+            port: flow.port,
+            servername: net.isIP(flow.address) ? undefined : flow.address,
+            // Peers are verified (Node's CAs, plus sip.tls_ca when set: a federation's private CA).
+            ...(this.opts.tlsCa ? { ca: [...tls.rootCertificates, readFileSync(this.opts.tlsCa, 'utf8')] } : {}),
+          })
         : net.connect({ host: flow.address, port: flow.port });
     return this.adoptStream(socket, flow.protocol, key);
   }
