@@ -1,3 +1,4 @@
+import { RFC4662_FULL } from '../support/rfc4662.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -17,31 +18,7 @@ Content-Transfer-Encoding: binary
 Content-ID: <nXYxAE@pres.vancouver.example.com>
 Content-Type: application/rlmi+xml;charset="UTF-8"
 
-<?xml version="1.0" encoding="UTF-8"?>
-<list xmlns="urn:ietf:params:xml:ns:rlmi"
-      uri="sip:adam-friends@pres.vancouver.example.com"
-      version="1" fullState="true">
-  <name xml:lang="en">Buddy List at COM</name>
-  <name xml:lang="de">Liste der Freunde an COM</name>
-  <resource uri="sip:bob@vancouver.example.com">
-    <name>Bob Smith</name>
-    <instance id="juwigmtboe" state="active"
-              cid="bUZBsM@pres.vancouver.example.com"/>
-  </resource>
-  <resource uri="sip:dave@vancouver.example.com">
-    <name>Dave Jones</name>
-    <instance id="hqzsuxtfyq" state="active"
-              cid="ZvSvkz@pres.vancouver.example.com"/>
-  </resource>
-  <resource uri="sip:ed@dallas.example.net">
-    <name>Ed at NET</name>
-  </resource>
-  <resource uri="sip:adam-friends@stockholm.example.org">
-    <name xml:lang="en">My Friends at ORG</name>
-    <name xml:lang="de">Meine Freunde an ORG</name>
-  </resource>
-</list>
-
+${RFC4662_FULL}
 --50UBfW7LSCVLtggUPe5z
 Content-Transfer-Encoding: binary
 Content-ID: <bUZBsM@pres.vancouver.example.com>
