@@ -83,7 +83,7 @@ export class XcapServer {
     });
     this.boundPort = (server.address() as AddressInfo).port;
     this.server = server;
-    this.opts.log.info({ url: this.url }, 'XCAP server listening');
+    this.opts.log.debug({ url: this.url }, 'XCAP server listening');
   }
 
   async stop(): Promise<void> {
