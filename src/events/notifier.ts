@@ -43,6 +43,10 @@ interface Live {
   gone: boolean;
 }
 
+function ownCopy<T>(v: T): T {
+  return JSON.parse(JSON.stringify(v)) as T;
+}
+
 function newTag(): string {
   return randomBytes(8).toString('hex');
 }
@@ -120,7 +124,9 @@ export class Notifier {
 
     const localTag = newTag();
     const key = `${rq.callId}|${localTag}`;
-    const rec: SubscriptionRecord = {
+    // A JSON round trip gives the record strings of its own: the parser's substrings would otherwise
+    // keep the whole SUBSCRIBE's text alive for as long as the subscription lives.
+    const rec: SubscriptionRecord = ownCopy({
       key,
       event: ev.event,
       eventId: ev.id,
@@ -141,9 +147,9 @@ export class Notifier {
       flow: rq.source,
       lastTag: undefined,
       version: 0,
-    };
+    });
     const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
-    const admission = await pkg.admit({ key, resource, watcher, request: rq, contentType: undefined, changed: () => this.changed(live), nextVersion: () => rec.version++ });
+    const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, changed: () => this.changed(live), nextVersion: () => rec.version++ });
     if (!admission.ok) return this.answer(tx, admission.status, admission.reason, admission.headers ?? []);
     rec.contentType = admission.contentType;
     live.binding = admission.binding;
@@ -162,8 +168,8 @@ export class Notifier {
       live.binding.close('timeout');
       return;
     }
-    this.live.set(key, live);
-    this.expiry.set(key, rec.expiresAt);
+    this.live.set(rec.key, live);
+    this.expiry.set(rec.key, rec.expiresAt);
     // The dialog is durable before the 200 says it exists.
     await this.persist(rec);
     this.answer(tx, 200, 'OK', okHeaders, localTag);

@@ -7,10 +7,11 @@ import { CT, negotiatePresenceType, type PresenceContentType } from '../formats/
 import { renderXpidf } from '../formats/xpidf.js';
 import { renderCpimPidf } from '../formats/cpim-pidf.js';
 import type { WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
+import type { Watch } from '../hub/types.js';
 import { NoProviderError, type Hub } from '../hub/hub.js';
 import type { Authorizer, Decision, SubHandling } from '../policy/authorizer.js';
 import { header } from '../sip/message.js';
-import type { AdmitContext, Admission, EventPackage, NotifyContent, TerminationReason } from '../events/subscription.js';
+import type { AdmitContext, Admission, Binding, EventPackage, NotifyContent, TerminationReason } from '../events/subscription.js';
 import type { PresenceAgent } from './pa.js';
 import { watcherId, type WatcherRegistry } from './watchers.js';
 import { sphereOf } from '../policy/rules-authorizer.js';
@@ -51,8 +52,8 @@ function endEvent(reason: TerminationReason): WatcherEvent {
 
 export class PresencePackage implements EventPackage {
   readonly event = 'presence';
-  /** Re-evaluation hooks of live subscriptions, by presentity (rules changed ⇒ NOTIFY if the view did). */
-  private readonly live = new Map<string, Set<() => void>>();
+  /** Live subscriptions by presentity, re-evaluated when its rules change (NOTIFY if the view did). */
+  private readonly live = new Map<string, Set<PresenceBinding>>();
 
   constructor(
     private readonly hub: Hub,
@@ -62,7 +63,7 @@ export class PresencePackage implements EventPackage {
     private readonly opts: PresencePackageOptions,
   ) {
     authorizer.onChange?.((presentity) => {
-      for (const reevaluate of this.live.get(presentity) ?? []) reevaluate();
+      for (const b of this.live.get(presentity) ?? []) b.changed();
     });
   }
 
@@ -82,10 +83,9 @@ export class PresencePackage implements EventPackage {
     const refusal = ctx.request ? provider.refuse?.(ctx.resource, ctx.watcher) : undefined;
     if (refusal) return { ok: false, status: refusal.status, reason: refusal.reason };
     // Local presentities are authorized here; remote ones by their own domain (upstream state).
-    const decide = (sphere?: string): Decision => (local ? this.authorizer.decide(ctx.watcher, ctx.resource, sphere) : UPSTREAM_DECIDES);
     if (local) await this.authorizer.prepare?.(ctx.resource);
     const id = watcherId(ctx.key);
-    const first = decide();
+    const first = this.decide(local, ctx.watcher, ctx.resource, undefined);
     if (ctx.request) {
       if (first.subHandling === 'block') {
         // RFC 5025 §3.2.1: block ⇒ the subscription is rejected; the presentity still sees the attempt.
@@ -97,65 +97,101 @@ export class PresencePackage implements EventPackage {
       }
       this.watchers.update(ctx.resource, id, ctx.watcher, statusOf(first.subHandling), 'subscribe');
     }
-    let watch;
+    // The binding keeps only what it needs: not the SUBSCRIBE (nor the AdmitContext holding it), which
+    // would otherwise live as long as the subscription.
+    const changed = ctx.changed;
+    let watch: Watch;
     try {
-      watch = this.hub.watch(ctx.resource, () => ctx.changed(), ctx.watcher);
+      watch = this.hub.watch(ctx.resource, changed, ctx.watcher);
     } catch (e) {
       if (e instanceof NoProviderError) return { ok: false, status: 404, reason: 'Not Found' };
       throw e;
     }
-    const render = renderers[contentType];
-    const resource = ctx.resource;
-    let status = this.watchers.get(resource, id)?.status ?? statusOf(first.subHandling);
-    let closed = false;
-    let set = this.live.get(resource);
+    const status = this.watchers.get(ctx.resource, id)?.status ?? statusOf(first.subHandling);
+    const binding = new PresenceBinding(this, watch, ctx.resource, ctx.watcher, id, contentType, local, status, changed);
+    let set = this.live.get(ctx.resource);
     if (!set) {
       set = new Set();
-      this.live.set(resource, set);
+      this.live.set(ctx.resource, set);
     }
-    const reevaluate = () => ctx.changed();
-    set.add(reevaluate);
-    const noBody = (state: 'pending' | 'terminated'): NotifyContent => ({ state, ...(state === 'terminated' ? { reason: 'rejected' as const } : {}), body: undefined, contentType: undefined, tag: undefined });
-    return {
-      ok: true,
-      contentType,
-      binding: {
-        content: (): NotifyContent => {
-          const snap = watch.current();
-          const d = decide(sphereOf(snap?.document));
-          const next = statusOf(d.subHandling);
-          if (next !== status) {
-            // RFC 5025 §3.2.1: a rule change moves pending→active (approved), active→pending, or ends it.
-            const event: WatcherEvent = next === 'active' ? 'approved' : next === 'terminated' ? 'rejected' : 'subscribe';
-            this.watchers.update(resource, id, ctx.watcher, next, event);
-            status = next;
-          }
-          if (d.subHandling === 'block') return noBody('terminated');
-          if (d.subHandling === 'confirm') return noBody('pending');
-          // An upstream that authorizes by itself (a remote domain, XMPP): its state is the watcher's.
-          const up = snap?.upstream;
-          if (up?.state === 'pending') return noBody('pending');
-          if (up?.state === 'terminated') return { ...noBody('terminated'), reason: asReason(up.reason) };
-          // polite-block (RFC 5025 §3.2.1): looks like an accepted subscription to a user who is offline.
-          const polite = d.subHandling === 'polite-block';
-          const view = `${contentType}|${polite ? 'polite-block' : d.view}`;
-          const shown = (doc: PidfDocument | undefined): PidfDocument => (polite || !doc ? closedDocument(resource) : d.transform(withEntity(doc, resource)));
-          if (!snap) return { state: 'active', body: render(shown(undefined)), contentType, tag: undefined };
-          const r = snap.render(view, (doc) => render(shown(doc)));
-          return { state: 'active', body: r.body, contentType, tag: r.tag };
-        },
-        close: (reason?: TerminationReason) => {
-          if (closed) return;
-          closed = true;
-          watch.stop();
-          set.delete(reevaluate);
-          if (set.size === 0) this.live.delete(resource);
-          if (reason === undefined) return; // shutdown: the subscription lives on in the store
-          // RFC 3857 §4.7: a pending subscription that times out stays visible as "waiting".
-          const wasPending = status === 'pending';
-          this.watchers.update(resource, id, ctx.watcher, wasPending && reason === 'timeout' ? 'waiting' : 'terminated', endEvent(reason));
-        },
-      },
-    };
+    set.add(binding);
+    return { ok: true, contentType, binding };
+  }
+
+  /** For bindings: decide for one watcher (remote presentities are decided upstream). */
+  decide(local: boolean, watcher: string, resource: string, sphere: string | undefined): Decision {
+    return local ? this.authorizer.decide(watcher, resource, sphere) : UPSTREAM_DECIDES;
+  }
+
+  /** For bindings: the watcher list behind winfo. */
+  report(resource: string, id: string, watcher: string, status: WatcherStatus, event: WatcherEvent): void {
+    this.watchers.update(resource, id, watcher, status, event);
+  }
+
+  /** For bindings: a closed binding leaves the re-evaluation set. */
+  forget(resource: string, b: PresenceBinding): void {
+    const set = this.live.get(resource);
+    set?.delete(b);
+    if (set && set.size === 0) this.live.delete(resource);
+  }
+}
+
+const noBody = (state: 'pending' | 'terminated'): NotifyContent => ({ state, ...(state === 'terminated' ? { reason: 'rejected' as const } : {}), body: undefined, contentType: undefined, tag: undefined });
+
+/**
+ * One presence subscription's view: a class rather than closures, so each subscription costs one
+ * small object with flat fields.
+ */
+class PresenceBinding implements Binding {
+  private closed = false;
+
+  constructor(
+    private readonly pkg: PresencePackage,
+    private readonly watch: Watch,
+    private readonly resource: string,
+    private readonly watcher: string,
+    private readonly id: string,
+    private readonly contentType: PresenceContentType,
+    private readonly local: boolean,
+    private status: WatcherStatus,
+    readonly changed: () => void,
+  ) {}
+
+  content(): NotifyContent {
+    const snap = this.watch.current();
+    const d = this.pkg.decide(this.local, this.watcher, this.resource, sphereOf(snap?.document));
+    const next = statusOf(d.subHandling);
+    if (next !== this.status) {
+      // RFC 5025 §3.2.1: a rule change moves pending→active (approved), active→pending, or ends it.
+      const event: WatcherEvent = next === 'active' ? 'approved' : next === 'terminated' ? 'rejected' : 'subscribe';
+      this.pkg.report(this.resource, this.id, this.watcher, next, event);
+      this.status = next;
+    }
+    if (d.subHandling === 'block') return noBody('terminated');
+    if (d.subHandling === 'confirm') return noBody('pending');
+    // An upstream that authorizes by itself (a remote domain, XMPP): its state is the watcher's.
+    const up = snap?.upstream;
+    if (up?.state === 'pending') return noBody('pending');
+    if (up?.state === 'terminated') return { ...noBody('terminated'), reason: asReason(up.reason) };
+    // polite-block (RFC 5025 §3.2.1): looks like an accepted subscription to a user who is offline.
+    const polite = d.subHandling === 'polite-block';
+    const view = `${this.contentType}|${polite ? 'polite-block' : d.view}`;
+    const resource = this.resource;
+    const render = renderers[this.contentType];
+    const shown = (doc: PidfDocument | undefined): PidfDocument => (polite || !doc ? closedDocument(resource) : d.transform(withEntity(doc, resource)));
+    if (!snap) return { state: 'active', body: render(shown(undefined)), contentType: this.contentType, tag: undefined };
+    const r = snap.render(view, (doc) => render(shown(doc)));
+    return { state: 'active', body: r.body, contentType: this.contentType, tag: r.tag };
+  }
+
+  close(reason?: TerminationReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watch.stop();
+    this.pkg.forget(this.resource, this);
+    if (reason === undefined) return; // shutdown: the subscription lives on in the store
+    // RFC 3857 §4.7: a pending subscription that times out stays visible as "waiting".
+    const wasPending = this.status === 'pending';
+    this.pkg.report(this.resource, this.id, this.watcher, wasPending && reason === 'timeout' ? 'waiting' : 'terminated', endEvent(reason));
   }
 }
