@@ -98,9 +98,8 @@ export class PresenceAgent implements Provider {
       this.watchers.set(resource, set);
     }
     const release = this.registration?.watch(resource);
-    if (this.registration && !this.byPresentity.has(resource)) this.recompose(resource);
     set.add(update);
-    update({ document: this.composed.get(resource) });
+    update({ document: this.composedDocument(resource) });
     return {
       stop: () => {
         release?.();
@@ -117,6 +116,16 @@ export class PresenceAgent implements Provider {
 
   /** The composed document of a presentity (undefined: nothing published). */
   document(presentity: string): PidfDocument | undefined {
+    return this.composedDocument(presentity);
+  }
+
+  /** The cached composition, computed now if a change left it out of date. */
+  private composedDocument(presentity: string): PidfDocument | undefined {
+    if (!this.composed.has(presentity)) {
+      const doc = this.compose(presentity);
+      if (doc) this.composed.set(presentity, doc);
+      return doc;
+    }
     return this.composed.get(presentity);
   }
 
@@ -215,17 +224,25 @@ export class PresenceAgent implements Provider {
     return { ...closedDocument(presentity), tuples: [buildTuple({ id: 'reg', basic: 'open', contact: presentity })] };
   }
 
-  /** Composes the presentity's publications once and hands the result to its watchers. */
-  private recompose(presentity: string): void {
+  private compose(presentity: string): PidfDocument | undefined {
     const pubs: PublishedDocument[] = [...(this.byPresentity.get(presentity) ?? [])].map((p) => ({
       etag: p.record.etag,
       publishedAt: p.record.publishedAt,
       doc: p.document,
     }));
-    const doc = pubs.length > 0 ? composePresence(presentity, pubs) : this.fromRegistration(presentity);
-    if (doc) this.composed.set(presentity, doc);
-    else this.composed.delete(presentity);
+    return pubs.length > 0 ? composePresence(presentity, pubs) : this.fromRegistration(presentity);
+  }
+
+  /**
+   * A presentity's state changed: compose its publications once and hand the result to its watchers.
+   * Nobody watching: the composition waits until somebody asks (a PUBLISH to an unwatched user costs
+   * no composition).
+   */
+  private recompose(presentity: string): void {
+    this.composed.delete(presentity);
     const set = this.watchers.get(presentity);
-    if (set) for (const u of set) u({ document: doc });
+    if (!set) return;
+    const doc = this.composedDocument(presentity);
+    for (const u of set) u({ document: doc });
   }
 }
