@@ -1,6 +1,7 @@
 // The SIP gateway (presence B2BUA) and the RFC 6665 subscriber over real loopback sockets, against a
 // scripted upstream of our own (a small UAS on node:dgram) that answers each SUBSCRIBE as a test
 // says: the rare codes (423, 401, 403, 404, 489, 481, 503, silence) and NOTIFY terminated reasons.
+import { watchHub } from '../support/hub-watch.js';
 import { after, afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -274,34 +275,7 @@ async function rig(opts: { up?: ScriptedUpstream; store?: string; trusts?: boole
 }
 
 /** Watches a resource through the hub; `states` collects every snapshot. */
-function watch(r: Rig, resource: string, watcher = 'sip:alice@example.test') {
-  const states: PresenceSnapshot[] = [];
-  const waiters: { pred: (s: PresenceSnapshot) => boolean; resolve: (s: PresenceSnapshot) => void }[] = [];
-  const w = r.hub.watch(
-    resource,
-    (s) => {
-      states.push(s);
-      for (const x of [...waiters]) {
-        if (!x.pred(s)) continue;
-        waiters.splice(waiters.indexOf(x), 1);
-        x.resolve(s);
-      }
-    },
-    watcher,
-  );
-  // A provider that knows the state reports it synchronously, inside hub.watch(): before the listener.
-  const now = w.current();
-  if (now) states.push(now);
-  const until = (pred: (s: PresenceSnapshot) => boolean, ms = 5000): Promise<PresenceSnapshot> => {
-    const have = states.find(pred);
-    if (have) return Promise.resolve(have);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no matching state for ${resource} in ${ms} ms: ${JSON.stringify(states.map((s) => s.upstream))}`)), ms);
-      waiters.push({ pred, resolve: (s) => (clearTimeout(t), resolve(s)) });
-    });
-  };
-  return { w, states, until };
-}
+const watch = (r: Rig, resource: string, watcher = 'sip:alice@example.test') => watchHub(r.hub, resource, watcher);
 
 const noteOf = (s: PresenceSnapshot): string | undefined => {
   const n = s.document?.tuples[0]?.element.children.find((c) => typeof c !== 'string' && c.name === 'note');

@@ -4,6 +4,7 @@
 // (SipStack + Hub + gateway, wired as server.ts will) and gets Kamailio's PIDF, its changes,
 // Kamailio's refusals and Kamailio's restart; Herald's own restart keeps the upstream dialog.
 // Everything on 127.0.0.1; Kamailio is stopped by its own pid; every wait is bounded.
+import { watchHub } from '../support/hub-watch.js';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -126,33 +127,8 @@ async function startHerald(kport: number, storeUrl: string, restore = false, ext
   };
 }
 
-function watch(h: Pick<Herald, 'hub'>, resource: string, watcher: string) {
-  const states: PresenceSnapshot[] = [];
-  const waiters: { pred: (s: PresenceSnapshot) => boolean; resolve: (s: PresenceSnapshot) => void }[] = [];
-  const w = h.hub.watch(
-    resource,
-    (s) => {
-      states.push(s);
-      for (const x of [...waiters]) {
-        if (!x.pred(s)) continue;
-        waiters.splice(waiters.indexOf(x), 1);
-        x.resolve(s);
-      }
-    },
-    watcher,
-  );
-  const now = w.current();
-  if (now) states.push(now);
-  const until = (pred: (s: PresenceSnapshot) => boolean, ms = 8000): Promise<PresenceSnapshot> => {
-    const have = [...states].reverse().find(pred);
-    if (have) return Promise.resolve(have);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no matching state in ${ms} ms: ${JSON.stringify(states.map((s) => [s.upstream, noteOf(s)]))}`)), ms);
-      waiters.push({ pred, resolve: (s) => (clearTimeout(t), resolve(s)) });
-    });
-  };
-  return { w, states, until };
-}
+const watch = (h: Pick<Herald, 'hub'>, resource: string, watcher: string) =>
+  watchHub(h.hub, resource, watcher, { pick: 'latest', timeoutMs: 8000, describe: (s) => [s.upstream, noteOf(s)] });
 
 function noteOf(s: PresenceSnapshot): string | undefined {
   for (const t of s.document?.tuples ?? []) {

@@ -1,4 +1,4 @@
-import { RFC4662_FULL } from '../support/rfc4662.js';
+import { RFC4662_FULL, RFC4662_NESTED } from '../support/rfc4662.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -92,19 +92,7 @@ Content-Transfer-Encoding: binary
 Content-ID: <Cvjpeo@stockholm.example.org>
 Content-Type: application/rlmi+xml;charset="UTF-8"
 
-<?xml version="1.0" encoding="UTF-8"?>
-<list xmlns="urn:ietf:params:xml:ns:rlmi"
-      uri="sip:adam-friends@stockholm.example.org" version="1" fullState="true">
-  <name xml:lang="en">Buddy List at ORG</name>
-  <resource uri="sip:joe@stockholm.example.org">
-    <name>Joe Thomas</name>
-    <instance id="1" state="active" cid="mrEakg@stockholm.example.org"/>
-  </resource>
-  <resource uri="sip:mark@stockholm.example.org">
-    <name>Mark Edwards</name>
-    <instance id="1" state="active" cid="KKMDmv@stockholm.example.org"/>
-  </resource>
-</list>
+${RFC4662_NESTED}
 
 --tuLLl3lDyPZX0GMr2YOo
 Content-Transfer-Encoding: binary
