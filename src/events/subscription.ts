@@ -2,8 +2,6 @@
 // the header grammar the notifier needs (Event, Subscription-State).
 import type { Flow, HeaderList, SipRequest } from '../sip/message.js';
 
-export type SubState = 'active' | 'pending' | 'terminated';
-
 /** How an anonymous watcher is named in records and watcher info (RFC 3261 §8.1.1.3 anonymous URI style). */
 export const ANONYMOUS_WATCHER = 'sip:anonymous@anonymous.invalid';
 

@@ -107,7 +107,8 @@ export class SipStack {
       this.badLog.report(why, m.flow);
       const raw = sip.parse(m.head.toString('latin1') + '\r\n\r\n');
       if (raw?.method && raw.method !== 'ACK' && raw.headers.via?.length) {
-        this.sendTo(m.flow, encodeRawResponse(raw, m.tooLarge ? 413 : 400, why));
+        // Answered symmetrically: back to where it came from.
+        this.transports.send(m.flow, encodeRawResponse(raw, m.tooLarge ? 413 : 400, why));
       }
       return;
     }
@@ -120,7 +121,7 @@ export class SipStack {
     if (d.kind === 'bad') {
       this.counters.malformed++;
       this.badLog.report(d.why, m.flow);
-      if (d.answer) this.sendTo(m.flow, encodeRawResponse(d.answer.to, d.answer.status, d.answer.reason));
+      if (d.answer) this.transports.send(m.flow, encodeRawResponse(d.answer.to, d.answer.status, d.answer.reason));
       return;
     }
     if (d.kind === 'response') {
@@ -184,12 +185,7 @@ export class SipStack {
     if (rq.source.protocol !== 'UDP') return rq.source;
     const top = rq.via[0]!;
     const port = 'rport' in top.params ? rq.source.port : (top.port ?? 5060);
-    return { ...rq.source, address: rq.source.address, port };
-  }
-
-  /** Answers a message the codec could read only in part: back to where it came from (symmetric). */
-  private sendTo(flow: Flow, data: Buffer): void {
-    this.transports.send(flow, data);
+    return { ...rq.source, port };
   }
 
   // ---- outbound --------------------------------------------------------------------------------
@@ -239,12 +235,6 @@ export class SipStack {
     return resolveUri(target);
   }
 
-  get pendingClientTransactions(): number {
-    return this.clients.size;
-  }
-  get liveServerTransactions(): number {
-    return this.servers.size;
-  }
 }
 
 function splitHostPort(s: string): [string, number | undefined] {

@@ -91,8 +91,6 @@ export class ServerTransactions {
   }
 }
 
-export type ClientOutcome = { kind: 'response'; status: number } | { kind: 'timeout' };
-
 interface ClientEntry {
   onFinal: (r: unknown) => void;
   timerE: NodeJS.Timeout | undefined;
