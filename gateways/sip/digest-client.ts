@@ -1,7 +1,9 @@
 // Digest authentication as a client (RFC 3261 §22.2, RFC 7616 §3.4, RFC 8760 for SHA-256): the
 // Authorization / Proxy-Authorization Herald sends when a peer domain challenges its SUBSCRIBE.
-// src/auth/digest.ts is the server side (nonces, replay); this is the other half, kept small.
-import { createHash, randomBytes } from 'node:crypto';
+// The arithmetic and the header value are src/auth/digest.ts's (shared with the server side and the
+// XCAP client); this file reads a SIP response's challenges and picks one.
+import { randomBytes } from 'node:crypto';
+import { authorizationValue } from '../../src/auth/digest.js';
 import type { Credentials, SipResponse } from '../../src/sip/message.js';
 
 export interface DigestChallenge {
@@ -19,8 +21,6 @@ export interface ClientCredentials {
   password: string;
 }
 
-/** A response's challenges once the codec exposes them (see the report: SipResponse.challenges). */
-type WithChallenges = SipResponse & { challenges?: readonly Credentials[] };
 
 function unquote(v: string): string {
   const t = v.trim();
@@ -47,7 +47,7 @@ export function parseChallengeText(text: string): Credentials[] {
 
 /** The challenges of a 401/407, best first: SHA-256 before MD5 (RFC 8760 §2.4), qop=auth preferred. */
 export function challengesOf(res: SipResponse): DigestChallenge[] {
-  const raw: Credentials[] = [...((res as WithChallenges).challenges ?? [])];
+  const raw: Credentials[] = [...res.challenges];
   for (const name of ['www-authenticate', 'proxy-authenticate']) {
     const v = res.headers.get(name);
     if (v) raw.push(...parseChallengeText(v));
@@ -66,21 +66,9 @@ export function challengesOf(res: SipResponse): DigestChallenge[] {
   return out.sort((a, b) => (a.algorithm === b.algorithm ? 0 : a.algorithm === 'SHA-256' ? -1 : 1));
 }
 
-function h(alg: DigestChallenge['algorithm'], s: string): string {
-  return createHash(alg === 'MD5' ? 'md5' : 'sha256').update(s, 'utf8').digest('hex');
-}
-
 /** The credentials value answering one challenge for a request (RFC 7616 §3.4.1, nc fixed at 1). */
 export function digestResponse(ch: DigestChallenge, creds: ClientCredentials, method: string, uri: string, cnonce = randomBytes(8).toString('hex')): string {
-  const ha1 = h(ch.algorithm, `${creds.username}:${ch.realm}:${creds.password}`);
-  const ha2 = h(ch.algorithm, `${method}:${uri}`);
-  const nc = '00000001';
-  const response = ch.qop ? h(ch.algorithm, `${ha1}:${ch.nonce}:${nc}:${cnonce}:auth:${ha2}`) : h(ch.algorithm, `${ha1}:${ch.nonce}:${ha2}`);
-  const q = (s: string) => `"${s.replace(/(["\\])/g, '\\$1')}"`;
-  const parts = [`username=${q(creds.username)}`, `realm=${q(ch.realm)}`, `nonce=${q(ch.nonce)}`, `uri=${q(uri)}`, `response=${q(response)}`, `algorithm=${ch.algorithm}`];
-  if (ch.qop) parts.push(`qop=auth`, `nc=${nc}`, `cnonce=${q(cnonce)}`);
-  if (ch.opaque !== undefined) parts.push(`opaque=${q(ch.opaque)}`);
-  return `Digest ${parts.join(', ')}`;
+  return authorizationValue(ch, creds.username, creds.password, method, uri, 1, cnonce);
 }
 
 /** The header answering a 401 (Authorization) or 407 (Proxy-Authorization); undefined if none fits. */

@@ -89,10 +89,37 @@ export function readDigest(scheme: string, p: Record<string, string>): DigestPar
   return { username, realm, nonce, uri, response: response.toLowerCase(), algorithm: alg, qop, nc: p['nc'], cnonce: p['cnonce'] };
 }
 
-/** The expected response (RFC 7616 §3.4.1). */
+/** The response value (RFC 7616 §3.4.1): with qop=auth when nc and cnonce are given, RFC 2069 style otherwise. */
+export function responseHex(algorithm: DigestAlgorithm, ha1: string, nonce: string, method: string, uri: string, qop?: { nc: string; cnonce: string }): string {
+  const ha2 = hashHex(algorithm, `${method}:${uri}`);
+  return qop ? hashHex(algorithm, `${ha1}:${nonce}:${qop.nc}:${qop.cnonce}:auth:${ha2}`) : hashHex(algorithm, `${ha1}:${nonce}:${ha2}`);
+}
+
+/** The expected response to a received digest (server side). */
 export function expectedResponse(d: DigestParams, ha1: string, method: string): string {
-  const ha2 = hashHex(d.algorithm, `${method}:${d.uri}`);
-  return d.qop ? hashHex(d.algorithm, `${ha1}:${d.nonce}:${d.nc}:${d.cnonce}:${d.qop}:${ha2}`) : hashHex(d.algorithm, `${ha1}:${d.nonce}:${ha2}`);
+  return responseHex(d.algorithm, ha1, d.nonce, method, d.uri, d.qop ? { nc: d.nc!, cnonce: d.cnonce! } : undefined);
+}
+
+/** A challenge as a client answers it (Herald towards a remote domain or an external XCAP server). */
+export interface ClientChallenge {
+  algorithm: DigestAlgorithm;
+  realm: string;
+  nonce: string;
+  opaque?: string | undefined;
+  qop: 'auth' | undefined;
+}
+
+const quoted = (s: string): string => `"${s.replace(/["\\]/g, '\\$&')}"`;
+
+/** The Authorization (or Proxy-Authorization) value answering a challenge (RFC 7616 §3.4). */
+export function authorizationValue(ch: ClientChallenge, username: string, password: string, method: string, uri: string, nc = 1, cnonce = randomBytes(8).toString('hex')): string {
+  const ha1 = hashHex(ch.algorithm, `${username}:${ch.realm}:${password}`);
+  const ncHex = nc.toString(16).padStart(8, '0');
+  const response = responseHex(ch.algorithm, ha1, ch.nonce, method, uri, ch.qop ? { nc: ncHex, cnonce } : undefined);
+  const parts = [`username=${quoted(username)}`, `realm=${quoted(ch.realm)}`, `nonce=${quoted(ch.nonce)}`, `uri=${quoted(uri)}`, `response=${quoted(response)}`, `algorithm=${ch.algorithm}`];
+  if (ch.qop) parts.push('qop=auth', `nc=${ncHex}`, `cnonce=${quoted(cnonce)}`);
+  if (ch.opaque !== undefined) parts.push(`opaque=${quoted(ch.opaque)}`);
+  return `Digest ${parts.join(', ')}`;
 }
 
 export function safeEqualHex(a: string, b: string): boolean {

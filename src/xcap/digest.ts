@@ -9,9 +9,8 @@
 //
 // Client: parses challenges, prefers SHA-256, computes the response.
 import { randomBytes } from 'node:crypto';
-import { NonceManager, ReplayGuard, challenges, expectedResponse, readDigest, safeEqualHex } from '../auth/digest.js';
+import { NonceManager, ReplayGuard, authorizationValue, challenges, expectedResponse, readDigest, safeEqualHex } from '../auth/digest.js';
 import type { DigestAlgorithm, UserDirectory, UserRecord } from '../auth/users.js';
-import { hashHex } from '../auth/users.js';
 
 export interface AuthChallenge { scheme: string; params: Map<string, string> }
 
@@ -79,7 +78,6 @@ export function parseChallenges(header: string): AuthChallenge[] {
   return out;
 }
 
-const quote = (s: string): string => `"${s.replace(/["\\]/g, '\\$&')}"`;
 
 function algorithmOf(params: Map<string, string>): DigestAlgorithm | undefined {
   const a = (params.get('algorithm') ?? 'MD5').toUpperCase();
@@ -145,11 +143,6 @@ export class DigestServer {
   }
 }
 
-function response(alg: DigestAlgorithm, ha1: string, p: { nonce: string; nc: string; cnonce: string; method: string; uri: string }): string {
-  const ha2 = hashHex(alg, `${p.method}:${p.uri}`);
-  return hashHex(alg, `${ha1}:${p.nonce}:${p.nc}:${p.cnonce}:auth:${ha2}`);
-}
-
 /** Picks the challenge a client answers: Digest with qop=auth, SHA-256 preferred over MD5. */
 export function chooseChallenge(headers: readonly string[]): AuthChallenge | undefined {
   const digests = headers.flatMap(parseChallenges).filter((c) =>
@@ -160,15 +153,18 @@ export function chooseChallenge(headers: readonly string[]): AuthChallenge | und
 
 /** The Authorization value answering `challenge` for one request (RFC 7616 §3.4). */
 export function digestAuthorization(challenge: AuthChallenge, a: { username: string; password: string; method: string; uri: string; nc: number }): string {
-  const alg = algorithmOf(challenge.params) as DigestAlgorithm;
-  const realm = challenge.params.get('realm') as string;
-  const nonce = challenge.params.get('nonce') as string;
-  const nc = a.nc.toString(16).padStart(8, '0');
-  const cnonce = randomBytes(12).toString('hex');
-  const ha1 = hashHex(alg, `${a.username}:${realm}:${a.password}`);
-  const r = response(alg, ha1, { nonce, nc, cnonce, method: a.method, uri: a.uri });
-  const opaque = challenge.params.get('opaque');
-  return `Digest username=${quote(a.username)}, realm=${quote(realm)}, nonce=${quote(nonce)}, uri=${quote(a.uri)}, ` +
-    `algorithm=${alg}, qop=auth, nc=${nc}, cnonce=${quote(cnonce)}, response=${quote(r)}` +
-    (opaque !== undefined ? `, opaque=${quote(opaque)}` : '');
+  return authorizationValue(
+    {
+      algorithm: algorithmOf(challenge.params) as DigestAlgorithm,
+      realm: challenge.params.get('realm') as string,
+      nonce: challenge.params.get('nonce') as string,
+      opaque: challenge.params.get('opaque'),
+      qop: 'auth', // chooseChallenge takes qop=auth challenges only
+    },
+    a.username,
+    a.password,
+    a.method,
+    a.uri,
+    a.nc,
+  );
 }
