@@ -12,12 +12,12 @@
 // and says so.
 
 import { createHash } from 'node:crypto';
-import { domainToASCII } from 'node:url';
 import {
   NS, XmlError, childElements, firstChild, parseXml, textOf, toReasonPhrase,
   type XmlElement, type XmlLimits, type XmlNode,
 } from '../formats/xml.js';
 import { closedDocument, type PidfDocument, type PidfTuple } from '../formats/pidf.js';
+import { canonicalUri, domainsEqual, identityKey, schemeOf, uriEquivalent, type IdentityKey } from '../formats/uri.js';
 import type { SubHandling } from './authorizer.js';
 
 const CP = NS.COMMON_POLICY;
@@ -405,176 +405,22 @@ export function mergeRuleSets(sets: readonly RuleSet[]): RuleSet {
 }
 
 // ---------------------------------------------------------------------------------------------
-// URIs
-// ---------------------------------------------------------------------------------------------
-
-const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):(.*)$/s;
-/** Schemes of the form user@host;params (RFC 3261 §19.1, RFC 3859/3860, RFC 6068). */
-const USER_AT_HOST = new Set(['sip', 'sips', 'pres', 'im', 'mailto']);
-
-/** RFC 3986 §6.2.2.1-2: unreserved characters decoded, other escapes in upper case. */
-function normalizePct(s: string): string {
-  return s.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
-    const ch = String.fromCharCode(parseInt(hex, 16));
-    return /^[A-Za-z0-9._~-]$/.test(ch) ? ch : `%${hex.toUpperCase()}`;
-  });
-}
-
-/** A domain for comparison, by RFC 4745 §7.1.3: percent-decode, ToASCII, compare in ASCII.
- *  undefined when the conversion fails, and then "the domains are not equal". */
-function asciiDomain(d: string): string | undefined {
-  let s: string;
-  try {
-    s = decodeURIComponent(d).trim();
-  } catch {
-    return undefined;
-  }
-  if (s === '') return undefined;
-  if (s.startsWith('[')) return s.toLowerCase(); // IPv6 reference: no IDNA, case-insensitive hex
-  const a = domainToASCII(s);
-  return a === '' ? undefined : a;
-}
-
-function domainsEqual(a: string | undefined, b: string): boolean {
-  if (a === undefined) return false;
-  const x = asciiDomain(a);
-  return x !== undefined && x === asciiDomain(b);
-}
-
-interface UserHost { user: string | undefined; host: string; port: string | undefined; params: string[] }
-
-/** Splits "user[:password]@host[:port][;params][?headers]". Headers and password are dropped. */
-function splitUserHost(rest: string): UserHost | undefined {
-  const q = rest.indexOf('?');
-  const body = q >= 0 ? rest.slice(0, q) : rest;
-  const at = body.lastIndexOf('@');
-  let user = at >= 0 ? body.slice(0, at) : undefined;
-  const hostPart = at >= 0 ? body.slice(at + 1) : body;
-  const semi = hostPart.indexOf(';');
-  const hostport = semi >= 0 ? hostPart.slice(0, semi) : hostPart;
-  const params = semi >= 0 ? hostPart.slice(semi + 1).split(';').filter((p) => p !== '') : [];
-  let host: string;
-  let port: string | undefined;
-  if (hostport.startsWith('[')) {
-    const end = hostport.indexOf(']');
-    if (end < 0) return undefined;
-    host = hostport.slice(0, end + 1).toLowerCase();
-    const after = hostport.slice(end + 1);
-    if (after !== '') {
-      if (!/^:\d+$/.test(after)) return undefined;
-      port = after.slice(1);
-    }
-  } else {
-    const colon = hostport.lastIndexOf(':');
-    if (colon >= 0) {
-      port = hostport.slice(colon + 1);
-      if (!/^\d+$/.test(port)) return undefined;
-    }
-    const raw = colon >= 0 ? hostport.slice(0, colon) : hostport;
-    // Host names compare case-insensitively (RFC 3261 §19.1.4); IDNs through ToASCII.
-    host = asciiDomain(raw) ?? raw.toLowerCase();
-  }
-  if (host === '') return undefined;
-  if (user !== undefined) {
-    const colon = user.indexOf(':');
-    if (colon >= 0) user = user.slice(0, colon);
-    user = normalizePct(user); // the user part stays case-sensitive (RFC 3261 §19.1.4)
-  }
-  return { user, host, port, params };
-}
-
-/** tel: number without visual separators (RFC 3966 §3, §4); phone-context kept (§5.1.5) since it
- *  is what makes a local number mean anything. */
-function telKey(rest: string): string | undefined {
-  const [num = '', ...params] = rest.split(';');
-  const digits = normalizePct(num).replace(/[-.()]/g, '').toLowerCase();
-  if (digits === '') return undefined;
-  const ctx = params.find((p) => p.toLowerCase().startsWith('phone-context='));
-  return ctx === undefined ? `tel:${digits}` : `tel:${digits};${ctx.toLowerCase()}`;
-}
-
-interface WatcherUri { key: string | undefined; domain: string | undefined }
-
-/**
- * Canonical form of an identity for <one>/<except id> matching: scheme and host in lower case,
- * no parameters, headers or password (RFC 5025 §3.1.1.2 computes the watcher's URI as an AOR).
- * Schemes are never equated (RFC 5025 §3.1.1.2: "URIs of different schemes are never
- * equivalent"): sip: never matches tel:, nor sips: sip:.
- */
-function canonicalIdentity(uri: string): WatcherUri {
-  const m = SCHEME.exec(uri.trim());
-  if (!m) return { key: undefined, domain: undefined };
-  const scheme = (m[1] as string).toLowerCase();
-  const rest = m[2] as string;
-  if (scheme === 'tel') return { key: telKey(rest), domain: undefined };
-  if (USER_AT_HOST.has(scheme)) {
-    const uh = splitUserHost(rest);
-    if (uh === undefined) return { key: undefined, domain: undefined };
-    const user = uh.user === undefined ? '' : `${uh.user}@`;
-    const port = uh.port === undefined ? '' : `:${uh.port}`;
-    return { key: `${scheme}:${user}${uh.host}${port}`, domain: uh.host };
-  }
-  return { key: `${scheme}:${normalizePct(rest)}`, domain: undefined };
-}
-
-/**
- * Canonical form for "URI equivalence" of service URIs and device IDs (RFC 5025 §3.3.1.1,
- * §3.3.1.3). Parameters are kept here (a contact's transport matters), in lower case and sorted
- * since their order and case carry no meaning (RFC 3261 §19.1.4). urn:uuid compares without case
- * (RFC 4122 §3). undefined for anything that is not a URI: it matches nothing.
- */
-function canonicalUri(uri: string): string | undefined {
-  const m = SCHEME.exec(collapse(uri));
-  if (!m) return undefined;
-  const scheme = (m[1] as string).toLowerCase();
-  const rest = m[2] as string;
-  if (scheme === 'urn') {
-    const colon = rest.indexOf(':');
-    if (colon <= 0) return undefined;
-    const nid = rest.slice(0, colon).toLowerCase();
-    const nss = normalizePct(rest.slice(colon + 1));
-    return `urn:${nid}:${nid === 'uuid' ? nss.toLowerCase() : nss}`;
-  }
-  if (scheme === 'tel') return telKey(rest);
-  if (USER_AT_HOST.has(scheme)) {
-    const uh = splitUserHost(rest);
-    if (uh === undefined) return undefined;
-    const user = uh.user === undefined ? '' : `${uh.user}@`;
-    const port = uh.port === undefined ? '' : `:${uh.port}`;
-    const params = uh.params.map((p) => normalizePct(p).toLowerCase()).sort();
-    return `${scheme}:${user}${uh.host}${port}${params.map((p) => `;${p}`).join('')}`;
-  }
-  return `${scheme}:${normalizePct(rest)}`;
-}
-
-function uriEquivalent(a: string, b: string): boolean {
-  const x = canonicalUri(a);
-  return x !== undefined && x === canonicalUri(b);
-}
-
-/** The scheme of a service URI, in its canonical lower case (RFC 3986 §3.1, §6.2.2.1). */
-function schemeOf(uri: string): string | undefined {
-  const m = SCHEME.exec(collapse(uri));
-  return m ? (m[1] as string).toLowerCase() : undefined;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Evaluation
 // ---------------------------------------------------------------------------------------------
 
 /** The watcher's URIs, or undefined for a watcher without an identity. */
-function watcherUris(w: Identity): WatcherUri[] | undefined {
+function watcherUris(w: Identity): IdentityKey[] | undefined {
   if (w.anonymous === true) return undefined;
   const uris = [w.uri, ...(w.otherUris ?? [])].filter((u) => u.trim() !== '');
-  return uris.length === 0 ? undefined : uris.map(canonicalIdentity);
+  return uris.length === 0 ? undefined : uris.map(identityKey);
 }
 
-function hasKey(ids: readonly WatcherUri[], uri: string): boolean {
-  const k = canonicalIdentity(uri).key;
+function hasKey(ids: readonly IdentityKey[], uri: string): boolean {
+  const k = identityKey(uri).key;
   return k !== undefined && ids.some((i) => i.key === k);
 }
 
-function identityHolds(children: readonly IdentityChild[], ids: readonly WatcherUri[] | undefined): boolean {
+function identityHolds(children: readonly IdentityChild[], ids: readonly IdentityKey[] | undefined): boolean {
   // RFC 5025 §3.1.1.2: a watcher whose authentication yields no identity (digest "anonymous") is
   // unauthenticated "and will match only an empty <identity> element"; RFC 4745 §7.1.1: only
   // authenticated entities match <one>/<many>. For an authenticated watcher the empty element is
@@ -598,7 +444,7 @@ function identityHolds(children: readonly IdentityChild[], ids: readonly Watcher
   });
 }
 
-function conditionHolds(c: Condition, ids: readonly WatcherUri[] | undefined, now: number, sphere: string | undefined): boolean {
+function conditionHolds(c: Condition, ids: readonly IdentityKey[] | undefined, now: number, sphere: string | undefined): boolean {
   switch (c.type) {
     case 'identity':
       return identityHolds(c.children, ids);
@@ -915,7 +761,7 @@ function grantKeys(g: Grants<{ type: string; value: string }>): string[] | 'all'
   // URI-valued grants by their canonical form, so equivalent spellings share a view.
   const keys = g.map((x) => {
     const isUri = x.type === 'service-uri' || x.type === 'deviceID';
-    return `${x.type}\u0000${isUri ? canonicalUri(x.value) ?? '\u0001' : x.value}`;
+    return `${x.type}\u0000${isUri ? canonicalUri(x.value, { withHeaders: true }) ?? '\u0001' : x.value}`;
   });
   return [...new Set(keys)].sort();
 }

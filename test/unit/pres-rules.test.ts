@@ -415,6 +415,15 @@ test('<one>: canonical URI comparison (scheme and host case, parameters), user p
   assert.deepEqual(fired(rs, { uri: 'bob@example.com' }), []);
 });
 
+test('<one>: an escaped unreserved character equals itself (RFC 3261 §19.1.4, the escape set list members use)', () => {
+  const rs = parsePresRules(ruleset(marker('ab', one('sip:a%21b@example.test'))));
+  assert.deepEqual(fired(rs, { uri: 'sip:a!b@example.test' }), ['ab']);
+  assert.deepEqual(fired(rs, { uri: 'sip:a%21b@example.test' }), ['ab']);
+  // ';' is reserved: its escape is another user part (RFC 3261 §19.1.4)
+  const semi = parsePresRules(ruleset(marker('semi', one('sip:a%3Bb@example.test'))));
+  assert.deepEqual(fired(semi, { uri: 'sip:a;b@example.test' }), []);
+});
+
 test('<many domain>: any identity of that domain, compared after ToASCII (RFC 4745 §7.1.3)', () => {
   const rs = parsePresRules(ruleset(marker('ex', '<identity><many domain="example.com"/></identity>'), marker('idn', '<identity><many domain="bücher.example"/></identity>')));
   assert.deepEqual(fired(rs, carol), ['ex']);
