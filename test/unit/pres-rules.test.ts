@@ -2,10 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NS, childElements, firstChild, textOf, type XmlElement } from '../../src/formats/xml.js';
 import { parsePidf, serializePidf, type PidfDocument } from '../../src/formats/pidf.js';
-import {
-  BLOCK_ALL, PolicyError, applyTransformations, evaluate, mergeRuleSets, parsePresRules, viewKey,
-  type Identity, type Permissions, type RuleSet,
-} from '../../src/policy/pres-rules.js';
+import { PolicyError, mergeRuleSets, parsePresRules, type RuleSet } from '../../src/formats/pres-rules.js';
+import type { Identity } from '../../src/policy/common-policy.js';
+import { BLOCK_ALL, applyTransformations, evaluate, viewKey, type Permissions } from '../../src/policy/pres-rules.js';
 
 const FOO = 'urn:vendor-specific:foo-namespace';
 const NOW = new Date('2024-05-01T12:00:00Z');
