@@ -80,6 +80,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     nonces: new NonceManager(await nonceSecret(store), config.auth.nonce_lifetime * 1000),
     replay,
     algorithms: config.auth.algorithms,
+    challenge: config.auth.challenge,
     log,
   });
   const identify = async (tx: ServerTx): Promise<string | undefined> => {

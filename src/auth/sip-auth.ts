@@ -29,8 +29,14 @@ export interface SipAuthOptions {
   users: UserDirectory;
   nonces: NonceManager;
   replay: ReplayGuard;
-  /** Offered in this order; credentials in others are refused. */
+  /** Accepted in credentials; the first is the one challenged. Credentials in others are refused. */
   algorithms: readonly DigestAlgorithm[];
+  /**
+   * "first": one WWW-Authenticate, in the first algorithm, or in the accepted one the request's own
+   * credentials used (a client that answers SHA-256 is challenged in SHA-256 again). "each": one
+   * challenge per algorithm (RFC 8760 §2.4), for networks whose clients all pick among several.
+   */
+  challenge: 'first' | 'each';
   log: Logger;
 }
 
@@ -63,9 +69,11 @@ export class SipAuthenticator {
       return { kind: 'identity', identity: ANONYMOUS };
     }
     let stale = false;
+    let announced: DigestAlgorithm | undefined;
     for (const c of rq.credentials) {
       const d = readDigest(c.scheme, c.params);
       if (!d || d.realm.toLowerCase() !== realm || !this.o.algorithms.includes(d.algorithm)) continue;
+      announced ??= d.algorithm;
       const nonceState = this.o.nonces.check(d.nonce);
       if (nonceState === 'invalid') continue;
       const user = await this.o.users.byCredentials(d.username, realm);
@@ -85,7 +93,10 @@ export class SipAuthenticator {
       return { kind: 'identity', identity: { uri: user.aor, anonymous: false, via: 'digest' } };
     }
     const nonce = this.o.nonces.issue();
-    const hdrs: [string, string][] = challenges(realm, nonce, stale, this.o.algorithms).map((v) => ['WWW-Authenticate', v]);
+    // Deployed phones answer one challenge, often only MD5, and some (baresip 1.0) answer none at all
+    // when one of several is an algorithm they do not know: hence one challenge unless told otherwise.
+    const offered = this.o.challenge === 'each' ? this.o.algorithms : [announced ?? this.o.algorithms[0]!];
+    const hdrs: [string, string][] = challenges(realm, nonce, stale, offered).map((v) => ['WWW-Authenticate', v]);
     tx.respond({ status: 401, reason: 'Unauthorized', headers: [...common, ...hdrs] });
     return { kind: 'answered' };
   }

@@ -45,7 +45,8 @@ export const ConfigSchema = z
         trusted_peers: z.array(z.string().regex(/^[0-9a-fA-F.:]+(\/\d{1,3})?$/, 'expected an IP address or CIDR block')).default([]),
         trusted_tls_names: z.array(z.string().min(1).toLowerCase()).default([]),
         nonce_lifetime: z.number().int().min(10).max(86400).default(300),
-        algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['SHA-256', 'MD5']),
+        algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['MD5', 'SHA-256']),
+        challenge: z.enum(['first', 'each']).default('first'),
       })
       .strict()
       .prefault({}),

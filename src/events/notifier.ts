@@ -39,6 +39,8 @@ interface Live {
   inFlight: boolean;
   /** Another NOTIFY is due once the one in flight is answered. */
   again: boolean;
+  /** ...and it must go out even if its body is unchanged (a refresh came in meanwhile, RFC 6665 §4.2.1.2). */
+  forced: boolean;
   terminating: TerminationReason | undefined;
   gone: boolean;
 }
@@ -126,9 +128,12 @@ export class Notifier {
     const key = `${rq.callId}|${localTag}`;
     // A JSON round trip gives the record strings of its own: the parser's substrings would otherwise
     // keep the whole SUBSCRIBE's text alive for as long as the subscription lives.
+    const spelled = header(rq, 'event')!.split(';')[0]!.trim();
+    const userAgent = header(rq, 'user-agent')?.slice(0, 64);
     const rec: SubscriptionRecord = ownCopy({
       key,
       event: ev.event,
+      ...(spelled !== ev.event ? { eventSpelling: spelled } : {}),
       eventId: ev.id,
       resource,
       watcher,
@@ -147,9 +152,10 @@ export class Notifier {
       flow: rq.source,
       lastTag: undefined,
       version: 0,
+      ...(userAgent ? { userAgent } : {}),
     });
-    const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
-    const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, changed: () => this.changed(live), nextVersion: () => rec.version++ });
+    const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, forced: false, terminating: undefined, gone: false };
+    const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: () => rec.version++ });
     if (!admission.ok) return this.answer(tx, admission.status, admission.reason, admission.headers ?? []);
     rec.contentType = admission.contentType;
     live.binding = admission.binding;
@@ -217,6 +223,9 @@ export class Notifier {
     if (live.gone && !live.terminating) return;
     if (live.inFlight) {
       live.again = true;
+      // A refresh's NOTIFY is owed even when its body equals the one in flight (RFC 6665 §4.2.1.2):
+      // the force must survive the coalescing.
+      if (force) live.forced = true;
       return;
     }
     void this.sendNotify(live, force);
@@ -252,6 +261,7 @@ export class Notifier {
     if (!force && !live.terminating && content.tag !== undefined && content.tag === rec.lastTag && rec.localCseq > 0) return;
     live.inFlight = true;
     live.again = false;
+    live.forced = false;
     rec.localCseq++;
     rec.lastTag = content.tag;
     const final = live.terminating !== undefined;
@@ -278,7 +288,8 @@ export class Notifier {
           route,
           contact: `<${this.stack.contactUri(rec.flow.protocol)}>`,
           headers: [
-            ['Event', rec.eventId ? `${rec.event};id=${rec.eventId}` : rec.event],
+            // RFC 6665 §8.2.1: event types compare byte by byte, so the subscriber's spelling is echoed.
+            ['Event', `${content.eventSpelling ?? rec.eventSpelling ?? rec.event}${rec.eventId ? `;id=${rec.eventId}` : ''}`],
             ['Subscription-State', subState],
             ...(content.tag ? ([['SIP-ETag', content.tag]] as [string, string][]) : []),
             ...(content.headers ?? []),
@@ -301,7 +312,7 @@ export class Notifier {
       this.drop(live);
       return;
     }
-    if (live.again && !this.stopped) this.changed(live, live.terminating !== undefined);
+    if (live.again && !this.stopped) this.changed(live, live.forced || live.terminating !== undefined);
   }
 
   /** Writes (or deletes) a record; a store failure is logged by the store and presence still flows. */
@@ -353,8 +364,8 @@ export class Notifier {
         void this.store.delete(key);
         continue;
       }
-      const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
-      const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, changed: () => this.changed(live), nextVersion: () => rec.version++ });
+      const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, forced: false, terminating: undefined, gone: false };
+      const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: () => rec.version++ });
       if (!admission.ok) {
         live.binding = { content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }), close: () => undefined };
         this.terminate(live, 'noresource');

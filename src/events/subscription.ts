@@ -14,7 +14,10 @@ export type TerminationReason = 'deactivated' | 'probation' | 'rejected' | 'time
  */
 export interface SubscriptionRecord {
   key: string;
+  /** The event package, lower-cased (how packages are looked up). */
   event: string;
+  /** The package as the subscriber spelled it, when not lower case: echoed in NOTIFYs (RFC 6665 §8.2.1). */
+  eventSpelling?: string;
   eventId: string | undefined;
   /** The watched resource (the Request-URI's address of record). */
   resource: string;
@@ -38,6 +41,8 @@ export interface SubscriptionRecord {
   lastTag: string | undefined;
   /** For packages with versioned documents (winfo, RLMI): the next version to send. */
   version: number;
+  /** The subscriber's User-Agent (at most 64 characters), for packages with per-client quirks. */
+  userAgent?: string;
 }
 
 /**
@@ -54,6 +59,8 @@ export interface NotifyContent {
   headers?: HeaderList;
   /** Extra Subscription-State parameters (RFC 6446 §5.2: the rates the notifier applies), e.g. ";max-rate=1". */
   stateParams?: string;
+  /** The Event package spelling for this NOTIFY instead of the subscriber's (a client quirk, src/rls/client-quirks.ts). */
+  eventSpelling?: string;
 }
 
 export interface Binding {
@@ -77,6 +84,8 @@ export interface AdmitContext {
   request: SipRequest | undefined;
   /** The content type stored with a restored subscription. */
   contentType: string | undefined;
+  /** The subscriber's User-Agent (from the SUBSCRIBE, or stored with a restored subscription). */
+  userAgent: string | undefined;
   /** Call when the content changed; the notifier sends a NOTIFY (coalescing if one is in flight). */
   changed: () => void;
   /** The next document version of this subscription (RFC 3858 §4, RFC 4662 §5.2): 0, 1, 2…, persisted. */

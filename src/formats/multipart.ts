@@ -28,6 +28,12 @@ export interface Multipart {
   start?: string;
   boundary: string;
   parts: BodyPart[];
+  /**
+   * How part Content-IDs are written: 'standard' (default) is `Content-ID: <id>` (RFC 2045 §7, RFC
+   * 2392); 'bare' is `Content-Id: id`, for the one client family that needs it (see
+   * src/formats/client-quirks.ts). Parsing accepts both.
+   */
+  contentIdStyle?: 'standard' | 'bare';
 }
 
 export interface MultipartLimits { maxParts: number; maxBytes: number }
@@ -109,8 +115,7 @@ function checkPart(p: BodyPart, index: number): void {
 /**
  * Renders a multipart/related body with CRLF line ends. Every part gets
  * `Content-Transfer-Encoding: binary` (as in RFC 4662 §5.4's examples), then Content-ID, then
- * Content-Type; parameters of the returned Content-Type are all quoted, as RFC 4662's examples,
- * Kamailio and OpenSIPS write them. Throws MultipartError for a malformed description: no parts,
+ * Content-Type; `type` and `start` are quoted (they hold tspecials), a token boundary is not. Throws MultipartError for a malformed description: no parts,
  * a bad type, a `start` naming no part, a root whose media type is not `type` (RFC 2387 §3.1),
  * duplicate Content-IDs, header injection. If `m.boundary` occurs in any part, a fresh boundary
  * is used instead; the returned contentType always names the boundary actually used.
@@ -149,7 +154,7 @@ export function renderMultipart(m: Multipart): { contentType: string; body: stri
   let body = '';
   for (const p of m.parts) {
     body += `--${boundary}\r\nContent-Transfer-Encoding: binary\r\n`;
-    if (p.contentId !== undefined) body += `Content-ID: <${p.contentId}>\r\n`;
+    if (p.contentId !== undefined) body += m.contentIdStyle === 'bare' ? `Content-Id: ${p.contentId}\r\n` : `Content-ID: <${p.contentId}>\r\n`;
     body += `Content-Type: ${p.contentType.trim()}\r\n`;
     for (const [name, value] of p.headers ?? []) body += `${name}: ${value}\r\n`;
     // The CRLF before each delimiter belongs to the delimiter (RFC 2046 §5.1.1), so the part's
@@ -160,7 +165,9 @@ export function renderMultipart(m: Multipart): { contentType: string; body: stri
 
   let contentType = `${CT.MULTIPART_RELATED};type="${rootType}"`;
   if (m.start !== undefined) contentType += `;start="<${m.start}>"`;
-  contentType += `;boundary="${boundary}"`;
+  // A boundary that is a token goes unquoted (RFC 2045 §5.1 needs quotes only for tspecials): belle-sip
+  // (Linphone) compares the quoted string, quotes included, with the body and crashes. Ours always are.
+  contentType += TOKEN.test(boundary) ? `;boundary=${boundary}` : `;boundary="${boundary}"`;
   return { contentType, body };
 }
 

@@ -17,6 +17,7 @@ import { watcherId } from '../presence/watchers.js';
 import { header } from '../sip/message.js';
 import type { AdmitContext, Admission, Binding, NotifyContent, TerminationReason } from '../events/subscription.js';
 import type { ListSource } from './list-source.js';
+import { listNotifyQuirks, type ListNotifyQuirks } from './client-quirks.js';
 
 export interface RlsOptions {
   /** Minimum milliseconds between NOTIFYs of one list subscription (changes between are batched). */
@@ -128,7 +129,9 @@ export class ResourceListServer {
     const wanted = requestedIntervalMs(event);
     const interval = Math.max(this.opts.minIntervalMs, wanted ?? 0);
     const most = requestedMaxIntervalMs(event);
-    const b = new ListBinding(this, ctx, interval, most === undefined ? undefined : Math.max(most, interval), this.opts, this.log);
+    const rates = { intervalMs: interval, maxIntervalMs: most === undefined ? undefined : Math.max(most, interval), askedMaxRate: wanted !== undefined };
+    const quirks = listNotifyQuirks(ctx.userAgent);
+    const b = new ListBinding(this, ctx, rates, quirks, this.opts, this.log);
     this.bindings.add(b);
     await b.setMembers(resolved.members);
     return {
@@ -158,16 +161,24 @@ class ListBinding implements Binding {
   private closed = false;
 
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly intervalMs: number;
+  /** RFC 6446 min-rate: a NOTIFY at least this often, changed or not (undefined: none asked). */
+  private readonly maxIntervalMs: number | undefined;
+  /** RFC 6446 §5.2: the applied max-rate is echoed to a subscriber that asked for one, and only then. */
+  private readonly askedMaxRate: boolean;
 
   constructor(
     private readonly rls: ResourceListServer,
     private readonly ctx: AdmitContext,
-    private readonly intervalMs: number,
-    /** RFC 6446 min-rate: a NOTIFY at least this often, changed or not (undefined: none asked). */
-    private readonly maxIntervalMs: number | undefined,
+    rates: { intervalMs: number; maxIntervalMs: number | undefined; askedMaxRate: boolean },
+    private readonly quirks: ListNotifyQuirks,
     private readonly opts: RlsOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.intervalMs = rates.intervalMs;
+    this.maxIntervalMs = rates.maxIntervalMs;
+    this.askedMaxRate = rates.askedMaxRate;
+  }
 
   private instanceId(uri: string): string {
     return createHash('sha1').update(`${this.ctx.key}|${uri}`).digest('base64url').slice(0, 10).replace(/[-_]/g, 'x');
@@ -303,6 +314,7 @@ class ListBinding implements Binding {
       start: rlmiCid,
       boundary: newBoundary(),
       parts: [{ contentType: `${CT.RLMI};charset="UTF-8"`, contentId: rlmiCid, body: rlmi }, ...parts],
+      contentIdStyle: this.quirks.bareContentId ? 'bare' : 'standard',
     });
     this.lastSent = Date.now();
     if (this.maxIntervalMs !== undefined && !this.closed) {
@@ -324,8 +336,11 @@ class ListBinding implements Binding {
       contentType: mp.contentType,
       tag: undefined,
       headers: [['Require', 'eventlist']],
-      // RFC 6446 §5.2: the rates applied are echoed.
-      stateParams: `${this.intervalMs > 0 ? `;max-rate=${rate(this.intervalMs)}` : ''}${this.maxIntervalMs !== undefined ? `;min-rate=${rate(this.maxIntervalMs)}` : ''}`,
+      // RFC 6446 §5.2: the rates applied are echoed to a subscriber that asked for rate control (the
+      // value may be Herald's own, when it imposes a slower one). Without a request no parameter is sent:
+      // Herald's batching interval is then its local throttle, as for any notifier (RFC 6665 §4.2.1.3).
+      stateParams: `${this.askedMaxRate && this.intervalMs > 0 ? `;max-rate=${rate(this.intervalMs)}` : ''}${this.maxIntervalMs !== undefined ? `;min-rate=${rate(this.maxIntervalMs)}` : ''}`,
+      ...(this.quirks.eventSpelling ? { eventSpelling: this.quirks.eventSpelling } : {}),
     };
   }
 

@@ -2,6 +2,8 @@
 // module adds what it lacks for hostile input: bounded sizes, Content-Length checks per RFC 3261 §18.3,
 // mandatory-header checks that yield a 400 instead of a silent drop, UTF-8 bodies (sip.js keeps bodies
 // as latin1 strings and would count characters, not bytes), and serialization of Herald's own messages.
+import { randomBytes } from 'node:crypto';
+import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import sip, { type RawMessage, type RawNameAddr, type RawUri, type RawVia } from 'sip';
 import type { CSeq, Credentials, Flow, HeaderList, NameAddr, Params, SipRequest, SipResponse, SipUri, Via } from './message.js';
 
@@ -11,9 +13,40 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export type Decoded =
   | { kind: 'request'; request: SipRequest }
   | { kind: 'response'; response: SipResponse }
-  | { kind: 'bad'; why: string; answer?: { status: number; reason: string; to: RawMessage } };
+  | { kind: 'bad'; why: string; answer?: { status: number; reason: string; to: RawMessage; headers?: HeaderList } };
 
 const MANDATORY = ['via', 'call-id', 'from', 'to', 'cseq'] as const;
+
+/** A decoded body may be at most this big (a small deflated body must not inflate without bound). */
+export const MAX_DECODED_BODY_BYTES = 1024 * 1024;
+/** The content codings Herald reads (RFC 3261 §20.12), for Accept-Encoding on a 415. */
+export const ACCEPT_ENCODING = 'deflate, gzip, identity';
+
+/**
+ * Undoes a Content-Encoding (RFC 3261 §20.12; Linphone deflates the resource lists it sends). The
+ * codings are undone last first; "deflate" is read as zlib data, as HTTP means it, or raw deflate.
+ * Returns undefined for a coding Herald does not know or data that does not decode within the bound.
+ */
+function decodeContent(body: Buffer, encoding: string): Buffer | undefined {
+  let out = body;
+  const codings = encoding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  try {
+    for (const c of codings.reverse()) {
+      const opts = { maxOutputLength: MAX_DECODED_BODY_BYTES };
+      if (c === 'gzip' || c === 'x-gzip') out = gunzipSync(out, opts);
+      else if (c === 'deflate') {
+        try {
+          out = inflateSync(out, opts);
+        } catch {
+          out = inflateRawSync(out, opts);
+        }
+      } else return undefined;
+    }
+  } catch {
+    return undefined;
+  }
+  return out;
+}
 
 function uriText(u: string | RawUri | undefined): string {
   if (u === undefined) return '';
@@ -92,6 +125,16 @@ export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
     return raw.method === 'ACK' ? { kind: 'bad', why } : { kind: 'bad', why, answer: { status: 400, reason: why, to: raw } };
   }
   let text = '';
+  const encoding = typeof h['content-encoding'] === 'string' ? h['content-encoding'] : typeof h['e'] === 'string' ? h['e'] : undefined;
+  if (body.length > 0 && encoding !== undefined) {
+    const decoded = decodeContent(body, encoding);
+    if (decoded === undefined) {
+      // RFC 3261 §8.2.3: a body in a coding the UAS cannot read is answered 415 with Accept-Encoding.
+      const why = 'Unsupported Content-Encoding';
+      return isRequest && raw.method !== 'ACK' ? { kind: 'bad', why, answer: { status: 415, reason: why, to: raw, headers: [['Accept-Encoding', ACCEPT_ENCODING]] } } : { kind: 'bad', why };
+    }
+    body = decoded;
+  }
   if (body.length > 0) {
     try {
       text = utf8.decode(body);
@@ -188,9 +231,19 @@ export interface ResponseSpec {
   contentType?: string;
 }
 
+/**
+ * RFC 3261 §8.2.6.2: a UAS adds a To tag to every response but 100 (Trying) when the request's To has
+ * none. `given` is the dialog's own tag when the response creates one; otherwise any fresh tag will do
+ * (a retransmitted response is replayed byte for byte, so it keeps the tag).
+ */
+function responseTo(to: NameAddr, status: number, given: string | undefined): NameAddr {
+  if (to.params['tag'] || status === 100) return to;
+  return { ...to, params: { ...to.params, tag: given ?? randomBytes(8).toString('hex') } };
+}
+
 /** A response to a typed request (RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq copied). */
 export function encodeResponse(rq: SipRequest, spec: ResponseSpec): Buffer {
-  const to = rq.to.params['tag'] || !spec.toTag ? rq.to : { ...rq.to, params: { ...rq.to.params, tag: spec.toTag } };
+  const to = responseTo(rq.to, spec.status, spec.toTag);
   const lines = [`SIP/2.0 ${spec.status} ${spec.reason}`];
   for (const v of rq.via) lines.push(`Via: ${formatVia(v)}`);
   lines.push(`From: ${formatNameAddr(rq.from)}`, `To: ${formatNameAddr(to)}`, `Call-ID: ${rq.callId}`, `CSeq: ${rq.cseq.seq} ${rq.cseq.method}`);
@@ -199,14 +252,15 @@ export function encodeResponse(rq: SipRequest, spec: ResponseSpec): Buffer {
 }
 
 /** A stateless answer to a message the codec could read only in part (a 400 for a missing header). */
-export function encodeRawResponse(raw: RawMessage, status: number, reason: string): Buffer {
+export function encodeRawResponse(raw: RawMessage, status: number, reason: string, headers: HeaderList = []): Buffer {
   const h = raw.headers;
   const lines = [`SIP/2.0 ${status} ${reason}`];
   for (const v of h.via ?? []) lines.push(`Via: ${formatVia({ protocol: v.protocol, host: v.host, port: v.port, params: v.params })}`);
   if (h.from) lines.push(`From: ${formatNameAddr(nameAddr(h.from))}`);
-  if (h.to) lines.push(`To: ${formatNameAddr(nameAddr(h.to))}`);
+  if (h.to) lines.push(`To: ${formatNameAddr(responseTo(nameAddr(h.to), status, undefined))}`);
   if (h['call-id']) lines.push(`Call-ID: ${String(h['call-id'])}`);
   if (h.cseq && typeof h.cseq === 'object') lines.push(`CSeq: ${h.cseq.seq} ${h.cseq.method}`);
+  for (const [n, v] of headers) lines.push(`${n}: ${v}`);
   return finish(lines, undefined, undefined);
 }
 

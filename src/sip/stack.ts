@@ -121,7 +121,7 @@ export class SipStack {
     if (d.kind === 'bad') {
       this.counters.malformed++;
       this.badLog.report(d.why, m.flow);
-      if (d.answer) this.transports.send(m.flow, encodeRawResponse(d.answer.to, d.answer.status, d.answer.reason));
+      if (d.answer) this.transports.send(m.flow, encodeRawResponse(d.answer.to, d.answer.status, d.answer.reason, d.answer.headers));
       return;
     }
     if (d.kind === 'response') {
@@ -149,8 +149,7 @@ export class SipStack {
       return;
     }
     const reliable = rq.source.protocol !== 'UDP';
-    const respondFlow = this.responseFlow(rq);
-    this.servers.open(key, (data) => this.transports.send(respondFlow, data));
+    this.servers.open(key, (data) => this.transports.send(this.responseFlow(rq), data));
     let answered = false;
     const tx: ServerTx = {
       request: rq,
@@ -164,7 +163,7 @@ export class SipStack {
         const data = encodeResponse(rq, spec);
         this.counters.responsesOut++;
         this.servers.respond(key, data, final, reliable, Date.now());
-        this.transports.send(respondFlow, data);
+        this.transports.send(this.responseFlow(rq), data);
       },
     };
     if (rq.method === 'CANCEL') {
@@ -180,10 +179,15 @@ export class SipStack {
     }
   }
 
-  /** RFC 3261 §18.2.2 with RFC 3581: where a response to this request goes. */
+  /** RFC 3261 §18.2.2 with RFC 3581: where a response to this request goes (asked when it is sent). */
   private responseFlow(rq: SipRequest): Flow {
-    if (rq.source.protocol !== 'UDP') return rq.source;
     const top = rq.via[0]!;
+    if (rq.source.protocol !== 'UDP') {
+      // The connection the request came on, while it is open; once it is gone, a new connection to
+      // the address it came from ("received") and the top Via's sent-by port, or the transport's default.
+      if (rq.source.protocol === 'WS' || this.transports.hasConnection(rq.source)) return rq.source;
+      return { protocol: rq.source.protocol, address: rq.source.address, port: top.port ?? DEFAULT_PORT[rq.source.protocol] };
+    }
     const port = 'rport' in top.params ? rq.source.port : (top.port ?? 5060);
     return { ...rq.source, port };
   }

@@ -29,19 +29,28 @@ describe('digest authentication', () => {
   const pub = (who: string, from: string, extra: Record<string, string> = {}, cseq = 1, callId = rnd()) =>
     ua.request('PUBLISH', who, { from, callId, cseq, headers: { Event: 'presence', Expires: '60', ...extra }, body: pidf(who) });
 
-  test('a PUBLISH without credentials is challenged with SHA-256 and MD5; each answer is accepted', async () => {
-    for (const alg of ['SHA-256', 'MD5']) {
+  type Challenge = { algorithm?: string; nonce: string; realm: string };
+  const challengesOf = (r: { raw: { headers: Record<string, unknown> } }): Challenge[] => (r.raw.headers['www-authenticate'] as Challenge[] | undefined) ?? [];
+
+  test('a PUBLISH without credentials gets one challenge, MD5 (what deployed phones answer); MD5 and SHA-256 answers are both accepted', async () => {
+    for (const alg of ['MD5', 'SHA-256']) {
       const callId = rnd();
       const r1 = await pub(ALICE, ALICE, {}, 1, callId);
       assert.equal(r1.status, 401);
-      const challenges = String(r1.raw.headers['www-authenticate'] !== undefined ? JSON.stringify(r1.raw.headers['www-authenticate']) : '');
-      assert.match(challenges, /SHA-256/);
-      assert.match(challenges, /MD5/);
-      const chosen = (r1.raw.headers['www-authenticate'] as { algorithm?: string; nonce: string; realm: string }[]).find((c) => c.algorithm === alg)!;
-      const challenge = `Digest realm=${chosen.realm}, nonce=${chosen.nonce}, algorithm=${alg}`;
+      const offered = challengesOf(r1);
+      assert.equal(offered.length, 1, JSON.stringify(offered));
+      assert.equal(offered[0]!.algorithm, 'MD5');
+      const challenge = `Digest realm=${offered[0]!.realm}, nonce=${offered[0]!.nonce}, algorithm=${alg}`;
       const r2 = await pub(ALICE, ALICE, { Authorization: digestAuthorization(challenge, 'PUBLISH', ALICE, 'alice', 'alice-secret') }, 2, callId);
       assert.equal(r2.status, 200, `${alg}: ${r2.reason}`);
     }
+  });
+
+  test('a client whose credentials use SHA-256 is challenged in SHA-256', async () => {
+    const forged = digestAuthorization('Digest realm="example.test", nonce="AAAA", algorithm=SHA-256', 'PUBLISH', ALICE, 'alice', 'alice-secret');
+    const r = await pub(ALICE, ALICE, { Authorization: forged });
+    assert.equal(r.status, 401);
+    assert.deepEqual(challengesOf(r).map((c) => c.algorithm), ['SHA-256']);
   });
 
   async function challenge(): Promise<string> {
@@ -159,6 +168,21 @@ describe('digest authentication', () => {
       proxy.close();
       stranger.close();
       await t.stop();
+    }
+  });
+});
+
+describe('auth.challenge = "each" (RFC 8760 §2.4)', () => {
+  test('one WWW-Authenticate per algorithm, in the configured order', async () => {
+    const h = await startTestHerald({ auth: { enabled: true, algorithms: ['SHA-256', 'MD5'], challenge: 'each' } });
+    const ua = await TestUA.open('udp', '127.0.0.1', h.port('udp'));
+    try {
+      const r = await ua.request('PUBLISH', ALICE, { from: ALICE, headers: { Event: 'presence', Expires: '60' }, body: pidf(ALICE) });
+      assert.equal(r.status, 401);
+      assert.deepEqual((r.raw.headers['www-authenticate'] as { algorithm?: string }[]).map((c) => c.algorithm), ['SHA-256', 'MD5']);
+    } finally {
+      ua.close();
+      await h.stop();
     }
   });
 });

@@ -60,8 +60,9 @@ export interface RequestOptions {
 
 export class TestUA {
   readonly requests: Msg[] = [];
-  /** How to answer incoming requests: status code (default 200). */
-  answerWith: (m: Msg) => number = () => 200;
+  /** How to answer incoming requests: status code (default 200), or 'hold' to answer later with release(). */
+  answerWith: (m: Msg) => number | 'hold' = () => 200;
+  private held: (() => void)[] = [];
   private readonly waiting = new Map<string, (m: Msg) => void>();
   private reqWaiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = [];
   private send!: (data: Buffer) => void;
@@ -154,6 +155,21 @@ export class TestUA {
       return;
     }
     const status = this.answerWith(m);
+    if (status === 'hold') {
+      this.held.push(() => this.answer(raw, d, m, 200));
+      return;
+    }
+    this.answer(raw, d, m, status);
+  }
+
+  /** Answers (200) every request held so far, in arrival order (retransmissions included). */
+  release(): void {
+    const held = this.held;
+    this.held = [];
+    for (const answer of held) answer();
+  }
+
+  private answer(raw: RawMessage, d: Buffer, m: Msg, status: number): void {
     const res = [
       `SIP/2.0 ${status} ${status === 200 ? 'OK' : 'Test'}`,
       ...raw.headers.via!.map((v) => `Via: SIP/2.0/${v.protocol} ${v.host}${v.port ? `:${v.port}` : ''}${Object.entries(v.params).map(([k, x]) => (x === null ? `;${k}` : `;${k}=${x}`)).join('')}`),

@@ -156,7 +156,7 @@ const THREE: Multipart = {
 
 test('render then parse round-trips three parts, UTF-8 included', () => {
   const { contentType, body } = renderMultipart(THREE);
-  assert.equal(contentType, 'multipart/related;type="application/rlmi+xml";start="<root1@rls.example.com>";boundary="b0UND4ry"');
+  assert.equal(contentType, 'multipart/related;type="application/rlmi+xml";start="<root1@rls.example.com>";boundary=b0UND4ry');
   assert.deepEqual(parseMultipart(contentType, body), THREE);
 });
 
@@ -171,10 +171,26 @@ test('rendered body layout: binary transfer encoding, Content-ID, CRLF everywher
   assert.equal(body.split('--b0UND4ry\r\n').length - 1, 3);
 });
 
+test('a token boundary goes unquoted (belle-sip compares the quotes too), any other one quoted; both parse', () => {
+  const token = renderMultipart({ ...THREE, boundary: 'Ab0-9.x' });
+  assert.match(token.contentType, /;boundary=Ab0-9\.x$/);
+  const spaced = renderMultipart({ ...THREE, boundary: 'a b:c' });
+  assert.match(spaced.contentType, /;boundary="a b:c"$/);
+  for (const r of [token, spaced]) assert.deepEqual(parseMultipart(r.contentType, r.body).parts, THREE.parts);
+});
+
+test('contentIdStyle "bare" writes Content-Id without brackets (Linphone); the parser reads it back', () => {
+  const { contentType, body } = renderMultipart({ ...THREE, contentIdStyle: 'bare' });
+  assert.ok(body.includes('\r\nContent-Id: root1@rls.example.com\r\n'));
+  assert.ok(!body.includes('<root1@'));
+  assert.match(contentType, /start="<root1@rls\.example\.com>"/, 'the start parameter keeps its brackets');
+  assert.deepEqual(parseMultipart(contentType, body).parts, THREE.parts);
+});
+
 test('without start the first part is the root and no start parameter is written', () => {
   const m: Multipart = { type: 'application/rlmi+xml', boundary: 'xyz', parts: [{ contentType: 'application/rlmi+xml', body: RLMI_XML }] };
   const r = renderMultipart(m);
-  assert.equal(r.contentType, 'multipart/related;type="application/rlmi+xml";boundary="xyz"');
+  assert.equal(r.contentType, 'multipart/related;type="application/rlmi+xml";boundary=xyz');
   const back = parseMultipart(r.contentType, r.body);
   assert.equal(back.start, undefined);
   assert.equal(rootPart(back), back.parts[0]);
@@ -438,7 +454,7 @@ test('a boundary that occurs in a part is replaced by a fresh one', () => {
   const r = renderMultipart(m);
   const back = parseMultipart(r.contentType, r.body);
   assert.notEqual(back.boundary, 'clash');
-  assert.match(r.contentType, new RegExp(`boundary="${back.boundary}"$`));
+  assert.match(r.contentType, new RegExp(`boundary=${back.boundary}$`));
   assert.deepEqual(back.parts.map((p) => p.body), m.parts.map((p) => p.body));
 });
 

@@ -119,6 +119,7 @@ async function setup(intervalMs: number, members: string[], maxNotifyBytes = 1_0
     watcher: uri('watcher'),
     request: undefined,
     contentType: undefined,
+    userAgent: undefined,
     changed: () => {
       changed++;
     },
