@@ -37,7 +37,7 @@ export class HeraldMetrics {
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'herald_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'herald_' });
     this.messages = new Counter({
       name: 'herald_sip_messages_total',
       help: 'SIP requests and responses, by direction (in: received, out: sent), method, status and transport.',
