@@ -32,7 +32,11 @@ import { XcapListSource, combinedListSource, memberListSource, type ListSource }
 import { createXmppGateway, type XmppGateway } from '../gateways/xmpp/index.js';
 import { createSipGateway } from '../gateways/sip/index.js';
 import { createRegSource } from '../gateways/sip/reginfo.js';
-import { renderMetrics } from './metrics.js';
+import { HeraldMetrics } from './admin/metrics.js';
+import { AdminServer } from './admin/server.js';
+import { AdminAuth, ensureToken } from './admin/auth.js';
+import { bindError, checkEnvironment, listenKeyOf } from './config/check.js';
+import { VERSION } from './version.js';
 import { ResourceListServer } from './rls/rls.js';
 
 export interface Herald {
@@ -47,8 +51,18 @@ export interface Herald {
   readonly xcapDocuments: XcapDocuments;
   readonly xmpp: XmppGateway | undefined;
   readonly sipGateway: ReturnType<typeof createSipGateway> | undefined;
+  readonly watchers: WatcherRegistry;
+  readonly rls: ResourceListServer;
+  readonly metrics: HeraldMetrics;
+  readonly admin: AdminServer | undefined;
   /** Listening addresses as "proto:addr:port". */
   readonly addresses: string[];
+  /**
+   * SIGHUP: applies what can change while running (log.level; rules read again from an external XCAP
+   * server; users need nothing, they are read from the store at each request) and returns the
+   * top-level sections that differ from the running configuration and wait for a restart.
+   */
+  reload(next: Config): string[];
   stop(): Promise<void>;
 }
 
@@ -59,8 +73,11 @@ export interface HeraldOptions {
 
 export async function startHerald(config: Config, opts: HeraldOptions): Promise<Herald> {
   const log = opts.log;
+  // What the machine must offer (addresses, files, the store's folder): a mistake is one line naming the key.
+  await checkEnvironment(config);
   const store = Store.open(config.store.url, log);
   const stack = new SipStack({
+    sipTrace: config.log.sip_trace,
     listen: config.sip.listen.map(parseListen),
     tlsCert: config.sip.tls_cert,
     tlsKey: config.sip.tls_key,
@@ -136,7 +153,25 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     ['Accept', CT.PIDF],
     ['Supported', 'eventlist'],
   ];
-  const n = new Notifier(
+  const metrics: HeraldMetrics = new HeraldMetrics({
+    hub: () => hub.stats(),
+    subscriptions: (): number => n.size,
+    publications: () => pa.publicationCount,
+    listSubscriptions: (): number => rls.subscriptions().length,
+    upstreamPhases: () => (sipGateway?.links() ?? []).reduce<Record<string, number>>((acc, l) => ((acc[l.phase] = (acc[l.phase] ?? 0) + 1), acc), {}),
+    xmppComponent: () => xmpp?.status().component,
+    counters: () => ({ ...stack.counters, notifiesSent: n.notifiesSent }),
+  });
+  store.onWrite = (ms) => metrics.storeWritten(ms);
+  // The admin page hears of every change through these (it reloads what it shows, coalesced).
+  let admin: AdminServer | undefined;
+  stack.observer = {
+    message: (...a) => {
+      metrics.stackObserver.message(...a);
+      admin?.changed();
+    },
+  };
+  const n: Notifier = new Notifier(
     stack,
     store.collection<SubscriptionRecord>('subscription'),
     {
@@ -145,6 +180,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       maxExpires: config.presence.subscribe_max_expires,
       commonHeaders: common,
       identify,
+      observer: metrics.notifyObserver,
     },
     log,
   );
@@ -208,7 +244,14 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   await reg?.restore();
   const pubs = await pa.restore();
   const subs = await n.restore();
-  await stack.start();
+  try {
+    await stack.start();
+  } catch (e) {
+    const at = listenKeyOf(config, e);
+    await stack.stop();
+    await store.close();
+    throw bindError(at.key, at.what, e);
+  }
   await xmpp?.start();
   let xcap: XcapServer | undefined;
   if (config.xcap.enabled) {
@@ -222,24 +265,47 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       log,
       maxDocumentBytes: config.xcap.max_document_bytes,
       admins: config.xcap.admins,
+      // The digest realm of global documents (xcap-caps) is the SIP domain, so users' SIP HA1s pass.
+      realm: config.sip.domains[0]!,
       nonceLifetimeMs: config.auth.nonce_lifetime * 1000,
-      metrics: () => {
-        const h = hub.stats();
-        const c = stack.counters;
-        return renderMetrics({
-          hub_resources: { help: 'Resources watched through the hub (one upstream watch each, however many watchers).', type: 'gauge', value: h.resources },
-          hub_watchers: { help: 'Watchers behind those watches (subscriptions, list members, Jabber watchers).', type: 'gauge', value: h.watchers },
-          subscriptions: { help: 'Subscription dialogs Herald is the notifier of.', type: 'gauge', value: n.size },
-          publications: { help: 'Live publications (RFC 3903).', type: 'gauge', value: pa.publicationCount },
-          upstream_subscriptions: { help: 'Subscriptions the SIP gateway holds at remote domains.', type: 'gauge', value: sipGateway?.stats().upstreamSubscriptions ?? 0 },
-          notify_sent_total: { help: 'NOTIFY requests sent.', type: 'counter', value: n.notifiesSent },
-          sip_requests_in_total: { help: 'SIP requests received (retransmissions excluded).', type: 'counter', value: c.requestsIn },
-          sip_retransmissions_absorbed_total: { help: 'Retransmitted requests answered from the transaction.', type: 'counter', value: c.retransmissionsAbsorbed },
-          sip_malformed_total: { help: 'Malformed SIP messages refused or dropped.', type: 'counter', value: c.malformed },
-        });
-      },
+      // The same registry as the admin listener's /metrics, kept here for scrapers configured before it.
+      metrics: () => metrics.render(),
+      onAuthFailure: (reason) => metrics.authFailure('xcap', reason),
     });
-    await xcap.start();
+    try {
+      await xcap.start();
+    } catch (e) {
+      await stack.stop();
+      await store.close();
+      throw bindError('xcap.listen', config.xcap.listen, e);
+    }
+  }
+  const addresses = stack.listening.map((l) => `${l.transport}:${l.address}:${l.port}`);
+  if (xcap) addresses.push(`xcap:${xcap.url}`);
+  xcapDocuments.onChange(() => admin?.changed());
+  if (config.admin.enabled) {
+    const at = config.admin.listen.lastIndexOf(':');
+    const token = config.admin.token_file ? ensureToken(config.admin.token_file) : undefined;
+    admin = new AdminServer({
+      host: config.admin.listen.slice(0, at).replace(/^\[|\]$/g, ''),
+      port: Number(config.admin.listen.slice(at + 1)),
+      source: { config, pa, notifier: n, watchers, rls, sipGateway, xmpp, users, hub, addresses, lastNotify: (k) => metrics.lastAnswer.get(k) },
+      documents: xcapDocuments,
+      metrics,
+      auth: new AdminAuth({ token, admins: config.admin.admins, users, realm: config.sip.domains[0]!, nonceLifetimeMs: config.auth.nonce_lifetime * 1000 }),
+      metricsPublic: config.admin.metrics_public,
+      pageSize: config.admin.page_size,
+      version: VERSION,
+      log,
+    });
+    try {
+      await admin.start();
+    } catch (e) {
+      await xcap?.stop();
+      await stack.stop();
+      await store.close();
+      throw bindError('admin.listen', config.admin.listen, e);
+    }
   }
   const sweeper = setInterval(() => {
     const now = Date.now();
@@ -248,11 +314,11 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     if (now % 60_000 < 1000) {
       replay.sweep(now);
       watchers.sweep(now);
+      metrics.sweep(new Set(n.records().map((r) => r.key)), now);
     }
   }, 1000);
   sweeper.unref();
-  const addresses = stack.listening.map((l) => `${l.transport}:${l.address}:${l.port}`);
-  if (xcap) addresses.push(`xcap:${xcap.url}`);
+  if (admin) addresses.push(`admin:${admin.url}`);
   log.info({ listen: addresses, domains: config.sip.domains, store: config.store.url, publications: pubs, subscriptions: subs }, `Herald listening on ${addresses.join(' ')}`);
 
   return {
@@ -267,9 +333,24 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     xcapDocuments,
     xmpp,
     sipGateway,
+    watchers,
+    rls,
+    metrics,
+    admin,
     addresses,
+    reload(next: Config): string[] {
+      log.level = next.log.level;
+      remoteRules?.refresh();
+      const sections = Object.keys(next) as (keyof Config)[];
+      return sections.filter((k) => {
+        const a = k === 'log' ? { ...config.log, level: '' } : config[k];
+        const b = k === 'log' ? { ...next.log, level: '' } : next[k];
+        return JSON.stringify(a) !== JSON.stringify(b);
+      });
+    },
     async stop() {
       clearInterval(sweeper);
+      await admin?.stop();
       await n.stop();
       await xmpp?.stop();
       await sipGateway?.stop();

@@ -50,6 +50,8 @@ export interface SipGateway {
   restore(): Promise<void>;
   stop(): Promise<void>;
   stats(): SipGatewayStats;
+  /** The upstream dialogs, per remote resource (the admin API). */
+  links(): { id: string; resource: string; from: string; phase: string; established: boolean; expiresAt: number; watchers: number }[];
 }
 
 interface Upstream {
@@ -256,6 +258,17 @@ export function createSipGateway(deps: SipGatewayDeps): SipGateway {
     async stop(): Promise<void> {
       for (const u of upstreams.values()) if (u.parked) clearTimeout(u.parked);
       await subscriber.stop();
+    },
+    links() {
+      return subscriber.dialogs().map(({ rec, phase }) => ({
+        id: rec.spec.id,
+        resource: rec.spec.target,
+        from: rec.spec.from,
+        phase,
+        established: rec.established,
+        expiresAt: rec.expiresAt,
+        watchers: [...upstreams.values()].find((u) => u.id === rec.spec.id)?.listeners.size ?? 0,
+      }));
     },
     stats(): SipGatewayStats {
       let watches = 0;

@@ -76,6 +76,8 @@ export interface RosterAccounts extends RosterLists {
 export interface XmppGateway {
   provider: Provider;
   roster: RosterAccounts;
+  /** The component connection's state and the linked rosters (the admin API). */
+  status(): { component: string; componentDomain: string; service: string; rosters: ReturnType<RosterManager['linked']> };
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -158,6 +160,7 @@ export function createXmppGateway(deps: XmppGatewayDeps): XmppGateway {
   return {
     provider,
     roster,
+    status: () => ({ component: conn.state, componentDomain: cfg.component_domain, service: cfg.service, rosters: roster.linked() }),
     async start() {
       const n = await auths.load();
       const restored = await frontend.restore();

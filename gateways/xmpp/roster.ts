@@ -89,6 +89,11 @@ export class RosterManager implements RosterLists, PresenceFeed {
     return `sip:${this.o.listName.replaceAll('{user}', u.user).replaceAll('{domain}', u.host)}`;
   }
 
+  /** The linked accounts (never their passwords): SIP user, JID, list URI, contacts, session up (the admin API). */
+  linked(): { sip: string; jid: string; list: string; contacts: number; online: boolean }[] {
+    return [...this.sessions.values()].map((s) => ({ sip: s.account.sip, jid: s.account.jid, list: s.listUri, contacts: s.account.roster.length, online: s.client?.status === 'online' }));
+  }
+
   async start(): Promise<void> {
     for (const [, account] of await this.o.accounts.all()) this.open(account);
   }

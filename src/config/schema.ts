@@ -1,12 +1,39 @@
 // The typed configuration. Every key in config.toml is described here with its default; `.strict()`
 // makes an unknown key an error that names it (the brief: a misspelt key must stop the start).
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { XmppGatewayConfigSchema } from '../../gateways/xmpp/index.js';
 import { SipGatewayConfigSchema } from '../../gateways/sip/config.js';
 
 const listenRe = /^(udp|tcp|tls|ws|wss):([^\s]+):(\d{1,5})$/;
+const portOf = (s: string): number => Number(s.slice(s.lastIndexOf(':') + 1));
+/** A port field must fit 16 bits: UDP would silently wrap 99999 to 34463. */
+const portFits = (s: string): boolean => portOf(s) <= 65535;
+const PORT_MESSAGE = 'port above 65535';
 
-export const ListenSchema = z.string().regex(listenRe, 'expected "<udp|tcp|tls|ws|wss>:<address>:<port>"');
+export const ListenSchema = z.string().regex(listenRe, 'expected "<udp|tcp|tls|ws|wss>:<address>:<port>"').refine(portFits, PORT_MESSAGE);
+
+/** "<address>:<port>" of an HTTP listener (XCAP, admin). */
+const HttpListenSchema = z.string().regex(/^[^\s]+:\d{1,5}$/, 'expected "<address>:<port>"').refine(portFits, PORT_MESSAGE);
+
+/** RFC 1123 host names (labels of letters, digits and hyphens) or an IP literal. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+export const isHostName = (s: string): boolean => HOST_NAME.test(s) || isIP(s.replace(/^\[|\]$/g, '')) !== 0;
+const DomainSchema = z.string().min(1).toLowerCase().refine(isHostName, 'not a host name');
+
+/** An IP address or a CIDR block whose prefix fits the address family (10.0.0.0/99 does not). */
+export function isAddressOrCidr(s: string): boolean {
+  const slash = s.indexOf('/');
+  const family = isIP(slash < 0 ? s : s.slice(0, slash));
+  if (family === 0) return false;
+  if (slash < 0) return true;
+  const bits = s.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** "auto": pretty on a terminal, JSON otherwise (a service manager, a pipe, a log shipper). */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 
 const expires = (dflt: number) => z.number().int().min(0).max(2 ** 31 - 1).default(dflt);
 
@@ -18,7 +45,7 @@ export const ConfigSchema = z
         tls_cert: z.string().default(''),
         tls_key: z.string().default(''),
         tls_ca: z.string().default(''),
-        domains: z.array(z.string().min(1).toLowerCase()).min(1).default(['example.test']),
+        domains: z.array(DomainSchema).min(1).default(['example.test']),
         max_message_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65535),
         public_host: z.string().default(''),
       })
@@ -42,7 +69,7 @@ export const ConfigSchema = z
     auth: z
       .object({
         enabled: z.boolean().default(true),
-        trusted_peers: z.array(z.string().regex(/^[0-9a-fA-F.:]+(\/\d{1,3})?$/, 'expected an IP address or CIDR block')).default([]),
+        trusted_peers: z.array(z.string().refine(isAddressOrCidr, 'expected an IP address or CIDR block (prefix at most /32, /128 for IPv6)')).default([]),
         trusted_tls_names: z.array(z.string().min(1).toLowerCase()).default([]),
         nonce_lifetime: z.number().int().min(10).max(86400).default(300),
         algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['MD5', 'SHA-256']),
@@ -53,7 +80,7 @@ export const ConfigSchema = z
     xcap: z
       .object({
         enabled: z.boolean().default(true),
-        listen: z.string().regex(/^[^\s]+:\d{1,5}$/, 'expected "<address>:<port>"').default('127.0.0.1:8080'),
+        listen: HttpListenSchema.default('127.0.0.1:8080'),
         root: z.string().regex(/^\/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]$/, 'expected a path like /xcap-root').default('/xcap-root'),
         max_document_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(262144),
         admins: z.array(z.string()).default([]),
@@ -76,7 +103,7 @@ export const ConfigSchema = z
     policy: z
       .object({
         default: z.enum(['block', 'confirm', 'polite-block', 'allow']).default('confirm'),
-        allow_domains: z.array(z.string().toLowerCase()).default([]),
+        allow_domains: z.array(DomainSchema).default([]),
       })
       .strict()
       .prefault({}),
@@ -96,10 +123,22 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    admin: z
+      .object({
+        enabled: z.boolean().default(true),
+        listen: HttpListenSchema.default('127.0.0.1:8090'),
+        admins: z.array(z.string()).default([]),
+        token_file: z.string().default('data/admin.token'),
+        metrics_public: z.boolean().default(true),
+        page_size: z.number().int().min(1).max(10000).default(100),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
-        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-        format: z.enum(['json', 'pretty']).default('pretty'),
+        level: z.enum(LOG_LEVELS).default('info'),
+        format: z.enum(LOG_FORMATS).default('auto'),
+        sip_trace: z.boolean().default(false),
       })
       .strict()
       .prefault({}),
@@ -124,6 +163,14 @@ export const ConfigSchema = z
     }
     if (needsTls && (!c.sip.tls_cert || !c.sip.tls_key)) {
       ctx.addIssue({ code: 'custom', path: ['sip', 'tls_cert'], message: 'a tls or wss listen address needs tls_cert and tls_key' });
+    }
+    // The admin listener has a port of its own: sharing one with SIP or XCAP could only fail to bind.
+    if (c.admin.enabled) {
+      const adminPort = portOf(c.admin.listen);
+      const taken = [...c.sip.listen.map(portOf), ...(c.xcap.enabled ? [portOf(c.xcap.listen)] : [])];
+      if (adminPort !== 0 && taken.includes(adminPort)) {
+        ctx.addIssue({ code: 'custom', path: ['admin', 'listen'], message: `port ${adminPort} is already a SIP or XCAP port` });
+      }
     }
   });
 

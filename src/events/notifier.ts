@@ -30,6 +30,8 @@ export interface NotifierOptions {
    * request was answered (a 401 challenge). Without it the From address is taken.
    */
   identify?: (tx: ServerTx) => Promise<string | undefined>;
+  /** Told of every NOTIFY leaving and of its answer (undefined: timeout); the admin's metrics and views. */
+  observer?: { sent(rec: SubscriptionRecord): void; answered(rec: SubscriptionRecord, status: number | undefined): void };
 }
 
 
@@ -83,6 +85,11 @@ export class Notifier {
 
   get size(): number {
     return this.live.size;
+  }
+
+  /** Every live subscription dialog (the admin API). */
+  records(): SubscriptionRecord[] {
+    return [...this.live.values()].map((l) => l.rec);
   }
 
   /** Subscriptions of one resource (for tests, winfo and debugging). */
@@ -275,6 +282,7 @@ export class Notifier {
     const uri = strict ? rec.routeSet[0]!.replace(/^<|>.*$/g, '') : rec.remoteTarget;
     const route = strict ? [...rec.routeSet.slice(1), `<${rec.remoteTarget}>`] : rec.routeSet;
     this.notifiesSent++;
+    this.opts.observer?.sent(rec);
     let res: SipResponse | undefined;
     try {
       res = await this.stack.send(
@@ -302,6 +310,7 @@ export class Notifier {
       this.log.warn({ err: (e as Error).message, key: rec.key }, 'NOTIFY could not be sent');
     }
     live.inFlight = false;
+    this.opts.observer?.answered(rec, res?.status);
     if (final) {
       live.binding.close(live.terminating);
       return;

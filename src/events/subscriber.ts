@@ -220,6 +220,11 @@ export class Subscriber {
     return n;
   }
 
+  /** Each subscription's dialog record and phase (the admin API and metrics). */
+  dialogs(): { rec: SubscriberRecord; phase: string }[] {
+    return [...this.subs.values()].map((s) => ({ rec: s.rec, phase: s.phase }));
+  }
+
   get(id: string): SubscriptionHandle | undefined {
     const s = this.subs.get(id);
     return s ? this.handle(s) : undefined;

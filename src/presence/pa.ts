@@ -129,6 +129,16 @@ export class PresenceAgent implements Provider {
     return this.composed.get(presentity);
   }
 
+  /** Presentities with at least one live publication (the admin API). */
+  presentities(): string[] {
+    return [...this.byPresentity.keys()];
+  }
+
+  /** The live publications of a presentity, as persisted (the admin API). */
+  publicationsOf(presentity: string): PublicationRecord[] {
+    return [...(this.byPresentity.get(presentity) ?? [])].map((p) => p.record);
+  }
+
   get publicationCount(): number {
     return this.byEtag.size;
   }

@@ -28,6 +28,14 @@ export interface RlsOptions {
   domain: string;
 }
 
+export interface ListSubscriptionView {
+  key: string;
+  list: string;
+  watcher: string;
+  /** 'unknown': no state known yet (no instance in RLMI). */
+  members: { uri: string; state: 'active' | 'pending' | 'terminated' | 'unknown'; reason?: string }[];
+}
+
 interface Member {
   uri: string;
   displayName: string | undefined;
@@ -101,6 +109,11 @@ export class ResourceListServer {
   }
 
   private readonly bindings = new Set<ListBinding>();
+
+  /** Every list subscription with its members' instance states as the subscriber sees them (the admin API). */
+  subscriptions(): ListSubscriptionView[] {
+    return [...this.bindings].map((b) => b.describe());
+  }
 
   isList(uri: string): boolean {
     return this.lists.has(uri);
@@ -265,6 +278,18 @@ class ListBinding implements Binding {
       this.timer = undefined;
       if (!this.closed) this.ctx.changed();
     }, wait);
+  }
+
+  describe(): ListSubscriptionView {
+    return {
+      key: this.ctx.key,
+      list: this.ctx.resource,
+      watcher: this.ctx.watcher,
+      members: [...this.members.values()].map((m) => {
+        const inst = this.view(m).resource.instances[0];
+        return { uri: m.uri, state: inst?.state ?? 'unknown', ...(inst?.reason ? { reason: inst.reason } : {}) };
+      }),
+    };
   }
 
   private view(m: Member): MemberView {

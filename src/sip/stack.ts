@@ -35,6 +35,11 @@ export interface StackCounters {
   malformed: number;
 }
 
+/** Told of every message through the stack (metrics); direction from Herald's side. */
+export interface StackObserver {
+  message(dir: 'in' | 'out', kind: 'request' | 'response', method: string, status: number | undefined, protocol: Protocol, request?: SipRequest): void;
+}
+
 const DEFAULT_PORT: Record<Protocol, number> = { UDP: 5060, TCP: 5060, TLS: 5061, WS: 80 };
 
 /** Writes a warning for a bad message at most `perSecond` times a second; counts the rest. */
@@ -58,6 +63,7 @@ class BadInputLog {
 
 export class SipStack {
   onRequest: (tx: ServerTx) => void = (tx) => tx.respond({ status: 500, reason: 'Not Ready' });
+  observer: StackObserver | undefined;
   readonly counters: StackCounters = { requestsIn: 0, responsesOut: 0, requestsOut: 0, responsesIn: 0, retransmissionsAbsorbed: 0, malformed: 0 };
 
   private readonly transports: Transports;
@@ -126,6 +132,7 @@ export class SipStack {
     }
     if (d.kind === 'response') {
       this.counters.responsesIn++;
+      this.observer?.message('in', 'response', d.response.cseq.method, d.response.status, m.flow.protocol);
       const branch = d.response.via[0]?.params['branch'];
       if (!branch) return;
       if (d.response.status < 200) this.clients.provisional(`${branch}|${d.response.cseq.method}`);
@@ -138,6 +145,7 @@ export class SipStack {
   private request(rq: SipRequest): void {
     if (rq.method === 'ACK') return; // Herald sends no 2xx to INVITE; ACKs of its error answers end here.
     this.counters.requestsIn++;
+    this.observer?.message('in', 'request', rq.method, undefined, rq.source.protocol, rq);
     // RFC 3261 §18.2.1: note where the request really came from, so responses go back there.
     const top = rq.via[0]!;
     if (top.host !== rq.source.address) top.params['received'] = rq.source.address;
@@ -162,6 +170,7 @@ export class SipStack {
         answered = final;
         const data = encodeResponse(rq, spec);
         this.counters.responsesOut++;
+        this.observer?.message('out', 'response', rq.method, spec.status, rq.source.protocol, rq);
         this.servers.respond(key, data, final, reliable, Date.now());
         this.transports.send(this.responseFlow(rq), data);
       },
@@ -221,6 +230,7 @@ export class SipStack {
       ...(req.contentType ? { contentType: req.contentType } : {}),
     });
     this.counters.requestsOut++;
+    this.observer?.message('out', 'request', req.method, undefined, flow.protocol);
     return new Promise((resolve) => {
       this.clients.start(
         `${branch}|${req.method}`,

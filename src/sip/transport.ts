@@ -34,6 +34,8 @@ export interface TransportOptions {
   /** CA bundle to verify TLS clients' certificates with (peers trusted by name); empty: none asked. */
   tlsCa?: string;
   maxMessageBytes: number;
+  /** Log every message in and out whole (log.sip_trace), at info; otherwise only at trace level. */
+  sipTrace?: boolean;
 }
 
 interface Connection {
@@ -159,11 +161,29 @@ export class Transports {
   private wsServers: WebSocketServer[] = [];
   readonly bound: ListenAddress[] = [];
 
+  private readonly onMessage: InboundHandler;
+
   constructor(
     private readonly opts: TransportOptions,
-    private readonly onMessage: InboundHandler,
+    onMessage: InboundHandler,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.onMessage = (m) => {
+      if (this.tracing()) this.trace('in', m.flow, Buffer.concat([m.head, HEADER_END, m.body]));
+      onMessage(m);
+    };
+  }
+
+  private tracing(): boolean {
+    return this.opts.sipTrace === true || this.log.isLevelEnabled('trace');
+  }
+
+  /** The SIP message trace: one log line per message, the whole text (bodies included). */
+  private trace(dir: 'in' | 'out', flow: Flow, data: Buffer): void {
+    const line = { sip: dir, peer: `${flow.protocol}:${flow.address}:${flow.port}`, message: data.toString('utf8') };
+    if (this.opts.sipTrace) this.log.info(line, `SIP ${dir}`);
+    else this.log.trace(line, `SIP ${dir}`);
+  }
 
   async start(): Promise<void> {
     for (const l of this.opts.listen) {
@@ -189,11 +209,12 @@ export class Transports {
       const m = splitDatagram(data, flow, this.opts.maxMessageBytes);
       if (m) this.onMessage(m);
     });
-    socket.on('error', (e) => this.log.warn({ err: e.message }, 'udp socket error'));
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(l.port, l.address, () => {
         socket.off('error', reject);
+        // After the bind: a bind failure is the start's error (one line naming the key), not a warning too.
+        socket.on('error', (e) => this.log.warn({ err: e.message }, 'udp socket error'));
         localPort = socket.address().port;
         this.udp.push({ socket, local: l, port: localPort });
         this.bound.push({ ...l, port: localPort });
@@ -205,12 +226,12 @@ export class Transports {
   private listenStream(l: ListenAddress, server: net.Server): Promise<void> {
     const protocol: Protocol = l.transport === 'tls' ? 'TLS' : 'TCP';
     server.on(l.transport === 'tls' ? 'secureConnection' : 'connection', (socket: net.Socket) => this.adoptStream(socket, protocol));
-    server.on('error', (e) => this.log.warn({ err: e.message }, `${protocol} server error`));
     if (l.transport === 'tls') server.on('tlsClientError', (e: Error) => this.log.debug({ err: e.message }, 'tls handshake failed'));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(l.port, l.address, () => {
         server.off('error', reject);
+        server.on('error', (e) => this.log.warn({ err: e.message }, `${protocol} server error`));
         this.servers.push(server);
         this.bound.push({ ...l, port: (server.address() as net.AddressInfo).port });
         resolve();
@@ -310,6 +331,7 @@ export class Transports {
 
   /** Sends bytes over a flow: UDP from the listening socket, streams over an open or new connection. */
   send(flow: Flow, data: Buffer): boolean {
+    if (this.tracing()) this.trace('out', flow, data);
     if (flow.protocol === 'UDP') {
       const u = (this.udp.length > 1 ? this.udp.find((x) => x.port === flow.localPort) : undefined) ?? this.udp[0];
       if (!u) return false;

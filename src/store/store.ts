@@ -85,6 +85,8 @@ export class Collection<T> {
     private readonly log: Logger,
     /** A faster full listing where the backend has one (SQLite); keyv's iterator otherwise. */
     private readonly lister?: () => Promise<[string, unknown][]>,
+    /** Told how long each batch took to write (metrics). */
+    private readonly written?: (ms: number, records: number) => void,
   ) {}
 
   /** Stores a record; resolves once it is written. */
@@ -143,8 +145,10 @@ export class Collection<T> {
       else sets.push({ key: k, value: v });
     }
     try {
+      const started = performance.now();
       if (sets.length > 0) await this.kv.setMany(sets);
       if (dels.length > 0) await this.kv.delete(dels);
+      this.written?.(performance.now() - started, sets.length + dels.length);
       for (const w of waiters) w();
     } catch (e) {
       this.log.error({ err: (e as Error).message }, 'store write failed');
@@ -162,6 +166,8 @@ export class Collection<T> {
 export class Store {
   private readonly collections: Collection<unknown>[] = [];
   private readonly keyvs: Keyv[] = [];
+  /** Told of every batch written, by any collection (store-write latency metrics). */
+  onWrite: ((ms: number, records: number) => void) | undefined;
 
   private constructor(
     private readonly makeAdapter: () => KeyvStoreAdapter | Map<unknown, unknown>,
@@ -193,7 +199,7 @@ export class Store {
     kv.on('error', (e: unknown) => this.log.error({ err: String(e) }, 'store error'));
     this.keyvs.push(kv);
     const sqlite = this.sqlite;
-    const c = new Collection<T>(kv, this.log, sqlite ? () => sqlite.entries(namespace) : undefined);
+    const c = new Collection<T>(kv, this.log, sqlite ? () => sqlite.entries(namespace) : undefined, (ms, n) => this.onWrite?.(ms, n));
     this.collections.push(c as Collection<unknown>);
     return c;
   }

@@ -31,7 +31,7 @@ export function embeddedRulesSource(documents: XcapDocuments): RulesSource {
  * the server is unavailable the client serves the last good copy; with none, load() throws and
  * the authorizer blocks (fails closed).
  */
-export function remoteRulesSource(client: XcapClient, pollIntervalMs: number): RulesSource & { stop(): void } {
+export function remoteRulesSource(client: XcapClient, pollIntervalMs: number): RulesSource & { stop(): void; refresh(): void } {
   const listeners: ((presentity: string) => void)[] = [];
   const polls = new Map<string, XcapPoll>();
   const pathOf = (presentity: string): string => `${AUID}/users/${encodeURIComponent(presentity)}/index`;
@@ -52,6 +52,10 @@ export function remoteRulesSource(client: XcapClient, pollIntervalMs: number): R
     },
     onChange(listener) {
       listeners.push(listener);
+    },
+    /** SIGHUP: every presentity's rules are read again now (the client revalidates its cached copies). */
+    refresh() {
+      for (const presentity of polls.keys()) for (const l of listeners) l(presentity);
     },
     stop() {
       for (const p of polls.values()) p.stop();

@@ -42,7 +42,9 @@ export interface XcapServerOptions {
    * Herald's own figures in the Prometheus text format, served at GET /metrics beside the XCAP root
    * (the embedded HTTP server is the one Herald already has; it listens on loopback by default).
    */
-  metrics?: () => string;
+  metrics?: () => string | Promise<string>;
+  /** Told of each digest answer that did not pass (metrics). */
+  onAuthFailure?: (reason: string) => void;
 }
 
 const METHODS = new Set(['GET', 'PUT', 'DELETE']);
@@ -108,7 +110,7 @@ export class XcapServer {
     try {
       if (method === 'GET' && target === '/metrics' && this.opts.metrics) {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-        res.end(this.opts.metrics());
+        res.end(await this.opts.metrics());
         return;
       }
       if (!METHODS.has(method)) {
@@ -151,6 +153,7 @@ export class XcapServer {
     const realmOk = path.scope === 'users' ? (r: string) => r.toLowerCase() === realm : () => true;
     const result = await this.digest.verify(req.method ?? '', req.url ?? '', req.headers.authorization, realmOk);
     if (result.ok) return result.user;
+    if (result.reason !== 'no credentials') this.opts.onAuthFailure?.(result.reason);
     this.opts.log.debug({ url: req.url, reason: result.reason, stale: result.stale }, 'XCAP authentication failed');
     res.setHeader('WWW-Authenticate', this.digest.challenges(realm, result.stale));
     throw new XcapError(401, 'authentication required');

@@ -1,5 +1,5 @@
 // Starts Herald in-process on ephemeral loopback ports for integration tests.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
@@ -11,6 +11,9 @@ export interface TestHerald {
   port(transport: 'udp' | 'tcp' | 'tls' | 'ws'): number;
   /** The embedded XCAP server's root URL. */
   xcapUrl(): string;
+  /** The admin listener's base URL and its token. */
+  adminUrl(): string;
+  adminToken(): string;
   stop(): Promise<void>;
 }
 
@@ -31,6 +34,7 @@ export async function startTestHerald(overrides: DeepPartial = {}): Promise<Test
     auth: { enabled: false, ...(overrides['auth'] ?? {}) },
     policy: { default: 'allow', ...(overrides['policy'] ?? {}) },
     xcap: { listen: '127.0.0.1:0', ...(overrides['xcap'] ?? {}) },
+    admin: { listen: '127.0.0.1:0', token_file: join(tempDir(), 'admin.token'), ...(overrides['admin'] ?? {}) },
     log: { level: 'silent', format: 'json' },
   });
   const herald = await startHerald(cfg, { log: silentLogger });
@@ -42,6 +46,8 @@ export async function startTestHerald(overrides: DeepPartial = {}): Promise<Test
       return Number(a.split(':').pop());
     },
     xcapUrl: () => herald.xcap!.url,
+    adminUrl: () => herald.admin!.url,
+    adminToken: () => readFileSync(cfg.admin.token_file, 'utf8').trim(),
     stop: () => herald.stop(),
   };
 }

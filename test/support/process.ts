@@ -50,7 +50,7 @@ level = "info"
 format = "json"
 [xcap]
 listen = "127.0.0.1:0"
-${extra.includes('[policy]') ? '' : '[policy]\ndefault = "allow"\n'}${extra.includes('[auth]') ? '' : '[auth]\nenabled = false\n'}${extra}`,
+${extra.includes('[admin]') ? '' : '[admin]\nlisten = "127.0.0.1:0"\n'}${extra.includes('[policy]') ? '' : '[policy]\ndefault = "allow"\n'}${extra.includes('[auth]') ? '' : '[auth]\nenabled = false\n'}${extra}`,
     );
     return path;
   }

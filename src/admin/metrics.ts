@@ -1,0 +1,161 @@
+// Herald's Prometheus figures through prom-client: its default process metrics (CPU, memory, event
+// loop lag, handles), the gauges read from Herald's state at scrape time, and what the core's hooks
+// report as it happens (the stack's messages, the notifier's NOTIFYs and their answers, the store's
+// batch writes). One registry per Herald, so two in one process (tests) do not collide.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { aorOf } from '../sip/codec.js';
+import type { StackObserver } from '../sip/stack.js';
+import type { SubscriptionRecord } from '../events/subscription.js';
+
+/** The state the gauges read at each scrape. */
+export interface MetricSources {
+  hub: () => { resources: number; watchers: number };
+  subscriptions: () => number;
+  publications: () => number;
+  listSubscriptions: () => number;
+  /** Upstream subscriptions of the SIP gateway by phase (idle, subscribing, established, …). */
+  upstreamPhases: () => Record<string, number>;
+  /** The XMPP component connection's state, if there is a gateway. */
+  xmppComponent: () => string | undefined;
+  /** The stack's own running counts and the notifier's NOTIFYs sent (kept under their first names). */
+  counters: () => { requestsIn: number; retransmissionsAbsorbed: number; malformed: number; notifiesSent: number };
+}
+
+/** A PUBLISH arrival older than this is no longer taken as the cause of a NOTIFY. */
+const CAUSE_WINDOW_MS = 30_000;
+
+export class HeraldMetrics {
+  readonly registry = new Registry();
+  private readonly messages: Counter<'direction' | 'kind' | 'method' | 'status' | 'transport'>;
+  private readonly notifyAnswers: Counter<'status'>;
+  private readonly authFailures: Counter<'protocol' | 'reason'>;
+  private readonly publishToNotify: Histogram;
+  private readonly storeWrite: Histogram;
+  /** When a PUBLISH for a presentity last arrived, and when each subscription's last NOTIFY left. */
+  private readonly publishedAt = new Map<string, number>();
+  private readonly notifiedAt = new Map<string, number>();
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'herald_' });
+    this.messages = new Counter({
+      name: 'herald_sip_messages_total',
+      help: 'SIP requests and responses, by direction (in: received, out: sent), method, status and transport.',
+      labelNames: ['direction', 'kind', 'method', 'status', 'transport'],
+      registers,
+    });
+    this.notifyAnswers = new Counter({ name: 'herald_notify_answers_total', help: 'Answers to the NOTIFYs Herald sent, by status ("timeout": none).', labelNames: ['status'], registers });
+    this.authFailures = new Counter({
+      name: 'herald_auth_failures_total',
+      help: 'Credentials that did not pass: SIP digest (a request with credentials answered 401/407/403), XCAP and admin.',
+      labelNames: ['protocol', 'reason'],
+      registers,
+    });
+    this.publishToNotify = new Histogram({
+      name: 'herald_publish_to_notify_seconds',
+      help: 'From a PUBLISH arriving to each NOTIFY it causes leaving.',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.storeWrite = new Histogram({
+      name: 'herald_store_write_seconds',
+      help: 'Time to write one group-committed batch to the store.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({ name: `herald_${name}`, help, registers, collect() { this.set(read()); } });
+    };
+    gauge('hub_resources', 'Resources watched through the hub (one upstream watch each, however many watchers).', () => sources.hub().resources);
+    gauge('hub_watchers', 'Watchers behind those watches (subscriptions, list members, Jabber watchers).', () => sources.hub().watchers);
+    gauge('subscriptions', 'Subscription dialogs Herald is the notifier of.', sources.subscriptions);
+    gauge('publications', 'Live publications (RFC 3903).', sources.publications);
+    gauge('list_subscriptions', 'Resource list subscriptions (RFC 4662).', sources.listSubscriptions);
+    const counter = (name: string, help: string, read: () => number): void => {
+      new Counter({ name: `herald_${name}`, help, registers, collect() { this.reset(); this.inc(read()); } });
+    };
+    counter('notify_sent_total', 'NOTIFY requests sent.', () => sources.counters().notifiesSent);
+    counter('sip_requests_in_total', 'SIP requests received (retransmissions excluded).', () => sources.counters().requestsIn);
+    counter('sip_retransmissions_absorbed_total', 'Retransmitted requests answered from the transaction.', () => sources.counters().retransmissionsAbsorbed);
+    counter('sip_malformed_total', 'Malformed SIP messages refused or dropped.', () => sources.counters().malformed);
+    new Gauge({
+      name: 'herald_upstream_subscriptions',
+      help: 'Subscriptions the SIP gateway holds at remote domains, by phase.',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [state, n] of Object.entries(sources.upstreamPhases())) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'herald_xmpp_component_up',
+      help: 'The XMPP component connection: 1 online, 0 otherwise (absent without the gateway).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const s = sources.xmppComponent();
+        if (s !== undefined) this.set({ state: s }, s === 'online' ? 1 : 0);
+      },
+    });
+  }
+
+  /** The stack's hook: counts messages, notes PUBLISH arrivals, counts digest answers that failed. */
+  readonly stackObserver: StackObserver = {
+    message: (dir, kind, method, status, protocol, request) => {
+      this.messages.inc({ direction: dir, kind, method, status: status === undefined ? '' : String(status), transport: protocol.toLowerCase() });
+      if (!request) return;
+      if (kind === 'request' && method === 'PUBLISH') {
+        const presentity = aorOf(request.uri);
+        if (presentity) this.publishedAt.set(presentity, Date.now());
+      }
+      if (kind === 'response' && request.credentials.length > 0 && (status === 401 || status === 407 || (status === 403 && method === 'PUBLISH'))) {
+        this.authFailures.inc({ protocol: 'sip', reason: status === 403 ? 'forbidden' : 'rejected' });
+      }
+    },
+  };
+
+  /** The notifier's hook. */
+  readonly notifyObserver = {
+    sent: (rec: SubscriptionRecord): void => {
+      const now = Date.now();
+      const published = this.publishedAt.get(rec.resource);
+      const last = this.notifiedAt.get(rec.key) ?? 0;
+      if (rec.event === 'presence' && published !== undefined && published > last && now - published < CAUSE_WINDOW_MS) {
+        this.publishToNotify.observe((now - published) / 1000);
+      }
+      this.notifiedAt.set(rec.key, now);
+    },
+    answered: (rec: SubscriptionRecord, status: number | undefined): void => {
+      this.notifyAnswers.inc({ status: status === undefined ? 'timeout' : String(status) });
+      this.lastAnswer.set(rec.key, { at: this.notifiedAt.get(rec.key) ?? Date.now(), status: status ?? 'timeout' });
+    },
+  };
+
+  /** The last NOTIFY of each subscription and its answer (for the admin API). */
+  readonly lastAnswer = new Map<string, { at: number; status: number | 'timeout' }>();
+
+  storeWritten(ms: number): void {
+    this.storeWrite.observe(ms / 1000);
+  }
+
+  authFailure(protocol: 'sip' | 'xcap' | 'admin', reason: string): void {
+    this.authFailures.inc({ protocol, reason });
+  }
+
+  /** Forgets per-subscription figures of subscriptions that are gone (bounded memory). */
+  sweep(liveKeys: ReadonlySet<string>, now = Date.now()): void {
+    for (const k of this.notifiedAt.keys()) if (!liveKeys.has(k)) this.notifiedAt.delete(k);
+    for (const k of this.lastAnswer.keys()) if (!liveKeys.has(k)) this.lastAnswer.delete(k);
+    for (const [p, t] of this.publishedAt) if (now - t > CAUSE_WINDOW_MS) this.publishedAt.delete(p);
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
