@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { decode, encodeRawResponse, encodeRequest, encodeResponse, formatParams, parseSipUri, type ResponseSpec } from './codec.js';
 import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse } from './message.js';
 import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
+import { parseHead } from './parser.js';
 import { RateLimitedLog } from './rate-log.js';
 import { Transports, type InboundMessage, type TransportOptions } from './transport.js';
 
@@ -87,7 +88,7 @@ export class SipStack {
       this.counters.malformed++;
       const why = m.tooLarge ? 'Message Too Large' : m.framingError!;
       this.badLog.report({ why, from: `${m.flow.protocol}:${m.flow.address}:${m.flow.port}` });
-      const raw = sip.parse(m.head.toString('latin1') + '\r\n\r\n');
+      const raw = parseHead(m.head.toString('latin1'));
       if (raw?.method && raw.method !== 'ACK' && raw.headers.via?.length) {
         // Answered symmetrically: back to where it came from.
         this.transports.send(m.flow, encodeRawResponse(raw, m.tooLarge ? 413 : 400, why));

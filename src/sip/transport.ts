@@ -4,7 +4,7 @@
 // stream message has a non-numeric Content-Length, buffering without bound; (b) print to the console
 // on a flood; (c) send WebSocket frames as UTF-8 re-encodings of latin1 strings, corrupting any
 // non-ASCII body; (d) give no way to answer a malformed message with 400/413. The framing below is
-// RFC 3261 §18.3 and RFC 5626 §4.4.1 (CRLF keep-alives); parsing is still sip.parse (codec.ts).
+// RFC 3261 §18.3 and RFC 5626 §4.4.1 (CRLF keep-alives); parsing is parser.ts (through codec.ts).
 import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
