@@ -3,7 +3,7 @@
 // report as it happens (the stack's messages, the notifier's NOTIFYs and their answers, the store's
 // batch writes). One registry per Herald, so two in one process (tests) do not collide.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { aorOf } from '../sip/codec.js';
+import { aorOf } from '../formats/uri.js';
 import type { StackObserver } from '../sip/stack.js';
 import type { SubscriptionRecord } from '../events/subscription.js';
 

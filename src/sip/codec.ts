@@ -1,11 +1,13 @@
-// Bytes <-> typed SIP messages. Parsing of the header section is the `sip` package's (sip.parse); this
+// Bytes <-> typed SIP messages. The header section is read by parser.ts (linear time; the `sip`
+// package's parser backtracks quadratically on hostile headers) and URIs by sip.parseUri; this
 // module adds what it lacks for hostile input: bounded sizes, Content-Length checks per RFC 3261 §18.3,
 // mandatory-header checks that yield a 400 instead of a silent drop, UTF-8 bodies (sip.js keeps bodies
 // as latin1 strings and would count characters, not bytes), and serialization of Herald's own messages.
 import { randomBytes } from 'node:crypto';
 import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import sip, { type RawMessage, type RawNameAddr, type RawUri, type RawVia } from 'sip';
-import type { CSeq, Credentials, Flow, HeaderList, NameAddr, Params, SipRequest, SipResponse, SipUri, Via } from './message.js';
+import { parseHead } from './parser.js';
+import type { CSeq, Flow, HeaderList, NameAddr, Params, SipRequest, SipResponse, SipUri, Via } from './message.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -74,20 +76,7 @@ export function parseSipUri(s: string): SipUri | undefined {
   };
 }
 
-function unquote(v: string): string {
-  return v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1).replace(/\\(.)/g, '$1') : v;
-}
 
-function credentials(raw: unknown): Credentials[] {
-  if (!Array.isArray(raw)) return [];
-  return raw
-    .filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null && typeof (x as { scheme?: unknown }).scheme === 'string')
-    .map((x) => {
-      const params: Record<string, string> = {};
-      for (const [k, v] of Object.entries(x)) if (k !== 'scheme' && typeof v === 'string') params[k.toLowerCase()] = unquote(v);
-      return { scheme: String(x['scheme']), params };
-    });
-}
 
 function otherHeaders(raw: RawMessage): Map<string, string> {
   const out = new Map<string, string>();
@@ -99,7 +88,7 @@ function otherHeaders(raw: RawMessage): Map<string, string> {
 
 /** Decode one whole message: `head` is the header section (without the blank line), `body` the body bytes. */
 export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
-  const raw = sip.parse(head.toString('latin1') + '\r\n\r\n');
+  const raw = parseHead(head.toString('latin1'));
   if (!raw) return { kind: 'bad', why: 'unparseable start line or header' };
   const h = raw.headers;
   const isRequest = raw.method !== undefined;
@@ -165,7 +154,7 @@ export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
         contact: h.contact === '*' ? [] : nameAddrList(h.contact),
         recordRoute: nameAddrList(h['record-route']),
         route: nameAddrList(h.route),
-        credentials: credentials(h['authorization']),
+        credentials: h['authorization'] ?? [],
         source: flow,
       },
     };
@@ -178,7 +167,7 @@ export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
       reason: raw.reason ?? '',
       contact: h.contact === '*' ? [] : nameAddrList(h.contact),
       recordRoute: nameAddrList(h['record-route']),
-      challenges: [...credentials(h['www-authenticate']), ...credentials(h['proxy-authenticate'])],
+      challenges: [...(h['www-authenticate'] ?? []), ...(h['proxy-authenticate'] ?? [])],
     },
   };
 }

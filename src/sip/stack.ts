@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 import { decode, encodeRawResponse, encodeRequest, encodeResponse, formatParams, parseSipUri, type ResponseSpec } from './codec.js';
 import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse } from './message.js';
 import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
+import { parseHead } from './parser.js';
+import { RateLimitedLog } from './rate-log.js';
 import { Transports, type InboundMessage, type TransportOptions } from './transport.js';
 
 export interface ServerTx {
@@ -42,25 +44,6 @@ export interface StackObserver {
 
 const DEFAULT_PORT: Record<Protocol, number> = { UDP: 5060, TCP: 5060, TLS: 5061, WS: 80 };
 
-/** Writes a warning for a bad message at most `perSecond` times a second; counts the rest. */
-class BadInputLog {
-  private windowStart = 0;
-  private inWindow = 0;
-  suppressed = 0;
-  constructor(private readonly log: Logger, private readonly perSecond = 10) {}
-  report(why: string, flow: Flow): void {
-    const now = Date.now();
-    if (now - this.windowStart >= 1000) {
-      if (this.suppressed > 0) this.log.warn({ suppressed: this.suppressed }, 'more malformed SIP messages dropped or refused');
-      this.windowStart = now;
-      this.inWindow = 0;
-      this.suppressed = 0;
-    }
-    if (++this.inWindow <= this.perSecond) this.log.warn({ why, from: `${flow.protocol}:${flow.address}:${flow.port}` }, 'malformed SIP message');
-    else this.suppressed++;
-  }
-}
-
 export class SipStack {
   onRequest: (tx: ServerTx) => void = (tx) => tx.respond({ status: 500, reason: 'Not Ready' });
   observer: StackObserver | undefined;
@@ -69,13 +52,13 @@ export class SipStack {
   private readonly transports: Transports;
   private readonly servers = new ServerTransactions();
   private readonly clients = new ClientTransactions<SipResponse>();
-  private readonly badLog: BadInputLog;
+  private readonly badLog: RateLimitedLog;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly log: Logger;
 
   constructor(private readonly opts: StackOptions) {
     this.log = opts.log;
-    this.badLog = new BadInputLog(opts.log);
+    this.badLog = new RateLimitedLog(opts.log, 'malformed SIP message');
     this.transports = new Transports(opts, (m) => this.inbound(m), opts.log);
   }
 
@@ -110,8 +93,8 @@ export class SipStack {
     if (m.tooLarge || m.framingError) {
       this.counters.malformed++;
       const why = m.tooLarge ? 'Message Too Large' : m.framingError!;
-      this.badLog.report(why, m.flow);
-      const raw = sip.parse(m.head.toString('latin1') + '\r\n\r\n');
+      this.badLog.report({ why, from: `${m.flow.protocol}:${m.flow.address}:${m.flow.port}` });
+      const raw = parseHead(m.head.toString('latin1'));
       if (raw?.method && raw.method !== 'ACK' && raw.headers.via?.length) {
         // Answered symmetrically: back to where it came from.
         this.transports.send(m.flow, encodeRawResponse(raw, m.tooLarge ? 413 : 400, why));
@@ -126,7 +109,7 @@ export class SipStack {
     }
     if (d.kind === 'bad') {
       this.counters.malformed++;
-      this.badLog.report(d.why, m.flow);
+      this.badLog.report({ why: d.why, from: `${m.flow.protocol}:${m.flow.address}:${m.flow.port}` });
       if (d.answer) this.transports.send(m.flow, encodeRawResponse(d.answer.to, d.answer.status, d.answer.reason, d.answer.headers));
       return;
     }

@@ -107,7 +107,6 @@ export class ClientTransactions<R> {
   }
 
   start(key: string, send: () => void, reliable: boolean, onFinal: (r: R | undefined) => void): void {
-    send();
     let interval = T1;
     const entry: ClientEntry = {
       onFinal: onFinal as (r: unknown) => void,
@@ -115,15 +114,17 @@ export class ClientTransactions<R> {
       timerF: setTimeout(() => this.finish(key, undefined), 64 * T1),
       done: false,
     };
-    if (!reliable) {
+    // Live before the first send: a send that fails at once finishes the transaction (and its timers).
+    this.live.set(key, entry);
+    send();
+    if (!reliable && this.live.get(key) === entry) {
       const retransmit = () => {
         send();
         interval = Math.min(interval * 2, T2);
-        entry.timerE = setTimeout(retransmit, interval);
+        if (this.live.get(key) === entry) entry.timerE = setTimeout(retransmit, interval);
       };
       entry.timerE = setTimeout(retransmit, interval);
     }
-    this.live.set(key, entry);
   }
 
   /** A provisional response: keep retransmitting at T2 (Proceeding). */

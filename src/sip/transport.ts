@@ -4,7 +4,7 @@
 // stream message has a non-numeric Content-Length, buffering without bound; (b) print to the console
 // on a flood; (c) send WebSocket frames as UTF-8 re-encodings of latin1 strings, corrupting any
 // non-ASCII body; (d) give no way to answer a malformed message with 400/413. The framing below is
-// RFC 3261 §18.3 and RFC 5626 §4.4.1 (CRLF keep-alives); parsing is still sip.parse (codec.ts).
+// RFC 3261 §18.3 and RFC 5626 §4.4.1 (CRLF keep-alives); parsing is parser.ts (through codec.ts).
 import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -14,6 +14,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import type { Flow, Protocol } from './message.js';
 import type { ListenAddress } from '../config/schema.js';
+import { RateLimitedLog } from './rate-log.js';
 
 export interface InboundMessage {
   head: Buffer;
@@ -49,6 +50,11 @@ const CRLF = Buffer.from('\r\n');
 const contentLengthRe = /^(?:content-length|l)[ \t]*:[ \t]*(.*?)[ \t]*$/im;
 /** A connection holding a partial message longer than this is closed (slow-loris). */
 const PARTIAL_MESSAGE_TIMEOUT_MS = 30_000;
+
+/** An address a datagram or a connection can go to: an IP literal and a port in 1..65535. */
+export function sendableAddress(flow: Flow): boolean {
+  return Number.isInteger(flow.port) && flow.port >= 1 && flow.port <= 65535 && net.isIP(flow.address) !== 0;
+}
 
 function flowKey(protocol: Protocol, address: string, port: number): string {
   return `${protocol}|${address}|${port}`;
@@ -160,6 +166,7 @@ export class Transports {
   private readonly sockets = new Set<net.Socket>();
   private wsServers: WebSocketServer[] = [];
   readonly bound: ListenAddress[] = [];
+  private readonly badAddress: RateLimitedLog;
 
   private readonly onMessage: InboundHandler;
 
@@ -168,6 +175,7 @@ export class Transports {
     onMessage: InboundHandler,
     private readonly log: Logger,
   ) {
+    this.badAddress = new RateLimitedLog(log, 'SIP message to an unusable address dropped');
     this.onMessage = (m) => {
       if (this.tracing()) this.trace('in', m.flow, Buffer.concat([m.head, HEADER_END, m.body]));
       onMessage(m);
@@ -329,23 +337,41 @@ export class Transports {
     return flow.protocol !== 'UDP' && this.connections.has(flowKey(flow.protocol, flow.address, flow.port));
   }
 
-  /** Sends bytes over a flow: UDP from the listening socket, streams over an open or new connection. */
+  /**
+   * Sends bytes over a flow: UDP from the listening socket, streams over an open or new connection.
+   * Every address here may have been made up by the network (a Via port 0, a Contact port 99999, a
+   * Record-Route to nowhere): one that cannot be sent to is a dropped message and a rate-limited
+   * warning, never an exception (issue 16: a retransmission to Via port 0 used to end the process).
+   * Returns false when nothing was sent.
+   */
   send(flow: Flow, data: Buffer): boolean {
     if (this.tracing()) this.trace('out', flow, data);
-    if (flow.protocol === 'UDP') {
-      const u = (this.udp.length > 1 ? this.udp.find((x) => x.port === flow.localPort) : undefined) ?? this.udp[0];
-      if (!u) return false;
-      u.socket.send(data, flow.port, flow.address);
+    if (!sendableAddress(flow)) {
+      this.badAddress.report({ to: `${flow.protocol}:${flow.address}:${flow.port}` });
+      return false;
+    }
+    try {
+      if (flow.protocol === 'UDP') {
+        const u = (this.udp.length > 1 ? this.udp.find((x) => x.port === flow.localPort) : undefined) ?? this.udp[0];
+        if (!u) return false;
+        // Asynchronous failures (EHOSTUNREACH, ENETUNREACH...) come to the callback, not as 'error'.
+        u.socket.send(data, flow.port, flow.address, (err) => {
+          if (err) this.badAddress.report({ to: `UDP:${flow.address}:${flow.port}`, err: err.message });
+        });
+        return true;
+      }
+      const key = flowKey(flow.protocol, flow.address, flow.port);
+      let conn = this.connections.get(key);
+      if (!conn) {
+        if (flow.protocol === 'WS') return false; // Herald never opens WebSocket connections: browsers are behind them.
+        conn = this.connect(flow, key);
+      }
+      conn.send(data);
       return true;
+    } catch (e) {
+      this.badAddress.report({ to: `${flow.protocol}:${flow.address}:${flow.port}`, err: (e as Error).message });
+      return false;
     }
-    const key = flowKey(flow.protocol, flow.address, flow.port);
-    let conn = this.connections.get(key);
-    if (!conn) {
-      if (flow.protocol === 'WS') return false; // Herald never opens WebSocket connections: browsers are behind them.
-      conn = this.connect(flow, key);
-    }
-    conn.send(data);
-    return true;
   }
 
   private connect(flow: Flow, key: string): Connection {

@@ -11,73 +11,19 @@
 import { randomBytes } from 'node:crypto';
 import { NonceManager, ReplayGuard, authorizationValue, challenges, expectedResponse, readDigest, safeEqualHex } from '../auth/digest.js';
 import type { DigestAlgorithm, UserDirectory, UserRecord } from '../auth/users.js';
+import { parseAuthList } from '../sip/parser.js';
 
 export interface AuthChallenge { scheme: string; params: Map<string, string> }
 
-type Tok = { t: 'tok' | 'str'; v: string } | { t: '=' | ',' };
-
-function lex(s: string): Tok[] | undefined {
-  const out: Tok[] = [];
-  let i = 0;
-  while (i < s.length) {
-    const c = s[i] as string;
-    if (c === ' ' || c === '\t') { i++; continue; }
-    if (c === '=' || c === ',') { out.push({ t: c }); i++; continue; }
-    if (c === '"') {
-      let v = '';
-      i++;
-      for (;;) {
-        if (i >= s.length) return undefined;
-        const d = s[i] as string;
-        if (d === '\\') { v += s[i + 1] ?? ''; i += 2; continue; }
-        i++;
-        if (d === '"') break;
-        v += d;
-      }
-      out.push({ t: 'str', v });
-      continue;
-    }
-    const m = /^[!#$%&'*+.^_`|~0-9A-Za-z/-]+/.exec(s.slice(i, i + 4096));
-    if (!m) return undefined;
-    out.push({ t: 'tok', v: m[0] });
-    i += m[0].length;
-  }
-  return out;
-}
-
 /**
  * Parses a WWW-Authenticate or Authorization value: one or more `scheme param=value, ...`
- * (RFC 7235 §2.1, §4.1). Parameter names are lower-cased. Unparseable input yields [].
+ * (RFC 7235 §2.1, §4.1), with the SIP stack's linear parser (one for both protocols). Parameter names
+ * are lower-cased. Unparseable input yields [].
  */
 export function parseChallenges(header: string): AuthChallenge[] {
   if (header.length > 8192) return [];
-  const toks = lex(header);
-  if (!toks) return [];
-  const out: AuthChallenge[] = [];
-  let cur: AuthChallenge | undefined;
-  for (let i = 0; i < toks.length; i++) {
-    const a = toks[i] as Tok;
-    if (a.t === ',') continue;
-    if (a.t !== 'tok') return [];
-    const b = toks[i + 1];
-    if (b?.t === '=') {
-      const v = toks[i + 2];
-      if (!v || (v.t !== 'tok' && v.t !== 'str')) {
-        // token68 ("Basic dXNlcg=="): not a parameter list; skip its trailing "=".
-        while (toks[i + 1]?.t === '=') i++;
-        continue;
-      }
-      if (!cur) return [];
-      cur.params.set(a.v.toLowerCase(), v.v);
-      i += 2;
-    } else {
-      cur = { scheme: a.v, params: new Map() };
-      out.push(cur);
-    }
-  }
-  return out;
+  return (parseAuthList(header) ?? []).map((c) => ({ scheme: c.scheme, params: new Map(Object.entries(c.params)) }));
 }
-
 
 function algorithmOf(params: Map<string, string>): DigestAlgorithm | undefined {
   const a = (params.get('algorithm') ?? 'MD5').toUpperCase();
