@@ -66,6 +66,12 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     tlsCa: config.sip.tls_ca,
     maxMessageBytes: config.sip.max_message_bytes,
     publicHost: config.sip.public_host,
+    dns: {
+      servers: config.sip.dns_servers,
+      timeoutMs: config.sip.dns_timeout,
+      // UDP only when Herald has a UDP socket to send from; TCP and TLS connect out as needed.
+      transports: config.sip.listen.some((l) => l.startsWith('udp:')) ? ['UDP', 'TCP', 'TLS'] : ['TCP', 'TLS'],
+    },
     log,
   });
   const users = new UserDirectory(store.collection<UserRecord>('user'));
