@@ -3,6 +3,7 @@
 export const CT = {
   PIDF: 'application/pidf+xml',
   XPIDF: 'application/xpidf+xml',
+  LPIDF: 'application/lpidf+xml',
   CPIM_PIDF: 'application/cpim-pidf+xml',
   PIDF_DIFF: 'application/pidf-diff+xml',
   RLMI: 'application/rlmi+xml',
@@ -18,11 +19,12 @@ export const CT = {
   XCAP_NS: 'application/xcap-ns+xml',
 } as const;
 
-export type PresenceContentType = typeof CT.PIDF | typeof CT.XPIDF | typeof CT.CPIM_PIDF;
+export type PresenceContentType = typeof CT.PIDF | typeof CT.XPIDF | typeof CT.CPIM_PIDF | typeof CT.LPIDF;
 
 /** Candidates in order of preference when the watcher rates them equally: PIDF is the
- *  mandatory, richest format (RFC 3856 §6.6); cpim-pidf keeps more than xpidf. */
-const PRESENCE_TYPES: readonly PresenceContentType[] = [CT.PIDF, CT.CPIM_PIDF, CT.XPIDF];
+ *  mandatory, richest format (RFC 3856 §6.6); cpim-pidf keeps more than xpidf; lpidf (SER's
+ *  light PIDF: open/closed per contact, nothing else) keeps least. */
+const PRESENCE_TYPES: readonly PresenceContentType[] = [CT.PIDF, CT.CPIM_PIDF, CT.XPIDF, CT.LPIDF];
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -89,7 +91,7 @@ function specificity(r: Range, candidate: string): number {
  * RFC 6665 §7.1.1 / §8.4: the package's default). Otherwise each candidate gets the q-value of
  * the most specific matching range (RFC 7231 §5.3.2 rules, as RFC 3261 §20.1 borrows them; among
  * equally specific ranges the highest q); the highest q above 0 wins; ties go to PIDF, then to the
- * range listed first, then cpim-pidf before xpidf. Undefined means nothing fits (answer 406).
+ * range listed first, then cpim-pidf, xpidf, lpidf. Undefined means nothing fits (answer 406).
  * An Accept header that is present but empty accepts nothing (RFC 3261 §20.1). Several Accept
  * header fields must be joined with commas before calling.
  */

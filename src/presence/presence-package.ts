@@ -6,6 +6,7 @@ import { closedDocument, serializePidf, withEntity } from '../formats/pidf.js';
 import { CT, negotiatePresenceType, type PresenceContentType } from '../formats/content-types.js';
 import { renderXpidf } from '../formats/xpidf.js';
 import { renderCpimPidf } from '../formats/cpim-pidf.js';
+import { renderLpidf } from '../formats/lpidf.js';
 import type { WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
 import type { Watch } from '../hub/types.js';
 import { NoProviderError, type Hub } from '../hub/hub.js';
@@ -30,6 +31,7 @@ const renderers: Record<PresenceContentType, (doc: PidfDocument) => string> = {
   [CT.PIDF]: serializePidf,
   [CT.XPIDF]: renderXpidf,
   [CT.CPIM_PIDF]: renderCpimPidf,
+  [CT.LPIDF]: renderLpidf,
 };
 
 /** RFC 3857 §4.4 watcher state for a sub-handling decision. */

@@ -143,7 +143,7 @@ describe('SUBSCRIBE/NOTIFY (RFC 6665, RFC 3856)', () => {
     assert.equal(r.status, 400);
   });
 
-  test('Accept negotiation: xpidf, cpim-pidf, and 406 when nothing fits', async () => {
+  test('Accept negotiation: xpidf, cpim-pidf, lpidf, and 406 when nothing fits', async () => {
     const alice = user();
     await publish(alice, pidf(alice));
     const x = await subscribe(w, alice, { Accept: 'application/xpidf+xml' });
@@ -153,8 +153,13 @@ describe('SUBSCRIBE/NOTIFY (RFC 6665, RFC 3856)', () => {
     const c = await subscribe(w, alice, { Accept: 'application/cpim-pidf+xml' });
     const nc = await notifyIn(w, c.callId);
     assert.equal(nc.h('content-type'), 'application/cpim-pidf+xml');
+    const l = await subscribe(w, alice, { Accept: 'application/lpidf+xml' });
+    const nl = await notifyIn(w, l.callId);
+    assert.equal(nl.h('content-type'), 'application/lpidf+xml');
+    assert.match(nl.body, new RegExp(`^To: <${alice.replace(/[.+]/g, '\\$&')}>\r\nContact: <[^>]+>;q=[01]\r\n`));
     const bad = await subscribe(w, alice, { Accept: 'text/html' });
     assert.equal(bad.res.status, 406);
+    assert.match(bad.res.h('accept') ?? '', /application\/lpidf\+xml/);
   });
 
   test('fetch (Expires: 0): one NOTIFY with the state, terminated, nothing kept', async () => {
