@@ -62,6 +62,18 @@ export interface Binding {
   close(reason?: TerminationReason): void;
   /** The subscriber refreshed: the next content must be full state (RFC 6665 §4.2.1.2). */
   refreshed?(): void;
+  /**
+   * RFC 5839 §6.1: the entity-tag of the full state as this watcher would see it now, without
+   * producing a NOTIFY (no version consumed); undefined when none applies (pending, terminated).
+   * A package whose `content()` has side effects (RLMI versions) must provide it.
+   */
+  currentTag?(): string | undefined;
+  /**
+   * The subscriber is known to hold the current state (restored, unchanged): nothing is owed. A
+   * package whose content() spends something (RLMI versions) provides it, and is then asked for
+   * currentTag() before content() is produced.
+   */
+  synced?(): void;
 }
 
 export type Admission =

@@ -8,7 +8,7 @@ import { renderXpidf } from '../formats/xpidf.js';
 import { renderCpimPidf } from '../formats/cpim-pidf.js';
 import { renderLpidf } from '../formats/lpidf.js';
 import type { WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
-import type { Watch } from '../hub/types.js';
+import { entityTag, type Watch } from '../hub/types.js';
 import { NoProviderError, type Hub } from '../hub/hub.js';
 import type { Authorizer, Decision, SubHandling } from '../policy/authorizer.js';
 import { header } from '../sip/message.js';
@@ -181,9 +181,18 @@ class PresenceBinding implements Binding {
     const resource = this.resource;
     const render = renderers[this.contentType];
     const shown = (doc: PidfDocument | undefined): PidfDocument => (polite || !doc ? closedDocument(resource) : d.transform(withEntity(doc, resource)));
-    if (!snap) return { state: 'active', body: render(shown(undefined)), contentType: this.contentType, tag: undefined };
+    if (!snap) {
+      const body = render(shown(undefined));
+      return { state: 'active', body, contentType: this.contentType, tag: entityTag(body) };
+    }
     const r = snap.render(view, (doc) => render(shown(doc)));
     return { state: 'active', body: r.body, contentType: this.contentType, tag: r.tag };
+  }
+
+  /** RFC 5839 §6.1: the tag names the body this watcher is shown (its content type and view). */
+  currentTag(): string | undefined {
+    const c = this.content();
+    return c.state === 'active' ? c.tag : undefined;
   }
 
   close(reason?: TerminationReason): void {

@@ -41,6 +41,8 @@ interface Member {
 interface MemberView {
   resource: RlmiResource;
   part: BodyPart | undefined;
+  /** What of it the entity-tag covers (RFC 5839 §6.5): state, reason, name and body, not versions. */
+  fingerprint: string;
 }
 
 const RLMI_OVERHEAD = 400;
@@ -147,6 +149,10 @@ class ListBinding implements Binding {
   private closed = false;
 
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The min-rate heartbeat is due: a NOTIFY even if nothing changed. */
+  private forceNext = false;
+  /** Each member's last fingerprint (for the list's entity-tag). */
+  private readonly fingerprints = new Map<string, string>();
 
   constructor(
     private readonly rls: ResourceListServer,
@@ -194,6 +200,7 @@ class ListBinding implements Binding {
     }
     for (const [uri, old] of this.members) {
       if (next.has(uri)) continue;
+      this.fingerprints.delete(uri);
       // Removed from the list: shown terminated once (RFC 4662 §5.2), then gone from later full states.
       old.watch?.stop();
       old.watch = undefined;
@@ -237,23 +244,52 @@ class ListBinding implements Binding {
   private view(m: Member): MemberView {
     const names = m.displayName ? [{ text: m.displayName }] : [];
     const resource = (instances: RlmiInstance[]): RlmiResource => ({ uri: m.uri, names, instances });
-    if (m.fixed) return { resource: resource([{ id: m.instanceId, state: m.fixed, ...(m.reason ? { reason: m.reason } : {}) }]), part: undefined };
+    const fp = (state: string, extra = ''): string => `${m.uri}|${m.displayName ?? ''}|${state}|${extra}`;
+    if (m.fixed) return { resource: resource([{ id: m.instanceId, state: m.fixed, ...(m.reason ? { reason: m.reason } : {}) }]), part: undefined, fingerprint: fp(m.fixed, m.reason) };
     const snap = m.watch?.current();
     // RFC 4662 §5.2: a resource whose state is not known yet has no instance.
-    if (!snap) return { resource: resource([]), part: undefined };
+    if (!snap) return { resource: resource([]), part: undefined, fingerprint: fp('unknown') };
     const { authorizer, isLocal } = this.rls.deps;
     const local = isLocal(m.uri);
     const d = local ? authorizer.decide(this.ctx.watcher, m.uri, sphereOf(snap.document)) : undefined;
-    if (d?.subHandling === 'block') return { resource: resource([{ id: m.instanceId, state: 'terminated', reason: 'rejected' }]), part: undefined };
-    if (d?.subHandling === 'confirm' || snap.upstream?.state === 'pending') return { resource: resource([{ id: m.instanceId, state: 'pending' }]), part: undefined };
-    if (snap.upstream?.state === 'terminated') return { resource: resource([{ id: m.instanceId, state: 'terminated', reason: snap.upstream.reason ?? 'noresource' }]), part: undefined };
+    if (d?.subHandling === 'block') return { resource: resource([{ id: m.instanceId, state: 'terminated', reason: 'rejected' }]), part: undefined, fingerprint: fp('terminated', 'rejected') };
+    if (d?.subHandling === 'confirm' || snap.upstream?.state === 'pending') return { resource: resource([{ id: m.instanceId, state: 'pending' }]), part: undefined, fingerprint: fp('pending') };
+    if (snap.upstream?.state === 'terminated') {
+      const reason = snap.upstream.reason ?? 'noresource';
+      return { resource: resource([{ id: m.instanceId, state: 'terminated', reason }]), part: undefined, fingerprint: fp('terminated', reason) };
+    }
     const polite = d?.subHandling === 'polite-block';
     const viewKey = `${CT.PIDF}|${polite ? 'polite-block' : (d?.view ?? 'full')}`;
     const shown = (doc: PidfDocument | undefined): PidfDocument => (polite || !doc ? closedDocument(m.uri) : d ? d.transform(withEntity(doc, m.uri)) : withEntity(doc, m.uri));
     // The same memo as a direct subscription with the same view: one serialization serves both.
-    const body = snap.render(viewKey, (doc) => serializePidf(shown(doc))).body;
+    const r = snap.render(viewKey, (doc) => serializePidf(shown(doc)));
     const cid = `${m.instanceId}.${snap.version}@${this.opts.domain}`;
-    return { resource: resource([{ id: m.instanceId, state: 'active', cid }]), part: { contentType: `${CT.PIDF};charset="UTF-8"`, contentId: cid, body } };
+    return { resource: resource([{ id: m.instanceId, state: 'active', cid }]), part: { contentType: `${CT.PIDF};charset="UTF-8"`, contentId: cid, body: r.body }, fingerprint: fp('active', r.tag) };
+  }
+
+  /**
+   * RFC 5839 §6.4–6.5: one entity-tag for the whole list as this watcher sees it (every member's
+   * state and body, in list order), whether the NOTIFY that carries it is full or partial. Members
+   * not marked changed keep the fingerprint they had, so this costs a view only of changed ones.
+   */
+  currentTag(): string | undefined {
+    if (this.forceNext) return undefined;
+    const h = createHash('sha1');
+    for (const m of this.members.values()) {
+      let f = this.dirty.has(m.uri) ? undefined : this.fingerprints.get(m.uri);
+      if (f === undefined) {
+        f = this.view(m).fingerprint;
+        this.fingerprints.set(m.uri, f);
+      }
+      h.update(f).update('\n');
+    }
+    return h.digest('base64url').slice(0, 20);
+  }
+
+  synced(): void {
+    this.full = false;
+    this.dirty.clear();
+    this.removed.clear();
   }
 
   content(): NotifyContent {
@@ -266,6 +302,7 @@ class ListBinding implements Binding {
     let bytes = RLMI_OVERHEAD;
     for (const m of pick) {
       const v = this.view(m);
+      if (this.members.get(m.uri) === m) this.fingerprints.set(m.uri, v.fingerprint);
       const size = v.part ? Buffer.byteLength(v.part.body) + 200 : 0;
       if (v.part && bytes + size > this.opts.maxNotifyBytes && parts.length > 0) {
         // Over the size bound: list the resource without an instance now (state not given) and send
@@ -294,6 +331,7 @@ class ListBinding implements Binding {
       if (this.heartbeat) clearTimeout(this.heartbeat);
       this.heartbeat = setTimeout(() => {
         this.heartbeat = undefined;
+        this.forceNext = true;
         if (!this.closed) this.ctx.changed();
       }, this.maxIntervalMs);
       this.heartbeat.unref();
@@ -302,11 +340,13 @@ class ListBinding implements Binding {
       // What did not fit goes next, after the interval.
       setImmediate(() => this.schedule());
     }
+    this.forceNext = false;
     return {
       state: 'active',
       body: mp.body,
       contentType: mp.contentType,
-      tag: undefined,
+      // What did not fit is still owed: no tag claims the whole list until it is sent.
+      tag: this.dirty.size > 0 ? undefined : this.currentTag(),
       headers: [['Require', 'eventlist']],
       // RFC 6446 §5.2: the rates applied are echoed.
       stateParams: `${this.intervalMs > 0 ? `;max-rate=${rate(this.intervalMs)}` : ''}${this.maxIntervalMs !== undefined ? `;min-rate=${rate(this.maxIntervalMs)}` : ''}`,
