@@ -122,3 +122,15 @@ export function negotiatePresenceType(acceptHeader: string | undefined): Presenc
   });
   return best?.ct;
 }
+
+/**
+ * Whether an Accept header names `type` itself with q > 0 (a wildcard does not count): for opt-in
+ * formats such as RFC 5263 partial notification, which a watcher asks for by name.
+ */
+export function acceptsExactly(acceptHeader: string | undefined, type: string): boolean {
+  if (acceptHeader === undefined) return false;
+  return splitList(acceptHeader).some((item, i) => {
+    const r = item.trim() === '' ? undefined : parseRange(item, i);
+    return r !== undefined && `${r.type}/${r.sub}` === type && r.q > 0;
+  });
+}

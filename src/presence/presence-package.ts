@@ -3,7 +3,8 @@
 // (RFC 5025: sub-handling and transformations, decided by the authorizer per watcher).
 import type { PidfDocument } from '../formats/pidf.js';
 import { closedDocument, serializePidf, withEntity } from '../formats/pidf.js';
-import { CT, negotiatePresenceType, type PresenceContentType } from '../formats/content-types.js';
+import { CT, acceptsExactly, negotiatePresenceType, type PresenceContentType } from '../formats/content-types.js';
+import { diffPidf, renderPidfFull } from '../formats/pidf-diff.js';
 import { renderXpidf } from '../formats/xpidf.js';
 import { renderCpimPidf } from '../formats/cpim-pidf.js';
 import { renderLpidf } from '../formats/lpidf.js';
@@ -71,9 +72,16 @@ export class PresencePackage implements EventPackage {
 
   async admit(ctx: AdmitContext): Promise<Admission> {
     let contentType: PresenceContentType | undefined;
+    // RFC 5263 §3: partial notification for a watcher that accepts pidf-diff beside PIDF.
+    let partial = false;
     if (ctx.request) {
-      contentType = negotiatePresenceType(header(ctx.request, 'accept'));
+      const accept = header(ctx.request, 'accept');
+      contentType = negotiatePresenceType(accept);
       if (!contentType) return { ok: false, status: 406, reason: 'Not Acceptable', headers: [['Accept', Object.keys(renderers).join(', ')]] };
+      partial = contentType === CT.PIDF && acceptsExactly(accept, CT.PIDF_DIFF);
+    } else if (ctx.contentType === CT.PIDF_DIFF) {
+      contentType = CT.PIDF;
+      partial = true;
     } else {
       contentType = (ctx.contentType as PresenceContentType) in renderers ? (ctx.contentType as PresenceContentType) : CT.PIDF;
     }
@@ -110,14 +118,14 @@ export class PresencePackage implements EventPackage {
       throw e;
     }
     const status = this.watchers.get(ctx.resource, id)?.status ?? statusOf(first.subHandling);
-    const binding = new PresenceBinding(this, watch, ctx.resource, ctx.watcher, id, contentType, local, status, changed);
+    const binding = new PresenceBinding(this, watch, ctx.resource, ctx.watcher, id, contentType, local, status, changed, partial ? ctx.nextVersion : undefined);
     let set = this.live.get(ctx.resource);
     if (!set) {
       set = new Set();
       this.live.set(ctx.resource, set);
     }
     set.add(binding);
-    return { ok: true, contentType, binding };
+    return { ok: true, contentType: partial ? CT.PIDF_DIFF : contentType, binding };
   }
 
   /** For bindings: decide for one watcher (remote presentities are decided upstream). */
@@ -146,6 +154,11 @@ const noBody = (state: 'pending' | 'terminated'): NotifyContent => ({ state, ...
  */
 class PresenceBinding implements Binding {
   private closed = false;
+  /** Partial notification (RFC 5263): the document this watcher last got, and whether full is owed. */
+  private last: PidfDocument | undefined;
+  private full = true;
+  /** Only with partial notification, whose content() spends versions (see Binding.synced). */
+  readonly synced?: () => void;
 
   constructor(
     private readonly pkg: PresencePackage,
@@ -157,9 +170,44 @@ class PresenceBinding implements Binding {
     private readonly local: boolean,
     private status: WatcherStatus,
     readonly changed: () => void,
-  ) {}
+    /** Set for RFC 5263 partial notification: the subscription's next pidf-diff version. */
+    private readonly nextVersion?: () => number,
+  ) {
+    if (nextVersion) {
+      this.synced = () => {
+        this.last = this.shownDocument();
+        this.full = false;
+      };
+    }
+  }
+
+  /** The document this watcher is shown now (partial notification diffs these). */
+  private shownDocument(): PidfDocument {
+    const snap = this.watch.current();
+    const d = this.pkg.decide(this.local, this.watcher, this.resource, sphereOf(snap?.document));
+    const doc = snap?.document;
+    return d.subHandling === 'polite-block' || !doc ? closedDocument(this.resource) : d.transform(withEntity(doc, this.resource));
+  }
 
   content(): NotifyContent {
+    const c = this.fullContent();
+    if (!this.nextVersion || c.state !== 'active') return c;
+    // RFC 5263 §3: pidf-full with its version first (and after a refresh), then patches; full state
+    // again whenever the patch would not be smaller. The entity-tag names the full state (RFC 5839 §6.4).
+    const doc = this.shownDocument();
+    const version = this.nextVersion();
+    const patch = !this.full && this.last ? diffPidf(this.last, doc, version) : undefined;
+    const whole = patch === undefined || Buffer.byteLength(patch) >= Buffer.byteLength(c.body ?? '') ? renderPidfFull(doc, version) : undefined;
+    this.last = doc;
+    this.full = false;
+    return { ...c, body: whole ?? patch, contentType: CT.PIDF_DIFF };
+  }
+
+  refreshed(): void {
+    this.full = true;
+  }
+
+  private fullContent(): NotifyContent {
     const snap = this.watch.current();
     const d = this.pkg.decide(this.local, this.watcher, this.resource, sphereOf(snap?.document));
     const next = statusOf(d.subHandling);
@@ -191,7 +239,7 @@ class PresenceBinding implements Binding {
 
   /** RFC 5839 §6.1: the tag names the body this watcher is shown (its content type and view). */
   currentTag(): string | undefined {
-    const c = this.content();
+    const c = this.fullContent();
     return c.state === 'active' ? c.tag : undefined;
   }
 
