@@ -12,11 +12,12 @@ import { WinfoPackage } from './presence/winfo-package.js';
 import { WatcherRegistry, type WatcherRecord } from './presence/watchers.js';
 import { handlePublish } from './presence/publish-handler.js';
 import type { Authorizer } from './policy/authorizer.js';
+import { WatcherViews } from './policy/view.js';
 import { Dispatcher } from './sip/dispatch.js';
 import type { HeaderList } from './sip/message.js';
 import { SipStack } from './sip/stack.js';
 import { Store } from './store/store.js';
-import { aorOf } from './sip/codec.js';
+import { aorOf } from './formats/uri.js';
 import { UserDirectory, type UserRecord } from './auth/users.js';
 import { NonceManager, ReplayGuard } from './auth/digest.js';
 import { SipAuthenticator } from './auth/sip-auth.js';
@@ -121,9 +122,11 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   hub.register(pa);
   // The XMPP gateway before any provider for remote SIP domains, which would claim its addresses.
   const watchers = new WatcherRegistry(store.collection<WatcherRecord>('watcher'), config.presence.winfo_history * 1000);
+  // What each watcher may see, for every front end (SIP, lists, Jabber): one view, reported to winfo.
+  const views = new WatcherViews(authorizer, watchers, (uri) => pa.handles(uri));
   let xmpp: XmppGateway | undefined;
   if (config.gateway.xmpp.enabled) {
-    xmpp = createXmppGateway({ hub, authorizer, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp, watchers });
+    xmpp = createXmppGateway({ hub, views, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp });
     hub.register(xmpp.provider);
   }
   // Remote SIP domains last: the presence B2BUA claims every resource no other provider has.
@@ -156,13 +159,12 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const rls = new ResourceListServer(
     combinedListSource(listSources),
     hub,
-    authorizer,
-    (uri) => pa.handles(uri),
+    views,
     { minIntervalMs: config.rls.min_notify_interval, maxNotifyBytes: config.rls.max_notify_bytes, domain: config.sip.domains[0]! },
     log,
   );
   n.register(
-    new PresencePackage(hub, pa, authorizer, watchers, {
+    new PresencePackage(hub, pa, views, {
       unknownPresentity: config.presence.unknown_presentity,
       rls,
       // Where Herald itself authenticates everyone (auth on, no trusted proxy in front), it knows its

@@ -1,12 +1,11 @@
 // The XMPP gateway (RFC 7247 architecture, RFC 8048 presence) assembled: the component connection
 // (XEP-0114), the hub provider for Jabber users, the front end for Jabber watchers of SIP users and the
 // roster lists. The only module of gateways/xmpp that src/server.ts imports.
-import type { WatcherList } from './frontend.js';
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Hub } from '../../src/hub/hub.js';
 import type { Provider } from '../../src/hub/types.js';
-import type { Authorizer } from '../../src/policy/authorizer.js';
+import type { WatcherViews } from '../../src/policy/view.js';
 import type { Store } from '../../src/store/store.js';
 import { GatewayAddressing } from './address.js';
 import { AuthorizationStore, ComponentConnection, DISCO_INFO, type AuthorizationRecord, type EntityFactory } from './component.js';
@@ -56,13 +55,12 @@ export type XmppGatewayConfig = z.infer<typeof XmppGatewayConfigSchema>;
 
 export interface XmppGatewayDeps {
   hub: Hub;
-  authorizer: Authorizer;
+  /** What Jabber watchers of SIP users may see, and Herald's watcher info (presence.winfo). */
+  views: WatcherViews;
   store: Store;
   log: Logger;
   localDomains: readonly string[];
   config: XmppGatewayConfig;
-  /** Herald's watcher registry, so Jabber watchers show in presence.winfo. */
-  watchers?: WatcherList;
   /** Test seams. */
   entityFactory?: EntityFactory;
   clientFactory?: ClientFactory;
@@ -120,7 +118,7 @@ export function createXmppGateway(deps: XmppGatewayDeps): XmppGateway {
     providerFor: (r) => (local.has(r.slice(r.lastIndexOf('@') + 1).toLowerCase()) ? deps.hub.providerFor(r) : undefined),
     watch: (r, l, w) => deps.hub.watch(r, l, w),
   };
-  const frontend = new XmppFrontend({ hub: localHub, authorizer: deps.authorizer, addressing, sink: conn, auths, log, self: provider, ...(deps.watchers ? { watchers: deps.watchers } : {}) });
+  const frontend = new XmppFrontend({ hub: localHub, views: deps.views, addressing, sink: conn, auths, log, self: provider });
 
   conn.onStanza((n) => route(n));
   conn.onOnline(() => {

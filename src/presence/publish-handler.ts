@@ -4,7 +4,7 @@ import { CT, mediaType } from '../formats/content-types.js';
 import { PidfError, parsePidf, serializePidf, type PidfDocument } from '../formats/pidf.js';
 import { applyPatch, parsePidfDiff, type PidfDiff } from '../formats/pidf-diff.js';
 import { toReasonPhrase } from '../formats/xml.js';
-import { aorOf } from '../sip/codec.js';
+import { aorOf } from '../formats/uri.js';
 import { header, mergeHeaders, type HeaderList } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
 import { parseDeltaSeconds, parseEventHeader } from '../events/subscription.js';

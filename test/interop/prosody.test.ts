@@ -9,7 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePidf, serializePidf, type PidfDocument } from '../../src/formats/pidf.js';
 import type { PresenceSnapshot, Watch } from '../../src/hub/types.js';
-import type { Authorizer, SubHandling } from '../../src/policy/authorizer.js';
+import type { Authorizer } from '../../src/policy/authorizer.js';
+import { WatcherViews } from '../../src/policy/view.js';
+import type { SubHandling } from '../../src/formats/pres-rules.js';
 import { silentLogger } from '../../src/log.js';
 import { createXmppGateway, XmppGatewayConfigSchema, type XmppGateway } from '../../gateways/xmpp/index.js';
 import { el, text, child } from '../../gateways/xmpp/wire.js';
@@ -111,7 +113,7 @@ describe('XMPP gateway with Prosody', { skip: !Prosody.available() && process.en
     th = await startTestHerald();
     gw = createXmppGateway({
       hub: th.herald.hub,
-      authorizer: auth,
+      views: new WatcherViews(auth, { get: () => undefined, update: () => undefined }, (r) => th.herald.pa.handles(r)),
       store: th.herald.store,
       log: silentLogger,
       localDomains: ['example.test'],
