@@ -71,6 +71,8 @@ export const ConfigSchema = z
         min_notify_interval: z.number().int().min(0).max(3_600_000).default(1000),
         max_notify_bytes: z.number().int().min(2048).max(16 * 1024 * 1024).default(60000),
         max_members: z.number().int().min(1).max(100000).default(10000),
+        nested_lists: z.boolean().default(true),
+        flatten_services: z.array(z.string().min(1)).default([]),
       })
       .strict()
       .prefault({}),

@@ -9,6 +9,7 @@ import type { ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';
 import { ExpiryWheel } from '../util/expiry.js';
 import {
+  nextVersion,
   parseDeltaSeconds,
   parseEventHeader,
   type Binding,
@@ -161,7 +162,7 @@ export class Notifier {
       version: 0,
     });
     const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
-    const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, changed: () => this.changed(live), nextVersion: () => rec.version++ });
+    const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, changed: () => this.changed(live), nextVersion: (n) => nextVersion(rec, n) });
     if (!admission.ok) return this.answer(tx, admission.status, admission.reason, admission.headers ?? []);
     rec.contentType = admission.contentType;
     live.binding = admission.binding;
@@ -402,7 +403,7 @@ export class Notifier {
         continue;
       }
       const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
-      const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, changed: () => this.changed(live), nextVersion: () => rec.version++ });
+      const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, changed: () => this.changed(live), nextVersion: (n) => nextVersion(rec, n) });
       if (!admission.ok) {
         live.binding = { content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }), close: () => undefined };
         this.terminate(live, 'noresource');

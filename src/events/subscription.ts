@@ -38,6 +38,17 @@ export interface SubscriptionRecord {
   lastTag: string | undefined;
   /** For packages with versioned documents (winfo, RLMI): the next version to send. */
   version: number;
+  /** RFC 4662 §5.2: nested lists' own next versions, by the nested list's URI. */
+  versions?: Record<string, number>;
+}
+
+/** The next version of a subscription's document, or of one of its nested lists: 0, 1, 2… */
+export function nextVersion(rec: SubscriptionRecord, nested?: string): number {
+  if (nested === undefined) return rec.version++;
+  const versions = (rec.versions ??= {});
+  const v = versions[nested] ?? 0;
+  versions[nested] = v + 1;
+  return v;
 }
 
 /**
@@ -91,8 +102,11 @@ export interface AdmitContext {
   contentType: string | undefined;
   /** Call when the content changed; the notifier sends a NOTIFY (coalescing if one is in flight). */
   changed: () => void;
-  /** The next document version of this subscription (RFC 3858 §4, RFC 4662 §5.2): 0, 1, 2…, persisted. */
-  nextVersion: () => number;
+  /**
+   * The next document version of this subscription (RFC 3858 §4, RFC 4662 §5.2): 0, 1, 2…, persisted;
+   * with `nested`, the next version of that nested list's own RLMI (RFC 4662 §5.4).
+   */
+  nextVersion: (nested?: string) => number;
 }
 
 export interface EventPackage {

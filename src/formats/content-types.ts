@@ -124,6 +124,26 @@ export function negotiatePresenceType(acceptHeader: string | undefined): Presenc
 }
 
 /**
+ * Whether an Accept header (absent: the package default, so yes) accepts `type`, by the most
+ * specific range that matches it, wildcards included, with q > 0.
+ */
+export function acceptsType(acceptHeader: string | undefined, type: string): boolean {
+  if (acceptHeader === undefined) return true;
+  let spec = -1;
+  let q = 0;
+  splitList(acceptHeader).forEach((item, i) => {
+    const r = item.trim() === '' ? undefined : parseRange(item, i);
+    if (!r) return;
+    const s = specificity(r, type);
+    if (s > spec || (s === spec && r.q > q)) {
+      spec = s;
+      q = r.q;
+    }
+  });
+  return spec >= 0 && q > 0;
+}
+
+/**
  * Whether an Accept header names `type` itself with q > 0 (a wildcard does not count): for opt-in
  * formats such as RFC 5263 partial notification, which a watcher asks for by name.
  */

@@ -5,7 +5,7 @@
 // `maxNotifyBytes` (the rest follows as partial state, RFC 4662 §5.2).
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CT } from '../formats/content-types.js';
+import { CT, acceptsType } from '../formats/content-types.js';
 import { serializePidf } from '../formats/pidf.js';
 import { newBoundary, renderMultipart, type BodyPart } from '../formats/multipart.js';
 import { renderRlmi, type RlmiInstance, type RlmiResource } from '../formats/rlmi.js';
@@ -25,6 +25,11 @@ export interface RlsOptions {
   maxNotifyBytes: number;
   /** Domain for Content-IDs. */
   domain: string;
+  /**
+   * Whether a service's nested lists go out flattened (one RLMI) rather than as nested RLMI
+   * (RFC 4662 §5.4); for clients that cannot read nested multiparts. Absent: never flattened.
+   */
+  flatten?: (serviceUri: string) => boolean;
 }
 
 interface Member {
@@ -37,6 +42,14 @@ interface Member {
   /** Fixed state for members without a watch (no provider, refused, removed from the list). */
   fixed: RlmiInstance['state'] | undefined;
   reason: string | undefined;
+  /** The nested lists it sits in, outermost first (FlatMember.path); [] at the top level. */
+  path: string[];
+}
+
+/** What the size bound has left for one NOTIFY, shared by every level of nesting. */
+interface Budget {
+  bytes: number;
+  parts: number;
 }
 
 /** What one member looks like to this subscriber right now; body only for active instances. */
@@ -112,6 +125,8 @@ export class ResourceListServer {
     if (rq) {
       // RFC 4662 §4.1/§4.3: a list URI without `Supported: eventlist` ⇒ 421 with Require.
       if (!supportsEventlist(header(rq, 'supported'))) return { ok: false, status: 421, reason: 'Extension Required', headers: [['Require', 'eventlist']] };
+      // RFC 4662 §5: a list's state is a multipart/related body; a subscriber that takes none gets 406.
+      if (!acceptsType(header(rq, 'accept'), CT.MULTIPART_RELATED)) return { ok: false, status: 406, reason: 'Not Acceptable', headers: [['Accept', `${CT.MULTIPART_RELATED}, ${CT.RLMI}, ${CT.PIDF}`]] };
     }
     const resolved = await this.lists.resolve(ctx.resource);
     if (!resolved) return { ok: false, status: 404, reason: 'Not Found' };
@@ -184,7 +199,7 @@ class ListBinding implements Binding {
         next.set(m.uri, old);
         continue;
       }
-      const member: Member = { uri: m.uri, displayName: m.displayName, watch: undefined, view: undefined, instanceId: this.instanceId(m.uri), fixed: undefined, reason: undefined };
+      const member: Member = { uri: m.uri, displayName: m.displayName, watch: undefined, view: undefined, instanceId: this.instanceId(m.uri), fixed: undefined, reason: undefined, path: [...m.path] };
       const provider = hub.providerFor(m.uri);
       const refusal = provider?.refuse?.(m.uri, this.ctx.watcher);
       if (!provider || refusal) {
@@ -307,24 +322,8 @@ class ListBinding implements Binding {
     this.full = false;
     const pick = full ? [...this.members.values()] : [...this.dirty].map((u) => this.members.get(u) ?? this.removed.get(u)).filter((m): m is Member => m !== undefined);
     this.dirty.clear();
-    const resources: RlmiResource[] = [];
-    const parts: BodyPart[] = [];
-    let bytes = RLMI_OVERHEAD;
-    for (const m of pick) {
-      const v = this.view(m);
-      if (this.members.get(m.uri) === m) this.fingerprints.set(m.uri, v.fingerprint);
-      const size = v.part ? Buffer.byteLength(v.part.body) + 200 : 0;
-      if (v.part && bytes + size > this.opts.maxNotifyBytes && parts.length > 0) {
-        // Over the size bound: list the resource without an instance now (state not given) and send
-        // its state in a partial NOTIFY right after (RFC 4662 §5.2 permits completing full state so).
-        resources.push({ ...v.resource, instances: [] });
-        this.dirty.add(m.uri);
-        continue;
-      }
-      bytes += size + 150;
-      resources.push(v.resource);
-      if (v.part) parts.push(v.part);
-    }
+    const nested = !this.opts.flatten?.(this.ctx.resource);
+    const { resources, parts } = this.level(pick, 0, full, nested, { bytes: RLMI_OVERHEAD, parts: 0 });
     this.removed.clear();
     const version = this.ctx.nextVersion();
     const rlmiCid = `rlmi.${version}.${this.instanceId(this.ctx.resource)}@${this.opts.domain}`;
@@ -365,6 +364,74 @@ class ListBinding implements Binding {
 
   refreshed(): void {
     this.full = true;
+  }
+
+  /**
+   * The RLMI resources and body parts of one list level. Members in a nested list (RFC 4662 §5.4,
+   * nested lists as nested RLMI) become one resource for that list, whose active instance points
+   * at a multipart/related part holding the nested list's own RLMI (its URI, name and version) and
+   * its members' parts; `nested` false flattens every level into this one.
+   */
+  private level(members: readonly Member[], depth: number, full: boolean, nested: boolean, budget: Budget): { resources: RlmiResource[]; parts: BodyPart[] } {
+    const resources: RlmiResource[] = [];
+    const parts: BodyPart[] = [];
+    const groups = new Map<string, { slot: number; members: Member[] }>();
+    for (const m of members) {
+      const g = nested ? m.path[depth] : undefined;
+      if (g !== undefined) {
+        const group = groups.get(g);
+        if (group) group.members.push(m);
+        else {
+          // The nested list takes the place of its first member; filled in below.
+          groups.set(g, { slot: resources.length, members: [m] });
+          resources.push({ uri: '', names: [], instances: [] });
+        }
+        continue;
+      }
+      const v = this.view(m);
+      if (this.members.get(m.uri) === m) this.fingerprints.set(m.uri, v.fingerprint);
+      const size = v.part ? Buffer.byteLength(v.part.body) + 200 : 0;
+      if (v.part && budget.bytes + size > this.opts.maxNotifyBytes && budget.parts > 0) {
+        // Over the size bound: list the resource without an instance now (state not given) and send
+        // its state in a partial NOTIFY right after (RFC 4662 §5.2 permits completing full state so).
+        resources.push({ ...v.resource, instances: [] });
+        this.dirty.add(m.uri);
+        continue;
+      }
+      budget.bytes += size + 150;
+      resources.push(v.resource);
+      if (v.part) {
+        parts.push(v.part);
+        budget.parts++;
+      }
+    }
+    for (const [name, group] of groups) {
+      const uri = this.nestedUri(group.members[0]!.path.slice(0, depth + 1));
+      const inner = this.level(group.members, depth + 1, full, nested, budget);
+      const version = this.ctx.nextVersion(uri);
+      const id = this.instanceId(uri);
+      const rlmiCid = `rlmi.${version}.${id}@${this.opts.domain}`;
+      const names = [{ text: name }];
+      const mp = renderMultipart({
+        type: CT.RLMI,
+        start: rlmiCid,
+        boundary: newBoundary(),
+        parts: [{ contentType: `${CT.RLMI};charset="UTF-8"`, contentId: rlmiCid, body: renderRlmi({ uri, version, fullState: full, names, resources: inner.resources }) }, ...inner.parts],
+      });
+      const cid = `list.${version}.${id}@${this.opts.domain}`;
+      budget.bytes += 400;
+      resources[group.slot] = { uri, names, instances: [{ id, state: 'active', cid }] };
+      parts.push({ contentType: mp.contentType, contentId: cid, body: mp.body });
+    }
+    return { resources, parts };
+  }
+
+  /**
+   * A nested list's URI in RLMI: the service URI with the nested list's path (list names, or an
+   * external list's anchor) as a `list` parameter, stable across NOTIFYs and restarts.
+   */
+  private nestedUri(path: readonly string[]): string {
+    return `${this.ctx.resource};list=${path.map((p) => encodeURIComponent(p)).join('/')}`;
   }
 
   close(reason?: TerminationReason): void {
