@@ -5,8 +5,9 @@
 // `maxNotifyBytes` (the rest follows as partial state, RFC 4662 §5.2).
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CT, acceptsType } from '../formats/content-types.js';
-import { serializePidf } from '../formats/pidf.js';
+import { CT, acceptsExactly, acceptsType } from '../formats/content-types.js';
+import { diffPidf, renderPidfFull } from '../formats/pidf-diff.js';
+import { serializePidf, type PidfDocument } from '../formats/pidf.js';
 import { newBoundary, renderMultipart, type BodyPart } from '../formats/multipart.js';
 import { renderRlmi, type RlmiInstance, type RlmiResource } from '../formats/rlmi.js';
 import type { FlatMember } from '../formats/resource-lists.js';
@@ -44,6 +45,8 @@ interface Member {
   reason: string | undefined;
   /** The nested lists it sits in, outermost first (FlatMember.path); [] at the top level. */
   path: string[];
+  /** RFC 5263 parts: the document this watcher last got for the member (undefined: full owed). */
+  lastDoc?: PidfDocument;
 }
 
 /** What the size bound has left for one NOTIFY, shared by every level of nesting. */
@@ -58,6 +61,8 @@ interface MemberView {
   part: BodyPart | undefined;
   /** What of it the entity-tag covers (RFC 5839 §6.5): state, reason, name and body, not versions. */
   fingerprint: string;
+  /** Active members: the document shown (computed on demand, for partial PIDF parts). */
+  doc?: () => PidfDocument;
 }
 
 const RLMI_OVERHEAD = 400;
@@ -139,7 +144,10 @@ export class ResourceListServer {
     const wanted = requestedIntervalMs(event);
     const interval = Math.max(this.opts.minIntervalMs, wanted ?? 0);
     const most = requestedMaxIntervalMs(event);
-    const b = new ListBinding(this, ctx, interval, most === undefined ? undefined : Math.max(most, interval), this.opts, this.log);
+    // RFC 5263 for list members: parts in pidf-diff for a subscriber that accepts it beside PIDF. A
+    // restored subscription (no SUBSCRIBE to read) sends PIDF parts, which it accepts too.
+    const partial = rq !== undefined && acceptsExactly(header(rq, 'accept'), CT.PIDF_DIFF) && acceptsExactly(header(rq, 'accept'), CT.PIDF);
+    const b = new ListBinding(this, ctx, interval, most === undefined ? undefined : Math.max(most, interval), this.opts, this.log, partial);
     this.bindings.add(b);
     await b.setMembers(resolved.members);
     return {
@@ -182,6 +190,8 @@ class ListBinding implements Binding {
     private readonly maxIntervalMs: number | undefined,
     private readonly opts: RlsOptions,
     private readonly log: Logger,
+    /** Member parts as RFC 5262 pidf-full, then patches (RFC 5263). */
+    private readonly partial = false,
   ) {}
 
   private instanceId(uri: string): string {
@@ -288,8 +298,9 @@ class ListBinding implements Binding {
     }
     // The same memo as a direct subscription with the same view: one serialization serves both.
     const r = renderView(snap, v, CT.PIDF, serializePidf);
+    const doc = (): PidfDocument => v.show(snap.document);
     const cid = `${m.instanceId}.${snap.version}@${this.opts.domain}`;
-    return { resource: resource([{ id: m.instanceId, state: 'active', cid }]), part: { contentType: `${CT.PIDF};charset="UTF-8"`, contentId: cid, body: r.body }, fingerprint: fp('active', r.tag ?? r.body) };
+    return { resource: resource([{ id: m.instanceId, state: 'active', cid }]), part: { contentType: `${CT.PIDF};charset="UTF-8"`, contentId: cid, body: r.body }, fingerprint: fp('active', r.tag ?? r.body), doc };
   }
 
   /**
@@ -312,6 +323,7 @@ class ListBinding implements Binding {
   }
 
   synced(): void {
+    if (this.partial) for (const m of this.members.values()) m.lastDoc = this.view(m).doc?.();
     this.full = false;
     this.dirty.clear();
     this.removed.clear();
@@ -401,9 +413,9 @@ class ListBinding implements Binding {
       budget.bytes += size + 150;
       resources.push(v.resource);
       if (v.part) {
-        parts.push(v.part);
+        parts.push(this.partial && v.doc ? this.partialPart(m, v.part, v.doc(), full) : v.part);
         budget.parts++;
-      }
+      } else m.lastDoc = undefined;
     }
     for (const [name, group] of groups) {
       const uri = this.nestedUri(group.members[0]!.path.slice(0, depth + 1));
@@ -424,6 +436,18 @@ class ListBinding implements Binding {
       parts.push({ contentType: mp.contentType, contentId: cid, body: mp.body });
     }
     return { resources, parts };
+  }
+
+  /**
+   * RFC 5263 §3 for one member's part: pidf-full with the member's own version in full state (and
+   * whenever the patch would not be smaller), else the patch from what this watcher last got.
+   */
+  private partialPart(m: Member, part: BodyPart, doc: PidfDocument, full: boolean): BodyPart {
+    const version = this.ctx.nextVersion(`pidf-diff|${m.uri}`);
+    const patch = !full && m.lastDoc ? diffPidf(m.lastDoc, doc, version) : undefined;
+    m.lastDoc = doc;
+    const body = patch !== undefined && Buffer.byteLength(patch) < Buffer.byteLength(part.body) ? patch : renderPidfFull(doc, version);
+    return { ...part, contentType: `${CT.PIDF_DIFF};charset="UTF-8"`, body };
   }
 
   /**

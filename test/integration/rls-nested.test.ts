@@ -10,6 +10,7 @@ import { xcap } from '../support/xcap.js';
 import { decodeList, memberBody } from '../support/rls.js';
 import { parseMultipart, rootPart } from '../../src/formats/multipart.js';
 import { parseRlmi } from '../../src/formats/rlmi.js';
+import { parsePidfDiff } from '../../src/formats/pidf-diff.js';
 
 const D = 'example.test';
 const uri = (u: string) => `sip:${u}@${D}`;
@@ -114,6 +115,31 @@ describe('resource list server: nested lists (RFC 4662 §5.4)', () => {
     assert.equal(res.status, 200);
     const n0 = await next();
     assert.deepEqual(n0.rlmi.resources.map((r) => r.uri).sort(), [uri('bob'), uri('carol'), uri('dave')]);
+  });
+
+  test('RFC 5263 parts: a list subscriber that accepts pidf-diff gets pidf-full parts, then patches of the member that changed', async () => {
+    const { res, next } = await subscribe(FLAT, 'application/pidf+xml, application/pidf-diff+xml, application/rlmi+xml, multipart/related');
+    assert.equal(res.status, 200);
+    const n0 = await next();
+    const cids = (n: ReturnType<typeof decodeList>) => n.rlmi.resources.map((r) => r.instances[0]?.cid).filter((c): c is string => !!c);
+    const mp0 = parseMultipart(n0.msg.h('content-type')!, n0.msg.body);
+    for (const cid of cids(n0)) {
+      const p = mp0.parts.find((x) => x.contentId === cid)!;
+      assert.match(p.contentType, /^application\/pidf-diff\+xml/);
+      assert.equal(parsePidfDiff(p.body).kind, 'full');
+    }
+    const three = (note: string) => `<?xml version="1.0" encoding="UTF-8"?>\n<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${uri('dave')}">${['a', 'b', 'c'].map((t) => `<tuple id="${t}"><status><basic>open</basic></status><contact>sip:dave-${t}@192.0.2.1</contact><note>${t === 'b' ? note : `device ${t}`}</note></tuple>`).join('')}</presence>`;
+    const put = async (note: string) => (await pub.request('PUBLISH', uri('dave'), { from: uri('dave'), headers: { Event: 'presence', Expires: '600' }, body: three(note) })).status;
+    assert.equal(await put('first'), 200);
+    await next();
+    assert.equal(await put('second'), 200);
+    const n2 = await next();
+    assert.deepEqual(n2.rlmi.resources.map((r) => r.uri), [uri('dave')]);
+    const part = parseMultipart(n2.msg.h('content-type')!, n2.msg.body).parts.find((x) => x.contentId === cids(n2)[0])!;
+    const d = parsePidfDiff(part.body);
+    assert.equal(d.kind, 'patch');
+    assert.equal(d.version, 2, "the member's own pidf-diff version: 0 (full state), 1, 2");
+    if (d.kind === 'patch') assert.deepEqual(d.ops.map((o) => o.sel), ["*/tuple[@id='b']"]);
   });
 
   test('a subscriber that accepts no multipart/related: 406 with what would do', async () => {
