@@ -16,6 +16,7 @@
 //   - refresh: every subscription refreshed once (RFC 6665 §4.2.1.2: each refresh brings a NOTIFY).
 // Bounded: every wait has a deadline, at most 100 requests outstanding; loopback only. No assertions
 // beyond sanity (a figure that could not be measured throws).
+import dgram from 'node:dgram';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -36,7 +37,7 @@ const uri = (u: string): string => `sip:${u}@${D}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** One SIP message as read from the wire. */
-interface Wire {
+export interface Wire {
   bytes: number;
   head: string;
   body: string;
@@ -67,7 +68,7 @@ function frame(buf: Buffer): Wire {
 }
 
 /** Counters of one connection, read as differences between two snapshots. */
-interface Counters {
+export interface Counters {
   bytesIn: number;
   bytesOut: number;
   notifies: number;
@@ -75,7 +76,7 @@ interface Counters {
   messagesOut: number;
 }
 
-const minus = (a: Counters, b: Counters): Counters => ({
+export const minus = (a: Counters, b: Counters): Counters => ({
   bytesIn: a.bytesIn - b.bytesIn,
   bytesOut: a.bytesOut - b.bytesOut,
   notifies: a.notifies - b.notifies,
@@ -84,14 +85,30 @@ const minus = (a: Counters, b: Counters): Counters => ({
 });
 
 /**
- * A minimal SIP UA over one TCP connection: sends requests, matches final responses by Via branch,
- * answers every incoming request with 200 (Via, From, To, Call-ID, CSeq copied), counts bytes.
+ * A minimal SIP UA over one TCP connection (or one UDP socket): sends requests, matches final
+ * responses by Via branch, answers every incoming request with 200 (Via, From, To, Call-ID, CSeq
+ * copied), counts bytes.
  */
-class BenchUA {
+export class BenchUA {
   private readonly pending = new Map<string, (m: Wire) => void>();
   private notifyListeners: ((m: Wire) => void)[] = [];
   private readonly c: Counters = { bytesIn: 0, bytesOut: 0, notifies: 0, messagesIn: 0, messagesOut: 0 };
-  private constructor(private readonly socket: net.Socket) {}
+  private readonly seenNotifies = new Set<string>();
+  private constructor(
+    private readonly out: (b: Buffer) => void,
+    private readonly closeSocket: () => void,
+    readonly localPort: number,
+    private readonly udp = false,
+  ) {}
+
+  /** A UDP UA on its own port (its address outlives a restart of Herald, unlike a TCP flow). */
+  static async openUdp(port: number): Promise<BenchUA> {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const ua = new BenchUA((b) => s.send(b, port, '127.0.0.1'), () => s.close(), s.address().port, true);
+    s.on('message', (d: Buffer) => ua.onMessage(frame(d)));
+    return ua;
+  }
 
   static async open(port: number): Promise<BenchUA> {
     const socket = net.connect({ host: '127.0.0.1', port });
@@ -100,7 +117,7 @@ class BenchUA {
       socket.once('error', reject);
     });
     socket.setNoDelay(true);
-    const ua = new BenchUA(socket);
+    const ua = new BenchUA((b) => socket.write(b), () => socket.destroy(), socket.localPort ?? 0);
     let buf: Buffer = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
@@ -123,10 +140,6 @@ class BenchUA {
     return ua;
   }
 
-  get localPort(): number {
-    return this.socket.localPort ?? 0;
-  }
-
   counters(): Counters {
     return { ...this.c };
   }
@@ -135,7 +148,7 @@ class BenchUA {
     const b = Buffer.from(text, 'utf8');
     this.c.bytesOut += b.length;
     this.c.messagesOut++;
-    this.socket.write(b);
+    this.out(b);
   }
 
   private onMessage(m: Wire): void {
@@ -158,6 +171,12 @@ class BenchUA {
       .filter((l) => /^(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:/i.test(l));
     this.write(['SIP/2.0 200 OK', ...copy, 'Content-Length: 0', '', ''].join('\r\n'));
     if (m.startLine.startsWith('NOTIFY ')) {
+      // Over UDP a NOTIFY may come again (Timer E): counted once, its bytes each time.
+      if (this.udp) {
+        const key = `${m.header('call-id', 'i')}|${m.header('cseq')}`;
+        if (this.seenNotifies.has(key)) return;
+        this.seenNotifies.add(key);
+      }
       this.c.notifies++;
       for (const l of this.notifyListeners) l(m);
     }
@@ -172,13 +191,13 @@ class BenchUA {
     const body = o.body ?? '';
     const text = [
       `${method} ${target} SIP/2.0`,
-      `Via: SIP/2.0/TCP 127.0.0.1:${this.localPort};branch=${branch};rport`,
+      `Via: SIP/2.0/${this.udp ? 'UDP' : 'TCP'} 127.0.0.1:${this.localPort};branch=${branch};rport`,
       'Max-Forwards: 70',
       `From: <${o.from}>;tag=${o.fromTag}`,
       `To: <${target}>${o.toTag ? `;tag=${o.toTag}` : ''}`,
       `Call-ID: ${o.callId}`,
       `CSeq: ${o.cseq} ${method}`,
-      `Contact: <sip:bench@127.0.0.1:${this.localPort};transport=tcp>`,
+      `Contact: <sip:bench@127.0.0.1:${this.localPort}${this.udp ? '' : ';transport=tcp'}>`,
       ...o.headers,
       ...(body ? [`Content-Type: ${o.contentType ?? 'application/pidf+xml'}`] : []),
       `Content-Length: ${Buffer.byteLength(body)}`,
@@ -186,11 +205,15 @@ class BenchUA {
       body,
     ].join('\r\n');
     return new Promise((resolve, reject) => {
+      // UDP: retransmitted (same branch) every 500 ms until answered, as RFC 3261 Timer E would.
+      const again = this.udp ? setInterval(() => this.write(text), 500) : undefined;
       const t = setTimeout(() => {
+        if (again) clearInterval(again);
         this.pending.delete(branch);
         reject(new Error(`${method} ${target}: no final response in ${WAIT_MS} ms`));
       }, WAIT_MS);
       this.pending.set(branch, (m) => {
+        if (again) clearInterval(again);
         clearTimeout(t);
         resolve(m);
       });
@@ -199,12 +222,12 @@ class BenchUA {
   }
 
   close(): void {
-    this.socket.destroy();
+    this.closeSocket();
   }
 }
 
 /** Runs fn over items with at most `window` in flight. */
-async function windowed<T>(items: readonly T[], window: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function windowed<T>(items: readonly T[], window: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) await fn(items[next++]!);
@@ -213,7 +236,7 @@ async function windowed<T>(items: readonly T[], window: number, fn: (item: T) =>
 }
 
 /** Resolves once pred() holds (checked every 5 ms), rejects after WAIT_MS. */
-async function until(pred: () => boolean, what: string): Promise<void> {
+export async function until(pred: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + WAIT_MS;
   while (!pred()) {
     if (Date.now() > deadline) throw new Error(`rls bench: ${what} not reached in ${WAIT_MS} ms`);
@@ -222,7 +245,7 @@ async function until(pred: () => boolean, what: string): Promise<void> {
 }
 
 /** Waits until the connection has received nothing for `ms` (bounded by WAIT_MS). */
-async function quiet(ua: BenchUA, ms: number): Promise<void> {
+export async function quiet(ua: BenchUA, ms: number): Promise<void> {
   const deadline = Date.now() + WAIT_MS;
   let last = ua.counters().messagesIn;
   let since = Date.now();
@@ -409,7 +432,7 @@ async function benchSize(n: number, changes: number): Promise<RlsBenchRow[]> {
   }
 }
 
-function fmtBytes(b: number): string {
+export function fmtBytes(b: number): string {
   return b >= 10_000_000 ? `${(b / 1e6).toFixed(1)} MB` : b >= 10_000 ? `${(b / 1e3).toFixed(1)} kB` : `${Math.round(b)} B`;
 }
 

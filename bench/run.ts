@@ -1,6 +1,6 @@
 // Herald's load bench: `npm run bench` (builds, then `node dist/bench/run.js`).
 //
-//   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls]
+//   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards]
 //                          [--window N] [--publish-window N] [--herald-store sqlite|memory]
 //                          [--kamailio-children N] [--kamailio-maxbuffer BYTES]
 //
@@ -24,6 +24,7 @@
 // Herald's V8 CPU profile to bench/results/prof/. Traffic goes to 127.0.0.1 only; the bench stops what
 // it started, by pid, also on SIGINT/SIGTERM.
 import { runRlsBench } from './rls.js';
+import { runStandardsBench } from './standards.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -78,6 +79,7 @@ function parseArgs(argv: string[]): Options {
       o.heraldStore = v;
     } else if (a === '--window') o.window = Math.max(1, Math.min(1000, Number(argv[++i]) || 200));
     else if (a === '--no-rls') continue; // read in main(): skip the RLS figure
+    else if (a === '--no-standards') continue; // read in main(): skip the issue-15 figures
     else throw new Error(`unknown option ${a}`);
   }
   return o;
@@ -610,6 +612,8 @@ async function main(): Promise<void> {
     console.log('\nRLS: one change and the initial state, a list of N against N direct subscriptions');
     await runRlsBench({ sizes: o.quick ? [100] : [100, 1000], print: true });
   }
+  // The standards figures (issue 15): partial PIDF and conditional NOTIFY on the wire.
+  if (!process.argv.includes('--no-standards') && o.only !== 'kamailio') await runStandardsBench({ lists: o.quick ? 200 : 1000 });
 }
 
 main()

@@ -17,7 +17,7 @@ import { Dispatcher } from './sip/dispatch.js';
 import type { HeaderList } from './sip/message.js';
 import { SipStack } from './sip/stack.js';
 import { Store } from './store/store.js';
-import { aorOf } from './formats/uri.js';
+import { aorOf, canonicalSipUri } from './formats/uri.js';
 import { UserDirectory, type UserRecord } from './auth/users.js';
 import { NonceManager, ReplayGuard } from './auth/digest.js';
 import { SipAuthenticator } from './auth/sip-auth.js';
@@ -84,6 +84,12 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     tlsCa: config.sip.tls_ca,
     maxMessageBytes: config.sip.max_message_bytes,
     publicHost: config.sip.public_host,
+    dns: {
+      servers: config.sip.dns_servers,
+      timeoutMs: config.sip.dns_timeout,
+      // UDP only when Herald has a UDP socket to send from; TCP and TLS connect out as needed.
+      transports: config.sip.listen.some((l) => l.startsWith('udp:')) ? ['UDP', 'TCP', 'TLS'] : ['TCP', 'TLS'],
+    },
     log,
   });
   const users = new UserDirectory(store.collection<UserRecord>('user'));
@@ -187,11 +193,17 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const listSources: ListSource[] = [new XcapListSource({ documents: xcapDocuments, root: config.xcap.root, log, maxMembers: config.rls.max_members })];
   // Roster mode (RFC 6121 rosters of linked Jabber accounts) as resource lists.
   if (xmpp) listSources.push(memberListSource(xmpp.roster));
+  const flatServices = new Set(config.rls.flatten_services.map(canonicalSipUri));
   const rls = new ResourceListServer(
     combinedListSource(listSources),
     hub,
     views,
-    { minIntervalMs: config.rls.min_notify_interval, maxNotifyBytes: config.rls.max_notify_bytes, domain: config.sip.domains[0]! },
+    {
+      minIntervalMs: config.rls.min_notify_interval,
+      maxNotifyBytes: config.rls.max_notify_bytes,
+      domain: config.sip.domains[0]!,
+      flatten: (service) => !config.rls.nested_lists || flatServices.has(canonicalSipUri(service)),
+    },
     log,
   );
   const presence = new PresencePackage(hub, pa, views, {

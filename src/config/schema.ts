@@ -48,6 +48,8 @@ export const ConfigSchema = z
         domains: z.array(DomainSchema).min(1).default(['example.test']),
         max_message_bytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65535),
         public_host: z.string().default(''),
+        dns_servers: z.array(z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|[0-9a-fA-F:]+|\[[0-9a-fA-F:]+\]:\d{1,5})$/, 'expected "<ip>" or "<ip>:<port>"')).default([]),
+        dns_timeout: z.number().int().min(100).max(30000).default(2000),
       })
       .strict()
       .prefault({}),
@@ -97,6 +99,8 @@ export const ConfigSchema = z
         min_notify_interval: z.number().int().min(0).max(3_600_000).default(1000),
         max_notify_bytes: z.number().int().min(2048).max(16 * 1024 * 1024).default(60000),
         max_members: z.number().int().min(1).max(100000).default(10000),
+        nested_lists: z.boolean().default(true),
+        flatten_services: z.array(z.string().min(1)).default([]),
       })
       .strict()
       .prefault({}),

@@ -9,6 +9,7 @@ import type { ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';
 import { ExpiryWheel } from '../util/expiry.js';
 import {
+  nextVersion,
   parseDeltaSeconds,
   parseEventHeader,
   type Binding,
@@ -60,6 +61,16 @@ function fatalNotifyStatus(status: number): boolean {
   return status === 481 || status === 408 || status === 404 || status === 410 || status === 489 || status === 403 || status >= 600;
 }
 
+/**
+ * RFC 5839 §3.2 Suppress-If-Match: an entity-tag (or "*") the subscriber already holds. True when it
+ * names the current one; "*" matches any current entity-tag.
+ */
+export function suppressMatches(value: string | undefined, current: string | undefined): boolean {
+  if (value === undefined || current === undefined) return false;
+  const v = value.trim();
+  return v === '*' || v === current;
+}
+
 export class Notifier {
   private readonly packages = new Map<string, EventPackage>();
   private readonly live = new Map<string, Live>();
@@ -67,6 +78,8 @@ export class Notifier {
   private stopped = false;
   /** NOTIFY transactions sent; the bench and the metrics read it. */
   notifiesSent = 0;
+  /** NOTIFY bodies not sent: RFC 5839 204s and bodyless NOTIFYs, restored subscriptions left quiet. */
+  suppressed = 0;
 
   constructor(
     private readonly stack: SipStack,
@@ -162,7 +175,7 @@ export class Notifier {
       ...(userAgent ? { userAgent } : {}),
     });
     const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, forced: false, terminating: undefined, gone: false };
-    const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: () => rec.version++ });
+    const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: (n) => nextVersion(rec, n) });
     if (!admission.ok) return this.answer(tx, admission.status, admission.reason, admission.headers ?? []);
     rec.contentType = admission.contentType;
     live.binding = admission.binding;
@@ -186,7 +199,15 @@ export class Notifier {
     // The dialog is durable before the 200 says it exists.
     await this.persist(rec);
     this.answer(tx, 200, 'OK', okHeaders, localTag);
-    // RFC 6665 §4.2.1.1: the notifier MUST send a NOTIFY at once.
+    // RFC 6665 §4.2.1.1: the notifier MUST send a NOTIFY at once. RFC 5839 §6.3: when the
+    // subscriber already holds the current state (Suppress-If-Match names its entity-tag), that
+    // NOTIFY carries no body, only the SIP-ETag.
+    const tag = live.binding.currentTag?.();
+    if (suppressMatches(header(rq, 'suppress-if-match'), tag)) {
+      this.suppressed++;
+      void this.sendNotify(live, true, tag);
+      return;
+    }
     this.changed(live);
   }
 
@@ -217,6 +238,13 @@ export class Notifier {
     rec.expiresAt = Date.now() + granted * 1000;
     this.expiry.set(rec.key, rec.expiresAt);
     await this.persist(rec);
+    // RFC 5839 §6.2: a refresh whose Suppress-If-Match names the entity-tag of the state the watcher
+    // would be sent: 204 No Notification, and no NOTIFY (the state it holds is current).
+    if (!live.inFlight && suppressMatches(header(rq, 'suppress-if-match'), live.binding.currentTag?.())) {
+      this.suppressed++;
+      this.answer(tx, 204, 'No Notification', okHeaders);
+      return;
+    }
     this.answer(tx, 200, 'OK', okHeaders);
     // RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current (full) state.
     live.binding.refreshed?.();
@@ -248,11 +276,30 @@ export class Notifier {
     else void this.sendNotify(live);
   }
 
-  private async sendNotify(live: Live, force = true): Promise<void> {
+  /**
+   * Sends the next NOTIFY. `conditional`: the entity-tag the subscriber holds (RFC 5839 §6.3): the
+   * NOTIFY carries it and no body, and the package is not asked for content (no version consumed).
+   */
+  private async sendNotify(live: Live, force = true, conditional?: string): Promise<void> {
     const rec = live.rec;
+    // RFC 5839 §6.1: an unchanged entity-tag (after a restart, or a change that came back) owes the
+    // watcher nothing. Packages whose content() spends something (RLMI versions) are asked before it;
+    // the others after (one rendering, not two, on the hot path).
+    if (!force && !live.terminating && conditional === undefined && rec.localCseq > 0 && rec.lastTag !== undefined && live.binding.synced && live.binding.currentTag) {
+      let now: string | undefined;
+      try {
+        now = live.binding.currentTag();
+      } catch {
+        now = undefined;
+      }
+      if (now === rec.lastTag) {
+        live.binding.synced?.();
+        return;
+      }
+    }
     let content: NotifyContent;
     try {
-      content = live.binding.content();
+      content = conditional !== undefined ? { state: 'active', body: undefined, contentType: undefined, tag: conditional } : live.binding.content();
     } catch (e) {
       this.log.error({ err: (e as Error).message, key: rec.key }, 'event package failed to render');
       return;
@@ -265,7 +312,7 @@ export class Notifier {
       live.gone = true;
     }
     // After a restart, and for changes that render to the same body, an unchanged body needs no NOTIFY.
-    if (!force && !live.terminating && content.tag !== undefined && content.tag === rec.lastTag && rec.localCseq > 0) return;
+    if (!force && !live.terminating && !live.binding.synced && content.tag !== undefined && content.tag === rec.lastTag && rec.localCseq > 0) return;
     live.inFlight = true;
     live.again = false;
     live.forced = false;
@@ -278,6 +325,8 @@ export class Notifier {
     const subState = final ? `terminated;reason=${live.terminating}` : `${content.state};expires=${remaining}${content.stateParams ?? ''}`;
     // A terminated NOTIFY carries the last state only when the package still has something to show.
     const body = final && content.state !== 'active' ? undefined : content.body;
+    // A list NOTIFY without a body still says it is one (RFC 4662 §4.5).
+    if (conditional !== undefined && rec.contentType === 'multipart/related') content.headers = [['Require', 'eventlist']];
     const strict = rec.routeSet.length > 0 && !/;lr\b/i.test(rec.routeSet[0]!);
     const uri = strict ? rec.routeSet[0]!.replace(/^<|>.*$/g, '') : rec.remoteTarget;
     const route = strict ? [...rec.routeSet.slice(1), `<${rec.remoteTarget}>`] : rec.routeSet;
@@ -374,7 +423,7 @@ export class Notifier {
         continue;
       }
       const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, forced: false, terminating: undefined, gone: false };
-      const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: () => rec.version++ });
+      const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: (n) => nextVersion(rec, n) });
       if (!admission.ok) {
         live.binding = { content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }), close: () => undefined };
         this.terminate(live, 'noresource');

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { formatParams } from '../sip/codec.js';
-import { header, type Flow, type HeaderList, type NameAddr, type OutgoingRequest, type SipResponse } from '../sip/message.js';
+import { header, type HeaderList, type NameAddr, type OutgoingRequest, type SipResponse } from '../sip/message.js';
 import type { ServerTx, SipStack } from '../sip/stack.js';
 import type { Collection } from '../store/store.js';
 import { T1 } from '../sip/transaction.js';
@@ -466,20 +466,11 @@ export class Subscriber {
       sub.rec.localCseq++;
       if (sub.rec.established) await this.persist(sub);
       const req = this.build(sub, e, auth);
-      // The Contact names the transport the request leaves on (RFC 3261 §8.1.1.8).
-      let flows: Flow[];
-      try {
-        flows = await this.stack.nextHop(req);
-      } catch {
-        flows = [];
-      }
-      const flow = flows[0];
-      if (!flow) return undefined;
-      req.contact = `<${this.stack.contactUri(flow.protocol)}>`;
       this.subscribesSent++;
       let res: SipResponse | undefined;
       try {
-        res = await this.stack.send(req, { flow });
+        // RFC 3263 targets tried in order by the stack; the Contact names the transport of each try.
+        res = await this.stack.send(req, { selfContact: true });
       } catch (err) {
         this.log.warn({ err: (err as Error).message, id: sub.rec.spec.id }, 'SUBSCRIBE could not be sent');
         return undefined;

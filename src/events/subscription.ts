@@ -43,6 +43,17 @@ export interface SubscriptionRecord {
   version: number;
   /** The subscriber's User-Agent (at most 64 characters), for packages with per-client quirks. */
   userAgent?: string;
+  /** RFC 4662 §5.2: nested lists' own next versions, by the nested list's URI. */
+  versions?: Record<string, number>;
+}
+
+/** The next version of a subscription's document, or of one of its nested lists: 0, 1, 2… */
+export function nextVersion(rec: SubscriptionRecord, nested?: string): number {
+  if (nested === undefined) return rec.version++;
+  const versions = (rec.versions ??= {});
+  const v = versions[nested] ?? 0;
+  versions[nested] = v + 1;
+  return v;
 }
 
 /**
@@ -69,6 +80,18 @@ export interface Binding {
   close(reason?: TerminationReason): void;
   /** The subscriber refreshed: the next content must be full state (RFC 6665 §4.2.1.2). */
   refreshed?(): void;
+  /**
+   * RFC 5839 §6.1: the entity-tag of the full state as this watcher would see it now, without
+   * producing a NOTIFY (no version consumed); undefined when none applies (pending, terminated).
+   * A package whose `content()` has side effects (RLMI versions) must provide it.
+   */
+  currentTag?(): string | undefined;
+  /**
+   * The subscriber is known to hold the current state (restored, unchanged): nothing is owed. A
+   * package whose content() spends something (RLMI versions) provides it, and is then asked for
+   * currentTag() before content() is produced.
+   */
+  synced?(): void;
 }
 
 export type Admission =
@@ -88,8 +111,11 @@ export interface AdmitContext {
   userAgent: string | undefined;
   /** Call when the content changed; the notifier sends a NOTIFY (coalescing if one is in flight). */
   changed: () => void;
-  /** The next document version of this subscription (RFC 3858 §4, RFC 4662 §5.2): 0, 1, 2…, persisted. */
-  nextVersion: () => number;
+  /**
+   * The next document version of this subscription (RFC 3858 §4, RFC 4662 §5.2): 0, 1, 2…, persisted;
+   * with `nested`, the next version of that nested list's own RLMI (RFC 4662 §5.4).
+   */
+  nextVersion: (nested?: string) => number;
 }
 
 export interface EventPackage {

@@ -3,6 +3,7 @@
 export const CT = {
   PIDF: 'application/pidf+xml',
   XPIDF: 'application/xpidf+xml',
+  LPIDF: 'application/lpidf+xml',
   CPIM_PIDF: 'application/cpim-pidf+xml',
   PIDF_DIFF: 'application/pidf-diff+xml',
   RLMI: 'application/rlmi+xml',
@@ -18,11 +19,12 @@ export const CT = {
   XCAP_NS: 'application/xcap-ns+xml',
 } as const;
 
-export type PresenceContentType = typeof CT.PIDF | typeof CT.XPIDF | typeof CT.CPIM_PIDF;
+export type PresenceContentType = typeof CT.PIDF | typeof CT.XPIDF | typeof CT.CPIM_PIDF | typeof CT.LPIDF;
 
 /** Candidates in order of preference when the watcher rates them equally: PIDF is the
- *  mandatory, richest format (RFC 3856 §6.6); cpim-pidf keeps more than xpidf. */
-const PRESENCE_TYPES: readonly PresenceContentType[] = [CT.PIDF, CT.CPIM_PIDF, CT.XPIDF];
+ *  mandatory, richest format (RFC 3856 §6.6); cpim-pidf keeps more than xpidf; lpidf (SER's
+ *  light PIDF: open/closed per contact, nothing else) keeps least. */
+const PRESENCE_TYPES: readonly PresenceContentType[] = [CT.PIDF, CT.CPIM_PIDF, CT.XPIDF, CT.LPIDF];
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -108,17 +110,12 @@ function quality(ranges: readonly Range[], candidate: string): { q: number; posi
   return spec < 0 ? { q: 0, position: Infinity } : { q, position };
 }
 
-/** Whether a present Accept header admits `type` (RFC 3261 §20.1 with the RFC 7231 §5.3.2 rules). */
-export function acceptsType(acceptHeader: string, type: string): boolean {
-  return quality(rangesOf(acceptHeader), type).q > 0;
-}
-
 /**
  * Chooses the presence body format for a SUBSCRIBE. No Accept header means PIDF (RFC 3856 §6.6,
  * RFC 6665 §7.1.1 / §8.4: the package's default). Otherwise each candidate gets the q-value of
  * the most specific matching range (RFC 7231 §5.3.2 rules, as RFC 3261 §20.1 borrows them; among
  * equally specific ranges the highest q); the highest q above 0 wins; ties go to PIDF, then to the
- * range listed first, then cpim-pidf before xpidf. Undefined means nothing fits (answer 406).
+ * range listed first, then cpim-pidf, xpidf, lpidf. Undefined means nothing fits (answer 406).
  * An Accept header that is present but empty accepts nothing (RFC 3261 §20.1). Several Accept
  * header fields must be joined with commas before calling.
  */
@@ -135,4 +132,25 @@ export function negotiatePresenceType(acceptHeader: string | undefined): Presenc
     if (better) best = { ct, q, position, pref };
   });
   return best?.ct;
+}
+
+/**
+ * Whether an Accept header (absent: the package default, so yes) accepts `type`, by the most
+ * specific range that matches it, wildcards included, with q > 0.
+ */
+export function acceptsType(acceptHeader: string | undefined, type: string): boolean {
+  if (acceptHeader === undefined) return true;
+  return quality(rangesOf(acceptHeader), type).q > 0;
+}
+
+/**
+ * Whether an Accept header names `type` itself with q > 0 (a wildcard does not count): for opt-in
+ * formats such as RFC 5263 partial notification, which a watcher asks for by name.
+ */
+export function acceptsExactly(acceptHeader: string | undefined, type: string): boolean {
+  if (acceptHeader === undefined) return false;
+  return splitList(acceptHeader).some((item, i) => {
+    const r = item.trim() === '' ? undefined : parseRange(item, i);
+    return r !== undefined && `${r.type}/${r.sub}` === type && r.q > 0;
+  });
 }

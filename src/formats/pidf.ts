@@ -87,6 +87,11 @@ export function parsePidf(text: string, limits?: Partial<XmlLimits>): PidfDocume
     throw e;
   }
   if (root.ns !== NS.PIDF || root.name !== 'presence') throw bad('root element is not a PIDF presence');
+  return pidfFromElement(root);
+}
+
+/** The checks of parsePidf on an element already parsed (RFC 5262 pidf-full, a patched tree). */
+export function pidfFromElement(root: XmlElement): PidfDocument {
   const entity = root.attrs['entity'];
   if (entity === undefined || entity.trim() === '') throw bad('missing entity attribute');
 
@@ -123,7 +128,12 @@ export function parsePidf(text: string, limits?: Partial<XmlLimits>): PidfDocume
  * tuples, notes, persons, devices, extensions.
  */
 export function serializePidf(doc: PidfDocument): string {
-  const root: XmlElement = {
+  return serializeXml(pidfElement(doc));
+}
+
+/** The document as one {PIDF}presence element, children in schema order. */
+export function pidfElement(doc: PidfDocument): XmlElement {
+  return {
     ns: NS.PIDF,
     name: 'presence',
     attrs: { entity: doc.entity },
@@ -135,7 +145,6 @@ export function serializePidf(doc: PidfDocument): string {
       ...doc.extensions,
     ],
   };
-  return serializeXml(root);
 }
 
 function pidfEl(name: string, children: XmlElement['children'] = [], attrs: Record<string, string> = {}): XmlElement {

@@ -15,15 +15,21 @@ export interface PublicationRecord {
   body: string;
   publishedAt: number;
   expiresAt: number;
+  /** RFC 5262/5264: the pidf-diff version of the publication's state, when the EPA sends versions. */
+  version?: number;
 }
 
+/** RFC 5264 partial publication: the change against the publication's current state and version. */
+export type PatchResult = { ok: true; document: PidfDocument; body: string } | { ok: false; status: 400 | 412; reason: string };
+
 export type PublishOp =
-  | { kind: 'initial'; presentity: string; document: PidfDocument; body: string; expires: number }
+  | { kind: 'initial'; presentity: string; document: PidfDocument; body: string; expires: number; version?: number }
   | { kind: 'refresh'; presentity: string; etag: string; expires: number }
-  | { kind: 'modify'; presentity: string; etag: string; document: PidfDocument; body: string; expires: number }
+  | { kind: 'modify'; presentity: string; etag: string; document: PidfDocument; body: string; expires: number; version?: number }
+  | { kind: 'patch'; presentity: string; etag: string; version: number; apply: (old: PidfDocument) => PatchResult; expires: number }
   | { kind: 'remove'; presentity: string; etag: string };
 
-export type PublishResult = { ok: true; etag: string; expires: number } | { ok: false; status: 412 };
+export type PublishResult = { ok: true; etag: string; expires: number } | { ok: false; status: 400 | 412; reason?: string };
 
 interface Publication {
   record: PublicationRecord;
@@ -151,7 +157,7 @@ export class PresenceAgent implements Provider {
     return this.queue.run(op.presentity, async () => {
       if (op.kind === 'initial') {
         const etag = newEtag();
-        const rec: PublicationRecord = { etag, presentity: op.presentity, body: op.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000 };
+        const rec: PublicationRecord = { etag, presentity: op.presentity, body: op.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(op.version !== undefined ? { version: op.version } : {}) };
         await this.store.put(etag, rec);
         this.add({ record: rec, document: op.document });
         this.recompose(op.presentity);
@@ -166,16 +172,24 @@ export class PresenceAgent implements Provider {
         this.recompose(op.presentity);
         return { ok: true, etag: op.etag, expires: 0 };
       }
+      let change: { document: PidfDocument; body: string; version?: number } | undefined;
+      if (op.kind === 'modify') change = { document: op.document, body: op.body, ...(op.version !== undefined ? { version: op.version } : {}) };
+      else if (op.kind === 'patch') {
+        // RFC 5264 §5: a partial change applies to the version the ESC holds, the next one exactly.
+        if (old.record.version === undefined || op.version !== old.record.version + 1) return { ok: false, status: 412, reason: 'Version Out Of Sequence' };
+        const r = op.apply(old.document);
+        if (!r.ok) return { ok: false, status: r.status, reason: r.reason };
+        change = { document: r.document, body: r.body, version: op.version };
+      }
       const etag = newEtag();
-      const rec: PublicationRecord =
-        op.kind === 'modify'
-          ? { etag, presentity: op.presentity, body: op.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000 }
-          : { ...old.record, etag, expiresAt: now + op.expires * 1000 };
+      const rec: PublicationRecord = change
+        ? { etag, presentity: op.presentity, body: change.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(change.version !== undefined ? { version: change.version } : {}) }
+        : { ...old.record, etag, expiresAt: now + op.expires * 1000 };
       // Both in one group commit: the new entity-tag is durable exactly when the old one is gone.
       await Promise.all([this.store.put(etag, rec), this.store.delete(op.etag)]);
       this.remove(old);
-      this.add({ record: rec, document: op.kind === 'modify' ? op.document : old.document });
-      if (op.kind === 'modify') this.recompose(op.presentity);
+      this.add({ record: rec, document: change ? change.document : old.document });
+      if (change) this.recompose(op.presentity);
       return { ok: true, etag, expires: op.expires };
     });
   }

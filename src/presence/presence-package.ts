@@ -4,10 +4,12 @@
 // them to the RLS before any content negotiation (RFC 4662).
 import type { PidfDocument } from '../formats/pidf.js';
 import { serializePidf } from '../formats/pidf.js';
-import { CT, negotiatePresenceType, type PresenceContentType } from '../formats/content-types.js';
+import { CT, acceptsExactly, negotiatePresenceType, type PresenceContentType } from '../formats/content-types.js';
+import { diffPidf, renderPidfFull } from '../formats/pidf-diff.js';
 import { renderXpidf } from '../formats/xpidf.js';
 import { renderCpimPidf } from '../formats/cpim-pidf.js';
-import type { Watch } from '../hub/types.js';
+import { renderLpidf } from '../formats/lpidf.js';
+import { entityTag, type Watch } from '../hub/types.js';
 import { NoProviderError, type Hub } from '../hub/hub.js';
 import { renderView, type WatcherView, type WatcherViews } from '../policy/view.js';
 import { header } from '../sip/message.js';
@@ -26,6 +28,7 @@ const renderers: Record<PresenceContentType, (doc: PidfDocument) => string> = {
   [CT.PIDF]: serializePidf,
   [CT.XPIDF]: renderXpidf,
   [CT.CPIM_PIDF]: renderCpimPidf,
+  [CT.LPIDF]: renderLpidf,
 };
 
 const REASONS: readonly TerminationReason[] = ['deactivated', 'probation', 'rejected', 'timeout', 'giveup', 'noresource', 'invariant'];
@@ -52,9 +55,16 @@ export class PresencePackage implements EventPackage {
 
   async admit(ctx: AdmitContext): Promise<Admission> {
     let contentType: PresenceContentType | undefined;
+    // RFC 5263 §3: partial notification for a watcher that accepts pidf-diff beside PIDF.
+    let partial = false;
     if (ctx.request) {
-      contentType = negotiatePresenceType(header(ctx.request, 'accept'));
+      const accept = header(ctx.request, 'accept');
+      contentType = negotiatePresenceType(accept);
       if (!contentType) return { ok: false, status: 406, reason: 'Not Acceptable', headers: [['Accept', Object.keys(renderers).join(', ')]] };
+      partial = contentType === CT.PIDF && acceptsExactly(accept, CT.PIDF_DIFF);
+    } else if (ctx.contentType === CT.PIDF_DIFF) {
+      contentType = CT.PIDF;
+      partial = true;
     } else {
       contentType = (ctx.contentType as PresenceContentType) in renderers ? (ctx.contentType as PresenceContentType) : CT.PIDF;
     }
@@ -88,14 +98,14 @@ export class PresencePackage implements EventPackage {
       if (e instanceof NoProviderError) return { ok: false, status: 404, reason: 'Not Found' };
       throw e;
     }
-    const binding = new PresenceBinding(this, watch, view, contentType, changed);
+    const binding = new PresenceBinding(this, watch, view, contentType, changed, partial ? ctx.nextVersion : undefined);
     let set = this.live.get(ctx.resource);
     if (!set) {
       set = new Set();
       this.live.set(ctx.resource, set);
     }
     set.add(binding);
-    return { ok: true, contentType, binding };
+    return { ok: true, contentType: partial ? CT.PIDF_DIFF : contentType, binding };
   }
 
   /** For bindings: a closed binding leaves the re-evaluation set. */
@@ -114,6 +124,11 @@ const noBody = (state: 'pending' | 'terminated'): NotifyContent => ({ state, ...
  */
 class PresenceBinding implements Binding {
   private closed = false;
+  /** Partial notification (RFC 5263): the document this watcher last got, and whether full is owed. */
+  private last: PidfDocument | undefined;
+  private full = true;
+  /** Only with partial notification, whose content() spends versions (see Binding.synced). */
+  readonly synced?: () => void;
 
   constructor(
     private readonly pkg: PresencePackage,
@@ -121,15 +136,54 @@ class PresenceBinding implements Binding {
     private readonly view: WatcherView,
     private readonly contentType: PresenceContentType,
     readonly changed: () => void,
-  ) {}
+    /** Set for RFC 5263 partial notification: the subscription's next pidf-diff version. */
+    private readonly nextVersion?: () => number,
+  ) {
+    if (nextVersion) {
+      this.synced = () => {
+        const v = this.view.see(this.watch.current());
+        this.last = v.state === 'active' ? v.show(this.watch.current()?.document) : undefined;
+        this.full = this.last === undefined;
+      };
+    }
+  }
 
   content(): NotifyContent {
+    const c = this.fullContent();
+    if (!this.nextVersion || c.state !== 'active') return c;
+    // RFC 5263 §3: pidf-full with its version first (and after a refresh), then patches; full state
+    // again whenever the patch would not be smaller. The entity-tag names the full state (RFC 5839 §6.4).
+    const snap = this.watch.current();
+    const v = this.view.see(snap);
+    if (v.state !== 'active') return c;
+    const doc = v.show(snap?.document);
+    const version = this.nextVersion();
+    const patch = !this.full && this.last ? diffPidf(this.last, doc, version) : undefined;
+    const whole = patch === undefined || Buffer.byteLength(patch) >= Buffer.byteLength(c.body ?? '') ? renderPidfFull(doc, version) : undefined;
+    this.last = doc;
+    this.full = false;
+    return { ...c, body: whole ?? patch, contentType: CT.PIDF_DIFF };
+  }
+
+  refreshed(): void {
+    this.full = true;
+  }
+
+  /** The whole document in the negotiated format, as this watcher's view shows it. */
+  private fullContent(): NotifyContent {
     const snap = this.watch.current();
     const v = this.view.see(snap);
     if (v.state === 'pending') return noBody('pending');
     if (v.state === 'terminated') return v.by === 'rules' ? noBody('terminated') : { ...noBody('terminated'), reason: asReason(v.reason) };
     const r = renderView(snap, v, this.contentType, renderers[this.contentType]);
-    return { state: 'active', body: r.body, contentType: this.contentType, tag: r.tag };
+    // RFC 5839 §6.1: every body has a tag, a never-published presentity's closed one too.
+    return { state: 'active', body: r.body, contentType: this.contentType, tag: r.tag ?? entityTag(r.body) };
+  }
+
+  /** RFC 5839 §6.1: the tag names the body this watcher is shown (its content type and view). */
+  currentTag(): string | undefined {
+    const c = this.fullContent();
+    return c.state === 'active' ? c.tag : undefined;
   }
 
   close(reason?: TerminationReason): void {

@@ -1,7 +1,8 @@
 // SIP PUBLISH (RFC 3903) to PublishOps: the request checks of §6 in the order the RFC gives them,
 // each with its own answer, then the ESC (pa.ts) does the ETag work.
 import { CT, mediaType } from '../formats/content-types.js';
-import { PidfError, parsePidf, type PidfDocument } from '../formats/pidf.js';
+import { PidfError, parsePidf, serializePidf, type PidfDocument } from '../formats/pidf.js';
+import { applyPatch, parsePidfDiff, type PidfDiff } from '../formats/pidf-diff.js';
 import { toReasonPhrase } from '../formats/xml.js';
 import { aorOf } from '../formats/uri.js';
 import { header, mergeHeaders, type HeaderList } from '../sip/message.js';
@@ -47,33 +48,64 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
   expires = Math.min(expires, o.maxExpires);
 
   let document: PidfDocument | undefined;
+  let body = rq.body;
+  let diff: PidfDiff | undefined;
   if (rq.bodyBytes > 0) {
     const type = mediaType(header(rq, 'content-type'));
-    if (type !== CT.PIDF) return answer(415, 'Unsupported Media Type', [['Accept', CT.PIDF]]);
+    // RFC 5264: partial publication in application/pidf-diff+xml (RFC 5262).
+    if (type !== CT.PIDF && type !== CT.PIDF_DIFF) return answer(415, 'Unsupported Media Type', [['Accept', `${CT.PIDF}, ${CT.PIDF_DIFF}`]]);
     if (rq.bodyBytes > o.maxDocumentBytes) return answer(413, 'Request Entity Too Large');
+    const limits = { maxBytes: o.maxDocumentBytes, maxDepth: o.maxXmlDepth };
     try {
-      document = parsePidf(rq.body, { maxBytes: o.maxDocumentBytes, maxDepth: o.maxXmlDepth });
+      if (type === CT.PIDF) document = parsePidf(rq.body, limits);
+      else {
+        diff = parsePidfDiff(rq.body, limits);
+        if (diff.kind === 'full') {
+          document = diff.document;
+          body = serializePidf(document); // kept (and restored) as the PIDF it is
+        }
+      }
     } catch (err) {
       if (err instanceof PidfError) return answer(400, toReasonPhrase(err.message));
       throw err;
     }
   }
+  const version = diff?.version;
 
   let op: PublishOp;
   if (!ifMatch) {
-    if (!document) return answer(400, 'Initial PUBLISH Without Body');
+    // A patch needs the state it patches: an initial publication is full state.
+    if (!document) return answer(400, diff ? 'Initial PUBLISH Must Be Full State' : 'Initial PUBLISH Without Body');
     if (expires === 0) return answer(400, 'Initial PUBLISH With Expires 0');
-    op = { kind: 'initial', presentity, document, body: rq.body, expires };
+    op = { kind: 'initial', presentity, document, body, expires, ...(version !== undefined ? { version } : {}) };
   } else if (expires === 0) {
     // §4.5: removal carries no body; one that does is still a removal (the body is ignored).
     op = { kind: 'remove', presentity, etag: ifMatch };
   } else if (document) {
-    op = { kind: 'modify', presentity, etag: ifMatch, document, body: rq.body, expires };
+    op = { kind: 'modify', presentity, etag: ifMatch, document, body, expires, ...(version !== undefined ? { version } : {}) };
+  } else if (diff?.kind === 'patch') {
+    const patch = diff;
+    op = {
+      kind: 'patch',
+      presentity,
+      etag: ifMatch,
+      version: patch.version,
+      expires,
+      apply: (old) => {
+        try {
+          const d = applyPatch(old, patch.ops, patch.prefixes);
+          return { ok: true, document: d, body: serializePidf(d) };
+        } catch (err) {
+          if (err instanceof PidfError) return { ok: false, status: 400, reason: toReasonPhrase(err.message) };
+          throw err;
+        }
+      },
+    };
   } else {
     op = { kind: 'refresh', presentity, etag: ifMatch, expires };
   }
   const result = await pa.publish(op);
-  if (!result.ok) return answer(412, 'Conditional Request Failed');
+  if (!result.ok) return answer(result.status, result.reason ?? 'Conditional Request Failed');
   answer(200, 'OK', [
     ['SIP-ETag', result.etag],
     ['Expires', String(result.expires)],

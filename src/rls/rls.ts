@@ -5,8 +5,9 @@
 // `maxNotifyBytes` (the rest follows as partial state, RFC 4662 §5.2).
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CT, acceptsType } from '../formats/content-types.js';
-import { serializePidf } from '../formats/pidf.js';
+import { CT, acceptsExactly, acceptsType } from '../formats/content-types.js';
+import { diffPidf, renderPidfFull } from '../formats/pidf-diff.js';
+import { serializePidf, type PidfDocument } from '../formats/pidf.js';
 import { newBoundary, renderMultipart, type BodyPart } from '../formats/multipart.js';
 import { renderRlmi, type RlmiInstance, type RlmiResource } from '../formats/rlmi.js';
 import type { FlatMember } from '../formats/resource-lists.js';
@@ -26,6 +27,11 @@ export interface RlsOptions {
   maxNotifyBytes: number;
   /** Domain for Content-IDs. */
   domain: string;
+  /**
+   * Whether a service's nested lists go out flattened (one RLMI) rather than as nested RLMI
+   * (RFC 4662 §5.4); for clients that cannot read nested multiparts. Absent: never flattened.
+   */
+  flatten?: (serviceUri: string) => boolean;
 }
 
 export interface ListSubscriptionView {
@@ -46,12 +52,26 @@ interface Member {
   /** Fixed state for members without a watch (no provider, refused, removed from the list). */
   fixed: RlmiInstance['state'] | undefined;
   reason: string | undefined;
+  /** The nested lists it sits in, outermost first (FlatMember.path); [] at the top level. */
+  path: string[];
+  /** RFC 5263 parts: the document this watcher last got for the member (undefined: full owed). */
+  lastDoc?: PidfDocument;
+}
+
+/** What the size bound has left for one NOTIFY, shared by every level of nesting. */
+interface Budget {
+  bytes: number;
+  parts: number;
 }
 
 /** What one member looks like to this subscriber right now; body only for active instances. */
 interface MemberView {
   resource: RlmiResource;
   part: BodyPart | undefined;
+  /** What of it the entity-tag covers (RFC 5839 §6.5): state, reason, name and body, not versions. */
+  fingerprint: string;
+  /** Active members: the document shown (computed on demand, for partial PIDF parts). */
+  doc?: () => PidfDocument;
 }
 
 const RLMI_OVERHEAD = 400;
@@ -143,8 +163,11 @@ export class ResourceListServer {
     const interval = Math.max(this.opts.minIntervalMs, wanted ?? 0);
     const most = requestedMaxIntervalMs(event);
     const rates = { intervalMs: interval, maxIntervalMs: most === undefined ? undefined : Math.max(most, interval), askedMaxRate: wanted !== undefined };
+    // RFC 5263 for list members: parts in pidf-diff for a subscriber that accepts it beside PIDF. A
+    // restored subscription (no SUBSCRIBE to read) sends PIDF parts, which it accepts too.
+    const partial = rq !== undefined && acceptsExactly(header(rq, 'accept'), CT.PIDF_DIFF) && acceptsExactly(header(rq, 'accept'), CT.PIDF);
     const quirks = listNotifyQuirks(ctx.userAgent);
-    const b = new ListBinding(this, ctx, rates, quirks, this.opts, this.log);
+    const b = new ListBinding(this, ctx, rates, quirks, this.opts, this.log, partial);
     this.bindings.add(b);
     await b.setMembers(resolved.members);
     return {
@@ -179,6 +202,10 @@ class ListBinding implements Binding {
   private readonly maxIntervalMs: number | undefined;
   /** RFC 6446 §5.2: the applied max-rate is echoed to a subscriber that asked for one, and only then. */
   private readonly askedMaxRate: boolean;
+  /** The min-rate heartbeat is due: a NOTIFY even if nothing changed. */
+  private forceNext = false;
+  /** Each member's last fingerprint (for the list's entity-tag). */
+  private readonly fingerprints = new Map<string, string>();
 
   constructor(
     private readonly rls: ResourceListServer,
@@ -187,6 +214,8 @@ class ListBinding implements Binding {
     private readonly quirks: ListNotifyQuirks,
     private readonly opts: RlsOptions,
     private readonly log: Logger,
+    /** Member parts as RFC 5262 pidf-full, then patches (RFC 5263). */
+    private readonly partial = false,
   ) {
     this.intervalMs = rates.intervalMs;
     this.maxIntervalMs = rates.maxIntervalMs;
@@ -208,7 +237,7 @@ class ListBinding implements Binding {
         next.set(m.uri, old);
         continue;
       }
-      const member: Member = { uri: m.uri, displayName: m.displayName, watch: undefined, view: undefined, instanceId: this.instanceId(m.uri), fixed: undefined, reason: undefined };
+      const member: Member = { uri: m.uri, displayName: m.displayName, watch: undefined, view: undefined, instanceId: this.instanceId(m.uri), fixed: undefined, reason: undefined, path: [...m.path] };
       const provider = hub.providerFor(m.uri);
       const refusal = provider?.refuse?.(m.uri, this.ctx.watcher);
       if (!provider || refusal) {
@@ -234,6 +263,7 @@ class ListBinding implements Binding {
     }
     for (const [uri, old] of this.members) {
       if (next.has(uri)) continue;
+      this.fingerprints.delete(uri);
       // Removed from the list: shown terminated once (RFC 4662 §5.2), then gone from later full states.
       old.watch?.stop();
       old.watch = undefined;
@@ -295,17 +325,48 @@ class ListBinding implements Binding {
   private view(m: Member): MemberView {
     const names = m.displayName ? [{ text: m.displayName }] : [];
     const resource = (instances: RlmiInstance[]): RlmiResource => ({ uri: m.uri, names, instances });
-    if (m.fixed) return { resource: resource([{ id: m.instanceId, state: m.fixed, ...(m.reason ? { reason: m.reason } : {}) }]), part: undefined };
+    const fp = (state: string, extra = ''): string => `${m.uri}|${m.displayName ?? ''}|${state}|${extra}`;
+    if (m.fixed) return { resource: resource([{ id: m.instanceId, state: m.fixed, ...(m.reason ? { reason: m.reason } : {}) }]), part: undefined, fingerprint: fp(m.fixed, m.reason) };
     const snap = m.watch?.current();
     // RFC 4662 §5.2: a resource whose state is not known yet has no instance.
-    if (!snap) return { resource: resource([]), part: undefined };
+    if (!snap) return { resource: resource([]), part: undefined, fingerprint: fp('unknown') };
     const v = (m.view as WatcherView).see(snap);
-    if (v.state === 'pending') return { resource: resource([{ id: m.instanceId, state: 'pending' }]), part: undefined };
-    if (v.state === 'terminated') return { resource: resource([{ id: m.instanceId, state: 'terminated', reason: v.by === 'rules' ? 'rejected' : v.reason ?? 'noresource' }]), part: undefined };
+    if (v.state === 'pending') return { resource: resource([{ id: m.instanceId, state: 'pending' }]), part: undefined, fingerprint: fp('pending') };
+    if (v.state === 'terminated') {
+      const reason = v.by === 'rules' ? 'rejected' : (v.reason ?? 'noresource');
+      return { resource: resource([{ id: m.instanceId, state: 'terminated', reason }]), part: undefined, fingerprint: fp('terminated', reason) };
+    }
     // The same memo as a direct subscription with the same view: one serialization serves both.
-    const body = renderView(snap, v, CT.PIDF, serializePidf).body;
+    const r = renderView(snap, v, CT.PIDF, serializePidf);
+    const doc = (): PidfDocument => v.show(snap.document);
     const cid = `${m.instanceId}.${snap.version}@${this.opts.domain}`;
-    return { resource: resource([{ id: m.instanceId, state: 'active', cid }]), part: { contentType: `${CT.PIDF};charset="UTF-8"`, contentId: cid, body } };
+    return { resource: resource([{ id: m.instanceId, state: 'active', cid }]), part: { contentType: `${CT.PIDF};charset="UTF-8"`, contentId: cid, body: r.body }, fingerprint: fp('active', r.tag ?? r.body), doc };
+  }
+
+  /**
+   * RFC 5839 §6.4–6.5: one entity-tag for the whole list as this watcher sees it (every member's
+   * state and body, in list order), whether the NOTIFY that carries it is full or partial. Members
+   * not marked changed keep the fingerprint they had, so this costs a view only of changed ones.
+   */
+  currentTag(): string | undefined {
+    if (this.forceNext) return undefined;
+    const h = createHash('sha1');
+    for (const m of this.members.values()) {
+      let f = this.dirty.has(m.uri) ? undefined : this.fingerprints.get(m.uri);
+      if (f === undefined) {
+        f = this.view(m).fingerprint;
+        this.fingerprints.set(m.uri, f);
+      }
+      h.update(f).update('\n');
+    }
+    return h.digest('base64url').slice(0, 20);
+  }
+
+  synced(): void {
+    if (this.partial) for (const m of this.members.values()) m.lastDoc = this.view(m).doc?.();
+    this.full = false;
+    this.dirty.clear();
+    this.removed.clear();
   }
 
   content(): NotifyContent {
@@ -313,23 +374,8 @@ class ListBinding implements Binding {
     this.full = false;
     const pick = full ? [...this.members.values()] : [...this.dirty].map((u) => this.members.get(u) ?? this.removed.get(u)).filter((m): m is Member => m !== undefined);
     this.dirty.clear();
-    const resources: RlmiResource[] = [];
-    const parts: BodyPart[] = [];
-    let bytes = RLMI_OVERHEAD;
-    for (const m of pick) {
-      const v = this.view(m);
-      const size = v.part ? Buffer.byteLength(v.part.body) + 200 : 0;
-      if (v.part && bytes + size > this.opts.maxNotifyBytes && parts.length > 0) {
-        // Over the size bound: list the resource without an instance now (state not given) and send
-        // its state in a partial NOTIFY right after (RFC 4662 §5.2 permits completing full state so).
-        resources.push({ ...v.resource, instances: [] });
-        this.dirty.add(m.uri);
-        continue;
-      }
-      bytes += size + 150;
-      resources.push(v.resource);
-      if (v.part) parts.push(v.part);
-    }
+    const nested = !this.opts.flatten?.(this.ctx.resource);
+    const { resources, parts } = this.level(pick, 0, full, nested, { bytes: RLMI_OVERHEAD, parts: 0 });
     this.removed.clear();
     const version = this.ctx.nextVersion();
     const rlmiCid = `rlmi.${version}.${this.instanceId(this.ctx.resource)}@${this.opts.domain}`;
@@ -347,6 +393,7 @@ class ListBinding implements Binding {
       if (this.heartbeat) clearTimeout(this.heartbeat);
       this.heartbeat = setTimeout(() => {
         this.heartbeat = undefined;
+        this.forceNext = true;
         if (!this.closed) this.ctx.changed();
       }, this.maxIntervalMs);
       this.heartbeat.unref();
@@ -355,11 +402,13 @@ class ListBinding implements Binding {
       // What did not fit goes next, after the interval.
       setImmediate(() => this.schedule());
     }
+    this.forceNext = false;
     return {
       state: 'active',
       body: mp.body,
       contentType: mp.contentType,
-      tag: undefined,
+      // What did not fit is still owed: no tag claims the whole list until it is sent.
+      tag: this.dirty.size > 0 ? undefined : this.currentTag(),
       headers: [['Require', 'eventlist']],
       // RFC 6446 §5.2: the rates applied are echoed to a subscriber that asked for rate control (the
       // value may be Herald's own, when it imposes a slower one). Without a request no parameter is sent:
@@ -371,6 +420,86 @@ class ListBinding implements Binding {
 
   refreshed(): void {
     this.full = true;
+  }
+
+  /**
+   * The RLMI resources and body parts of one list level. Members in a nested list (RFC 4662 §5.4,
+   * nested lists as nested RLMI) become one resource for that list, whose active instance points
+   * at a multipart/related part holding the nested list's own RLMI (its URI, name and version) and
+   * its members' parts; `nested` false flattens every level into this one.
+   */
+  private level(members: readonly Member[], depth: number, full: boolean, nested: boolean, budget: Budget): { resources: RlmiResource[]; parts: BodyPart[] } {
+    const resources: RlmiResource[] = [];
+    const parts: BodyPart[] = [];
+    const groups = new Map<string, { slot: number; members: Member[] }>();
+    for (const m of members) {
+      const g = nested ? m.path[depth] : undefined;
+      if (g !== undefined) {
+        const group = groups.get(g);
+        if (group) group.members.push(m);
+        else {
+          // The nested list takes the place of its first member; filled in below.
+          groups.set(g, { slot: resources.length, members: [m] });
+          resources.push({ uri: '', names: [], instances: [] });
+        }
+        continue;
+      }
+      const v = this.view(m);
+      if (this.members.get(m.uri) === m) this.fingerprints.set(m.uri, v.fingerprint);
+      const size = v.part ? Buffer.byteLength(v.part.body) + 200 : 0;
+      if (v.part && budget.bytes + size > this.opts.maxNotifyBytes && budget.parts > 0) {
+        // Over the size bound: list the resource without an instance now (state not given) and send
+        // its state in a partial NOTIFY right after (RFC 4662 §5.2 permits completing full state so).
+        resources.push({ ...v.resource, instances: [] });
+        this.dirty.add(m.uri);
+        continue;
+      }
+      budget.bytes += size + 150;
+      resources.push(v.resource);
+      if (v.part) {
+        parts.push(this.partial && v.doc ? this.partialPart(m, v.part, v.doc(), full) : v.part);
+        budget.parts++;
+      } else m.lastDoc = undefined;
+    }
+    for (const [name, group] of groups) {
+      const uri = this.nestedUri(group.members[0]!.path.slice(0, depth + 1));
+      const inner = this.level(group.members, depth + 1, full, nested, budget);
+      const version = this.ctx.nextVersion(uri);
+      const id = this.instanceId(uri);
+      const rlmiCid = `rlmi.${version}.${id}@${this.opts.domain}`;
+      const names = [{ text: name }];
+      const mp = renderMultipart({
+        type: CT.RLMI,
+        start: rlmiCid,
+        boundary: newBoundary(),
+        parts: [{ contentType: `${CT.RLMI};charset="UTF-8"`, contentId: rlmiCid, body: renderRlmi({ uri, version, fullState: full, names, resources: inner.resources }) }, ...inner.parts],
+      });
+      const cid = `list.${version}.${id}@${this.opts.domain}`;
+      budget.bytes += 400;
+      resources[group.slot] = { uri, names, instances: [{ id, state: 'active', cid }] };
+      parts.push({ contentType: mp.contentType, contentId: cid, body: mp.body });
+    }
+    return { resources, parts };
+  }
+
+  /**
+   * RFC 5263 §3 for one member's part: pidf-full with the member's own version in full state (and
+   * whenever the patch would not be smaller), else the patch from what this watcher last got.
+   */
+  private partialPart(m: Member, part: BodyPart, doc: PidfDocument, full: boolean): BodyPart {
+    const version = this.ctx.nextVersion(`pidf-diff|${m.uri}`);
+    const patch = !full && m.lastDoc ? diffPidf(m.lastDoc, doc, version) : undefined;
+    m.lastDoc = doc;
+    const body = patch !== undefined && Buffer.byteLength(patch) < Buffer.byteLength(part.body) ? patch : renderPidfFull(doc, version);
+    return { ...part, contentType: `${CT.PIDF_DIFF};charset="UTF-8"`, body };
+  }
+
+  /**
+   * A nested list's URI in RLMI: the service URI with the nested list's path (list names, or an
+   * external list's anchor) as a `list` parameter, stable across NOTIFYs and restarts.
+   */
+  private nestedUri(path: readonly string[]): string {
+    return `${this.ctx.resource};list=${path.map((p) => encodeURIComponent(p)).join('/')}`;
   }
 
   close(reason?: TerminationReason): void {

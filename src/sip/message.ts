@@ -15,6 +15,8 @@ export interface Flow {
    * certificate verified against `sip.tls_ca`. Absent: no verified certificate.
    */
   tlsNames?: readonly string[];
+  /** Outbound TLS: the name the peer's certificate must carry (RFC 5922 §4), when not the address. */
+  serverName?: string;
 }
 
 export type Params = Record<string, string | null>;

@@ -1,10 +1,9 @@
 // The SIP stack Herald's core talks to: typed requests in, typed responses out, transactions and
 // transports hidden. One place for the untyped `sip` package (through codec.ts) and its work-arounds.
-import net from 'node:net';
-import sip from 'sip';
 import type { Logger } from 'pino';
-import { decode, encodeRawResponse, encodeRequest, encodeResponse, formatParams, parseSipUri, type ResponseSpec } from './codec.js';
+import { decode, encodeRawResponse, encodeRequest, encodeResponse, type ResponseSpec } from './codec.js';
 import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse } from './message.js';
+import { SipResolver, type ResolverOptions } from './resolver.js';
 import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
 import { parseHead } from './parser.js';
 import { RateLimitedLog } from './rate-log.js';
@@ -20,12 +19,16 @@ export interface ServerTx {
 export interface StackOptions extends TransportOptions {
   /** Host[:port] for Via and Contact; empty: the listening address. */
   publicHost?: string;
+  /** RFC 3263 resolution: DNS servers and timeouts (empty: the system's resolver). */
+  dns?: ResolverOptions;
   log: Logger;
 }
 
 export interface SendOptions {
   /** A flow to reuse when it is still open (connection-oriented transports, RFC 5626 style). */
   flow?: Flow;
+  /** Put Herald's own URI for the transport each try leaves on in Contact (RFC 3261 §8.1.1.8). */
+  selfContact?: boolean;
 }
 
 export interface StackCounters {
@@ -36,6 +39,9 @@ export interface StackCounters {
   retransmissionsAbsorbed: number;
   malformed: number;
 }
+
+/** RFC 3263 §4.3 tries the next target after a failure; a bounded number of them. */
+const MAX_TARGETS = 8;
 
 /** Told of every message through the stack (metrics); direction from Herald's side. */
 export interface StackObserver {
@@ -55,9 +61,11 @@ export class SipStack {
   private readonly badLog: RateLimitedLog;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly log: Logger;
+  readonly resolver: SipResolver;
 
   constructor(private readonly opts: StackOptions) {
     this.log = opts.log;
+    this.resolver = new SipResolver(opts.dns);
     this.badLog = new RateLimitedLog(opts.log, 'malformed SIP message');
     this.transports = new Transports(opts, (m) => this.inbound(m), opts.log);
   }
@@ -187,13 +195,32 @@ export class SipStack {
   // ---- outbound --------------------------------------------------------------------------------
 
   /**
-   * Sends a request in a new client transaction. Resolves with the final response, or with
-   * undefined when the transaction timed out or no next hop could be reached (RFC 6665 treats both
-   * like a 408 for NOTIFY).
+   * Sends a request: over `opts.flow` when that connection is still open, else to the targets RFC 3263
+   * gives for the next hop, in order, each in a new client transaction, moving on after a timeout, a
+   * transport error or a 503 (RFC 3263 §4.3). Resolves with the final response (the last target's
+   * when all failed), or with undefined when the last try timed out or no target could be reached
+   * (RFC 6665 treats both like a 408 for NOTIFY).
    */
   async send(req: OutgoingRequest, opts: SendOptions = {}): Promise<SipResponse | undefined> {
-    const flow = opts.flow && this.transports.hasConnection(opts.flow) ? opts.flow : (await this.nextHop(req))[0];
-    if (!flow) return undefined;
+    let targets: Flow[];
+    try {
+      targets = opts.flow && this.transports.hasConnection(opts.flow) ? [opts.flow] : (await this.nextHop(req)).slice(0, MAX_TARGETS);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, uri: req.uri }, 'next hop not resolved');
+      return undefined;
+    }
+    let res: SipResponse | undefined;
+    for (const [i, flow] of targets.entries()) {
+      const r = opts.selfContact ? { ...req, contact: `<${this.contactUri(flow.protocol)}>` } : req;
+      res = await this.sendOnce(r, flow);
+      if (res && res.status !== 503) return res;
+      if (i < targets.length - 1) this.log.debug({ method: req.method, uri: req.uri, failed: `${flow.protocol}:${flow.address}:${flow.port}`, status: res?.status }, 'next hop failed; trying the next target');
+    }
+    return res;
+  }
+
+  /** One client transaction to one flow. */
+  private sendOnce(req: OutgoingRequest, flow: Flow): Promise<SipResponse | undefined> {
     const branch = newBranch();
     const local = this.transports.localFor(flow.protocol);
     const sentBy = this.opts.publicHost || (local ? `${local.address}:${local.port}` : '127.0.0.1');
@@ -214,11 +241,12 @@ export class SipStack {
     });
     this.counters.requestsOut++;
     this.observer?.message('out', 'request', req.method, undefined, flow.protocol);
+    const key = `${branch}|${req.method}`;
     return new Promise((resolve) => {
       this.clients.start(
-        `${branch}|${req.method}`,
+        key,
         () => {
-          if (!this.transports.send(flow, data)) this.clients.finish(`${branch}|${req.method}`, undefined);
+          if (!this.transports.send(flow, data, () => this.clients.finish(key, undefined))) this.clients.finish(key, undefined);
         },
         flow.protocol !== 'UDP',
         resolve,
@@ -229,7 +257,7 @@ export class SipStack {
   /** RFC 3261 §8.1.2 / RFC 3263: the flows a request goes to (first Route with lr, else the Request-URI). */
   async nextHop(req: OutgoingRequest): Promise<Flow[]> {
     const target = req.route && req.route.length > 0 ? stripNameAddr(req.route[0]!) : req.uri;
-    return resolveUri(target);
+    return this.resolver.resolve(target);
   }
 
 }
@@ -242,38 +270,4 @@ function splitHostPort(s: string): [string, number | undefined] {
 function stripNameAddr(s: string): string {
   const m = /<([^>]*)>/.exec(s);
   return m ? m[1]! : s.trim();
-}
-
-/**
- * Targets that are IP literals resolve the same way every time; a NOTIFY to a dialog's remote target
- * is the common case, so their answers are kept (bounded: the oldest entry goes first).
- */
-const literalTargets = new Map<string, Flow[]>();
-const LITERAL_CACHE_MAX = 50_000;
-
-/** RFC 3263 in part: transport from the URI, IP literals directly, hostnames through sip.resolve (SRV, then A/AAAA). */
-export function resolveUri(uri: string): Promise<Flow[]> {
-  const cached = literalTargets.get(uri);
-  if (cached) return Promise.resolve(cached);
-  const u = parseSipUri(uri);
-  if (!u) return Promise.resolve([]);
-  const tp = u.params['transport']?.toUpperCase();
-  const protocol: Protocol = u.scheme === 'sips' ? (tp === 'WS' || tp === 'WSS' ? 'WS' : 'TLS') : tp === 'TCP' ? 'TCP' : tp === 'TLS' ? 'TLS' : tp === 'WS' || tp === 'WSS' ? 'WS' : 'UDP';
-  if (net.isIP(u.host.replace(/^\[|\]$/g, ''))) {
-    const flows: Flow[] = [{ protocol, address: u.host.replace(/^\[|\]$/g, ''), port: u.port ?? DEFAULT_PORT[protocol] }];
-    if (literalTargets.size >= LITERAL_CACHE_MAX) literalTargets.delete(literalTargets.keys().next().value!);
-    literalTargets.set(uri, flows);
-    return Promise.resolve(flows);
-  }
-  const raw = sip.parseUri(`${u.scheme}:${u.host}${u.port ? `:${u.port}` : ''}${formatParams(tp ? { transport: tp.toLowerCase() } : {})}`);
-  if (!raw) return Promise.resolve([]);
-  return new Promise((resolve) => {
-    sip.resolve(raw, (addresses) => {
-      resolve(
-        addresses
-          .map((a) => ({ protocol: a.protocol.toUpperCase() as Protocol, address: a.address, port: a.port }))
-          .filter((f) => f.protocol === 'UDP' || f.protocol === 'TCP' || f.protocol === 'TLS'),
-      );
-    });
-  });
 }

@@ -43,6 +43,8 @@ interface Connection {
   protocol: Protocol;
   send(data: Buffer): void;
   close(): void;
+  /** Outbound connections still connecting: called if the connection fails before it is up. */
+  onFail?: Set<() => void>;
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
@@ -342,9 +344,11 @@ export class Transports {
    * Every address here may have been made up by the network (a Via port 0, a Contact port 99999, a
    * Record-Route to nowhere): one that cannot be sent to is a dropped message and a rate-limited
    * warning, never an exception (issue 16: a retransmission to Via port 0 used to end the process).
-   * Returns false when nothing was sent.
+   * Returns false when nothing was sent. `onFail` hears of a connection that could not be made
+   * (RFC 3263 §4.3: a transport error, which makes the client try the next target at once rather
+   * than after Timer F).
    */
-  send(flow: Flow, data: Buffer): boolean {
+  send(flow: Flow, data: Buffer, onFail?: () => void): boolean {
     if (this.tracing()) this.trace('out', flow, data);
     if (!sendableAddress(flow)) {
       this.badAddress.report({ to: `${flow.protocol}:${flow.address}:${flow.port}` });
@@ -366,6 +370,7 @@ export class Transports {
         if (flow.protocol === 'WS') return false; // Herald never opens WebSocket connections: browsers are behind them.
         conn = this.connect(flow, key);
       }
+      if (onFail && conn.onFail) conn.onFail.add(onFail);
       conn.send(data);
       return true;
     } catch (e) {
@@ -380,12 +385,24 @@ export class Transports {
         ? tls.connect({
             host: flow.address,
             port: flow.port,
-            servername: net.isIP(flow.address) ? undefined : flow.address,
+            // RFC 5922 §4: the certificate must name the domain resolved, not the address it led to.
+            servername: flow.serverName ?? (net.isIP(flow.address) ? undefined : flow.address),
             // Peers are verified (Node's CAs, plus sip.tls_ca when set: a federation's private CA).
             ...(this.opts.tlsCa ? { ca: [...tls.rootCertificates, readFileSync(this.opts.tlsCa, 'utf8')] } : {}),
           })
         : net.connect({ host: flow.address, port: flow.port });
-    return this.adoptStream(socket, flow.protocol, key);
+    const conn = this.adoptStream(socket, flow.protocol, key);
+    const failures = new Set<() => void>();
+    conn.onFail = failures;
+    socket.once(flow.protocol === 'TLS' ? 'secureConnect' : 'connect', () => {
+      delete conn.onFail;
+    });
+    socket.once('close', () => {
+      if (conn.onFail !== failures) return;
+      delete conn.onFail;
+      for (const f of failures) f();
+    });
+    return conn;
   }
 
   async stop(): Promise<void> {

@@ -82,7 +82,7 @@ describe('PUBLISH (RFC 3903)', () => {
   test('other body types: 415 with Accept', async () => {
     const r = await publish({}, 'hello', 'text/plain');
     assert.equal(r.status, 415);
-    assert.equal(r.h('accept'), 'application/pidf+xml');
+    assert.equal(r.h('accept'), 'application/pidf+xml, application/pidf-diff+xml', 'RFC 5264: partial publication too');
   });
 
   test('malformed PIDF: 400 with a reason that says what is wrong', async () => {

@@ -108,6 +108,18 @@ describe('resource list server: restart', () => {
       const again = await p.start();
       assert.equal((again['subscriptions'] as { restored: number }).restored, 1, `the list dialog is restored: ${JSON.stringify(again)}`);
 
+      // RFC 5839: nothing changed while Herald was down, so the restored list costs no full-state
+      // NOTIFY; a refresh naming the entity-tag of the last NOTIFY is answered 204, no NOTIFY.
+      const etag = n1.msg.h('sip-etag');
+      assert.ok(etag, 'list NOTIFYs carry an entity-tag for the whole list (RFC 5839 §6.5)');
+      await new Promise((r) => setTimeout(r, 1500));
+      const notifies = () => [...w.requests].filter((m) => m.method === 'NOTIFY' && m.callId === callId).length;
+      assert.equal(notifies(), 2, 'no NOTIFY for the restored, unchanged list');
+      const cond = await w.request('SUBSCRIBE', LIST, { from: uri('watcher'), fromTag, toTag: res.toTag!, callId, cseq: 2, headers: { Event: 'presence', Expires: '600', Supported: 'eventlist', 'Suppress-If-Match': etag } });
+      assert.equal(cond.status, 204, 'refresh with the current entity-tag: 204 No Notification');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(notifies(), 2, 'and no NOTIFY');
+
       await publish(uri('carol'), 'carol-after-restart');
       const change = await next((d) => d.bodies.get(uri('carol'))?.includes('carol-after-restart') === true, 'the change after the restart');
       // Whatever the restart itself sent (a full state, RFC 4662 allows it) came before the change.
@@ -135,7 +147,7 @@ describe('resource list server: restart', () => {
       assert.match(view.get(uri('carol'))!, /carol-after-restart/);
 
       // The dialog still works after the restart: unsubscribe ends it with a terminated NOTIFY.
-      const un = await w.request('SUBSCRIBE', LIST, { from: uri('watcher'), fromTag, toTag: res.toTag!, callId, cseq: 2, headers: { Event: 'presence', Expires: '0', Supported: 'eventlist' } });
+      const un = await w.request('SUBSCRIBE', LIST, { from: uri('watcher'), fromTag, toTag: res.toTag!, callId, cseq: 3, headers: { Event: 'presence', Expires: '0', Supported: 'eventlist' } });
       assert.equal(un.status, 200);
       const fin = await w.nextRequest((m) => m.method === 'NOTIFY' && m.callId === callId && /terminated/.test(m.h('subscription-state') ?? ''), 8000);
       assert.ok(fin.cseq > prev.msg.cseq);

@@ -15,6 +15,8 @@ import { SipStack } from '../../src/sip/stack.js';
 import { Store } from '../../src/store/store.js';
 import { createSipGateway, SipGatewayConfigSchema, type SipGateway } from '../../gateways/sip/index.js';
 import { tempDir } from '../support/herald.js';
+import { haveDnsmasq, TestDns } from '../support/dns.js';
+import { freePort } from '../support/process.js';
 
 const rnd = (): string => randomBytes(6).toString('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -235,14 +237,15 @@ interface Rig {
 
 const rigs: Rig[] = [];
 
-async function rig(opts: { up?: ScriptedUpstream; store?: string; trusts?: boolean; policy?: 'any' | 'peers'; username?: string; restore?: boolean; extra?: Record<string, unknown> } = {}): Promise<Rig> {
+async function rig(opts: { up?: ScriptedUpstream; store?: string; trusts?: boolean; policy?: 'any' | 'peers'; username?: string; restore?: boolean; extra?: Record<string, unknown>; dns?: string } = {}): Promise<Rig> {
   const up = opts.up ?? (await ScriptedUpstream.start());
-  const stack = new SipStack({ listen: [{ transport: 'udp', address: '127.0.0.1', port: 0 }], maxMessageBytes: 65535, log: silentLogger });
+  // With a DNS server the next hop is found by RFC 3263 (no outbound proxy).
+  const stack = new SipStack({ listen: [{ transport: 'udp', address: '127.0.0.1', port: 0 }], maxMessageBytes: 65535, log: silentLogger, ...(opts.dns ? { dns: { servers: [opts.dns] } } : {}) });
   const store = Store.open(opts.store ?? 'memory://', silentLogger);
   const config = SipGatewayConfigSchema.parse({
     enabled: true,
     policy: opts.policy ?? 'peers',
-    peers: [{ domain: 'remote.test', trusts_us: opts.trusts ?? false, outbound_proxy: `sip:127.0.0.1:${up.port}`, username: opts.username ?? '', password: 'secret' }],
+    peers: [{ domain: 'remote.test', trusts_us: opts.trusts ?? false, ...(opts.dns ? {} : { outbound_proxy: `sip:127.0.0.1:${up.port}` }), username: opts.username ?? '', password: 'secret' }],
     identity: 'sip:gateway@example.test',
     min_retry: 0.1,
     max_retry: 0.8,
@@ -539,6 +542,68 @@ describe('SIP gateway: transaction timeout', () => {
     await a.until((x) => x.document !== undefined, 45_000);
     assert.ok(r.up.subscribes.length >= 2);
     assert.notEqual(r.up.subscribes[1]!.callId, r.up.subscribes[0]!.callId);
+  });
+});
+
+describe('SIP gateway: RFC 3263 next hops through a real DNS server (dnsmasq)', { skip: !haveDnsmasq && 'dnsmasq not installed (scripts/install-peers.sh)' }, () => {
+  let dns: TestDns | undefined;
+  let spare: ScriptedUpstream | undefined;
+  afterEach(async () => {
+    for (const r of [...rigs]) await r.stop();
+    spare?.close();
+    spare = undefined;
+    await dns?.stop();
+    dns = undefined;
+  });
+
+  /** remote.test: NAPTR prefers TCP (a closed port), then UDP with two SRV targets, first `first`. */
+  async function zone(first: ScriptedUpstream, second: ScriptedUpstream): Promise<TestDns> {
+    const closed = await freePort();
+    return TestDns.start(['remote.test'], {
+      naptr: [
+        ['remote.test', 10, 10, 's', 'SIP+D2T', '', '_sip._tcp.remote.test'],
+        ['remote.test', 20, 10, 's', 'SIP+D2U', '', '_sip._udp.remote.test'],
+      ],
+      srv: [
+        ['_sip._tcp.remote.test', 'tcp.remote.test', closed, 10, 0],
+        ['_sip._udp.remote.test', 'one.remote.test', first.port, 10, 0],
+        ['_sip._udp.remote.test', 'two.remote.test', second.port, 20, 0],
+      ],
+      a: [
+        ['tcp.remote.test', '127.0.0.1'],
+        ['one.remote.test', '127.0.0.1'],
+        ['two.remote.test', '127.0.0.1'],
+      ],
+    });
+  }
+
+  test('NAPTR → SRV → A: a refused TCP target and a 503 target are passed over for the next SRV target (§4.3)', async () => {
+    const first = await ScriptedUpstream.start();
+    spare = first;
+    first.script = () => ({ status: 503, reason: 'Service Unavailable' });
+    const second = await ScriptedUpstream.start();
+    dns = await zone(first, second);
+    const r = await rig({ up: second, dns: dns.server });
+    const a = watch(r, BOB);
+    const s = await a.until((x) => x.document !== undefined, 10_000);
+    assert.equal(noteOf(s), 'hello');
+    assert.equal(first.subscribes.length, 1, 'the priority-10 UDP target was tried first and answered 503');
+    assert.equal(second.subscribes.length, 1, 'then the priority-20 target, in the same attempt');
+    assert.equal(second.subscribes[0]!.callId, first.subscribes[0]!.callId, 'the same request, a new transaction');
+    assert.match(second.subscribes[0]!.h('Contact') ?? '', /^<sip:127\.0\.0\.1:\d+>$/, 'Contact of the UDP transport it left on');
+  });
+
+  test('a target that does not answer (Timer F) is passed over for the next', { timeout: 60_000 }, async () => {
+    const first = await ScriptedUpstream.start();
+    spare = first;
+    first.script = () => 'drop';
+    const second = await ScriptedUpstream.start();
+    dns = await zone(first, second);
+    const r = await rig({ up: second, dns: dns.server });
+    const a = watch(r, BOB);
+    await a.until((x) => x.document !== undefined, 45_000);
+    assert.equal(first.subscribes.length, 1);
+    assert.equal(second.subscribes[0]!.callId, first.subscribes[0]!.callId);
   });
 });
 

@@ -143,7 +143,7 @@ describe('SUBSCRIBE/NOTIFY (RFC 6665, RFC 3856)', () => {
     assert.equal(r.status, 400);
   });
 
-  test('Accept negotiation: xpidf, cpim-pidf, and 406 when nothing fits', async () => {
+  test('Accept negotiation: xpidf, cpim-pidf, lpidf, and 406 when nothing fits', async () => {
     const alice = user();
     await publish(alice, pidf(alice));
     const x = await subscribe(w, alice, { Accept: 'application/xpidf+xml' });
@@ -153,8 +153,50 @@ describe('SUBSCRIBE/NOTIFY (RFC 6665, RFC 3856)', () => {
     const c = await subscribe(w, alice, { Accept: 'application/cpim-pidf+xml' });
     const nc = await notifyIn(w, c.callId);
     assert.equal(nc.h('content-type'), 'application/cpim-pidf+xml');
+    const l = await subscribe(w, alice, { Accept: 'application/lpidf+xml' });
+    const nl = await notifyIn(w, l.callId);
+    assert.equal(nl.h('content-type'), 'application/lpidf+xml');
+    assert.match(nl.body, new RegExp(`^To: <${alice.replace(/[.+]/g, '\\$&')}>\r\nContact: <[^>]+>;q=[01]\r\n`));
     const bad = await subscribe(w, alice, { Accept: 'text/html' });
     assert.equal(bad.res.status, 406);
+    assert.match(bad.res.h('accept') ?? '', /application\/lpidf\+xml/);
+  });
+
+  test('RFC 5839: Suppress-If-Match on a refresh (204, no NOTIFY) and on a new subscription (NOTIFY without body)', async () => {
+    const alice = user();
+    await publish(alice, pidf(alice, { note: 'tagged' }));
+    const { res, callId, fromTag } = await subscribe(w, alice);
+    const n1 = await notifyIn(w, callId);
+    const etag = n1.h('sip-etag');
+    assert.ok(etag, 'NOTIFY carries SIP-ETag');
+    const seen = new Set([n1]);
+    const refresh = (cseq: number, tag: string) => w.request('SUBSCRIBE', alice, { from: BOB, fromTag, toTag: res.toTag!, callId, cseq, headers: { Event: 'presence', Expires: '600', 'Suppress-If-Match': tag } });
+    const r204 = await refresh(2, etag);
+    assert.equal(r204.status, 204);
+    assert.equal(r204.h('expires'), '600');
+    await assert.rejects(w.nextRequest((m) => m.method === 'NOTIFY' && m.callId === callId, 700, seen), 'no NOTIFY after 204');
+
+    // The watcher's tag names its own view: an xpidf watcher's tag differs from a pidf watcher's.
+    const x = await subscribe(w, alice, { Accept: 'application/xpidf+xml' });
+    const nx = await notifyIn(w, x.callId);
+    assert.notEqual(nx.h('sip-etag'), etag);
+
+    await publish(alice, pidf(alice, { note: 'changed' }));
+    const n2 = await notifyIn(w, callId, (m) => /changed/.test(m.body), seen);
+    seen.add(n2);
+    assert.notEqual(n2.h('sip-etag'), etag, 'a new state, a new entity-tag');
+    const stale = await refresh(3, etag);
+    assert.equal(stale.status, 200, 'an old tag: an ordinary refresh');
+    const n3 = await notifyIn(w, callId, () => true, seen);
+    assert.match(n3.body, /changed/);
+
+    // A new subscription (say after the watcher lost its dialog) that holds the current state.
+    const fresh = await subscribe(w, alice, { 'Suppress-If-Match': n3.h('sip-etag')! });
+    assert.equal(fresh.res.status, 200);
+    const nb = await notifyIn(w, fresh.callId);
+    assert.equal(nb.body, '', 'no body (RFC 5839 §6.3)');
+    assert.equal(nb.h('sip-etag'), n3.h('sip-etag'));
+    assert.match(nb.h('subscription-state') ?? '', /^active/);
   });
 
   test('fetch (Expires: 0): one NOTIFY with the state, terminated, nothing kept', async () => {

@@ -50,7 +50,7 @@ function harness() {
       return {
         ok: true,
         contentType: 'text/plain',
-        binding: { content: (): NotifyContent => ({ state: 'active', body, contentType: 'text/plain', tag: body }), close: (r) => void closed.push(r) },
+        binding: { content: (): NotifyContent => ({ state: 'active', body, contentType: 'text/plain', tag: body }), currentTag: () => body, close: (r) => void closed.push(r) },
       };
     },
   };
@@ -170,4 +170,59 @@ test('refresh: 481 for an unknown dialog, 500 for an old CSeq, 423 below the min
   assert.equal(ok.answers[0]!.status, 200);
   await tick();
   assert.equal(h.sent.length, 2, 'a refresh is followed by a NOTIFY even when nothing changed');
+});
+
+// RFC 5839 §5's flows, the body standing for the state and the entity-tag naming it.
+test('RFC 5839: a refresh whose Suppress-If-Match names the current entity-tag is answered 204 and gets no NOTIFY', async () => {
+  const h = harness();
+  h.setBody('ffee2');
+  const t = tx(subscribeRequest(['Expires: 600']));
+  await h.n.handleSubscribe(t);
+  await tick();
+  assert.equal(h.sent.length, 1);
+  assert.equal(header(h.sent[0]!, 'SIP-ETag'), 'ffee2', 'NOTIFY carries the entity-tag (§4.2)');
+  const toTag = t.answers[0]!.toTag!;
+
+  const r1 = tx(subscribeRequest(['Expires: 600', 'Suppress-If-Match: ffee2'], toTag, 2));
+  await h.n.handleSubscribe(r1);
+  await tick();
+  assert.equal(r1.answers[0]!.status, 204);
+  assert.equal(r1.answers[0]!.headers!.find(([n]) => n === 'Expires')?.[1], '600');
+  assert.equal(h.sent.length, 1, 'no NOTIFY after a 204');
+
+  // The state changes: a NOTIFY with the new tag; a refresh naming the old one is a normal refresh.
+  h.setBody('ca89a');
+  h.change();
+  await tick();
+  assert.equal(h.sent.length, 2);
+  assert.equal(header(h.sent[1]!, 'SIP-ETag'), 'ca89a');
+  const r2 = tx(subscribeRequest(['Expires: 600', 'Suppress-If-Match: ffee2'], toTag, 3));
+  await h.n.handleSubscribe(r2);
+  await tick();
+  assert.equal(r2.answers[0]!.status, 200);
+  assert.equal(h.sent.length, 3, 'a tag that is not current: NOTIFY with the state');
+  // "*" matches whatever is current.
+  const r3 = tx(subscribeRequest(['Expires: 600', 'Suppress-If-Match: *'], toTag, 4));
+  await h.n.handleSubscribe(r3);
+  await tick();
+  assert.equal(r3.answers[0]!.status, 204);
+  assert.equal(h.sent.length, 3);
+});
+
+test('RFC 5839 §6.3: a new subscription whose Suppress-If-Match matches gets a NOTIFY without a body, with the SIP-ETag', async () => {
+  const h = harness();
+  h.setBody('ca89a');
+  const t = tx(subscribeRequest(['Expires: 600', 'Suppress-If-Match: ca89a'], undefined, 1, 'call-new'));
+  await h.n.handleSubscribe(t);
+  await tick();
+  assert.equal(t.answers[0]!.status, 200, 'a new subscription is always 200');
+  assert.equal(h.sent.length, 1);
+  assert.equal(h.sent[0]!.body, undefined);
+  assert.equal(header(h.sent[0]!, 'SIP-ETag'), 'ca89a');
+  assert.match(header(h.sent[0]!, 'Subscription-State')!, /^active/);
+  // A tag that does not match: the body as usual.
+  const u = tx(subscribeRequest(['Expires: 600', 'Suppress-If-Match: old'], undefined, 1, 'call-other'));
+  await h.n.handleSubscribe(u);
+  await tick();
+  assert.equal(h.sent[1]!.body, 'ca89a');
 });

@@ -4,6 +4,7 @@ import { NS, childElements, firstChild, parseXml, textOf, type XmlElement } from
 import { closedDocument, parsePidf, type PidfDocument } from '../../src/formats/pidf.js';
 import { renderXpidf } from '../../src/formats/xpidf.js';
 import { renderCpimPidf } from '../../src/formats/cpim-pidf.js';
+import { renderLpidf } from '../../src/formats/lpidf.js';
 import { CT, mediaType, negotiatePresenceType } from '../../src/formats/content-types.js';
 
 const PROLOG = '<?xml version="1.0"?>\r\n<!DOCTYPE presence PUBLIC "-//IETF//DTD RFCxxxx XPIDF 1.0//EN" "xpidf.dtd">\r\n';
@@ -151,8 +152,21 @@ test('negotiatePresenceType', () => {
     ['garbage, application/cpim-pidf+xml', CT.CPIM_PIDF],
     ['*/xml', undefined],
     [' , ,application/pidf+xml , ', CT.PIDF],
+    ['application/lpidf+xml', CT.LPIDF],
+    ['application/lpidf+xml, application/xpidf+xml', CT.LPIDF], // tie: the range listed first
+    ['application/lpidf+xml, application/pidf+xml;q=0.5', CT.LPIDF],
+    ['application/*, application/pidf+xml;q=0, application/cpim-pidf+xml;q=0, application/xpidf+xml;q=0', CT.LPIDF],
   ];
   for (const [accept, expected] of table) assert.equal(negotiatePresenceType(accept), expected, String(accept));
+});
+
+test('lpidf has the SER PA shape: a To line, then one Contact per tuple with q=1 open, q=0 closed', () => {
+  assert.equal(renderLpidf(pidf(open + closed)), 'To: <sip:alice@example.test>\r\nContact: <sip:alice@192.0.2.7>;q=1\r\nContact: <sip:alice@example.test>;q=0\r\n');
+  // Never published: the presentity itself, closed.
+  assert.equal(renderLpidf(closedDocument('pres:bob@example.test')), 'To: <sip:bob@example.test>\r\nContact: <sip:bob@example.test>;q=0\r\n');
+  // A contact cannot break out of its brackets or its line.
+  const evil = pidf('<tuple id="e"><status><basic>open</basic></status><contact>sip:x@h&gt;\r\nTo: &lt;sip:y@h</contact></tuple>');
+  assert.equal(renderLpidf(evil).split('\r\n').length, 3);
 });
 
 test('mediaType', () => {
