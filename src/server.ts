@@ -33,6 +33,8 @@ import { createSipGateway } from '../gateways/sip/index.js';
 import { createRegSource } from '../gateways/sip/reginfo.js';
 import { renderMetrics } from './metrics.js';
 import { ResourceListServer } from './rls/rls.js';
+import { MessageRelay } from './im/relay.js';
+import type { ImSender } from './im/types.js';
 
 export interface Herald {
   readonly config: Config;
@@ -81,10 +83,11 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     algorithms: config.auth.algorithms,
     log,
   });
-  const identify = async (tx: ServerTx): Promise<string | undefined> => {
+  const identifySender = async (tx: ServerTx): Promise<ImSender | undefined> => {
     const r = await auth.identify(tx, common());
-    return r.kind === 'answered' ? undefined : r.identity.uri;
+    return r.kind === 'answered' ? undefined : { uri: r.identity.uri, anonymous: r.identity.anonymous };
   };
+  const identify = async (tx: ServerTx): Promise<string | undefined> => (await identifySender(tx))?.uri;
   // XCAP documents are loaded before anything is restored: restored subscriptions are decided by them.
   const xcapDocuments = await XcapDocuments.open({
     collection: store.collection<StoredXcapDoc>('xcap'),
@@ -197,6 +200,22 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     const ours = !host || !user || config.sip.domains.includes(host);
     tx.respond({ status: ours ? 200 : 404, reason: ours ? 'OK' : 'Not Found', headers: common() });
   });
+  // Instant messages (RFC 3428) under the recipient's IM rules, relayed to the next hop or the
+  // registered contacts, and across the XMPP gateway (RFC 7572).
+  const im = config.im;
+  const relay = im.enabled
+    ? new MessageRelay({
+        config: { route: im.route, maxBodyBytes: im.max_body_bytes, rate: im.rate, burst: im.burst, timeout: im.timeout, lookupWait: im.lookup_wait, linger: im.linger },
+        domains: config.sip.domains,
+        send: (req) => stack.send(req),
+        authorizer: { decide: () => Promise.resolve(im.default) },
+        identify: identifySender,
+        ...(reg ? { contacts: reg } : {}),
+        common,
+        log,
+      })
+    : undefined;
+  if (relay) dispatcher.on('MESSAGE', (tx) => relay.handle(tx));
   stack.onRequest = (tx) => dispatcher.dispatch(tx);
 
   await watchers.restore();
@@ -233,6 +252,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
           sip_requests_in_total: { help: 'SIP requests received (retransmissions excluded).', type: 'counter', value: c.requestsIn },
           sip_retransmissions_absorbed_total: { help: 'Retransmitted requests answered from the transaction.', type: 'counter', value: c.retransmissionsAbsorbed },
           sip_malformed_total: { help: 'Malformed SIP messages refused or dropped.', type: 'counter', value: c.malformed },
+          ...imMetrics(relay?.counters),
         });
       },
     });
@@ -267,6 +287,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     addresses,
     async stop() {
       clearInterval(sweeper);
+      relay?.stop();
       await n.stop();
       await xmpp?.stop();
       await sipGateway?.stop();
@@ -277,5 +298,19 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       await stack.stop();
       await store.close();
     },
+  };
+}
+
+function imMetrics(c: MessageRelay['counters'] | undefined): Record<string, { help: string; type: 'counter'; value: number }> {
+  const v = (n: number | undefined): number => n ?? 0;
+  return {
+    im_messages_total: { help: 'MESSAGE requests received (SIP) or bridged in (XMPP).', type: 'counter', value: v(c?.received) },
+    im_delivered_total: { help: 'Messages a recipient (or the next hop) answered 2xx.', type: 'counter', value: v(c?.delivered) },
+    im_blocked_total: { help: "Messages refused by the recipient's IM rules (403).", type: 'counter', value: v(c?.blocked) },
+    im_polite_blocked_total: { help: 'Messages dropped by polite-block (answered 202).', type: 'counter', value: v(c?.politeBlocked) },
+    im_failed_total: { help: 'Messages answered with a failure (no contact, timeout, refused, too big ...).', type: 'counter', value: v(c?.failed) },
+    im_rate_limited_total: { help: 'Messages refused because their sender sent too many.', type: 'counter', value: v(c?.rateLimited) },
+    im_bridged_out_total: { help: 'Messages sent on to XMPP.', type: 'counter', value: v(c?.bridgedOut) },
+    im_bridged_in_total: { help: 'Messages from XMPP delivered to SIP users.', type: 'counter', value: v(c?.bridgedIn) },
   };
 }

@@ -215,6 +215,8 @@ export class SipStack {
       ...(req.headers ? { headers: req.headers } : {}),
       ...(req.body !== undefined ? { body: req.body } : {}),
       ...(req.contentType ? { contentType: req.contentType } : {}),
+      ...(req.viaBelow ? { viaBelow: req.viaBelow } : {}),
+      ...(req.maxForwards !== undefined ? { maxForwards: req.maxForwards } : {}),
     });
     this.counters.requestsOut++;
     return new Promise((resolve) => {

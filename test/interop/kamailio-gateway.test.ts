@@ -336,7 +336,7 @@ describe('Kamailio as registrar serving Event: reg (registrar, usrloc, pua_regin
     assert.equal(isRegistered(doc('full', `<registration aor="${A}" id="0x1" state="terminated"/>`), A), false);
     // Expires: 0: the contact terminated with event unregistered.
     const dereg = doc('full', `<registration aor="${A}" id="0x1" state="terminated"><contact id="0x2" state="terminated" event="unregistered" expires="57" callid="c" cseq="1"><uri>sip:alice@127.0.0.1</uri></contact></registration>`);
-    assert.deepEqual(dereg.registrations, [{ aor: A, state: 'terminated', activeContacts: 0 }]);
+    assert.deepEqual(dereg.registrations, [{ aor: A, state: 'terminated', activeContacts: 0, contacts: [{ id: '0x2', uri: 'sip:alice@127.0.0.1', state: 'terminated' }] }]);
     assert.equal(isRegistered(dereg, A), false);
     // Registered, then active with only an expired contact listed (full state): not registered.
     const active = `<registration aor="${A}" id="0x1" state="active"><contact id="0x2" state="active" event="created" expires="3"><uri>sip:alice@127.0.0.1</uri></contact></registration>`;

@@ -1,0 +1,130 @@
+// Instant messages (RFC 3428) over real loopback sockets: the relay to the operator's next hop and to
+// the contacts a registrar reports in its reg event, the answers relayed back (200, 486, 480,
+// timeout → 408), the bounds (size, rate), and the recipient's IM rules on the embedded XCAP server.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestHerald, type TestHerald } from '../support/herald.js';
+import { TestUA, rnd, type Msg } from '../support/ua.js';
+
+const BOB = 'sip:bob@example.test';
+const ALICE = 'sip:alice@example.test';
+
+const message = (ua: TestUA, to: string, from: string, text: string, headers: Record<string, string> = {}, timeoutMs = 5000): Promise<Msg> =>
+  ua.request('MESSAGE', to, { from, body: text, contentType: 'text/plain', contact: false, headers }, timeoutMs);
+
+describe('MESSAGE through [im] route (the operator proxy)', () => {
+  let th: TestHerald;
+  let proxy: TestUA;
+  let alice: TestUA;
+  after(async () => {
+    proxy?.close();
+    alice?.close();
+    await th?.stop();
+  });
+
+  test('relayed like a stateful proxy: own Via on top, Max-Forwards less one, Route to the next hop, answers back', async () => {
+    proxy = await TestUA.open('udp', '127.0.0.1', 0);
+    th = await startTestHerald({ im: { route: `sip:127.0.0.1:${proxy.localPort}`, timeout: 1 } });
+    alice = await TestUA.open('udp', '127.0.0.1', th.port('udp'));
+    proxy.setPeer(th.port('udp'));
+    const r = await message(alice, BOB, ALICE, 'Hello Bob', { Subject: 'hi', Date: 'Wed, 02 Dec 2026 01:00:00 GMT' });
+    assert.equal(r.status, 200);
+    const got = await proxy.nextRequest((m) => m.method === 'MESSAGE');
+    assert.equal(got.raw.uri, BOB, 'the Request-URI stays the AOR: the proxy routes it');
+    assert.equal(got.body, 'Hello Bob');
+    assert.equal(got.h('content-type'), 'text/plain');
+    assert.equal(got.h('subject'), 'hi');
+    assert.equal(got.h('date'), 'Wed, 02 Dec 2026 01:00:00 GMT');
+    assert.equal(got.raw.headers.via?.length, 2, "Herald's Via over the sender's");
+    assert.equal(got.raw.headers.via?.[1]?.port, alice.localPort);
+    assert.equal(String(got.raw.headers['max-forwards']), '69');
+    const route = (got.raw.headers.route as { uri: { port?: number; params: Record<string, unknown> } }[] | undefined)?.[0]?.uri;
+    assert.equal(route?.port, proxy.localPort, 'Route: the next hop');
+    assert.ok(route && 'lr' in route.params, 'a loose route');
+    assert.match(got.h('p-asserted-identity') ?? '', /sip:alice@example\.test/);
+    assert.equal(got.callId, r.callId, 'Call-ID kept end to end');
+  });
+
+  test('the next hop refusing (486, 480) is relayed; silence is 408', async () => {
+    proxy.answerWith = (m) => (m.body === 'busy' ? 486 : m.body === 'away' ? 480 : m.body === 'silent' ? 'drop' : 200);
+    assert.equal((await message(alice, BOB, ALICE, 'busy')).status, 486);
+    assert.equal((await message(alice, BOB, ALICE, 'away')).status, 480);
+    assert.equal((await message(alice, BOB, ALICE, 'silent')).status, 408);
+    proxy.answerWith = () => 200;
+  });
+
+  test('bounds: a body over max_body_bytes is 413; Max-Forwards 0 is 483; a sender over its rate gets 503 with Retry-After', async () => {
+    assert.equal((await message(alice, BOB, ALICE, 'x'.repeat(9000))).status, 413);
+    assert.equal((await message(alice, BOB, ALICE, 'hop', { 'Max-Forwards': '0' })).status, 483);
+    const carol = 'sip:carol@example.test';
+    let limited: Msg | undefined;
+    for (let i = 0; i < 40 && !limited; i++) {
+      const r = await message(alice, BOB, carol, `n${i}`);
+      if (r.status === 503) limited = r;
+    }
+    assert.ok(limited, 'carol was limited within 40 messages (burst 20)');
+    assert.ok(Number(limited.h('retry-after')) >= 1);
+    // Another sender is not affected.
+    assert.equal((await message(alice, BOB, ALICE, 'still fine')).status, 200);
+  });
+
+  test('a MESSAGE for another domain is not relayed (404)', async () => {
+    assert.equal((await message(alice, 'sip:x@elsewhere.test', ALICE, 'no')).status, 404);
+  });
+
+  test('every MESSAGE is counted in the metrics', async () => {
+    const res = await fetch(th.xcapUrl().replace(/\/xcap-root.*$/, '/metrics'));
+    const text = await res.text();
+    assert.match(text, /herald_im_messages_total [1-9]\d*/);
+    assert.match(text, /herald_im_delivered_total [1-9]/);
+    assert.match(text, /herald_im_rate_limited_total [1-9]/);
+  });
+});
+
+describe('MESSAGE to the contacts of the reg event (no [im] route)', () => {
+  test('no registrar configured: 480', async (t) => {
+    const th = await startTestHerald();
+    t.after(() => th.stop());
+    const ua = await TestUA.open('udp', '127.0.0.1', th.port('udp'));
+    t.after(() => ua.close());
+    assert.equal((await message(ua, BOB, ALICE, 'anyone?')).status, 480);
+  });
+
+  test('delivered to the contact the registrar NOTIFYed; 480 once it is deregistered', async (t) => {
+    const registrar = await TestUA.open('udp', '127.0.0.1', 0);
+    const bobPhone = await TestUA.open('udp', '127.0.0.1', 0);
+    const th = await startTestHerald({ gateway: { sip: { reg: { enabled: true, registrar: `sip:127.0.0.1:${registrar.localPort}` } } }, im: { lookup_wait: 3 } });
+    const alice = await TestUA.open('udp', '127.0.0.1', th.port('udp'));
+    registrar.setPeer(th.port('udp'));
+    bobPhone.setPeer(th.port('udp'));
+    t.after(async () => {
+      for (const u of [registrar, bobPhone, alice]) u.close();
+      await th.stop();
+    });
+    const toTag = rnd();
+    registrar.answerWith = (m) => (m.method === 'SUBSCRIBE' ? { status: 200, toTag, headers: { Expires: '600' } } : 200);
+    const reginfo = (version: number, state: 'active' | 'terminated') =>
+      `<?xml version="1.0"?>\n<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="${version}" state="full">` +
+      `<registration aor="${BOB}" id="r1" state="${state}">` +
+      (state === 'active' ? `<contact id="c1" state="active" event="registered"><uri>${bobPhone.contactUri}</uri></contact>` : '') +
+      '</registration></reginfo>';
+    // The first MESSAGE makes Herald watch bob's registration; the registrar answers it at once.
+    const first = message(alice, BOB, ALICE, 'hello phone', {}, 8000);
+    const sub = await registrar.nextRequest((m) => m.method === 'SUBSCRIBE' && m.h('event') === 'reg');
+    const notify = (cseq: number, body: string) =>
+      registrar.request('NOTIFY', String((sub.raw.headers.contact as { uri: string }[])[0]!.uri), {
+        from: String(sub.raw.headers.to!.uri), fromTag: toTag, to: String(sub.raw.headers.from!.uri), toTag: sub.fromTag!, callId: sub.callId, cseq,
+        headers: { Event: 'reg', 'Subscription-State': 'active;expires=600' }, body, contentType: 'application/reginfo+xml', contact: true,
+      });
+    assert.equal((await notify(1, reginfo(0, 'active'))).status, 200);
+    assert.equal((await first).status, 200);
+    const got = await bobPhone.nextRequest((m) => m.method === 'MESSAGE');
+    assert.equal(got.body, 'hello phone');
+    assert.equal(got.raw.uri, bobPhone.contactUri, 'retargeted to the registered contact');
+    assert.equal(String(got.raw.headers.to?.uri), BOB, 'To stays the AOR');
+    bobPhone.answerWith = () => 486;
+    assert.equal((await message(alice, BOB, ALICE, 'busy?')).status, 486);
+    assert.equal((await notify(2, reginfo(1, 'terminated'))).status, 200);
+    assert.equal((await message(alice, BOB, ALICE, 'gone?')).status, 480);
+  });
+});
