@@ -120,7 +120,11 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const watchers = new WatcherRegistry(store.collection<WatcherRecord>('watcher'), config.presence.winfo_history * 1000);
   let xmpp: XmppGateway | undefined;
   if (config.gateway.xmpp.enabled) {
-    xmpp = createXmppGateway({ hub, authorizer, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp, watchers });
+    xmpp = createXmppGateway({
+      hub, authorizer, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp, watchers,
+      // The relay is built below; messages arrive only once the gateway has started, after it.
+      ...(config.im.enabled ? { deliverMessage: (m) => relay!.fromGateway(m) } : {}),
+    });
     hub.register(xmpp.provider);
   }
   // Remote SIP domains last: the presence B2BUA claims every resource no other provider has.
@@ -216,6 +220,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       })
     : undefined;
   if (relay) dispatcher.on('MESSAGE', (tx) => relay.handle(tx));
+  if (relay && xmpp?.im) relay.addBridge(xmpp.im);
   stack.onRequest = (tx) => dispatcher.dispatch(tx);
 
   await watchers.restore();
