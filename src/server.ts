@@ -16,7 +16,7 @@ import { Dispatcher } from './sip/dispatch.js';
 import type { HeaderList } from './sip/message.js';
 import { SipStack } from './sip/stack.js';
 import { Store } from './store/store.js';
-import { aorOf } from './sip/codec.js';
+import { aorOf } from './formats/uri.js';
 import { UserDirectory, type UserRecord } from './auth/users.js';
 import { NonceManager, ReplayGuard } from './auth/digest.js';
 import { SipAuthenticator } from './auth/sip-auth.js';

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { childElements, parseXml, textOf, type XmlElement } from '../../src/formats/xml.js';
 import { mediaType } from '../../src/formats/content-types.js';
-import { aorOf } from '../../src/sip/codec.js';
+import { aorOf } from '../../src/formats/uri.js';
 import type { ServerTx, SipStack } from '../../src/sip/stack.js';
 import type { Store } from '../../src/store/store.js';
 import { Subscriber, type SubscriberRecord, type SubscriptionNotice } from '../../src/events/subscriber.js';

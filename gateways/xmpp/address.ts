@@ -1,5 +1,11 @@
 // Address mapping between SIP URIs and JIDs.
 //
+// JIDs and XEP-0106 escapes are handled here rather than by @xmpp/jid: its escape() escapes every
+// backslash and nothing at all once the localpart holds one valid escape (XEP-0106 §3.2 escapes a
+// backslash only where it would read as an escape, and every disallowed character), it trims
+// spaces and it lower-cases the localpart (RFC 7622 keeps case). SIP URIs are split by the one
+// parser of src/formats/uri.ts.
+//
 // Two layers:
 //  1. RFC 7247 §6, the standard's own mapping (sipToJid, jidToSip): the local part is unescaped from
 //     the source's style and re-escaped in the destination's (percent-encoding on the SIP side,
@@ -10,6 +16,8 @@
 //     native `sip:<node>@<xmpp-domain>` for a bridged domain) and how a SIP user is reached from XMPP
 //     (`<user>%<sip-domain>@<component-domain>`, or `<user>@<component-domain>` for the one SIP domain
 //     configured as the component's own). Pure: no I/O.
+
+import { paramsOf, parseSipUri as parseSharedSipUri } from '../../src/formats/uri.js';
 
 // ---------------------------------------------------------------------------------------------
 // Character tables (RFC 7247 §6.1, table "Local-part characters")
@@ -82,37 +90,14 @@ export function unescapeNode(node: string): string {
 // Parsing
 // ---------------------------------------------------------------------------------------------
 
-export interface SipUri {
-  scheme: 'sip' | 'sips';
-  /** The user part as written (still percent-encoded); '' when absent. */
-  user: string;
-  host: string;
-  params: Record<string, string>;
-}
+/** A SIP URI as the gateway reads it: the shared parser (src/formats/uri.ts), the user part '' when
+ *  absent, parameters by lower-case name. */
+interface GatewaySipUri { user: string; host: string; params: ReadonlyMap<string, string> }
 
-/** A small parser for the addresses the gateway sees: `sip[s]:user@host[:port][;params][?headers]`. */
-export function parseSipUri(uri: string): SipUri | undefined {
-  const m = /^(sips?):(.*)$/i.exec(uri.trim());
-  if (!m) return undefined;
-  let rest = m[2] as string;
-  // RFC 7247 §6.4 step 2: split at the first '@' (a user part may hold ';' and '?', never a raw '@').
-  const at = rest.indexOf('@');
-  let user = '';
-  if (at !== -1) {
-    user = rest.slice(0, at);
-    rest = rest.slice(at + 1);
-  }
-  const hm = /^([^;?:]+)(?::\d+)?((?:;[^?]*)?)(?:\?.*)?$/.exec(rest);
-  if (!hm) return undefined;
-  const params: Record<string, string> = {};
-  for (const p of (hm[2] ?? '').split(';').slice(1)) {
-    if (p === '') continue;
-    const eq = p.indexOf('=');
-    params[(eq === -1 ? p : p.slice(0, eq)).toLowerCase()] = eq === -1 ? '' : p.slice(eq + 1);
-  }
-  // RFC 3261 §19.1.1: a password may follow the user; it has no XMPP counterpart.
-  user = user.split(':')[0] ?? '';
-  return { scheme: (m[1] as string).toLowerCase() as 'sip' | 'sips', user, host: (hm[1] as string).toLowerCase(), params };
+export function parseSipUri(uri: string): GatewaySipUri | undefined {
+  const u = parseSharedSipUri(uri);
+  // RFC 3261 §19.1.1: a password may follow the user; it has no XMPP counterpart (dropped).
+  return u && { user: u.user ?? '', host: u.host, params: paramsOf(u) };
 }
 
 export interface Jid {
@@ -162,7 +147,7 @@ export function sipToJid(uri: string): string | undefined {
   if (!u) return undefined;
   const user = percentDecode(u.user);
   if (user === undefined) return undefined;
-  const gr = u.params['gr'];
+  const gr = u.params.get('gr');
   const resource = gr === undefined || gr === '' ? undefined : percentDecode(gr);
   return formatJid({ local: escapeNode(user), domain: u.host, ...(resource !== undefined ? { resource } : {}) });
 }

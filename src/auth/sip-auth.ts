@@ -2,7 +2,7 @@
 // configured peers (a proxy in front, a federated domain), and "anonymous" for everyone else.
 // RFC 5025 §3.1.1: policy decides on the authenticated identity, never on a bare From.
 import type { Logger } from 'pino';
-import { aorOf } from '../sip/codec.js';
+import { aorOf } from '../formats/uri.js';
 import { header, type HeaderList, type SipRequest } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
 import { challenges, expectedResponse, readDigest, safeEqualHex, type NonceManager, type ReplayGuard } from './digest.js';

@@ -3,7 +3,7 @@
 // passwords are never stored: only HA1 = H(username:realm:password) for MD5 and SHA-256 (RFC 8760).
 import { createHash } from 'node:crypto';
 import type { Collection } from '../store/store.js';
-import { aorOf } from '../sip/codec.js';
+import { aorOf } from '../formats/uri.js';
 
 export type DigestAlgorithm = 'MD5' | 'SHA-256';
 

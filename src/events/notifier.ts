@@ -3,7 +3,7 @@
 // dialog rules: tags, CSeq, route sets, expiry, refresh, termination and NOTIFY failure handling.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { aorOf } from '../sip/codec.js';
+import { aorOf } from '../formats/uri.js';
 import { header, mergeHeaders, type HeaderList, type SipResponse } from '../sip/message.js';
 import type { ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';

@@ -1,5 +1,5 @@
-// RFC 4826 documents: resource-lists (§3) and rls-services (§4), SIP URI canonicalization for
-// their uniqueness rules, and the flattening of a list into the set of URIs an RLS subscribes to
+// RFC 4826 documents: resource-lists (§3) and rls-services (§4), their uniqueness rules (URIs in
+// the canonical form of ./uri.ts), and the flattening of a list into the set of URIs an RLS subscribes to
 // (§4.3, with the traversal rules the RLS needs against loops and unbounded expansion).
 // Pure: no I/O. flattenList is async only because the caller's resolver may fetch documents.
 
@@ -7,6 +7,7 @@ import {
   NS, XmlError, childElements, firstChild, parseXml, textOf, toReasonPhrase,
   type XmlElement, type XmlLimits,
 } from './xml.js';
+import { canonicalSipUri } from './uri.js';
 
 export interface ListEntry { kind: 'entry'; uri: string; displayName?: string }
 /** A reference to an <entry> in some resource-lists document: a path relative to the XCAP root
@@ -43,96 +44,6 @@ export class ResourceListsError extends Error {
 
 const schema = (what: string): ResourceListsError => new ResourceListsError('schema', what);
 const unique = (what: string): ResourceListsError => new ResourceListsError('uniqueness', what);
-
-// ---------------------------------------------------------------------------------------------
-// SIP URI canonicalization
-// ---------------------------------------------------------------------------------------------
-
-/** RFC 3261 §25.1 unreserved = alphanum / mark: the only characters whose %-escape is "needless". */
-const UNRESERVED = /^[A-Za-z0-9\-_.!~*'()]$/;
-
-/** Decodes escapes of unreserved characters and uppercases the hex of the others
- *  (RFC 3261 §19.1.4: a character outside the reserved set equals its %HEX HEX form). */
-function normalizeEscapes(s: string): string {
-  return s.replace(/%([0-9A-Fa-f]{2})/g, (_m, hex: string) => {
-    const ch = String.fromCharCode(parseInt(hex, 16));
-    return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
-  });
-}
-
-/**
- * A canonical form of a sip: or sips: URI, so that RFC 4826's uniqueness rules and the RLS's
- * "subscribe once per URI" (§4.3) can compare strings (standards-pitfalls RFC 4826 #4): scheme
- * and host lowercased, needless %-escapes decoded (and remaining hex uppercased) in user,
- * password and parameters, parameter names and values lowercased (RFC 3261 §19.1.4 compares
- * them case-insensitively) and sorted, headers dropped (they select no resource), port without
- * leading zeros. User and password stay case-sensitive. Anything else (tel:, pres:, malformed
- * SIP URIs) comes back merely trimmed.
- */
-export function canonicalSipUri(uri: string): string {
-  const t = uri.trim();
-  const m = /^(sips?):(.*)$/i.exec(t);
-  if (m === null) return t;
-  const scheme = (m[1] as string).toLowerCase();
-  let rest = m[2] as string;
-  // Headers ('?') cannot contain a raw '@' and neither can params, but the user part may hold
-  // ';', '?' and '/', so the userinfo ends at the last '@'.
-  const at = rest.lastIndexOf('@');
-  let userinfo: string | undefined;
-  if (at !== -1) {
-    userinfo = rest.slice(0, at);
-    rest = rest.slice(at + 1);
-  }
-  const q = rest.indexOf('?');
-  if (q !== -1) rest = rest.slice(0, q);
-  const semi = rest.indexOf(';');
-  const hostport = semi === -1 ? rest : rest.slice(0, semi);
-  const paramText = semi === -1 ? '' : rest.slice(semi + 1);
-
-  let host: string;
-  let port: string | undefined;
-  if (hostport.startsWith('[')) {
-    const close = hostport.indexOf(']');
-    if (close === -1) return t;
-    host = hostport.slice(0, close + 1);
-    const after = hostport.slice(close + 1);
-    if (after !== '') {
-      if (!after.startsWith(':')) return t;
-      port = after.slice(1);
-    }
-  } else {
-    const colon = hostport.lastIndexOf(':');
-    host = colon === -1 ? hostport : hostport.slice(0, colon);
-    if (colon !== -1) port = hostport.slice(colon + 1);
-  }
-  if (host === '' || /[\s<>"]/.test(host)) return t;
-  if (port !== undefined) {
-    if (!/^[0-9]{1,10}$/.test(port)) return t;
-    port = String(Number(port));
-  }
-
-  let out = `${scheme}:`;
-  if (userinfo !== undefined) {
-    const colon = userinfo.indexOf(':');
-    out += colon === -1
-      ? normalizeEscapes(userinfo)
-      : `${normalizeEscapes(userinfo.slice(0, colon))}:${normalizeEscapes(userinfo.slice(colon + 1))}`;
-    out += '@';
-  }
-  out += host.toLowerCase();
-  if (port !== undefined) out += `:${port}`;
-  const params = paramText.split(';')
-    .filter((p) => p !== '')
-    // Decode first, so an escaped letter is lowercased too; remaining escapes keep uppercase hex.
-    .map((p) => normalizeEscapes(p).replace(/%[0-9A-F]{2}|[^%]+/g, (s) => (s.startsWith('%') ? s : s.toLowerCase())))
-    .sort((a, b) => {
-      const an = a.split('=', 1)[0] as string;
-      const bn = b.split('=', 1)[0] as string;
-      return an < bn ? -1 : an > bn ? 1 : a < b ? -1 : a > b ? 1 : 0;
-    });
-  for (const p of params) out += `;${p}`;
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Parsing

@@ -1,9 +1,7 @@
 // The seam where presence authorization plugs in: the front end asks the authorizer before a watcher
 // sees anything, and applies the decision's transformation to the document per watcher.
 import type { PidfDocument } from '../formats/pidf.js';
-
-/** RFC 5025 §3.2.1 sub-handling values, in increasing order of permission. */
-export type SubHandling = 'block' | 'confirm' | 'polite-block' | 'allow';
+import type { SubHandling } from '../formats/pres-rules.js';
 
 export interface Decision {
   subHandling: SubHandling;

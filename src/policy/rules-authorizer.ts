@@ -5,8 +5,9 @@ import type { Logger } from 'pino';
 import { NS, firstChild, textOf } from '../formats/xml.js';
 import type { PidfDocument } from '../formats/pidf.js';
 import { ANONYMOUS_WATCHER } from '../events/subscription.js';
-import type { Authorizer, Decision, SubHandling } from './authorizer.js';
-import { applyTransformations, evaluate, mergeRuleSets, parsePresRules, viewKey, type RuleSet } from './pres-rules.js';
+import type { Authorizer, Decision } from './authorizer.js';
+import { mergeRuleSets, parsePresRules, type RuleSet, type SubHandling } from '../formats/pres-rules.js';
+import { applyTransformations, evaluate, viewKey } from './pres-rules.js';
 
 /** Where a presentity's pres-rules documents come from (the embedded XCAP server or an external one). */
 export interface RulesSource {

@@ -3,7 +3,7 @@
 import { CT, mediaType } from '../formats/content-types.js';
 import { PidfError, parsePidf, type PidfDocument } from '../formats/pidf.js';
 import { toReasonPhrase } from '../formats/xml.js';
-import { aorOf } from '../sip/codec.js';
+import { aorOf } from '../formats/uri.js';
 import { header, mergeHeaders, type HeaderList } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
 import { parseDeltaSeconds, parseEventHeader } from '../events/subscription.js';

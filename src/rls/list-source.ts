@@ -4,7 +4,6 @@
 // into this XCAP server are followed, with loop detection, and flattened.
 import type { Logger } from 'pino';
 import {
-  canonicalSipUri,
   flattenList,
   parseResourceLists,
   parseRlsServices,
@@ -12,6 +11,7 @@ import {
   type ResourceList,
   type RlsService,
 } from '../formats/resource-lists.js';
+import { canonicalSipUri } from '../formats/uri.js';
 import { NS } from '../formats/xml.js';
 import type { XcapDocuments } from '../xcap/documents.js';
 import { parseXcapPath } from '../xcap/path.js';

@@ -41,13 +41,6 @@ export function parseSipUri(s: string): SipUri | undefined {
   };
 }
 
-/** The address-of-record of a URI: scheme, user and host, lower-cased host, no params (RFC 3261 §10.3). */
-export function aorOf(uri: string): string | undefined {
-  const u = parseSipUri(uri);
-  if (!u || !u.user) return undefined;
-  return `${u.scheme === 'sips' ? 'sip' : u.scheme}:${u.user}@${u.host}`;
-}
-
 function unquote(v: string): string {
   return v.length >= 2 && v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1).replace(/\\(.)/g, '$1') : v;
 }

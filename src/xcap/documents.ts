@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { XmlError, parseXml, serializeXml, type XmlElement } from '../formats/xml.js';
 import { CT } from '../formats/content-types.js';
 import type { Collection } from '../store/store.js';
-import { canonicalUri } from './canonical-uri.js';
+import { canonicalOrSelf } from '../formats/uri.js';
 import { checkPreconditions, type Preconditions } from './conditions.js';
 import { XcapError, conflict, notFound, type UniquenessConflict } from './errors.js';
 import { attributeBody, elementBody, namespaceBody, parseAttributeValue, parseElementFragment, rootNamespaceContext } from './fragment.js';
@@ -281,7 +281,7 @@ export class XcapDocuments {
     const mine = new Set(values.map((v) => v.canonical));
     const before = new Set(previous ? usage.serverUnique(previous).map((v) => v.canonical) : []);
     const taken = (candidate: string): boolean => {
-      const c = canonicalUri(candidate);
+      const c = canonicalOrSelf(candidate);
       return index.has(c) || mine.has(c);
     };
     const conflicts: UniquenessConflict[] = [];

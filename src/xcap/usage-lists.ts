@@ -4,7 +4,7 @@
 
 import { NS, type XmlElement } from '../formats/xml.js';
 import { CT } from '../formats/content-types.js';
-import { canonicalUri, isAbsoluteUri } from './canonical-uri.js';
+import { canonicalOrSelf, isAbsoluteUri } from '../formats/uri.js';
 import { conflict, type UniquenessConflict } from './errors.js';
 import { key, validateSchema, walk, stepName, invalid, type ElementRule, type Schema } from './schema.js';
 import type { ServerUniqueValue, XcapUsage } from './usages.js';
@@ -113,7 +113,7 @@ function checkLists(root: XmlElement, schema: Schema): UniquenessConflict[] {
       if (c.name === 'external' && !/^https?:\/\/\S+$/i.test(value)) {
         throw conflict({ kind: 'constraint-failure', phrase: `${cAt}/@anchor must be an absolute HTTP URI` });
       }
-      const canon = c.name === 'list' ? value : canonicalUri(value);
+      const canon = c.name === 'list' ? value : canonicalOrSelf(value);
       const set = seen.get(c.name) ?? new Set<string>();
       seen.set(c.name, set);
       if (set.has(canon)) {
@@ -163,8 +163,8 @@ export const rlsServicesUsage: XcapUsage = {
     const seen = new Set<string>();
     for (const s of services(root)) {
       const uri = s.el.attrs['uri'] as string;
-      const canon = canonicalUri(uri);
-      if (seen.has(canon)) conflicts.push({ field: `rls-services/service[${s.pos}]/@uri`, altValues: suggestAlternative(uri, (v) => seen.has(canonicalUri(v))) });
+      const canon = canonicalOrSelf(uri);
+      if (seen.has(canon)) conflicts.push({ field: `rls-services/service[${s.pos}]/@uri`, altValues: suggestAlternative(uri, (v) => seen.has(canonicalOrSelf(v))) });
       seen.add(canon);
     }
     fail(conflicts);
@@ -172,7 +172,7 @@ export const rlsServicesUsage: XcapUsage = {
   serverUnique(root): ServerUniqueValue[] {
     return services(root).map((s) => {
       const uri = s.el.attrs['uri'] as string;
-      return { field: `rls-services/service[${s.pos}]/@uri`, value: uri, canonical: canonicalUri(uri) };
+      return { field: `rls-services/service[${s.pos}]/@uri`, value: uri, canonical: canonicalOrSelf(uri) };
     });
   },
 };

@@ -2,10 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NS, childElements, firstChild, textOf, type XmlElement } from '../../src/formats/xml.js';
 import { parsePidf, serializePidf, type PidfDocument } from '../../src/formats/pidf.js';
-import {
-  BLOCK_ALL, PolicyError, applyTransformations, evaluate, mergeRuleSets, parsePresRules, viewKey,
-  type Identity, type Permissions, type RuleSet,
-} from '../../src/policy/pres-rules.js';
+import { PolicyError, mergeRuleSets, parsePresRules, type RuleSet } from '../../src/formats/pres-rules.js';
+import type { Identity } from '../../src/policy/common-policy.js';
+import { BLOCK_ALL, applyTransformations, evaluate, viewKey, type Permissions } from '../../src/policy/pres-rules.js';
 
 const FOO = 'urn:vendor-specific:foo-namespace';
 const NOW = new Date('2024-05-01T12:00:00Z');
@@ -413,6 +412,15 @@ test('<one>: canonical URI comparison (scheme and host case, parameters), user p
   assert.deepEqual(fired(rs, { uri: 'sip:bob@example.org' }), []);
   assert.deepEqual(fired(rs, { uri: 'sips:bob@example.com' }), []); // different schemes never match
   assert.deepEqual(fired(rs, { uri: 'bob@example.com' }), []);
+});
+
+test('<one>: an escaped unreserved character equals itself (RFC 3261 §19.1.4, the escape set list members use)', () => {
+  const rs = parsePresRules(ruleset(marker('ab', one('sip:a%21b@example.test'))));
+  assert.deepEqual(fired(rs, { uri: 'sip:a!b@example.test' }), ['ab']);
+  assert.deepEqual(fired(rs, { uri: 'sip:a%21b@example.test' }), ['ab']);
+  // ';' is reserved: its escape is another user part (RFC 3261 §19.1.4)
+  const semi = parsePresRules(ruleset(marker('semi', one('sip:a%3Bb@example.test'))));
+  assert.deepEqual(fired(semi, { uri: 'sip:a;b@example.test' }), []);
 });
 
 test('<many domain>: any identity of that domain, compared after ToASCII (RFC 4745 §7.1.3)', () => {

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ResourceListsError, canonicalSipUri, flattenList, parseResourceLists, parseRlsServices,
+  ResourceListsError, flattenList, parseResourceLists, parseRlsServices,
   type ListResolver, type ResourceList, type ResourceListsErrorKind,
 } from '../../src/formats/resource-lists.js';
+import { canonicalSipUri } from '../../src/formats/uri.js';
 
 // RFC 4826 §3.3: a resource-lists document with a nested list, an entry-ref and an external.
 const RFC4826_LISTS = `<?xml version="1.0" encoding="UTF-8"?>
