@@ -35,6 +35,8 @@ import { renderMetrics } from './metrics.js';
 import { ResourceListServer } from './rls/rls.js';
 import { MessageRelay } from './im/relay.js';
 import type { ImSender } from './im/types.js';
+import { ImRulesAuthorizer } from './im/rules-authorizer.js';
+import { sphereOf } from './policy/rules-authorizer.js';
 
 export interface Herald {
   readonly config: Config;
@@ -95,6 +97,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     maxDocumentBytes: config.xcap.max_document_bytes,
   });
   let remoteRules: ReturnType<typeof remoteRulesSource> | undefined;
+  let remoteImRules: ReturnType<typeof remoteRulesSource> | undefined;
   let xcapClient: XcapClient | undefined;
   if (config.xcap.external_url) {
     xcapClient = new XcapClient({
@@ -104,6 +107,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       log,
     });
     remoteRules = remoteRulesSource(xcapClient, config.xcap.poll_interval * 1000);
+    remoteImRules = remoteRulesSource(xcapClient, config.xcap.poll_interval * 1000, 'im-rules');
   }
   const authorizer =
     opts.authorizer ??
@@ -212,7 +216,11 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
         config: { route: im.route, maxBodyBytes: im.max_body_bytes, rate: im.rate, burst: im.burst, timeout: im.timeout, lookupWait: im.lookup_wait, linger: im.linger },
         domains: config.sip.domains,
         send: (req) => stack.send(req),
-        authorizer: { decide: () => Promise.resolve(im.default) },
+        authorizer: new ImRulesAuthorizer(
+          remoteImRules ?? embeddedRulesSource(xcapDocuments, 'im-rules'),
+          { default: im.default, sphere: (aor) => sphereOf(pa.document(aor)) },
+          log,
+        ),
         identify: identifySender,
         ...(reg ? { contacts: reg } : {}),
         common,
@@ -299,6 +307,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       await reg?.stop();
       await xcap?.stop();
       remoteRules?.stop();
+      remoteImRules?.stop();
       await xcapClient?.close();
       await stack.stop();
       await store.close();

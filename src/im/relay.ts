@@ -7,7 +7,7 @@
 // others). Messages to addresses of a bridge (the XMPP gateway) leave through it.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { aorOf } from '../sip/codec.js';
+import { aorOf } from '../formats/uri.js';
 import { header, type HeaderList, type OutgoingRequest, type SipRequest } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
 import { forward, type Forwarded, type Send, type Target } from './forward.js';

@@ -5,6 +5,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { TestUA, rnd, type Msg } from '../support/ua.js';
+import { xcap } from '../support/xcap.js';
 
 const BOB = 'sip:bob@example.test';
 const ALICE = 'sip:alice@example.test';
@@ -126,5 +127,56 @@ describe('MESSAGE to the contacts of the reg event (no [im] route)', () => {
     assert.equal((await message(alice, BOB, ALICE, 'busy?')).status, 486);
     assert.equal((await notify(2, reginfo(1, 'terminated'))).status, 200);
     assert.equal((await message(alice, BOB, ALICE, 'gone?')).status, 480);
+  });
+});
+
+describe("MESSAGE under the recipient's IM rules (im-rules on the embedded XCAP server)", () => {
+  const imRules = (rules: string): string =>
+    `<?xml version="1.0"?><cp:ruleset xmlns="urn:herald:params:xml:ns:im-rules" xmlns:cp="urn:ietf:params:xml:ns:common-policy">${rules}</cp:ruleset>`;
+  const imRule = (id: string, who: string, handling: string): string =>
+    `<cp:rule id="${id}"><cp:conditions><cp:identity><cp:one id="${who}"/></cp:identity></cp:conditions><cp:actions><im-handling>${handling}</im-handling></cp:actions></cp:rule>`;
+  const BOB_AUTH = { username: 'bob', password: 'bob-pw' };
+
+  test('allowed, blocked (403), polite-blocked (202, dropped), no rules ([im] default), a PUT taking effect at once', async (t) => {
+    const phone = await TestUA.open('udp', '127.0.0.1', 0);
+    const th = await startTestHerald({ im: { route: `sip:127.0.0.1:${phone.localPort}`, default: 'block' } });
+    const ua = await TestUA.open('udp', '127.0.0.1', th.port('udp'));
+    phone.setPeer(th.port('udp'));
+    t.after(async () => {
+      ua.close();
+      phone.close();
+      await th.stop();
+    });
+    await th.herald.users.add(BOB, BOB_AUTH.password);
+    const put = async (rules: string): Promise<void> => {
+      const r = await xcap('PUT', th.xcapUrl(), `im-rules/users/${BOB}/index`, BOB_AUTH, imRules(rules), 'application/auth-policy+xml');
+      assert.ok(r.status === 200 || r.status === 201, `im-rules PUT: ${r.status} ${r.body}`);
+    };
+    const delivered = (text: string) => phone.requests.some((m) => m.method === 'MESSAGE' && m.body === text);
+
+    // No document yet: [im] default = block.
+    assert.equal((await message(ua, BOB, ALICE, 'before rules')).status, 403);
+    assert.equal(delivered('before rules'), false);
+
+    await put(imRule('friend', ALICE, 'allow') + imRule('pest', 'sip:mallory@example.test', 'block') + imRule('quiet', 'sip:dave@example.test', 'polite-block'));
+    assert.equal((await message(ua, BOB, ALICE, 'from alice')).status, 200);
+    assert.ok(delivered('from alice'));
+    assert.equal((await message(ua, BOB, 'sip:mallory@example.test', 'from mallory')).status, 403);
+    const polite = await message(ua, BOB, 'sip:dave@example.test', 'from dave');
+    assert.equal(polite.status, 202, 'polite-block: answered as if accepted');
+    assert.equal((await message(ua, BOB, 'sip:erin@example.test', 'from erin')).status, 403, 'no rule matches: block');
+    await phone.quiet(200);
+    assert.equal(delivered('from mallory'), false);
+    assert.equal(delivered('from dave'), false, 'polite-block: dropped');
+
+    // Changed over XCAP: the very next message is decided by the new rules.
+    await put(imRule('friend', ALICE, 'block') + imRule('pest', 'sip:mallory@example.test', 'allow'));
+    assert.equal((await message(ua, BOB, ALICE, 'alice again')).status, 403);
+    assert.equal((await message(ua, BOB, 'sip:mallory@example.test', 'mallory again')).status, 200);
+    assert.ok(delivered('mallory again'));
+
+    // The document removed: the default again.
+    assert.equal((await xcap('DELETE', th.xcapUrl(), `im-rules/users/${BOB}/index`, BOB_AUTH)).status, 200);
+    assert.equal((await message(ua, BOB, 'sip:mallory@example.test', 'after delete')).status, 403);
   });
 });
