@@ -12,6 +12,7 @@ import { child, el, text, type XNode } from '../../gateways/xmpp/wire.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { freePort } from '../support/process.js';
 import { TestUA, type Msg } from '../support/ua.js';
+import { xcap } from '../support/xcap.js';
 import { Prosody } from './prosody/prosody.js';
 import { Jabber } from './prosody/jabber.js';
 
@@ -59,6 +60,7 @@ describe('SIP ⇄ XMPP instant messages with Prosody', { skip: !Prosody.availabl
       },
     });
     bob.setPeer(th.port('udp'));
+    await th.herald.users.add(BOB, 'bob-pw');
     juliet = new Jabber(service, 'juliet', 'pw');
     romeo = new Jabber(service, 'romeo', 'pw');
     await juliet.start();
@@ -114,5 +116,22 @@ describe('SIP ⇄ XMPP instant messages with Prosody', { skip: !Prosody.availabl
   it('a message to a Jabber domain that is not bridged is refused; one to the gateway itself is a loop', async () => {
     assert.equal((await sipMessage(`sip:eve*evil.test@${GW}`, 'x')).status, 403);
     assert.equal((await sipMessage(`sip:x*${COMPONENT}@${GW}`, 'x')).status, 482);
+  });
+
+  it("bob's IM rules decide Jabber senders: romeo blocked gets a forbidden error and bob receives nothing; juliet still reaches him", async () => {
+    const rules = `<?xml version="1.0"?><cp:ruleset xmlns="urn:herald:params:xml:ns:im-rules" xmlns:cp="urn:ietf:params:xml:ns:common-policy">` +
+      '<cp:rule id="jabber"><cp:conditions><cp:identity><cp:many domain="xmpp.test"><cp:except id="sip:romeo@xmpp.test"/></cp:many></cp:identity></cp:conditions><cp:actions><im-handling>allow</im-handling></cp:actions></cp:rule>' +
+      '</cp:ruleset>';
+    const put = await xcap('PUT', th.xcapUrl(), `im-rules/users/${BOB}/index`, { username: 'bob', password: 'bob-pw' }, rules, 'application/auth-policy+xml');
+    assert.ok(put.status === 200 || put.status === 201, `${put.status} ${put.body}`);
+    const before = bob.requests.length;
+    await romeo.send(el('message', { to: BOB_JID, type: 'chat', id: 'r1' }, el('body', {}, 'Let me in')));
+    const err = await romeo.next((n) => n.name === 'message' && n.attrs['type'] === 'error' && n.attrs['id'] === 'r1', 8000);
+    const e = child(err, 'error')!;
+    assert.equal(e.attrs['type'], 'auth');
+    assert.ok(child(e, 'forbidden'), 'RFC 7247 §7.2: 403 → forbidden');
+    await juliet.send(el('message', { to: BOB_JID, type: 'chat', id: 'j3' }, el('body', {}, 'It is I')));
+    await bob.nextRequest((m) => m.method === 'MESSAGE' && m.body === 'It is I', 8000);
+    assert.equal(bob.requests.slice(before).filter((m) => m.body === 'Let me in').length, 0, 'the blocked message never reached bob');
   });
 });
