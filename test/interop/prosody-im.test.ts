@@ -46,18 +46,7 @@ describe('SIP ⇄ XMPP instant messages with Prosody', { skip: !Prosody.availabl
     bob = await TestUA.open('udp', '127.0.0.1', 0);
     th = await startTestHerald({
       im: { route: `sip:127.0.0.1:${bob.localPort}`, timeout: 3 },
-      gateway: {
-        xmpp: {
-          enabled: true,
-          service: `xmpp://127.0.0.1:${comp}`,
-          component_domain: COMPONENT,
-          secret: SECRET,
-          xmpp_domains: ['xmpp.test'],
-          gateway_domain: GW,
-          reconnect_initial: 0.2,
-          reconnect_max: 1,
-        },
-      },
+      gateway: { xmpp: prosody.heraldGateway() },
     });
     bob.setPeer(th.port('udp'));
     await th.herald.users.add(BOB, 'bob-pw');
