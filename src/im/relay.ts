@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { aorOf } from '../formats/uri.js';
 import { header, type HeaderList, type OutgoingRequest, type SipRequest } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
+import { isOwnBranch } from '../sip/transaction.js';
 import { forward, type Forwarded, type Send, type Target } from './forward.js';
 import { SenderRate } from './rate.js';
 import type { ImAuthorizer, ImBridge, ImHandling, ImOutcome, ImSender } from './types.js';
@@ -117,6 +118,9 @@ export class MessageRelay {
     };
     const mf = Number(header(rq, 'max-forwards') ?? '70');
     if (!Number.isInteger(mf) || mf <= 0) return answer(483, 'Too Many Hops');
+    // RFC 3261 §16.3 step 4: a request Herald itself forwarded has come back (a next hop routing it
+    // to Herald again): refused at once instead of circling until Max-Forwards runs out.
+    if (rq.via.some((v) => isOwnBranch(v.params['branch']))) return answer(482, 'Loop Detected');
     if (rq.bodyBytes > this.d.config.maxBodyBytes) return answer(413, 'Request Entity Too Large');
     const sender = await this.d.identify(tx);
     if (!sender) return; // challenged

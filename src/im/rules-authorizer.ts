@@ -25,6 +25,8 @@ export class ImRulesAuthorizer implements ImAuthorizer {
   }
 
   async decide(sender: ImSender, recipient: string): Promise<ImHandling> {
+    // A user writing to their own address (their other devices) is never stopped by their own rules.
+    if (!sender.anonymous && sender.uri === recipient) return 'allow';
     await this.rules.prepare(recipient);
     const rules = this.rules.get(recipient);
     if (rules === 'broken') return 'block';

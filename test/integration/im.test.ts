@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { TestUA, rnd, type Msg } from '../support/ua.js';
 import { xcap } from '../support/xcap.js';
+import { freePort } from '../support/process.js';
 
 const BOB = 'sip:bob@example.test';
 const ALICE = 'sip:alice@example.test';
@@ -79,6 +80,19 @@ describe('MESSAGE through [im] route (the operator proxy)', () => {
     assert.match(text, /herald_im_messages_total [1-9]\d*/);
     assert.match(text, /herald_im_delivered_total [1-9]/);
     assert.match(text, /herald_im_rate_limited_total [1-9]/);
+  });
+});
+
+describe('loops', () => {
+  test('[im] route pointing back at Herald: the returning MESSAGE carries its own branch, 482 (RFC 3261 §16.3)', async (t) => {
+    const port = await freePort();
+    const th = await startTestHerald({ sip: { listen: [`udp:127.0.0.1:${port}`] }, im: { route: `sip:127.0.0.1:${port}` } });
+    const ua = await TestUA.open('udp', '127.0.0.1', port);
+    t.after(async () => {
+      ua.close();
+      await th.stop();
+    });
+    assert.equal((await message(ua, BOB, ALICE, 'round and round')).status, 482);
   });
 });
 

@@ -136,6 +136,11 @@ describe('ImRulesAuthorizer', () => {
     src.change(BOB);
     assert.equal(await a.decide({ ...ALICE, anonymous: false }, BOB), 'allow');
   });
+  it('a user writing to their own address is not stopped by their own rules', async () => {
+    const a = new ImRulesAuthorizer(source(new Map([[BOB, [doc('')]]])), { default: 'allow', sphere: () => undefined }, silentLogger);
+    assert.equal(await a.decide({ uri: BOB, anonymous: false }, BOB), 'allow');
+    assert.equal(await a.decide({ ...ALICE, anonymous: false }, BOB), 'block');
+  });
   it("the recipient's sphere and the clock come from outside", async () => {
     const src = source(new Map([[BOB, [doc(rule('r', '<cp:sphere value="work"/><cp:validity><cp:from>2026-01-01T00:00:00Z</cp:from><cp:until>2027-01-01T00:00:00Z</cp:until></cp:validity>', 'allow'))]]]));
     let sphere: string | undefined = 'work';
