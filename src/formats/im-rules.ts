@@ -4,7 +4,9 @@
 import { NS, childElements, textOf, type XmlElement, type XmlLimits } from './xml.js';
 import { collapse, maxOf, parseRuleset, type CommonRule, type CommonRuleSet } from './common-policy.js';
 import { PolicyError } from './pres-rules.js';
-import type { ImHandling } from '../im/types.js';
+
+/** What the recipient's IM rules say about a sender, in increasing order of permission. */
+export type ImHandling = 'block' | 'polite-block' | 'allow';
 
 /** RFC 4745 §10.2: an enumerated permission combined by maximum; block is the lowest (and the default). */
 export const IM_HANDLING_VALUE: Readonly<Record<ImHandling, number>> = { block: 0, 'polite-block': 10, allow: 20 };

@@ -1,8 +1,9 @@
 // The seams of instant messaging (RFC 3428 page mode): how a MESSAGE is authorized (the recipient's
 // IM rules) and how one leaves Herald for another network (the XMPP bridge, RFC 7572). No I/O.
 
-/** What the recipient's IM rules say about a sender, in increasing order of permission. */
-export type ImHandling = 'block' | 'polite-block' | 'allow';
+import type { ImHandling } from '../formats/im-rules.js';
+
+export type { ImHandling };
 
 /** The sender as authenticated (RFC 4745 §7.1: rules decide on identities, never on a bare From). */
 export interface ImSender {

@@ -3,8 +3,7 @@
 // a matching rule without <im-handling> grants nothing, i.e. block (§10.2: the lowest value), and so
 // does a ruleset in which no rule matches (§10.1: no permission at all). Pure: no I/O, no clock.
 import { maxOf } from '../formats/common-policy.js';
-import { IM_HANDLING_VALUE, type ImRuleSet } from '../formats/im-rules.js';
-import type { ImHandling } from '../im/types.js';
+import { IM_HANDLING_VALUE, type ImHandling, type ImRuleSet } from '../formats/im-rules.js';
 import { matchingRules, type Identity } from './common-policy.js';
 
 export function evaluateImRules(rules: ImRuleSet, sender: Identity, now: Date, sphere?: string): ImHandling {

@@ -17,16 +17,15 @@
 // Pure: no I/O.
 
 import { NS } from '../formats/xml.js';
+import { IM_HANDLING_VALUE } from '../formats/im-rules.js';
 import { key, type ElementRule } from './schema.js';
 import { commonPolicyUsage } from './usage-common-policy.js';
-
-export const IM_HANDLING_VALUES = ['block', 'polite-block', 'allow'] as const;
 
 const IM = NS.IM_RULES;
 
 const RULES: Record<string, ElementRule> = {
   actions: { children: { [key(IM, 'im-handling')]: { rule: 'im-handling', max: 1 } } },
-  'im-handling': { text: (t) => (IM_HANDLING_VALUES as readonly string[]).includes(t) },
+  'im-handling': { text: (t) => Object.prototype.hasOwnProperty.call(IM_HANDLING_VALUE, t) },
   transformations: {},
 };
 
