@@ -19,17 +19,20 @@ export interface Forwarded extends ImOutcome {
 
 export type Send = (req: OutgoingRequest) => Promise<SipResponse | undefined>;
 
-const TIMEOUT: Forwarded = { status: 408, reason: 'Request Timeout' };
+/** What a branch that got no final answer in time counts as (RFC 3261 §16.7 step 2: a 408). */
+export const TIMED_OUT: Forwarded = Object.freeze({ status: 408, reason: 'Request Timeout' });
+const TIMEOUT = TIMED_OUT;
 
 /**
- * RFC 3261 §16.7 step 6: among final non-2xx responses, a 6xx wins, else the lowest class; 503 is
- * passed on as 500 (§16.7: a proxy does not pass 503 that would make the sender's proxy fail over
- * from Herald itself).
+ * RFC 3261 §16.7 step 6: among final non-2xx responses, a 6xx wins, else the lowest class; within it
+ * an answer a device gave (486 from a busy phone) before the 408 Herald counts for a silent one; 503
+ * is passed on as 500 (a 503 would make the sender's proxy fail over from Herald itself).
  */
 export function bestResponse(all: readonly Forwarded[]): Forwarded {
   if (all.length === 0) return TIMEOUT;
   const six = all.find((r) => r.status >= 600);
-  const pick = six ?? [...all].sort((a, b) => Math.floor(a.status / 100) - Math.floor(b.status / 100) || a.status - b.status)[0]!;
+  const rank = (r: Forwarded): number => Math.floor(r.status / 100) * 2 + (r === TIMED_OUT ? 1 : 0);
+  const pick = six ?? [...all].sort((a, b) => rank(a) - rank(b) || a.status - b.status)[0]!;
   return pick.status === 503 ? { status: 500, reason: 'Server Internal Error' } : pick;
 }
 

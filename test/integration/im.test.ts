@@ -108,7 +108,7 @@ describe('MESSAGE to the contacts of the reg event (no [im] route)', () => {
   test('delivered to the contact the registrar NOTIFYed; 480 once it is deregistered', async (t) => {
     const registrar = await TestUA.open('udp', '127.0.0.1', 0);
     const bobPhone = await TestUA.open('udp', '127.0.0.1', 0);
-    const th = await startTestHerald({ gateway: { sip: { reg: { enabled: true, registrar: `sip:127.0.0.1:${registrar.localPort}` } } }, im: { lookup_wait: 3 } });
+    const th = await startTestHerald({ gateway: { sip: { reg: { enabled: true, registrar: `sip:127.0.0.1:${registrar.localPort}` } } }, im: { lookup_wait: 3, timeout: 2 } });
     const alice = await TestUA.open('udp', '127.0.0.1', th.port('udp'));
     registrar.setPeer(th.port('udp'));
     bobPhone.setPeer(th.port('udp'));
@@ -139,7 +139,20 @@ describe('MESSAGE to the contacts of the reg event (no [im] route)', () => {
     assert.equal(String(got.raw.headers.to?.uri), BOB, 'To stays the AOR');
     bobPhone.answerWith = () => 486;
     assert.equal((await message(alice, BOB, ALICE, 'busy?')).status, 486);
-    assert.equal((await notify(2, reginfo(1, 'terminated'))).status, 200);
+    // Partial state (RFC 3680 §5.3): a second device registers; both get the next message (parallel
+    // forking, RFC 3428 §7), the first 2xx is relayed.
+    const tablet = await TestUA.open('udp', '127.0.0.1', th.port('udp'));
+    t.after(() => tablet.close());
+    const partial = `<?xml version="1.0"?>\n<reginfo xmlns="urn:ietf:params:xml:ns:reginfo" version="1" state="partial">` +
+      `<registration aor="${BOB}" id="r1" state="active"><contact id="c2" state="active" event="registered"><uri>${tablet.contactUri}</uri></contact></registration></reginfo>`;
+    assert.equal((await notify(2, partial)).status, 200);
+    tablet.answerWith = () => 'drop';
+    assert.equal((await message(alice, BOB, ALICE, 'to both')).status, 486, "the phone's 486, not the silent tablet's 408");
+    assert.ok(tablet.dropped.some((m) => m.body === 'to both'), 'the tablet got it too');
+    tablet.answerWith = () => 200;
+    assert.equal((await message(alice, BOB, ALICE, 'first 2xx wins')).status, 200, "the tablet's 200 beats the phone's 486");
+    assert.ok(tablet.requests.some((m) => m.body === 'first 2xx wins'));
+    assert.equal((await notify(3, reginfo(2, 'terminated'))).status, 200);
     assert.equal((await message(alice, BOB, ALICE, 'gone?')).status, 480);
   });
 });

@@ -6,7 +6,7 @@ import { GatewayAddressing, jidToSip, sipToJid } from '../../gateways/xmpp/addre
 import { callIdOfThread, messageStanza, readMessageStanza, sipHeadersOf } from '../../gateways/xmpp/im.js';
 import { child, el, serialize, text } from '../../gateways/xmpp/wire.js';
 import { parseCpim } from '../../src/im/relay.js';
-import { bestResponse } from '../../src/im/forward.js';
+import { TIMED_OUT, bestResponse } from '../../src/im/forward.js';
 import { SenderRate } from '../../src/im/rate.js';
 
 describe('RFC 7572 addresses', () => {
@@ -100,6 +100,8 @@ describe('RFC 3261 §16.7: the answer a forking proxy relays', () => {
     assert.equal(bestResponse([r(500), r(486)]).status, 486);
     assert.equal(bestResponse([r(503)]).status, 500);
     assert.equal(bestResponse([]).status, 408);
+    assert.equal(bestResponse([TIMED_OUT, r(486)]).status, 486, "a busy phone's answer before a silent tablet's timeout");
+    assert.equal(bestResponse([TIMED_OUT, r(500)]).status, 408, 'a lower class still wins');
   });
 });
 
