@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { aorOf } from '../formats/uri.js';
-import { header, type HeaderList, type OutgoingRequest, type SipRequest } from '../sip/message.js';
+import { header, mergeHeaders, type HeaderList, type OutgoingRequest, type SipRequest } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
 import { isOwnBranch } from '../sip/transaction.js';
 import { forward, type Forwarded, type Send, type Target } from './forward.js';
@@ -114,7 +114,7 @@ export class MessageRelay {
     this.counters.received++;
     const answer = (status: number, reason: string, extra: HeaderList = [], toTag?: string): void => {
       if (status >= 300) this.counters.failed++;
-      tx.respond({ status, reason, headers: [...this.d.common(), ...extra], ...(toTag ? { toTag } : {}) });
+      tx.respond({ status, reason, headers: mergeHeaders(this.d.common(), extra), ...(toTag ? { toTag } : {}) });
     };
     const mf = Number(header(rq, 'max-forwards') ?? '70');
     if (!Number.isInteger(mf) || mf <= 0) return answer(483, 'Too Many Hops');

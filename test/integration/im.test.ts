@@ -83,6 +83,23 @@ describe('MESSAGE through [im] route (the operator proxy)', () => {
   });
 });
 
+describe('MESSAGE to a Jabber address while the XMPP server is away', () => {
+  test('415 (with Accept) for what cannot be bridged, 403 for a sender of another domain, 480 while the component is offline', async (t) => {
+    const th = await startTestHerald({ gateway: { xmpp: { enabled: true, service: 'xmpp://127.0.0.1:1', xmpp_domains: ['xmpp.test'], reconnect_initial: 60, reconnect_max: 60 } } });
+    const ua = await TestUA.open('udp', '127.0.0.1', th.port('udp'));
+    t.after(async () => {
+      ua.close();
+      await th.stop();
+    });
+    const JULIET = 'sip:juliet*xmpp.test@xmpp.example.test';
+    const html = await ua.request('MESSAGE', JULIET, { from: ALICE, body: '<b>hi</b>', contentType: 'text/html', contact: false });
+    assert.equal(html.status, 415);
+    assert.equal(html.h('accept'), 'text/plain, message/cpim');
+    assert.equal((await message(ua, JULIET, 'sip:x@elsewhere.test', 'relay me')).status, 403, 'no open relay into XMPP');
+    assert.equal((await message(ua, JULIET, ALICE, 'anyone?')).status, 480, 'nothing is stored for later');
+  });
+});
+
 describe('loops', () => {
   test('[im] route pointing back at Herald: the returning MESSAGE carries its own branch, 482 (RFC 3261 §16.3)', async (t) => {
     const port = await freePort();
