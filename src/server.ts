@@ -38,6 +38,10 @@ import { AdminAuth, ensureToken } from './admin/auth.js';
 import { bindError, checkEnvironment, listenKeyOf } from './config/check.js';
 import { VERSION } from './version.js';
 import { ResourceListServer } from './rls/rls.js';
+import { MessageRelay } from './im/relay.js';
+import type { ImSender } from './im/types.js';
+import { ImRulesAuthorizer } from './im/rules-authorizer.js';
+import { sphereOf } from './policy/rules-authorizer.js';
 
 export interface Herald {
   readonly config: Config;
@@ -106,10 +110,11 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     challenge: config.auth.challenge,
     log,
   });
-  const identify = async (tx: ServerTx): Promise<string | undefined> => {
+  const identifySender = async (tx: ServerTx): Promise<ImSender | undefined> => {
     const r = await auth.identify(tx, common());
-    return r.kind === 'answered' ? undefined : r.identity.uri;
+    return r.kind === 'answered' ? undefined : { uri: r.identity.uri, anonymous: r.identity.anonymous };
   };
+  const identify = async (tx: ServerTx): Promise<string | undefined> => (await identifySender(tx))?.uri;
   // XCAP documents are loaded before anything is restored: restored subscriptions are decided by them.
   const xcapDocuments = await XcapDocuments.open({
     collection: store.collection<StoredXcapDoc>('xcap'),
@@ -117,6 +122,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     maxDocumentBytes: config.xcap.max_document_bytes,
   });
   let remoteRules: ReturnType<typeof remoteRulesSource> | undefined;
+  let remoteImRules: ReturnType<typeof remoteRulesSource> | undefined;
   let xcapClient: XcapClient | undefined;
   if (config.xcap.external_url) {
     xcapClient = new XcapClient({
@@ -126,6 +132,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       log,
     });
     remoteRules = remoteRulesSource(xcapClient, config.xcap.poll_interval * 1000);
+    remoteImRules = remoteRulesSource(xcapClient, config.xcap.poll_interval * 1000, 'im-rules');
   }
   const authorizer =
     opts.authorizer ??
@@ -144,7 +151,11 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const views = new WatcherViews(authorizer, watchers, (uri) => pa.handles(uri));
   let xmpp: XmppGateway | undefined;
   if (config.gateway.xmpp.enabled) {
-    xmpp = createXmppGateway({ hub, views, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp });
+    xmpp = createXmppGateway({
+      hub, views, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp,
+      // The relay is built below; messages arrive only once the gateway has started, after it.
+      ...(config.im.enabled ? { deliverMessage: (m) => relay!.fromGateway(m) } : {}),
+    });
     hub.register(xmpp.provider);
   }
   // Remote SIP domains last: the presence B2BUA claims every resource no other provider has.
@@ -167,6 +178,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     upstreamPhases: () => (sipGateway?.links() ?? []).reduce<Record<string, number>>((acc, l) => ((acc[l.phase] = (acc[l.phase] ?? 0) + 1), acc), {}),
     xmppComponent: () => xmpp?.status().component,
     counters: () => ({ ...stack.counters, notifiesSent: n.notifiesSent }),
+    im: () => relay?.counters,
   });
   store.onWrite = (ms) => metrics.storeWritten(ms);
   // The admin page hears of every change through these (it reloads what it shows, coalesced).
@@ -248,6 +260,27 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     const ours = !host || !user || config.sip.domains.includes(host);
     tx.respond({ status: ours ? 200 : 404, reason: ours ? 'OK' : 'Not Found', headers: common() });
   });
+  // Instant messages (RFC 3428) under the recipient's IM rules, relayed to the next hop or the
+  // registered contacts, and across the XMPP gateway (RFC 7572).
+  const im = config.im;
+  const relay = im.enabled
+    ? new MessageRelay({
+        config: { route: im.route, maxBodyBytes: im.max_body_bytes, rate: im.rate, burst: im.burst, timeout: im.timeout, lookupWait: im.lookup_wait, linger: im.linger },
+        domains: config.sip.domains,
+        send: (req) => stack.send(req),
+        authorizer: new ImRulesAuthorizer(
+          remoteImRules ?? embeddedRulesSource(xcapDocuments, 'im-rules'),
+          { default: im.default, sphere: (aor) => sphereOf(pa.document(aor)) },
+          log,
+        ),
+        identify: identifySender,
+        ...(reg ? { contacts: reg } : {}),
+        common,
+        log,
+      })
+    : undefined;
+  if (relay) dispatcher.on('MESSAGE', (tx) => relay.handle(tx));
+  if (relay && xmpp?.im) relay.addBridge(xmpp.im);
   stack.onRequest = (tx) => dispatcher.dispatch(tx);
 
   await watchers.restore();
@@ -363,12 +396,14 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     async stop() {
       clearInterval(sweeper);
       await admin?.stop();
+      relay?.stop();
       await n.stop();
       await xmpp?.stop();
       await sipGateway?.stop();
       await reg?.stop();
       await xcap?.stop();
       remoteRules?.stop();
+      remoteImRules?.stop();
       await xcapClient?.close();
       await stack.stop();
       await store.close();

@@ -2,7 +2,7 @@
 // open): Herald subscribes to the `reg` event package (RFC 3680) for local addresses of record at the
 // operator's registrar and reports whether each is registered. The PA composes it with publications.
 import type { Logger } from 'pino';
-import { childElements, parseXml, type XmlElement } from '../../src/formats/xml.js';
+import { childElements, parseXml, textOf, type XmlElement } from '../../src/formats/xml.js';
 import { mediaType } from '../../src/formats/content-types.js';
 import { aorOf } from '../../src/formats/uri.js';
 import type { ServerTx, SipStack } from '../../src/sip/stack.js';
@@ -21,6 +21,14 @@ export interface RegInfoRegistration {
   state: 'init' | 'active' | 'terminated';
   /** Contacts whose state is active. */
   activeContacts: number;
+  /** The contacts listed (RFC 3680 §5.3.1.2): id, the contact URI and its state. */
+  contacts: RegInfoContact[];
+}
+
+export interface RegInfoContact {
+  id: string;
+  uri: string;
+  state: 'active' | 'terminated';
 }
 
 export interface RegInfoDocument {
@@ -42,8 +50,13 @@ export function parseRegInfo(text: string): RegInfoDocument {
     const aor = aorOf(r.attrs['aor'] ?? '');
     const st = r.attrs['state'];
     if (!aor || (st !== 'init' && st !== 'active' && st !== 'terminated')) continue;
-    const contacts = childElements(r, REGINFO_NS, 'contact').filter((c: XmlElement) => c.attrs['state'] === 'active');
-    registrations.push({ aor, state: st, activeContacts: contacts.length });
+    const contacts = childElements(r, REGINFO_NS, 'contact').flatMap((c: XmlElement): RegInfoContact[] => {
+      const uriEl = childElements(c, REGINFO_NS, 'uri')[0];
+      const uri = uriEl ? textOf(uriEl).trim() : '';
+      const cs = c.attrs['state'];
+      return uri !== '' && (cs === 'active' || cs === 'terminated') ? [{ id: c.attrs['id'] ?? uri, uri, state: cs }] : [];
+    });
+    registrations.push({ aor, state: st, activeContacts: contacts.filter((c) => c.state === 'active').length, contacts });
   }
   return { version, state, registrations };
 }
@@ -73,6 +86,12 @@ export interface RegSource {
   watch(aor: string): () => void;
   /** true: registered; false: not registered; undefined: not known (not watched, not yet told, or lost). */
   isRegistered(aor: string): boolean | undefined;
+  /**
+   * The contact URIs bound to the AOR as the registrar last reported them (RFC 3680 §5.3.1.2), for
+   * delivering a request to the user's devices; undefined while not known. Resolves once the state is
+   * known or after `waitMs` (the AOR must be watched, see watch()).
+   */
+  contacts(aor: string, waitMs?: number): Promise<readonly string[] | undefined>;
   /** Every change of an AOR's registration state (undefined: no longer known). Returns an unsubscribe. */
   onChange(listener: RegListener): () => void;
   /** Takes NOTIFYs of the reg subscriptions (and stray `Event: reg` NOTIFYs, 481). */
@@ -109,10 +128,31 @@ export function createRegSource(deps: RegSourceDeps): RegSource {
   const listeners = new Set<RegListener>();
   const pinned = new Set((config.aors ?? []).map((a) => aorOf(a)).filter((a): a is string => !!a));
 
+  // Bindings per AOR: contact id → URI, active ones only. Full state replaces, partial state amends.
+  const bindings = new Map<string, Map<string, string>>();
+  const waiters = new Map<string, Set<() => void>>();
+
   const set = (aor: string, v: boolean | undefined): void => {
+    if (v !== true) bindings.delete(aor);
+    const w = waiters.get(aor);
+    if (w && v !== undefined) {
+      waiters.delete(aor);
+      for (const f of w) f();
+    }
     if (state.get(aor) === v && state.has(aor)) return;
     state.set(aor, v);
     for (const l of listeners) l(aor, v);
+  };
+
+  const bind = (aor: string, doc: RegInfoDocument): void => {
+    const mine = doc.registrations.find((r) => r.aor === aor);
+    const b = doc.state === 'full' || !bindings.has(aor) ? new Map<string, string>() : bindings.get(aor)!;
+    if (doc.state === 'partial' && !mine) return;
+    for (const c of mine?.state === 'active' ? mine.contacts : []) {
+      if (c.state === 'active') b.set(c.id, c.uri);
+      else b.delete(c.id);
+    }
+    bindings.set(aor, b);
   };
 
   const onNotice = (aor: string, n: SubscriptionNotice): void => {
@@ -141,6 +181,7 @@ export function createRegSource(deps: RegSourceDeps): RegSource {
     }
     // No version ordering here: Kamailio's presence_reginfo sends version="0" in every document.
     const registered = isRegistered(doc, aor);
+    if (registered) bind(aor, doc);
     if (registered !== undefined) set(aor, registered);
   };
 
@@ -185,6 +226,26 @@ export function createRegSource(deps: RegSourceDeps): RegSource {
       };
     },
     isRegistered: (aor) => state.get(aorOf(aor) ?? aor),
+    async contacts(aor0: string, waitMs = 0): Promise<readonly string[] | undefined> {
+      const aor = aorOf(aor0) ?? aor0;
+      if (state.get(aor) === undefined && waitMs > 0 && subscriber.get(`${REG}|${aor}`)) {
+        await new Promise<void>((resolve) => {
+          let w = waiters.get(aor);
+          if (!w) waiters.set(aor, (w = new Set()));
+          const done = (): void => {
+            clearTimeout(t);
+            w.delete(done);
+            if (w.size === 0 && waiters.get(aor) === w) waiters.delete(aor);
+            resolve();
+          };
+          const t = setTimeout(done, waitMs);
+          w.add(done);
+        });
+      }
+      const v = state.get(aor);
+      if (v === undefined) return undefined;
+      return v ? [...(bindings.get(aor)?.values() ?? [])] : [];
+    },
     onChange(l: RegListener): () => void {
       listeners.add(l);
       return () => listeners.delete(l);

@@ -13,6 +13,9 @@ import { XmppFrontend } from './frontend.js';
 import { XmppProvider } from './provider.js';
 import { RosterManager, type ClientFactory, type LinkedAccount, type RosterLists } from './roster.js';
 import { el, errorReply, readPresenceStanza, type XNode } from './wire.js';
+import { XmppMessaging } from './im.js';
+import type { GatewayMessage } from '../../src/im/relay.js';
+import type { ImBridge, ImOutcome } from '../../src/im/types.js';
 
 const domain = z.string().min(1).toLowerCase().regex(/^[a-z0-9.-]+$/, 'expected a domain name');
 
@@ -61,6 +64,11 @@ export interface XmppGatewayDeps {
   log: Logger;
   localDomains: readonly string[];
   config: XmppGatewayConfig;
+  /**
+   * Instant messages from Jabber users to SIP users (RFC 7572) go here (the IM relay: the recipient's
+   * IM rules, then delivery). Absent: messages are refused (service-unavailable).
+   */
+  deliverMessage?: (m: GatewayMessage) => Promise<ImOutcome>;
   /** Test seams. */
   entityFactory?: EntityFactory;
   clientFactory?: ClientFactory;
@@ -75,6 +83,8 @@ export interface RosterAccounts extends RosterLists {
 
 export interface XmppGateway {
   provider: Provider;
+  /** SIP MESSAGE to Jabber users (RFC 7572), when messaging is on. */
+  im: ImBridge | undefined;
   roster: RosterAccounts;
   /** The component connection's state and the linked rosters (the admin API). */
   status(): { component: string; componentDomain: string; service: string; rosters: ReturnType<RosterManager['linked']> };
@@ -122,6 +132,11 @@ export function createXmppGateway(deps: XmppGatewayDeps): XmppGateway {
   };
   const frontend = new XmppFrontend({ hub: localHub, views: deps.views, addressing, sink: conn, auths, log, self: provider });
 
+  const deliver = deps.deliverMessage;
+  const messaging = deliver
+    ? new XmppMessaging({ addressing, sink: conn, refuse: (r, s) => provider.refuse(r, s), deliver, log })
+    : undefined;
+
   conn.onStanza((n) => route(n));
   conn.onOnline(() => {
     provider.resend();
@@ -152,13 +167,17 @@ export function createXmppGateway(deps: XmppGatewayDeps): XmppGateway {
       return;
     }
     if (n.name === 'message') {
-      // Messaging (RFC 7572) is not bridged.
+      if (messaging) {
+        messaging.receive(n).catch((err: unknown) => log.error({ err: String(err) }, 'xmpp message not delivered'));
+        return;
+      }
       conn.send(errorReply(n, { condition: 'service-unavailable', type: 'cancel' }));
     }
   }
 
   return {
     provider,
+    im: messaging,
     roster,
     status: () => ({ component: conn.state, componentDomain: cfg.component_domain, service: cfg.service, rosters: roster.linked() }),
     async start() {

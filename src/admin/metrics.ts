@@ -2,6 +2,7 @@
 // loop lag, handles), the gauges read from Herald's state at scrape time, and what the core's hooks
 // report as it happens (the stack's messages, the notifier's NOTIFYs and their answers, the store's
 // batch writes). One registry per Herald, so two in one process (tests) do not collide.
+import type { ImCounters } from '../im/relay.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { aorOf } from '../formats/uri.js';
 import type { StackObserver } from '../sip/stack.js';
@@ -19,6 +20,8 @@ export interface MetricSources {
   xmppComponent: () => string | undefined;
   /** The stack's own running counts and the notifier's NOTIFYs sent (kept under their first names). */
   counters: () => { requestsIn: number; retransmissionsAbsorbed: number; malformed: number; notifiesSent: number };
+  /** The IM relay's counts (RFC 3428), when messaging is on. */
+  im?: () => ImCounters | undefined;
 }
 
 /** A PUBLISH arrival older than this is no longer taken as the cause of a NOTIFY. */
@@ -78,6 +81,15 @@ export class HeraldMetrics {
     counter('sip_requests_in_total', 'SIP requests received (retransmissions excluded).', () => sources.counters().requestsIn);
     counter('sip_retransmissions_absorbed_total', 'Retransmitted requests answered from the transaction.', () => sources.counters().retransmissionsAbsorbed);
     counter('sip_malformed_total', 'Malformed SIP messages refused or dropped.', () => sources.counters().malformed);
+    const im = (k: keyof ImCounters): (() => number) => () => sources.im?.()?.[k] ?? 0;
+    counter('im_messages_total', 'MESSAGE requests received (SIP) or bridged in (XMPP).', im('received'));
+    counter('im_delivered_total', 'Messages a recipient (or the next hop) answered 2xx.', im('delivered'));
+    counter('im_blocked_total', "Messages refused by the recipient's IM rules (403).", im('blocked'));
+    counter('im_polite_blocked_total', 'Messages dropped by polite-block (answered 202).', im('politeBlocked'));
+    counter('im_failed_total', 'Messages answered with a failure (no contact, timeout, refused, too big ...).', im('failed'));
+    counter('im_rate_limited_total', 'Messages refused because their sender sent too many.', im('rateLimited'));
+    counter('im_bridged_out_total', 'Messages sent on to XMPP.', im('bridgedOut'));
+    counter('im_bridged_in_total', 'Messages from XMPP delivered to SIP users.', im('bridgedIn'));
     new Gauge({
       name: 'herald_upstream_subscriptions',
       help: 'Subscriptions the SIP gateway holds at remote domains, by phase.',

@@ -111,6 +111,20 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    im: z
+      .object({
+        enabled: z.boolean().default(true),
+        route: z.string().regex(/^(sips?:[^\s]+)?$/i, 'expected a sip: or sips: URI or ""').default(''),
+        default: z.enum(['block', 'polite-block', 'allow']).default('allow'),
+        max_body_bytes: z.number().int().min(64).max(1024 * 1024).default(8192),
+        rate: z.number().min(0.01).max(10000).default(2),
+        burst: z.number().int().min(1).max(100000).default(20),
+        timeout: z.number().min(0.5).max(31).default(30),
+        lookup_wait: z.number().min(0).max(30).default(2),
+        linger: z.number().int().min(0).max(86400).default(600),
+      })
+      .strict()
+      .prefault({}),
     gateway: z
       .object({
         sip: SipGatewayConfigSchema.prefault({}),

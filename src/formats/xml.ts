@@ -63,6 +63,8 @@ export const NS = {
   RLS_SERVICES: 'urn:ietf:params:xml:ns:rls-services',
   COMMON_POLICY: 'urn:ietf:params:xml:ns:common-policy',
   PRES_RULES: 'urn:ietf:params:xml:ns:pres-rules',
+  /** Herald's IM rules actions (the im-rules application usage, src/xcap/usage-im-rules.ts). */
+  IM_RULES: 'urn:herald:params:xml:ns:im-rules',
   XCAP_ERROR: 'urn:ietf:params:xml:ns:xcap-error',
   XCAP_CAPS: 'urn:ietf:params:xml:ns:xcap-caps',
   XML: 'http://www.w3.org/XML/1998/namespace',
@@ -88,6 +90,7 @@ const KNOWN_PREFIXES: Readonly<Record<string, string>> = {
   [NS.RLS_SERVICES]: 'rls',
   [NS.COMMON_POLICY]: 'cp',
   [NS.PRES_RULES]: 'pr',
+  [NS.IM_RULES]: 'im',
   [NS.XCAP_ERROR]: 'xe',
   [NS.XCAP_CAPS]: 'xc',
 };

@@ -8,13 +8,10 @@ import { ANONYMOUS_WATCHER } from '../events/subscription.js';
 import type { Authorizer, Decision } from './authorizer.js';
 import { mergeRuleSets, parsePresRules, type RuleSet, type SubHandling } from '../formats/pres-rules.js';
 import { applyTransformations, evaluate, viewKey } from './pres-rules.js';
+import { OwnerRules, type RulesSource } from './owner-rules.js';
 
-/** Where a presentity's pres-rules documents come from (the embedded XCAP server or an external one). */
-export interface RulesSource {
-  /** The text of every pres-rules document of the presentity (RFC 5025 §9.7: all of them apply). */
-  load(presentity: string): Promise<string[]>;
-  onChange(listener: (presentity: string) => void): void;
-}
+/** Where a presentity's pres-rules documents come from (RFC 5025 §9.7: all of them apply). */
+export type { RulesSource } from './owner-rules.js';
 
 export interface DefaultPolicy {
   /** What a watcher gets from a presentity who has no pres-rules at all. */
@@ -39,25 +36,22 @@ export function sphereOf(doc: PidfDocument | undefined): string | undefined {
 }
 
 export class RulesAuthorizer implements Authorizer {
-  /** null: the presentity has no document (the default policy applies); 'broken': none could be read. */
-  private readonly rules = new Map<string, RuleSet | null | 'broken'>();
-  private readonly loading = new Map<string, Promise<void>>();
+  /** The presentities' pres-rules (null: none, the default policy applies; 'broken': none readable). */
+  private readonly rules: OwnerRules<RuleSet>;
   private readonly listeners: ((presentity: string) => void)[] = [];
   /** Decisions per presentity and watcher, valid for a while (validity conditions depend on the clock). */
   private readonly decisions = new Map<string, Map<string, { d: Decision; at: number; sphere: string | undefined }>>();
 
   constructor(
-    private readonly source: RulesSource,
+    source: RulesSource,
     private readonly defaults: DefaultPolicy,
-    private readonly log: Logger,
+    log: Logger,
     private readonly decisionTtlMs = 30_000,
   ) {
-    source.onChange((presentity) => {
-      this.rules.delete(presentity);
+    this.rules = new OwnerRules(source, (t) => parsePresRules(t), mergeRuleSets, 'pres-rules', log);
+    this.rules.onChange((presentity) => {
       this.decisions.delete(presentity);
-      void this.prepare(presentity).then(() => {
-        for (const l of this.listeners) l(presentity);
-      });
+      for (const l of this.listeners) l(presentity);
     });
   }
 
@@ -66,38 +60,7 @@ export class RulesAuthorizer implements Authorizer {
   }
 
   prepare(presentity: string): Promise<void> {
-    if (this.rules.has(presentity)) return Promise.resolve();
-    let p = this.loading.get(presentity);
-    if (!p) {
-      p = this.load(presentity).finally(() => this.loading.delete(presentity));
-      this.loading.set(presentity, p);
-    }
-    return p;
-  }
-
-  private async load(presentity: string): Promise<void> {
-    let texts: string[];
-    try {
-      texts = await this.source.load(presentity);
-    } catch (e) {
-      // Fail closed: an unreachable rules store never means "allow all".
-      this.log.warn({ presentity, err: (e as Error).message }, 'pres-rules unavailable; blocking until they can be read');
-      this.rules.set(presentity, 'broken');
-      return;
-    }
-    if (texts.length === 0) {
-      this.rules.set(presentity, null);
-      return;
-    }
-    const sets: RuleSet[] = [];
-    for (const t of texts) {
-      try {
-        sets.push(parsePresRules(t));
-      } catch (e) {
-        this.log.warn({ presentity, err: (e as Error).message }, 'unreadable pres-rules document ignored');
-      }
-    }
-    this.rules.set(presentity, sets.length > 0 ? mergeRuleSets(sets) : 'broken');
+    return this.rules.prepare(presentity);
   }
 
   decide(watcher: string, presentity: string, sphere?: string): Decision {

@@ -262,6 +262,8 @@ export interface RequestSpec {
   callId: string;
   cseq: number;
   maxForwards?: number;
+  /** Vias below the top one (a proxied request). */
+  viaBelow?: readonly Via[];
   route?: readonly string[];
   contact?: string;
   headers?: HeaderList;
@@ -270,7 +272,9 @@ export interface RequestSpec {
 }
 
 export function encodeRequest(r: RequestSpec): Buffer {
-  const lines = [`${r.method} ${r.uri} SIP/2.0`, `Via: ${formatVia(r.via)}`, `Max-Forwards: ${r.maxForwards ?? 70}`];
+  const lines = [`${r.method} ${r.uri} SIP/2.0`, `Via: ${formatVia(r.via)}`];
+  for (const v of r.viaBelow ?? []) lines.push(`Via: ${formatVia(v)}`);
+  lines.push(`Max-Forwards: ${r.maxForwards ?? 70}`);
   if (r.route && r.route.length > 0) lines.push(`Route: ${r.route.join(', ')}`);
   lines.push(`From: ${formatNameAddr(r.from)}`, `To: ${formatNameAddr(r.to)}`, `Call-ID: ${r.callId}`, `CSeq: ${r.cseq} ${r.method}`);
   if (r.contact) lines.push(`Contact: ${r.contact}`);

@@ -105,6 +105,10 @@ export interface OutgoingRequest {
   headers?: HeaderList;
   body?: string;
   contentType?: string;
+  /** A proxy's request (RFC 3261 §16.6): the received Via headers, kept below Herald's own. */
+  viaBelow?: readonly Via[];
+  /** Default 70; a proxy sends the received value less one (RFC 3261 §16.6 step 3). */
+  maxForwards?: number;
 }
 
 export function header(m: { headers: ReadonlyMap<string, string> }, name: string): string | undefined {

@@ -238,6 +238,8 @@ export class SipStack {
       ...(req.headers ? { headers: req.headers } : {}),
       ...(req.body !== undefined ? { body: req.body } : {}),
       ...(req.contentType ? { contentType: req.contentType } : {}),
+      ...(req.viaBelow ? { viaBelow: req.viaBelow } : {}),
+      ...(req.maxForwards !== undefined ? { maxForwards: req.maxForwards } : {}),
     });
     this.counters.requestsOut++;
     this.observer?.message('out', 'request', req.method, undefined, flow.protocol);

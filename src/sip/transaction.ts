@@ -21,6 +21,11 @@ export function newBranch(): string {
   return `${branchPrefix}.${branchCounter.toString(36)}`;
 }
 
+/** Whether a branch is one this process generated (a request that comes back through Herald: a loop). */
+export function isOwnBranch(branch: string | null | undefined): boolean {
+  return typeof branch === 'string' && branch.startsWith(`${branchPrefix}.`);
+}
+
 /** RFC 3261 §17.2.3: branch + sent-by + method identify a server transaction. */
 export function serverKey(rq: SipRequest): string | undefined {
   const top = rq.via[0];

@@ -1,25 +1,26 @@
-// Where the presence authorizer (src/policy/rules-authorizer.ts) gets a presentity's pres-rules:
-// from the embedded XCAP document store, or from an external XCAP server through XcapClient.
+// Where the authorizers get an owner's rule documents (pres-rules for src/policy/rules-authorizer.ts,
+// im-rules for src/im/rules-authorizer.ts): from the embedded XCAP document store, or from an
+// external XCAP server through XcapClient.
 import type { RulesSource } from '../policy/rules-authorizer.js';
 import type { XcapClient, XcapPoll } from './client.js';
 import type { XcapDocuments } from './documents.js';
 
-const AUID = 'pres-rules';
+const PRES_RULES = 'pres-rules';
 
 /**
  * Every pres-rules document of the presentity applies (RFC 5025 §9.7), and a change is reported
  * the moment it is stored. `presentity` is the AOR, which is how the server files users' documents.
  */
-export function embeddedRulesSource(documents: XcapDocuments): RulesSource {
+export function embeddedRulesSource(documents: XcapDocuments, auid: string = PRES_RULES): RulesSource {
   return {
     load: (presentity) => Promise.resolve(
-      documents.names(AUID, presentity).flatMap((n) => {
-        const body = documents.document(AUID, presentity, n)?.body;
+      documents.names(auid, presentity).flatMap((n) => {
+        const body = documents.document(auid, presentity, n)?.body;
         return body === undefined ? [] : [body];
       })),
     onChange: (listener) => {
-      documents.onChange((auid, owner) => {
-        if (auid === AUID && owner !== 'global') listener(owner);
+      documents.onChange((changed, owner) => {
+        if (changed === auid && owner !== 'global') listener(owner);
       });
     },
   };
@@ -31,10 +32,10 @@ export function embeddedRulesSource(documents: XcapDocuments): RulesSource {
  * the server is unavailable the client serves the last good copy; with none, load() throws and
  * the authorizer blocks (fails closed).
  */
-export function remoteRulesSource(client: XcapClient, pollIntervalMs: number): RulesSource & { stop(): void; refresh(): void } {
+export function remoteRulesSource(client: XcapClient, pollIntervalMs: number, auid: string = PRES_RULES): RulesSource & { stop(): void; refresh(): void } {
   const listeners: ((presentity: string) => void)[] = [];
   const polls = new Map<string, XcapPoll>();
-  const pathOf = (presentity: string): string => `${AUID}/users/${encodeURIComponent(presentity)}/index`;
+  const pathOf = (presentity: string): string => `${auid}/users/${encodeURIComponent(presentity)}/index`;
   return {
     async load(presentity) {
       const doc = await client.fetch(pathOf(presentity));

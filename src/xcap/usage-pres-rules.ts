@@ -4,18 +4,12 @@
 // Pure: no I/O.
 
 import { NS } from '../formats/xml.js';
-import { CT } from '../formats/content-types.js';
-import { conflict, type UniquenessConflict } from './errors.js';
-import { suggestAlternative } from './usage-lists.js';
-import { key, validateSchema, type ElementRule, type Schema } from './schema.js';
-import type { XcapUsage } from './usages.js';
+import { key, type ElementRule } from './schema.js';
+import { commonPolicyUsage } from './usage-common-policy.js';
 
-const CP = NS.COMMON_POLICY;
 const PR = NS.PRES_RULES;
 
 const BOOLEAN = (t: string): boolean => /^(true|false|1|0)$/.test(t);
-// xs:dateTime, as RFC 4745 <from>/<until> use it.
-const DATE_TIME = (t: string): boolean => /^-?\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$/.test(t);
 
 const BOOLEAN_TRANSFORMATIONS = [
   'provide-activities', 'provide-class', 'provide-deviceID', 'provide-mood', 'provide-place-is',
@@ -27,30 +21,6 @@ const set = (names: readonly string[], rule: string, max?: number): Record<strin
   Object.fromEntries(names.map((n) => [key(PR, n), max === undefined ? { rule } : { rule, max }]));
 
 const RULES: Record<string, ElementRule> = {
-  ruleset: { children: { [key(CP, 'rule')]: { rule: 'rule' } } },
-  rule: {
-    children: {
-      [key(CP, 'conditions')]: { rule: 'conditions', max: 1 },
-      [key(CP, 'actions')]: { rule: 'actions', max: 1 },
-      [key(CP, 'transformations')]: { rule: 'transformations', max: 1 },
-    },
-    order: [[key(CP, 'conditions')], [key(CP, 'actions')], [key(CP, 'transformations')]],
-    required: ['id'],
-  },
-  conditions: {
-    children: {
-      [key(CP, 'identity')]: { rule: 'identity' },
-      [key(CP, 'sphere')]: { rule: 'sphere' },
-      [key(CP, 'validity')]: { rule: 'validity' },
-    },
-  },
-  identity: { children: { [key(CP, 'one')]: { rule: 'one' }, [key(CP, 'many')]: { rule: 'many' } } },
-  one: { required: ['id'] },
-  many: { children: { [key(CP, 'except')]: { rule: 'except' } } },
-  except: {},
-  sphere: { required: ['value'] },
-  validity: { children: { [key(CP, 'from')]: { rule: 'date-time' }, [key(CP, 'until')]: { rule: 'date-time' } } },
-  'date-time': { text: DATE_TIME },
   // RFC 5025 §3.2.1: the only action.
   actions: { children: { [key(PR, 'sub-handling')]: { rule: 'sub-handling', max: 1 } } },
   'sub-handling': { text: (t) => ['block', 'confirm', 'polite-block', 'allow'].includes(t) },
@@ -76,35 +46,4 @@ const RULES: Record<string, ElementRule> = {
   text: { text: (t) => t !== '' },
 };
 
-const SCHEMA: Schema = {
-  namespaces: new Set([CP, PR]),
-  defaultNs: PR,
-  prefixes: { [CP]: 'cp', [PR]: 'pr' },
-  root: { key: key(CP, 'ruleset'), rule: 'ruleset' },
-  rules: RULES,
-};
-
-export const presRulesUsage: XcapUsage = {
-  auid: 'pres-rules',
-  mime: CT.AUTH_POLICY,
-  // RFC 5025 §9.3 names the pres-rules namespace as the default document namespace, although
-  // <ruleset> and <rule> are common-policy elements: node selectors for them need a prefix bound
-  // by xmlns() in the query (RFC 4825 §6.4), e.g. "cp:ruleset/cp:rule[@id="a"]".
-  defaultNs: PR,
-  prefixes: { [CP]: 'cp', [PR]: 'pr' },
-  userDocuments: true,
-  validate(root) {
-    validateSchema(root, SCHEMA);
-    const ids = new Set<string>();
-    const conflicts: UniquenessConflict[] = [];
-    let pos = 0;
-    for (const c of root.children) {
-      if (typeof c === 'string' || c.ns !== CP || c.name !== 'rule') continue;
-      pos++;
-      const id = c.attrs['id'] as string;
-      if (ids.has(id)) conflicts.push({ field: `cp:ruleset/cp:rule[${pos}]/@id`, altValues: suggestAlternative(id, (v) => ids.has(v)) });
-      ids.add(id);
-    }
-    if (conflicts.length > 0) throw conflict({ kind: 'uniqueness-failure', exists: conflicts });
-  },
-};
+export const presRulesUsage = commonPolicyUsage({ auid: 'pres-rules', ns: PR, prefix: 'pr', rules: RULES });

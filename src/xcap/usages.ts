@@ -1,6 +1,7 @@
 // The XCAP application usages Herald serves (RFC 4825 §5): for each AUID its MIME type, default
 // document namespace, validation and constraints, and which documents are read-only views.
 //   pres-rules      RFC 5025 §9   application/auth-policy+xml
+//   im-rules        Herald's      application/auth-policy+xml (MESSAGE authorization, usage-im-rules.ts)
 //   resource-lists  RFC 4826 §3.4 application/resource-lists+xml
 //   rls-services    RFC 4826 §4.4 application/rls-services+xml; global/index = union of users' index
 //   xcap-caps       RFC 4825 §12  application/xcap-caps+xml; global/index only, generated, read-only
@@ -9,6 +10,7 @@
 import { NS, serializeXml, type XmlElement } from '../formats/xml.js';
 import { CT } from '../formats/content-types.js';
 import { presRulesUsage } from './usage-pres-rules.js';
+import { imRulesUsage } from './usage-im-rules.js';
 import { resourceListsUsage, rlsServicesUsage } from './usage-lists.js';
 
 export { rlsGlobalIndex, suggestAlternative } from './usage-lists.js';
@@ -49,7 +51,7 @@ const xcapCapsUsage: XcapUsage = {
 };
 
 export const USAGES: ReadonlyMap<string, XcapUsage> = new Map(
-  [presRulesUsage, resourceListsUsage, rlsServicesUsage, xcapCapsUsage].map((u) => [u.auid, u]),
+  [presRulesUsage, imRulesUsage, resourceListsUsage, rlsServicesUsage, xcapCapsUsage].map((u) => [u.auid, u]),
 );
 
 export function usageFor(auid: string): XcapUsage | undefined {

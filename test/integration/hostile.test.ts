@@ -200,7 +200,7 @@ describe('hostile input', () => {
   });
 
   test('methods Herald does not serve: 405 with Allow; unknown ones 501', async () => {
-    const got = await udpAnswer(rawRequest({ port: 1, method: 'MESSAGE' }));
+    const got = await udpAnswer(rawRequest({ port: 1, method: 'INFO' }));
     assert.match(got[0] ?? '', /^SIP\/2\.0 405 /);
     assert.match(got[0] ?? '', /Allow: .*SUBSCRIBE/);
     const got2 = await udpAnswer(rawRequest({ port: 1, method: 'FROBNICATE' }));

@@ -5,10 +5,9 @@
 // Kamailio's refusals and Kamailio's restart; Herald's own restart keeps the upstream dialog.
 // Everything on 127.0.0.1; Kamailio is stopped by its own pid; every wait is bounded.
 import { watchHub } from '../support/hub-watch.js';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Hub } from '../../src/hub/hub.js';
 import type { PresenceSnapshot } from '../../src/hub/types.js';
@@ -21,69 +20,11 @@ import { createRegSource, isRegistered, parseRegInfo } from '../../gateways/sip/
 import { PresenceAgent, type PublicationRecord } from '../../src/presence/pa.js';
 import { TestUA, pidf } from '../support/ua.js';
 import { tempDir } from '../support/herald.js';
-import { ROOT, freePort } from './peers.js';
+import { freePort } from './peers.js';
+import { KAMAILIO, Kamailio, requireKamailio } from './kamailio/kamailio.js';
 
-const KAMAILIO = '/usr/sbin/kamailio';
-const DBTEXT = '/usr/share/kamailio/dbtext/kamailio';
 const BOB = 'sip:bob@remote.test';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function requireKamailio(t: TestContext): boolean {
-  if (existsSync(KAMAILIO) && existsSync(DBTEXT)) return true;
-  if (process.env.CI === 'true') assert.fail(`${KAMAILIO} is missing`);
-  t.skip(`${KAMAILIO} or ${DBTEXT} is missing (apt-get install kamailio kamailio-presence-modules)`);
-  return false;
-}
-
-class Kamailio {
-  private child: ChildProcess | undefined;
-  log = '';
-  constructor(readonly port: number, readonly dir: string, readonly defines: string[] = []) {}
-
-  /** Starts Kamailio; `fresh` gives it an empty copy of the db_text tables (a restart that lost everything). */
-  async start(fresh = true): Promise<void> {
-    const db = join(this.dir, 'db');
-    if (fresh) {
-      rmSync(db, { recursive: true, force: true });
-      cpSync(DBTEXT, db, { recursive: true });
-    }
-    const cfg = readFileSync(join(ROOT, 'test', 'interop', 'kamailio', 'remote-presence.cfg'), 'utf8').replaceAll('@PORT@', String(this.port)).replaceAll('@DBDIR@', db);
-    writeFileSync(join(this.dir, 'kamailio.cfg'), cfg);
-    mkdirSync(join(this.dir, 'run'), { recursive: true });
-    const child = spawn(KAMAILIO, [...this.defines.flatMap((d) => ['-A', d]), '-f', join(this.dir, 'kamailio.cfg'), '-P', join(this.dir, 'kamailio.pid'), '-DD', '-E', '-Y', join(this.dir, 'run'), '-w', this.dir, '-m', '64', '-M', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    child.stderr?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20000)));
-    child.stdout?.on('data', () => undefined);
-    // Ready when it answers OPTIONS (bounded: 10 s).
-    const ua = await TestUA.open('udp', '127.0.0.1', this.port);
-    try {
-      for (let i = 0; i < 50; i++) {
-        try {
-          const r = await ua.request('OPTIONS', `sip:127.0.0.1:${this.port}`, { from: 'sip:probe@example.test' }, 200);
-          if (r.status === 200) return;
-        } catch {
-          // not up yet
-        }
-        if (child.exitCode !== null) throw new Error(`kamailio exited: ${this.log.slice(-2000)}`);
-      }
-      throw new Error(`kamailio did not answer: ${this.log.slice(-2000)}`);
-    } finally {
-      ua.close();
-    }
-  }
-
-  /** Stops the Kamailio this test started, by its pid (SIGTERM, then SIGKILL after 5 s). */
-  async stop(): Promise<void> {
-    const c = this.child;
-    this.child = undefined;
-    if (!c || c.exitCode !== null || c.pid === undefined) return;
-    const exited = new Promise<void>((r) => c.once('exit', () => r()));
-    process.kill(c.pid, 'SIGTERM');
-    const t = setTimeout(() => c.pid !== undefined && c.exitCode === null && process.kill(c.pid, 'SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
-  }
-}
 
 interface Herald {
   stack: SipStack;
@@ -336,7 +277,7 @@ describe('Kamailio as registrar serving Event: reg (registrar, usrloc, pua_regin
     assert.equal(isRegistered(doc('full', `<registration aor="${A}" id="0x1" state="terminated"/>`), A), false);
     // Expires: 0: the contact terminated with event unregistered.
     const dereg = doc('full', `<registration aor="${A}" id="0x1" state="terminated"><contact id="0x2" state="terminated" event="unregistered" expires="57" callid="c" cseq="1"><uri>sip:alice@127.0.0.1</uri></contact></registration>`);
-    assert.deepEqual(dereg.registrations, [{ aor: A, state: 'terminated', activeContacts: 0 }]);
+    assert.deepEqual(dereg.registrations, [{ aor: A, state: 'terminated', activeContacts: 0, contacts: [{ id: '0x2', uri: 'sip:alice@127.0.0.1', state: 'terminated' }] }]);
     assert.equal(isRegistered(dereg, A), false);
     // Registered, then active with only an expired contact listed (full state): not registered.
     const active = `<registration aor="${A}" id="0x1" state="active"><contact id="0x2" state="active" event="created" expires="3"><uri>sip:alice@127.0.0.1</uri></contact></registration>`;

@@ -158,20 +158,7 @@ describe('XMPP gateway with Prosody, over real SIP', { skip: !Prosody.available(
       // SIP users decide Jabber watchers by their pres-rules; no rules: confirm (RFC 5025 §3.2.1).
       policy: { default: 'confirm' },
       rls: { min_notify_interval: 0 },
-      gateway: {
-        xmpp: {
-          enabled: true,
-          service: `xmpp://127.0.0.1:${comp}`,
-          component_domain: COMPONENT,
-          secret: SECRET,
-          xmpp_domains: ['xmpp.test'],
-          gateway_domain: GW,
-          c2s_service: service,
-          reconnect_initial: 0.2,
-          reconnect_max: 1,
-          min_request_interval: 0,
-        },
-      },
+      gateway: { xmpp: prosody.heraldGateway({ min_request_interval: 0 }) },
     });
     assert.ok(th.herald.xmpp, '[gateway.xmpp] enabled builds the gateway');
     await th.herald.users.add(BOB, BOB_AUTH.password);

@@ -45,6 +45,12 @@ function wrap(raw: RawMessage): Msg {
 
 export const rnd = (): string => randomBytes(6).toString('hex');
 
+export interface Answer {
+  status: number;
+  toTag?: string;
+  headers?: Record<string, string>;
+}
+
 export interface RequestOptions {
   from: string;
   fromTag?: string;
@@ -60,8 +66,14 @@ export interface RequestOptions {
 
 export class TestUA {
   readonly requests: Msg[] = [];
-  /** How to answer incoming requests: status code (default 200), or 'hold' to answer later with release(). */
-  answerWith: (m: Msg) => number | 'hold' = () => 200;
+  /** Requests answerWith chose not to answer. */
+  readonly dropped: Msg[] = [];
+  /**
+   * How to answer incoming requests: a status code (default 200), a status with a To tag and headers
+   * (a UAS that creates a dialog, e.g. a registrar answering SUBSCRIBE), 'drop' (no answer at all),
+   * or 'hold' to answer 200 later with release().
+   */
+  answerWith: (m: Msg) => number | Answer | 'drop' | 'hold' = () => 200;
   private held: (() => void)[] = [];
   private readonly waiting = new Map<string, (m: Msg) => void>();
   private reqWaiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = [];
@@ -69,7 +81,7 @@ export class TestUA {
   private closer!: () => void;
   localPort = 0;
 
-  private constructor(readonly protocol: UaProtocol, readonly host: string, readonly port: number, private readonly clientCert?: { cert: Buffer; key: Buffer }) {}
+  private constructor(readonly protocol: UaProtocol, readonly host: string, public port: number, private readonly clientCert?: { cert: Buffer; key: Buffer }) {}
 
   /** `clientCert`: a TLS client certificate to present (peers trusted by TLS name). */
   static async open(protocol: UaProtocol, host: string, port: number, clientCert?: { cert: Buffer; key: Buffer }): Promise<TestUA> {
@@ -127,6 +139,14 @@ export class TestUA {
     this.closer = () => socket.destroy();
   }
 
+  /**
+   * UDP: sends (requests and answers) to another port from now on; for a UA opened before the
+   * Herald it serves (a registrar or next hop whose address goes into Herald's config).
+   */
+  setPeer(port: number): void {
+    this.port = port;
+  }
+
   get transportParam(): string {
     return this.protocol === 'udp' ? '' : `;transport=${this.protocol}`;
   }
@@ -154,12 +174,16 @@ export class TestUA {
       }
       return;
     }
-    const status = this.answerWith(m);
-    if (status === 'hold') {
-      this.held.push(() => this.answer(raw, d, m, 200));
+    const a = this.answerWith(m);
+    if (a === 'drop') {
+      this.dropped.push(m);
       return;
     }
-    this.answer(raw, d, m, status);
+    if (a === 'hold') {
+      this.held.push(() => this.answer(raw, d, m, { status: 200 }));
+      return;
+    }
+    this.answer(raw, d, m, typeof a === 'number' ? { status: a } : a);
   }
 
   /** Answers (200) every request held so far, in arrival order (retransmissions included). */
@@ -169,14 +193,16 @@ export class TestUA {
     for (const answer of held) answer();
   }
 
-  private answer(raw: RawMessage, d: Buffer, m: Msg, status: number): void {
+  private answer(raw: RawMessage, d: Buffer, m: Msg, a: Answer): void {
+    const { status, toTag, headers = {} } = a;
     const res = [
       `SIP/2.0 ${status} ${status === 200 ? 'OK' : 'Test'}`,
       ...raw.headers.via!.map((v) => `Via: SIP/2.0/${v.protocol} ${v.host}${v.port ? `:${v.port}` : ''}${Object.entries(v.params).map(([k, x]) => (x === null ? `;${k}` : `;${k}=${x}`)).join('')}`),
       `From: ${this.rawHeader(d, 'from')}`,
-      `To: ${this.rawHeader(d, 'to')}`,
+      `To: ${this.rawHeader(d, 'to')}${toTag && !m.toTag ? `;tag=${toTag}` : ''}`,
       `Call-ID: ${m.callId}`,
       `CSeq: ${m.cseq} ${raw.headers.cseq!.method}`,
+      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
       'Content-Length: 0',
       '',
       '',

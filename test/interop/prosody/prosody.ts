@@ -56,6 +56,25 @@ export class Prosody {
     writeFileSync(this.config, text);
   }
 
+  /**
+   * Herald's [gateway.xmpp] for this Prosody: the component sip.xmpp.test with this secret, xmpp.test
+   * bridged, Jabber users under xmpp.example.test, fast reconnects (as src/server.ts reads it).
+   */
+  heraldGateway(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      enabled: true,
+      service: `xmpp://127.0.0.1:${this.o.componentPort}`,
+      component_domain: 'sip.xmpp.test',
+      secret: this.o.secret,
+      xmpp_domains: ['xmpp.test'],
+      gateway_domain: 'xmpp.example.test',
+      c2s_service: `xmpp://127.0.0.1:${this.o.c2sPort}`,
+      reconnect_initial: 0.2,
+      reconnect_max: 1,
+      ...extra,
+    };
+  }
+
   static available(): boolean {
     return existsSync(PROSODY) && existsSync(PROSODYCTL);
   }

@@ -1,0 +1,71 @@
+// A real Kamailio for the interop suite (Debian `kamailio`, `kamailio-presence-modules`): the config
+// test/interop/kamailio/remote-presence.cfg copied into a temp dir with its port and db_text tables,
+// loopback only, started and stopped by its own pid, every wait bounded. Defines (-A) switch on its
+// optional roles (REG: registrar with the reg event; MESSAGE relaying to registered contacts).
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { TestUA } from '../../support/ua.js';
+import { ROOT } from '../peers.js';
+
+export const KAMAILIO = '/usr/sbin/kamailio';
+const DBTEXT = '/usr/share/kamailio/dbtext/kamailio';
+
+export function requireKamailio(t: TestContext): boolean {
+  if (existsSync(KAMAILIO) && existsSync(DBTEXT)) return true;
+  if (process.env.CI === 'true') assert.fail(`${KAMAILIO} is missing`);
+  t.skip(`${KAMAILIO} or ${DBTEXT} is missing (apt-get install kamailio kamailio-presence-modules)`);
+  return false;
+}
+
+export class Kamailio {
+  private child: ChildProcess | undefined;
+  log = '';
+  constructor(readonly port: number, readonly dir: string, readonly defines: string[] = []) {}
+
+  /** Starts Kamailio; `fresh` gives it an empty copy of the db_text tables (a restart that lost everything). */
+  async start(fresh = true): Promise<void> {
+    const db = join(this.dir, 'db');
+    if (fresh) {
+      rmSync(db, { recursive: true, force: true });
+      cpSync(DBTEXT, db, { recursive: true });
+    }
+    const cfg = readFileSync(join(ROOT, 'test', 'interop', 'kamailio', 'remote-presence.cfg'), 'utf8').replaceAll('@PORT@', String(this.port)).replaceAll('@DBDIR@', db);
+    writeFileSync(join(this.dir, 'kamailio.cfg'), cfg);
+    mkdirSync(join(this.dir, 'run'), { recursive: true });
+    const child = spawn(KAMAILIO, [...this.defines.flatMap((d) => ['-A', d]), '-f', join(this.dir, 'kamailio.cfg'), '-P', join(this.dir, 'kamailio.pid'), '-DD', '-E', '-Y', join(this.dir, 'run'), '-w', this.dir, '-m', '64', '-M', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stderr?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20000)));
+    child.stdout?.on('data', () => undefined);
+    // Ready when it answers OPTIONS (bounded: 10 s).
+    const ua = await TestUA.open('udp', '127.0.0.1', this.port);
+    try {
+      for (let i = 0; i < 50; i++) {
+        try {
+          const r = await ua.request('OPTIONS', `sip:127.0.0.1:${this.port}`, { from: 'sip:probe@example.test' }, 200);
+          if (r.status === 200) return;
+        } catch {
+          // not up yet
+        }
+        if (child.exitCode !== null) throw new Error(`kamailio exited: ${this.log.slice(-2000)}`);
+      }
+      throw new Error(`kamailio did not answer: ${this.log.slice(-2000)}`);
+    } finally {
+      ua.close();
+    }
+  }
+
+  /** Stops the Kamailio this test started, by its pid (SIGTERM, then SIGKILL after 5 s). */
+  async stop(): Promise<void> {
+    const c = this.child;
+    this.child = undefined;
+    if (!c || c.exitCode !== null || c.pid === undefined) return;
+    const exited = new Promise<void>((r) => c.once('exit', () => r()));
+    process.kill(c.pid, 'SIGTERM');
+    const t = setTimeout(() => c.pid !== undefined && c.exitCode === null && process.kill(c.pid, 'SIGKILL'), 5000);
+    await exited;
+    clearTimeout(t);
+  }
+}
