@@ -12,6 +12,7 @@ import { WinfoPackage } from './presence/winfo-package.js';
 import { WatcherRegistry, type WatcherRecord } from './presence/watchers.js';
 import { handlePublish } from './presence/publish-handler.js';
 import type { Authorizer } from './policy/authorizer.js';
+import { WatcherViews } from './policy/view.js';
 import { Dispatcher } from './sip/dispatch.js';
 import type { HeaderList } from './sip/message.js';
 import { SipStack } from './sip/stack.js';
@@ -22,7 +23,7 @@ import { NonceManager, ReplayGuard } from './auth/digest.js';
 import { SipAuthenticator } from './auth/sip-auth.js';
 import type { ServerTx } from './sip/stack.js';
 import { nonceSecret } from './auth/secret.js';
-import { RulesAuthorizer } from './policy/rules-authorizer.js';
+import { RulesAuthorizer, sphereOf } from './policy/rules-authorizer.js';
 import { XcapDocuments, type StoredXcapDoc } from './xcap/documents.js';
 import { XcapServer } from './xcap/server.js';
 import { XcapClient } from './xcap/client.js';
@@ -36,7 +37,6 @@ import { ResourceListServer } from './rls/rls.js';
 import { MessageRelay } from './im/relay.js';
 import type { ImSender } from './im/types.js';
 import { ImRulesAuthorizer } from './im/rules-authorizer.js';
-import { sphereOf } from './policy/rules-authorizer.js';
 
 export interface Herald {
   readonly config: Config;
@@ -122,10 +122,12 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   hub.register(pa);
   // The XMPP gateway before any provider for remote SIP domains, which would claim its addresses.
   const watchers = new WatcherRegistry(store.collection<WatcherRecord>('watcher'), config.presence.winfo_history * 1000);
+  // What each watcher may see, for every front end (SIP, lists, Jabber): one view, reported to winfo.
+  const views = new WatcherViews(authorizer, watchers, (uri) => pa.handles(uri));
   let xmpp: XmppGateway | undefined;
   if (config.gateway.xmpp.enabled) {
     xmpp = createXmppGateway({
-      hub, authorizer, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp, watchers,
+      hub, views, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp,
       // The relay is built below; messages arrive only once the gateway has started, after it.
       ...(config.im.enabled ? { deliverMessage: (m) => relay!.fromGateway(m) } : {}),
     });
@@ -161,23 +163,22 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const rls = new ResourceListServer(
     combinedListSource(listSources),
     hub,
-    authorizer,
-    (uri) => pa.handles(uri),
+    views,
     { minIntervalMs: config.rls.min_notify_interval, maxNotifyBytes: config.rls.max_notify_bytes, domain: config.sip.domains[0]! },
     log,
   );
-  n.register(
-    new PresencePackage(hub, pa, authorizer, watchers, {
-      unknownPresentity: config.presence.unknown_presentity,
-      rls,
-      // Where Herald itself authenticates everyone (auth on, no trusted proxy in front), it knows its
-      // users: a local URI that is no user, no list and has no publication is 404. Behind a trusted
-      // proxy the users live elsewhere, and any local URI is a presentity.
-      ...(config.auth.enabled && config.auth.trusted_peers.length === 0 && config.auth.trusted_tls_names.length === 0
-        ? { isUser: async (uri: string) => pa.hasPublications(uri) || (await users.get(uri)) !== undefined }
-        : {}),
-    }),
-  );
+  const presence = new PresencePackage(hub, pa, views, {
+    unknownPresentity: config.presence.unknown_presentity,
+    // Where Herald itself authenticates everyone (auth on, no trusted proxy in front), it knows its
+    // users: a local URI that is no user, no list and has no publication is 404. Behind a trusted
+    // proxy the users live elsewhere, and any local URI is a presentity.
+    ...(config.auth.enabled && config.auth.trusted_peers.length === 0 && config.auth.trusted_tls_names.length === 0
+      ? { isUser: async (uri: string) => pa.hasPublications(uri) || (await users.get(uri)) !== undefined }
+      : {}),
+  });
+  // Event: presence has two front ends. A list URI goes to the RLS (RFC 4662) before anything else,
+  // content negotiation included: each front end checks Accept for what it sends.
+  n.register({ event: 'presence', admit: (ctx) => (rls.isList(ctx.resource) ? rls.admit(ctx) : presence.admit(ctx)) });
   n.register(new WinfoPackage(watchers, (r) => pa.handles(r)));
 
   const dispatcher = new Dispatcher(common, (e, tx) => {

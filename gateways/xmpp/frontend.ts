@@ -11,11 +11,9 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { PidfDocument } from '../../src/formats/pidf.js';
-import { closedDocument, withEntity } from '../../src/formats/pidf.js';
 import { NoProviderError, type Hub } from '../../src/hub/hub.js';
 import type { PresenceSnapshot, Provider, Watch } from '../../src/hub/types.js';
-import type { Authorizer } from '../../src/policy/authorizer.js';
-import { sphereOf } from '../../src/policy/rules-authorizer.js';
+import type { WatcherView, WatcherViews } from '../../src/policy/view.js';
 import { bareJid, type GatewayAddressing } from './address.js';
 import type { AuthorizationStore } from './component.js';
 import { authorizationFate, sipStatusToXmpp } from './errors.js';
@@ -26,24 +24,16 @@ import { errorReply, presenceStanza, serialize, type PresenceStanza, type XNode 
 export interface FrontendOptions {
   /** The hub, or a view of it restricted to what Jabber watchers may reach. */
   hub: Pick<Hub, 'providerFor' | 'watch'>;
-  authorizer: Authorizer;
+  /** What a Jabber watcher may see (the SIP user's pres-rules), and watcher info (RFC 3857): Jabber
+   *  watchers appear there like SIP ones, so a user whose rules say confirm learns who asks. */
+  views: WatcherViews;
   addressing: GatewayAddressing;
   sink: StanzaSink;
   auths: AuthorizationStore;
   log: Logger;
   /** The gateway's own provider: a Jabber user never watches a Jabber user through it (a loop). */
   self: Provider;
-  /**
-   * The watcher list behind presence.winfo (RFC 3857): Jabber watchers appear there like SIP ones, so
-   * a user whose rules say confirm learns who asks.
-   */
-  watchers?: WatcherList;
   now?: () => number;
-}
-
-/** The part of Herald's watcher registry a front end reports to. */
-export interface WatcherList {
-  update(resource: string, id: string, uri: string, status: 'pending' | 'active' | 'waiting' | 'terminated', event: 'subscribe' | 'approved' | 'rejected' | 'timeout'): void;
 }
 
 /** A stable winfo id for a Jabber watcher of a SIP user (no JID in it, like SIP ids carry no Call-ID). */
@@ -58,11 +48,10 @@ interface InSub {
   localJid: string;
   watcherSip: string;
   watch: Watch | undefined;
+  view: WatcherView;
   told: Told;
   /** The last presence stanza sent (serialized), so unchanged state is not sent again. */
   lastPresence: string | undefined;
-  /** Was pending before (winfo says "approved" when it turns active). */
-  wasPending?: boolean;
 }
 
 const subKey = (sip: string, jid: string): string => `${sip}\n${jid}`;
@@ -74,7 +63,7 @@ export class XmppFrontend {
 
   constructor(private readonly o: FrontendOptions) {
     this.now = o.now ?? Date.now;
-    o.authorizer.onChange?.((presentity) => {
+    o.views.onChange((presentity) => {
       for (const s of this.bySip.get(presentity) ?? []) this.evaluate(s, s.watch?.current());
     });
   }
@@ -86,7 +75,8 @@ export class XmppFrontend {
       const s = this.open(rec.jid, rec.sip);
       if (!s) continue;
       s.told = rec.state === 'active' ? 'subscribed' : 'nothing';
-      await this.o.authorizer.prepare?.(rec.sip);
+      await this.o.views.prepare(rec.sip);
+      s.view.arrive();
       this.startWatch(s);
       n++;
     }
@@ -136,7 +126,8 @@ export class XmppFrontend {
     const localJid = this.o.addressing.jidOfSipUser(sip);
     const watcherSip = this.o.addressing.watcherIdentity(jid);
     if (localJid === undefined || watcherSip === undefined) return undefined;
-    const s: InSub = { jid, sip, localJid, watcherSip, watch: undefined, told: 'nothing', lastPresence: undefined };
+    const view = this.o.views.open(sip, watcherSip, winfoId(sip, jid));
+    const s: InSub = { jid, sip, localJid, watcherSip, watch: undefined, view, told: 'nothing', lastPresence: undefined };
     this.subs.set(key, s);
     let set = this.bySip.get(sip);
     if (!set) {
@@ -178,8 +169,9 @@ export class XmppFrontend {
       this.o.sink.send(errorReply(raw, sipStatusToXmpp(refusal.status, refusal.reason)));
       return;
     }
-    await this.o.authorizer.prepare?.(sip);
+    await this.o.views.prepare(sip);
     if (this.subs.get(subKey(sip, jid)) !== s) return; // unsubscribed meanwhile
+    s.view.arrive();
     if (s.told === 'subscribed') {
       // RFC 6121 §3.1.3: a subscribe for an existing authorization is answered `subscribed` again.
       this.o.sink.send(presenceStanza(s.localJid, s.jid, 'subscribed'), { queue: true });
@@ -203,7 +195,7 @@ export class XmppFrontend {
     void this.o.auths.delete('in', sip, jid);
     const localJid = s?.localJid ?? this.o.addressing.jidOfSipUser(sip);
     if (s) {
-      this.o.watchers?.update(sip, winfoId(sip, jid), s.watcherSip, 'terminated', 'timeout');
+      s.view.leave('timeout');
       this.close(s);
     }
     if (localJid === undefined) return;
@@ -229,30 +221,25 @@ export class XmppFrontend {
   /** Decides (again) what the watcher may see and tells XMPP what changed. */
   private evaluate(s: InSub, snap: PresenceSnapshot | undefined): void {
     if (this.subs.get(subKey(s.sip, s.jid)) !== s) return;
-    const d = this.o.authorizer.decide(s.watcherSip, s.sip, sphereOf(snap?.document));
-    const up = snap?.upstream;
-    if (d.subHandling === 'block' || (up?.state === 'terminated' && authorizationFate(up.reason) === 'cancelled')) {
+    const v = s.view.see(snap);
+    if (v.state === 'terminated' && (v.by === 'rules' || authorizationFate(v.reason) === 'cancelled')) {
       // RFC 5025 §3.2.1 block, or a SIP-side final refusal (RFC 8048 §5.2.2: 403/489/603 cancel for good).
       this.refuse(s);
       return;
     }
-    if (d.subHandling === 'confirm' || up?.state === 'pending') {
+    if (v.state === 'pending') {
       // RFC 8048 §5.2.1: pending on the SIP side → nothing to XMPP (the server re-delivers the request).
       void this.o.auths.put({ direction: 'in', sip: s.sip, jid: s.jid, state: 'pending', updatedAt: this.now() });
-      this.o.watchers?.update(s.sip, winfoId(s.sip, s.jid), s.watcherSip, 'pending', 'subscribe');
-      s.wasPending = true;
       return;
     }
     if (s.told !== 'subscribed') {
-      this.o.watchers?.update(s.sip, winfoId(s.sip, s.jid), s.watcherSip, 'active', s.wasPending ? 'approved' : 'subscribe');
       s.told = 'subscribed';
       void this.o.auths.put({ direction: 'in', sip: s.sip, jid: s.jid, state: 'active', updatedAt: this.now() });
       this.o.sink.send(presenceStanza(s.localJid, s.jid, 'subscribed'), { queue: true });
     }
     let doc: PidfDocument | undefined;
-    if (up?.state === 'terminated') doc = undefined; // transient SIP-side trouble: shown unavailable
-    else if (d.subHandling === 'polite-block') doc = closedDocument(s.sip); // RFC 5025: looks offline
-    else if (snap?.document) doc = d.transform(withEntity(snap.document, s.sip));
+    if (v.state === 'terminated') doc = undefined; // transient SIP-side trouble: shown unavailable
+    else if (v.polite || snap?.document) doc = v.show(snap?.document); // polite-block looks offline
     const out = pidfToXmpp(doc);
     const stanza = presenceStanza(s.localJid, s.jid, out.type, out);
     const text = serialize(stanza);
@@ -263,7 +250,7 @@ export class XmppFrontend {
 
   private refuse(s: InSub): void {
     const told = s.told;
-    this.o.watchers?.update(s.sip, winfoId(s.sip, s.jid), s.watcherSip, 'terminated', 'rejected');
+    s.view.leave('rejected');
     this.close(s);
     void this.o.auths.delete('in', s.sip, s.jid);
     if (told === 'subscribed') this.o.sink.send(presenceStanza(s.localJid, s.jid, 'unavailable'));

@@ -5,17 +5,17 @@
 // `maxNotifyBytes` (the rest follows as partial state, RFC 4662 §5.2).
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CT } from '../formats/content-types.js';
-import { closedDocument, serializePidf, withEntity, type PidfDocument } from '../formats/pidf.js';
+import { CT, acceptsType } from '../formats/content-types.js';
+import { serializePidf } from '../formats/pidf.js';
 import { newBoundary, renderMultipart, type BodyPart } from '../formats/multipart.js';
 import { renderRlmi, type RlmiInstance, type RlmiResource } from '../formats/rlmi.js';
 import type { FlatMember } from '../formats/resource-lists.js';
 import { NoProviderError, type Hub } from '../hub/hub.js';
 import type { Watch } from '../hub/types.js';
-import type { Authorizer } from '../policy/authorizer.js';
-import { sphereOf } from '../policy/rules-authorizer.js';
+import { renderView, type WatcherView, type WatcherViews } from '../policy/view.js';
+import { watcherId } from '../presence/watchers.js';
 import { header } from '../sip/message.js';
-import type { AdmitContext, Admission, Binding, NotifyContent } from '../events/subscription.js';
+import type { AdmitContext, Admission, Binding, NotifyContent, TerminationReason } from '../events/subscription.js';
 import type { ListSource } from './list-source.js';
 
 export interface RlsOptions {
@@ -31,6 +31,8 @@ interface Member {
   uri: string;
   displayName: string | undefined;
   watch: Watch | undefined;
+  /** What this list's watcher may see of the member (and how winfo shows the watcher to it). */
+  view: WatcherView | undefined;
   instanceId: string;
   /** Fixed state for members without a watch (no provider, refused, removed from the list). */
   fixed: RlmiInstance['state'] | undefined;
@@ -84,13 +86,16 @@ export class ResourceListServer {
   constructor(
     private readonly lists: ListSource,
     private readonly hub: Hub,
-    private readonly authorizer: Authorizer,
-    private readonly isLocal: (uri: string) => boolean,
+    private readonly views: WatcherViews,
     private readonly opts: RlsOptions,
     private readonly log: Logger,
   ) {
     lists.onChange(() => {
       for (const b of this.bindings) void b.reload();
+    });
+    // A member's rules changed: its view for each list watcher may have too.
+    views.onChange((presentity) => {
+      for (const b of this.bindings) b.rulesChanged(presentity);
     });
   }
 
@@ -105,6 +110,12 @@ export class ResourceListServer {
     if (rq) {
       // RFC 4662 §4.1/§4.3: a list URI without `Supported: eventlist` ⇒ 421 with Require.
       if (!supportsEventlist(header(rq, 'supported'))) return { ok: false, status: 421, reason: 'Extension Required', headers: [['Require', 'eventlist']] };
+      // RFC 4662 §5.1: list state is multipart/related with an RLMI root; a subscriber that says what it
+      // accepts must accept both (no Accept: the package's default, which for a list is RLMI).
+      const accept = header(rq, 'accept');
+      if (accept !== undefined && !(acceptsType(accept, CT.RLMI) && acceptsType(accept, CT.MULTIPART_RELATED))) {
+        return { ok: false, status: 406, reason: 'Not Acceptable', headers: [['Accept', `${CT.MULTIPART_RELATED}, ${CT.RLMI}, ${CT.PIDF}`]] };
+      }
     }
     const resolved = await this.lists.resolve(ctx.resource);
     if (!resolved) return { ok: false, status: 404, reason: 'Not Found' };
@@ -133,8 +144,8 @@ export class ResourceListServer {
   }
 
   // For ListBinding: the collaborators it reads.
-  get deps(): { hub: Hub; authorizer: Authorizer; isLocal: (uri: string) => boolean; lists: ListSource } {
-    return { hub: this.hub, authorizer: this.authorizer, isLocal: this.isLocal, lists: this.lists };
+  get deps(): { hub: Hub; views: WatcherViews; lists: ListSource } {
+    return { hub: this.hub, views: this.views, lists: this.lists };
   }
 }
 
@@ -164,7 +175,7 @@ class ListBinding implements Binding {
 
   /** Brings the member set to `list`: new members are watched, removed ones end terminated. */
   async setMembers(list: FlatMember[]): Promise<void> {
-    const { hub, authorizer, isLocal } = this.rls.deps;
+    const { hub, views } = this.rls.deps;
     const next = new Map<string, Member>();
     for (const m of list) {
       const old = this.members.get(m.uri);
@@ -173,18 +184,23 @@ class ListBinding implements Binding {
         next.set(m.uri, old);
         continue;
       }
-      const member: Member = { uri: m.uri, displayName: m.displayName, watch: undefined, instanceId: this.instanceId(m.uri), fixed: undefined, reason: undefined };
+      const member: Member = { uri: m.uri, displayName: m.displayName, watch: undefined, view: undefined, instanceId: this.instanceId(m.uri), fixed: undefined, reason: undefined };
       const provider = hub.providerFor(m.uri);
       const refusal = provider?.refuse?.(m.uri, this.ctx.watcher);
       if (!provider || refusal) {
         member.fixed = 'terminated';
         member.reason = refusal?.rlmiReason ?? 'noresource';
       } else {
-        if (isLocal(m.uri)) await authorizer.prepare?.(m.uri);
+        await views.prepare(m.uri);
+        // RFC 3857: the member's owner sees this watcher in its watcher info, however it came.
+        member.view = views.open(m.uri, this.ctx.watcher, watcherId(`${this.ctx.key}|${m.uri}`));
+        member.view.arrive();
         try {
           member.watch = hub.watch(m.uri, () => this.memberChanged(m.uri), this.ctx.watcher);
         } catch (e) {
           if (!(e instanceof NoProviderError)) throw e;
+          member.view.leave('noresource');
+          member.view = undefined;
           member.fixed = 'terminated';
           member.reason = 'noresource';
         }
@@ -197,6 +213,8 @@ class ListBinding implements Binding {
       // Removed from the list: shown terminated once (RFC 4662 §5.2), then gone from later full states.
       old.watch?.stop();
       old.watch = undefined;
+      old.view?.leave('deactivated');
+      old.view = undefined;
       old.fixed = 'terminated';
       old.reason = 'deactivated';
       this.removed.set(uri, old);
@@ -213,6 +231,10 @@ class ListBinding implements Binding {
     if (this.closed) return;
     await this.setMembers(r?.members ?? []);
     this.schedule();
+  }
+
+  rulesChanged(presentity: string): void {
+    if (!this.closed && this.members.get(presentity)?.view) this.memberChanged(presentity);
   }
 
   private memberChanged(uri: string): void {
@@ -241,17 +263,11 @@ class ListBinding implements Binding {
     const snap = m.watch?.current();
     // RFC 4662 §5.2: a resource whose state is not known yet has no instance.
     if (!snap) return { resource: resource([]), part: undefined };
-    const { authorizer, isLocal } = this.rls.deps;
-    const local = isLocal(m.uri);
-    const d = local ? authorizer.decide(this.ctx.watcher, m.uri, sphereOf(snap.document)) : undefined;
-    if (d?.subHandling === 'block') return { resource: resource([{ id: m.instanceId, state: 'terminated', reason: 'rejected' }]), part: undefined };
-    if (d?.subHandling === 'confirm' || snap.upstream?.state === 'pending') return { resource: resource([{ id: m.instanceId, state: 'pending' }]), part: undefined };
-    if (snap.upstream?.state === 'terminated') return { resource: resource([{ id: m.instanceId, state: 'terminated', reason: snap.upstream.reason ?? 'noresource' }]), part: undefined };
-    const polite = d?.subHandling === 'polite-block';
-    const viewKey = `${CT.PIDF}|${polite ? 'polite-block' : (d?.view ?? 'full')}`;
-    const shown = (doc: PidfDocument | undefined): PidfDocument => (polite || !doc ? closedDocument(m.uri) : d ? d.transform(withEntity(doc, m.uri)) : withEntity(doc, m.uri));
+    const v = (m.view as WatcherView).see(snap);
+    if (v.state === 'pending') return { resource: resource([{ id: m.instanceId, state: 'pending' }]), part: undefined };
+    if (v.state === 'terminated') return { resource: resource([{ id: m.instanceId, state: 'terminated', reason: v.by === 'rules' ? 'rejected' : v.reason ?? 'noresource' }]), part: undefined };
     // The same memo as a direct subscription with the same view: one serialization serves both.
-    const body = snap.render(viewKey, (doc) => serializePidf(shown(doc))).body;
+    const body = renderView(snap, v, CT.PIDF, serializePidf).body;
     const cid = `${m.instanceId}.${snap.version}@${this.opts.domain}`;
     return { resource: resource([{ id: m.instanceId, state: 'active', cid }]), part: { contentType: `${CT.PIDF};charset="UTF-8"`, contentId: cid, body } };
   }
@@ -317,12 +333,16 @@ class ListBinding implements Binding {
     this.full = true;
   }
 
-  close(): void {
+  close(reason?: TerminationReason): void {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.heartbeat) clearTimeout(this.heartbeat);
-    for (const m of this.members.values()) m.watch?.stop();
+    for (const m of this.members.values()) {
+      m.watch?.stop();
+      // undefined: shutdown, the subscription lives on in the store (and in watcher info).
+      if (reason !== undefined) m.view?.leave(reason);
+    }
     this.rls.forget(this);
   }
 }

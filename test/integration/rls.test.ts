@@ -104,6 +104,50 @@ describe('resource list server', () => {
     assert.equal(r.h('require'), 'eventlist');
   });
 
+  test("a list watcher appears in each member's watcher info (RFC 3857), and leaves it when the list subscription ends", async () => {
+    const winfoCall = rnd();
+    const seen = new Set<Msg>();
+    const winfo = async (pred: (m: Msg) => boolean) => {
+      const m = await pub.nextRequest((x) => x.method === 'NOTIFY' && x.callId === winfoCall && pred(x), 5000, seen);
+      seen.add(m);
+      return m;
+    };
+    const erin = uri('erin');
+    const wi = await pub.request('SUBSCRIBE', erin, { from: erin, callId: winfoCall, headers: { Event: 'presence.winfo', Expires: '600' } });
+    assert.equal(wi.status, 200);
+    await winfo(() => true);
+    const s = await subscribeList('work');
+    assert.equal(s.res.status, 200);
+    await s.next();
+    const joined = await winfo((m) => m.body.includes(uri('watcher')));
+    assert.match(joined.body, /status="active"/);
+    assert.match(joined.body, /event="subscribe"/);
+    await w.request('SUBSCRIBE', uri('work'), {
+      from: uri('watcher'), fromTag: s.fromTag, toTag: s.res.toTag!, callId: s.callId, cseq: 2,
+      headers: { Event: 'presence', Expires: '0', Supported: 'eventlist' },
+    });
+    const left = await winfo((m) => m.body.includes(uri('watcher')) && m.body.includes('terminated'));
+    assert.match(left.body, /event="timeout"/);
+  });
+
+  test('a list is routed to the RLS before content negotiation: Accept naming only RLMI and multipart/related gets 200 and RLMI', async () => {
+    const s = await subscribeList('buddies', { Accept: 'application/rlmi+xml, multipart/related' });
+    assert.equal(s.res.status, 200);
+    const n0 = await s.next();
+    assert.match(n0.msg.h('content-type')!, /^multipart\/related;.*type="application\/rlmi\+xml"/);
+    assert.equal(n0.rlmi.fullState, true);
+    await w.request('SUBSCRIBE', uri('buddies'), {
+      from: uri('watcher'), fromTag: s.fromTag, toTag: s.res.toTag!, callId: s.callId, cseq: 2,
+      headers: { Event: 'presence', Expires: '0', Supported: 'eventlist' },
+    });
+  });
+
+  test('the RLS checks Accept itself: a list subscriber that accepts no RLMI gets 406', async () => {
+    const r = await w.request('SUBSCRIBE', uri('buddies'), { from: uri('watcher'), headers: { Event: 'presence', Expires: '600', Supported: 'eventlist', Accept: 'application/pidf+xml' } });
+    assert.equal(r.status, 406);
+    assert.match(r.h('accept') ?? '', /application\/rlmi\+xml/);
+  });
+
   test('the same buddy in two lists costs one back-end watch', async () => {
     const before = h.herald.hub.stats();
     const a = await subscribeList('buddies');

@@ -10,9 +10,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parsePidf, serializePidf, type PidfDocument } from '../../src/formats/pidf.js';
 import type { PresenceSnapshot, Watch } from '../../src/hub/types.js';
 import type { Authorizer } from '../../src/policy/authorizer.js';
+import { WatcherViews } from '../../src/policy/view.js';
 import type { SubHandling } from '../../src/formats/pres-rules.js';
 import { silentLogger } from '../../src/log.js';
-import { createXmppGateway, XmppGatewayConfigSchema, type XmppGateway } from '../../gateways/xmpp/index.js';
+import { createXmppGateway, type XmppGateway } from '../../gateways/xmpp/index.js';
+import { XmppGatewayConfigSchema } from '../../gateways/xmpp/config.js';
 import { el, text, child } from '../../gateways/xmpp/wire.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { freePort } from '../support/process.js';
@@ -112,7 +114,7 @@ describe('XMPP gateway with Prosody', { skip: !Prosody.available() && process.en
     th = await startTestHerald();
     gw = createXmppGateway({
       hub: th.herald.hub,
-      authorizer: auth,
+      views: new WatcherViews(auth, { get: () => undefined, update: () => undefined }, (r) => th.herald.pa.handles(r)),
       store: th.herald.store,
       log: silentLogger,
       localDomains: ['example.test'],

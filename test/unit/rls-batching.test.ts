@@ -12,12 +12,14 @@ import type { AdmitContext, Binding } from '../../src/events/subscription.js';
 import { Hub } from '../../src/hub/hub.js';
 import type { Provider, ProviderState, ProviderWatch } from '../../src/hub/types.js';
 import { allowAll } from '../../src/policy/authorizer.js';
+import { WatcherViews, type WatcherReport } from '../../src/policy/view.js';
 import type { ListSource, ResolvedList } from '../../src/rls/list-source.js';
 import { ResourceListServer, requestedIntervalMs, requestedMaxIntervalMs } from '../../src/rls/rls.js';
 import { silentLogger } from '../../src/log.js';
 import { pidf } from '../support/ua.js';
 
 const D = 'example.test';
+const NO_WINFO: WatcherReport = { get: () => undefined, update: () => undefined };
 const LIST = `sip:friends@${D}`;
 const uri = (u: string): string => `sip:${u}@${D}`;
 
@@ -108,7 +110,7 @@ async function setup(intervalMs: number, members: string[], maxNotifyBytes = 1_0
   const hub = new Hub();
   hub.register(provider);
   const lists = new FakeLists(members);
-  const rls = new ResourceListServer(lists, hub, allowAll, () => true, { minIntervalMs: intervalMs, maxNotifyBytes, domain: D }, silentLogger);
+  const rls = new ResourceListServer(lists, hub, new WatcherViews(allowAll, NO_WINFO, () => true), { minIntervalMs: intervalMs, maxNotifyBytes, domain: D }, silentLogger);
   let changed = 0;
   let version = 0;
   const ctx: AdmitContext = {

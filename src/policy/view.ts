@@ -1,0 +1,154 @@
+// The watcher view (ARCHITECTURE.md): the one place that turns the presentity's rules' decision,
+// the upstream state and the snapshot into what one watcher sees — pending, terminated with a
+// reason, polite-block closed, or the transformed document with the key its rendering is memoized
+// under — and tells the watcher registry (RFC 3857 watcher info) how the watcher stands. The SIP
+// presence package, the RLS (per list member) and the XMPP front end only render and send.
+import { closedDocument, withEntity, type PidfDocument } from '../formats/pidf.js';
+import type { SubHandling } from '../formats/pres-rules.js';
+import type { WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
+import type { PresenceSnapshot } from '../hub/types.js';
+import type { Authorizer, Decision } from './authorizer.js';
+import { sphereOf } from './rules-authorizer.js';
+
+/** The part of the watcher registry (src/presence/watchers.ts) a view reports to. */
+export interface WatcherReport {
+  get(resource: string, id: string): { status: WatcherStatus } | undefined;
+  update(resource: string, id: string, uri: string, status: WatcherStatus, event: WatcherEvent): void;
+}
+
+/** What a watcher sees of a resource right now. */
+export type Seen =
+  | { state: 'pending' }
+  /** `by`: the presentity's rules (RFC 5025 block) or the upstream (a remote domain, XMPP), whose
+   *  own reason is passed on as it came (undefined: none given). */
+  | { state: 'terminated'; by: 'rules' | 'upstream'; reason: string | undefined }
+  /** `polite`: RFC 5025 polite-block, shown as a presentity that never published. `key` names what
+   *  this watcher may see: watchers with equal keys are shown the same document. */
+  | { state: 'active'; polite: boolean; key: string; show: (doc: PidfDocument | undefined) => PidfDocument };
+
+export type ActiveView = Extract<Seen, { state: 'active' }>;
+
+/** RFC 3857 §4.4 watcher status for a sub-handling decision. */
+function statusOf(h: SubHandling): WatcherStatus {
+  return h === 'confirm' ? 'pending' : h === 'block' ? 'terminated' : 'active';
+}
+
+/** How a subscription ended, as a winfo event (RFC 3857 §4.4; RFC 6665 "invariant" has none). */
+function endEvent(reason: string): WatcherEvent {
+  const events: readonly WatcherEvent[] = ['deactivated', 'probation', 'rejected', 'timeout', 'giveup', 'noresource'];
+  return events.includes(reason as WatcherEvent) ? (reason as WatcherEvent) : 'deactivated';
+}
+
+const UPSTREAM_DECIDES: Decision = { subHandling: 'allow', view: 'full', transform: (d) => d };
+
+/**
+ * The body of an active view in one format, memoized on the snapshot per (format, view key): a
+ * change is serialized once per distinct view, however many watchers (direct, in lists) share it.
+ * `tag` is undefined when no state is known yet (nothing to memoize).
+ */
+export function renderView(snap: PresenceSnapshot | undefined, v: ActiveView, contentType: string, render: (doc: PidfDocument) => string): { body: string; tag: string | undefined } {
+  if (!snap) return { body: render(v.show(undefined)), tag: undefined };
+  const r = snap.render(`${contentType}|${v.key}`, (doc) => render(v.show(doc)));
+  return { body: r.body, tag: r.tag };
+}
+
+/** Builds views; holds what every view reads. */
+export class WatcherViews {
+  constructor(
+    private readonly authorizer: Authorizer,
+    private readonly watchers: WatcherReport,
+    /** Whether a resource is a presentity of Herald's own domains, decided by its rules here; any
+     *  other is decided by its own domain (the upstream state). */
+    readonly isLocal: (resource: string) => boolean,
+  ) {}
+
+  /** Loads what deciding a watcher of `resource` needs (its rules), before the first view. */
+  async prepare(resource: string): Promise<void> {
+    if (this.isLocal(resource)) await this.authorizer.prepare?.(resource);
+  }
+
+  /** Calls `listener` when a presentity's rules change: its watchers' views must be seen again. */
+  onChange(listener: (presentity: string) => void): void {
+    this.authorizer.onChange?.(listener);
+  }
+
+  /** The view of `watcher` on `resource`; `id` is its stable, opaque id in watcher info. */
+  open(resource: string, watcher: string, id: string): WatcherView {
+    return new WatcherView(this, resource, watcher, id);
+  }
+
+  /** For views. */
+  decide(resource: string, watcher: string, sphere: string | undefined): Decision {
+    return this.isLocal(resource) ? this.authorizer.decide(watcher, resource, sphere) : UPSTREAM_DECIDES;
+  }
+
+  /** For views. */
+  get registry(): WatcherReport {
+    return this.watchers;
+  }
+}
+
+/** One watcher's view of one resource: a class, so a subscription costs one small object. */
+export class WatcherView {
+  /** What watcher info last said of this watcher (undefined: nothing yet). */
+  private status: WatcherStatus | undefined;
+
+  constructor(
+    private readonly views: WatcherViews,
+    readonly resource: string,
+    readonly watcher: string,
+    readonly id: string,
+  ) {
+    this.status = views.registry.get(resource, id)?.status;
+  }
+
+  /** The decision before any state is known, at subscription time. */
+  first(): SubHandling {
+    return this.views.decide(this.resource, this.watcher, undefined).subHandling;
+  }
+
+  /**
+   * The watcher arrives: a new one is reported (RFC 5025 §3.2.1: the presentity sees the attempt
+   * even when it is blocked); one the registry already knows (a subscription restored after a
+   * restart) keeps its entry.
+   */
+  arrive(): void {
+    if (this.status !== undefined) return;
+    const h = this.first();
+    this.report(statusOf(h), h === 'block' ? 'rejected' : 'subscribe');
+  }
+
+  /** What the watcher sees of `snap` (undefined: nothing known yet), reporting any change of status. */
+  see(snap: PresenceSnapshot | undefined): Seen {
+    const d = this.views.decide(this.resource, this.watcher, sphereOf(snap?.document));
+    const next = statusOf(d.subHandling);
+    // RFC 5025 §3.2.1: a rule change moves pending→active (approved), active→pending, or ends it.
+    if (next !== this.status) this.report(next, next === 'active' ? 'approved' : next === 'terminated' ? 'rejected' : 'subscribe');
+    if (d.subHandling === 'block') return { state: 'terminated', by: 'rules', reason: 'rejected' };
+    if (d.subHandling === 'confirm') return { state: 'pending' };
+    // An upstream that authorizes by itself (a remote domain, XMPP): its state is the watcher's.
+    const up = snap?.upstream;
+    if (up?.state === 'pending') return { state: 'pending' };
+    if (up?.state === 'terminated') return { state: 'terminated', by: 'upstream', reason: up.reason };
+    // polite-block (RFC 5025 §3.2.1): looks like an accepted subscription to a user who is offline.
+    const polite = d.subHandling === 'polite-block';
+    const resource = this.resource;
+    return {
+      state: 'active',
+      polite,
+      key: polite ? 'polite-block' : d.view,
+      show: (doc) => (polite || !doc ? closedDocument(resource) : d.transform(withEntity(doc, resource))),
+    };
+  }
+
+  /** The watcher is gone (`reason`: RFC 6665 §4.1.3, or the upstream's). RFC 3857 §4.7: a pending
+   *  subscription that times out stays visible as "waiting". */
+  leave(reason: string): void {
+    this.report(this.status === 'pending' && reason === 'timeout' ? 'waiting' : 'terminated', endEvent(reason));
+  }
+
+  private report(status: WatcherStatus, event: WatcherEvent): void {
+    this.status = status;
+    this.views.registry.update(this.resource, this.id, this.watcher, status, event);
+  }
+}
