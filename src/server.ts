@@ -23,7 +23,7 @@ import { NonceManager, ReplayGuard } from './auth/digest.js';
 import { SipAuthenticator } from './auth/sip-auth.js';
 import type { ServerTx } from './sip/stack.js';
 import { nonceSecret } from './auth/secret.js';
-import { RulesAuthorizer } from './policy/rules-authorizer.js';
+import { RulesAuthorizer, sphereOf } from './policy/rules-authorizer.js';
 import { XcapDocuments, type StoredXcapDoc } from './xcap/documents.js';
 import { XcapServer } from './xcap/server.js';
 import { XcapClient } from './xcap/client.js';
@@ -41,7 +41,6 @@ import { ResourceListServer } from './rls/rls.js';
 import { MessageRelay } from './im/relay.js';
 import type { ImSender } from './im/types.js';
 import { ImRulesAuthorizer } from './im/rules-authorizer.js';
-import { sphereOf } from './policy/rules-authorizer.js';
 
 export interface Herald {
   readonly config: Config;
