@@ -20,6 +20,7 @@ import { aorOf } from './sip/codec.js';
 import { UserDirectory, type UserRecord } from './auth/users.js';
 import { NonceManager, ReplayGuard } from './auth/digest.js';
 import { SipAuthenticator } from './auth/sip-auth.js';
+import { AuthThrottle, logAuthFailure } from './auth/throttle.js';
 import type { ServerTx } from './sip/stack.js';
 import { nonceSecret } from './auth/secret.js';
 import { RulesAuthorizer } from './policy/rules-authorizer.js';
@@ -69,7 +70,15 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     log,
   });
   const users = new UserDirectory(store.collection<UserRecord>('user'));
-  const replay = new ReplayGuard();
+  const replay = new ReplayGuard(config.auth.replay_nonces, config.auth.replay_nonces_per_identity);
+  // One throttle for SIP and XCAP digest: a guesser is the same whichever door it knocks on.
+  const throttle = new AuthThrottle({
+    maxPerSource: config.auth.throttle_source_failures,
+    maxPerIdentity: config.auth.throttle_identity_failures,
+    windowMs: config.auth.throttle_window * 1000,
+    lockoutMs: config.auth.throttle_lockout * 1000,
+    maxTracked: 100_000,
+  });
   const auth = new SipAuthenticator({
     enabled: config.auth.enabled,
     domains: config.sip.domains,
@@ -78,6 +87,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     users,
     nonces: new NonceManager(await nonceSecret(store), config.auth.nonce_lifetime * 1000),
     replay,
+    throttle,
     algorithms: config.auth.algorithms,
     log,
   });
@@ -183,6 +193,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       maxXmlDepth: config.presence.max_xml_depth,
       commonHeaders: common,
       identify,
+      onForeignPublish: (tx, publisher) => logAuthFailure(log, tx.request.source.address, publisher || undefined, 'foreign-publish'),
     }),
   );
   // NOTIFY arrives only in dialogs of upstream subscriptions (the SIP gateway, the reg source).
@@ -220,6 +231,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       maxDocumentBytes: config.xcap.max_document_bytes,
       admins: config.xcap.admins,
       nonceLifetimeMs: config.auth.nonce_lifetime * 1000,
+      replay: new ReplayGuard(config.auth.replay_nonces, config.auth.replay_nonces_per_identity),
+      throttle,
       metrics: () => {
         const h = hub.stats();
         const c = stack.counters;

@@ -46,6 +46,12 @@ export const ConfigSchema = z
         trusted_tls_names: z.array(z.string().min(1).toLowerCase()).default([]),
         nonce_lifetime: z.number().int().min(10).max(86400).default(300),
         algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['SHA-256', 'MD5']),
+        replay_nonces: z.number().int().min(100).max(10_000_000).default(100_000),
+        replay_nonces_per_identity: z.number().int().min(1).max(10_000).default(32),
+        throttle_source_failures: z.number().int().min(1).max(1_000_000).default(20),
+        throttle_identity_failures: z.number().int().min(1).max(1_000_000).default(50),
+        throttle_window: z.number().int().min(1).max(86400).default(60),
+        throttle_lockout: z.number().int().min(1).max(86400).default(60),
       })
       .strict()
       .prefault({}),

@@ -21,6 +21,15 @@ export interface PublishOptions {
    * answered (a 401 challenge). Only the owner of an address of record publishes for it.
    */
   identify?: (tx: ServerTx) => Promise<string | undefined>;
+  /** Told of a PUBLISH for another user (by identity or by PIDF entity), for the auth-failure log. */
+  onForeignPublish?: (tx: ServerTx, publisher: string, presentity: string) => void;
+}
+
+/** True when a PIDF entity names the presentity: its sip:/sips: AOR, or the pres: URI of it (RFC 3859). */
+export function entityNames(entity: string, presentity: string): boolean {
+  const e = entity.trim();
+  const asSip = /^pres:/i.test(e) ? `sip:${e.slice(5)}` : e;
+  return aorOf(asSip) === presentity;
 }
 
 export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishOptions): Promise<void> {
@@ -36,7 +45,10 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
   if (o.identify) {
     const who = await o.identify(tx);
     if (who === undefined) return;
-    if (who !== presentity) return answer(403, 'Forbidden');
+    if (who !== presentity) {
+      o.onForeignPublish?.(tx, who, presentity);
+      return answer(403, 'Forbidden');
+    }
   }
   const ifMatch = header(rq, 'sip-if-match')?.trim();
   // §6 step 3 / §5: Expires bounds.
@@ -56,6 +68,12 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
     } catch (err) {
       if (err instanceof PidfError) return answer(400, toReasonPhrase(err.message));
       throw err;
+    }
+    // RFC 3863 §4.1.1: `entity` is the presentity's URL. A document naming another user is refused,
+    // not rewritten: a rewrite would publish under alice's name what was written about bob.
+    if (!entityNames(document.entity, presentity)) {
+      o.onForeignPublish?.(tx, o.identify ? presentity : '', presentity);
+      return answer(400, 'PIDF Entity Does Not Match Presentity');
     }
   }
 
