@@ -20,6 +20,7 @@ import { aorOf } from './sip/codec.js';
 import { UserDirectory, type UserRecord } from './auth/users.js';
 import { NonceManager, ReplayGuard } from './auth/digest.js';
 import { SipAuthenticator } from './auth/sip-auth.js';
+import { isTrustedAddress } from './auth/trust.js';
 import { AuthThrottle, logAuthFailure } from './auth/throttle.js';
 import type { ServerTx } from './sip/stack.js';
 import { nonceSecret } from './auth/secret.js';
@@ -67,6 +68,11 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     tlsCa: config.sip.tls_ca,
     maxMessageBytes: config.sip.max_message_bytes,
     publicHost: config.sip.public_host,
+    overload: { maxEventLoopDelayMs: config.limits.max_event_loop_delay, maxPendingRequests: config.limits.max_pending_requests, retryAfterSeconds: config.limits.retry_after },
+    maxConnections: config.limits.max_connections,
+    idleTimeoutMs: config.limits.connection_idle_timeout * 1000,
+    maxRetainedResponseBytes: config.limits.max_retained_response_bytes,
+    maxRetainedBytes: config.limits.max_retained_bytes,
     log,
   });
   const users = new UserDirectory(store.collection<UserRecord>('user'));
@@ -151,6 +157,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       maxExpires: config.presence.subscribe_max_expires,
       commonHeaders: common,
       identify,
+      maxPerSource: config.limits.max_subscriptions_per_source,
+      unbounded: (address) => isTrustedAddress(address, config.auth.trusted_peers),
     },
     log,
   );
@@ -193,6 +201,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       maxXmlDepth: config.presence.max_xml_depth,
       commonHeaders: common,
       identify,
+      maxPerPresentity: config.limits.max_publications_per_presentity,
       onForeignPublish: (tx, publisher) => logAuthFailure(log, tx.request.source.address, publisher || undefined, 'foreign-publish'),
     }),
   );
@@ -246,6 +255,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
           sip_requests_in_total: { help: 'SIP requests received (retransmissions excluded).', type: 'counter', value: c.requestsIn },
           sip_retransmissions_absorbed_total: { help: 'Retransmitted requests answered from the transaction.', type: 'counter', value: c.retransmissionsAbsorbed },
           sip_malformed_total: { help: 'Malformed SIP messages refused or dropped.', type: 'counter', value: c.malformed },
+          sip_shed_total: { help: 'Requests answered 503 by overload control.', type: 'counter', value: stack.overload.shed },
         });
       },
     });

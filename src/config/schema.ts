@@ -78,6 +78,20 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    limits: z
+      .object({
+        max_event_loop_delay: z.number().int().min(0).max(60_000).default(200),
+        max_pending_requests: z.number().int().min(1).max(1_000_000).default(2000),
+        retry_after: z.number().int().min(1).max(3600).default(5),
+        max_subscriptions_per_source: z.number().int().min(1).max(10_000_000).default(20_000),
+        max_publications_per_presentity: z.number().int().min(1).max(100_000).default(32),
+        max_connections: z.number().int().min(1).max(1_000_000).default(4096),
+        connection_idle_timeout: z.number().int().min(1).max(86400).default(900),
+        max_retained_response_bytes: z.number().int().min(0).max(16 * 1024 * 1024).default(16384),
+        max_retained_bytes: z.number().int().min(0).max(4 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
     policy: z
       .object({
         default: z.enum(['block', 'confirm', 'polite-block', 'allow']).default('confirm'),

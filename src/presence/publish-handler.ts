@@ -21,6 +21,8 @@ export interface PublishOptions {
    * answered (a 401 challenge). Only the owner of an address of record publishes for it.
    */
   identify?: (tx: ServerTx) => Promise<string | undefined>;
+  /** Most live publications one presentity may have (limits.max_publications_per_presentity). */
+  maxPerPresentity?: number;
   /** Told of a PUBLISH for another user (by identity or by PIDF entity), for the auth-failure log. */
   onForeignPublish?: (tx: ServerTx, publisher: string, presentity: string) => void;
 }
@@ -81,6 +83,8 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
   if (!ifMatch) {
     if (!document) return answer(400, 'Initial PUBLISH Without Body');
     if (expires === 0) return answer(400, 'Initial PUBLISH With Expires 0');
+    // Each initial PUBLISH makes a publication that lives until it expires: bounded per presentity.
+    if (o.maxPerPresentity !== undefined && pa.publicationsOf(presentity) >= o.maxPerPresentity) return answer(403, 'Too Many Publications For Presentity');
     op = { kind: 'initial', presentity, document, body: rq.body, expires };
   } else if (expires === 0) {
     // §4.5: removal carries no body; one that does is still a removal (the body is ignored).

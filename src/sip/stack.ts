@@ -8,6 +8,7 @@ import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse } from '.
 import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
 import { parseHead } from './parser.js';
 import { RateLimitedLog } from './rate-log.js';
+import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { Transports, type InboundMessage, type TransportOptions } from './transport.js';
 
 export interface ServerTx {
@@ -20,6 +21,11 @@ export interface ServerTx {
 export interface StackOptions extends TransportOptions {
   /** Host[:port] for Via and Contact; empty: the listening address. */
   publicHost?: string;
+  /** Overload control; default: a 2-core node's figures (config.toml [limits]). */
+  overload?: OverloadOptions;
+  /** Timer J keeps no response larger than this (bytes) for retransmissions, nor more than the total. */
+  maxRetainedResponseBytes?: number;
+  maxRetainedBytes?: number;
   log: Logger;
 }
 
@@ -44,7 +50,8 @@ export class SipStack {
   readonly counters: StackCounters = { requestsIn: 0, responsesOut: 0, requestsOut: 0, responsesIn: 0, retransmissionsAbsorbed: 0, malformed: 0 };
 
   private readonly transports: Transports;
-  private readonly servers = new ServerTransactions();
+  private readonly servers: ServerTransactions;
+  readonly overload: OverloadGuard;
   private readonly clients = new ClientTransactions<SipResponse>();
   private readonly badLog: RateLimitedLog;
   private sweeper: NodeJS.Timeout | undefined;
@@ -53,17 +60,21 @@ export class SipStack {
   constructor(private readonly opts: StackOptions) {
     this.log = opts.log;
     this.badLog = new RateLimitedLog(opts.log, 'malformed SIP message');
+    this.servers = new ServerTransactions(opts.maxRetainedResponseBytes, opts.maxRetainedBytes);
+    this.overload = new OverloadGuard(opts.overload ?? { maxEventLoopDelayMs: 200, maxPendingRequests: 2000, retryAfterSeconds: 5 });
     this.transports = new Transports(opts, (m) => this.inbound(m), opts.log);
   }
 
   async start(): Promise<void> {
     await this.transports.start();
+    this.overload.start();
     this.sweeper = setInterval(() => this.servers.sweep(Date.now()), 1000);
     this.sweeper.unref();
   }
 
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    this.overload.stop();
     this.clients.clear();
     this.servers.clear();
     await this.transports.stop();
@@ -135,6 +146,7 @@ export class SipStack {
     const respondFlow = this.responseFlow(rq);
     this.servers.open(key, (data) => this.transports.send(respondFlow, data));
     let answered = false;
+    let admitted = false;
     const tx: ServerTx = {
       request: rq,
       get answered() {
@@ -144,6 +156,7 @@ export class SipStack {
         if (answered) return;
         const final = spec.status >= 200;
         answered = final;
+        if (final && admitted) this.overload.done();
         const data = encodeResponse(rq, spec);
         this.counters.responsesOut++;
         this.servers.respond(key, data, final, reliable, Date.now());
@@ -155,6 +168,13 @@ export class SipStack {
       tx.respond({ status: 481, reason: 'Call/Transaction Does Not Exist' });
       return;
     }
+    // Overload: refused here, before any handler reads the body or the store (RFC 3261 §21.5.4).
+    if (this.overload.admit(rq.method, rq.to.params['tag'] !== undefined) === 'shed') {
+      tx.respond({ status: 503, reason: 'Service Unavailable', headers: [['Retry-After', String(this.overload.o.retryAfterSeconds)]] });
+      return;
+    }
+    admitted = true;
+    this.overload.begin();
     try {
       this.onRequest(tx);
     } catch (e) {

@@ -46,7 +46,8 @@ describe('digest: replay table, digest uri, PIDF entity', () => {
   let ua: TestUA;
   const cap = capturingLog();
   before(async () => {
-    h = await startTestHerald({ auth: { enabled: true, replay_nonces: 200, replay_nonces_per_identity: 8 } }, { log: cap.log });
+    // alice's 300 logins are 300 initial PUBLISHes: each a publication of its own.
+    h = await startTestHerald({ auth: { enabled: true, replay_nonces: 200, replay_nonces_per_identity: 8 }, limits: { max_publications_per_presentity: 1000 } }, { log: cap.log });
     await h.herald.users.add(ALICE, 'alice-secret');
     await h.herald.users.add(BOB, 'bob-secret');
     ua = await TestUA.open('udp', '127.0.0.1', h.port('udp'));
