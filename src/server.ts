@@ -21,6 +21,8 @@ import { aorOf, canonicalSipUri } from './formats/uri.js';
 import { UserDirectory, type UserRecord } from './auth/users.js';
 import { NonceManager, ReplayGuard } from './auth/digest.js';
 import { SipAuthenticator } from './auth/sip-auth.js';
+import { isTrustedAddress } from './auth/trust.js';
+import { AuthThrottle, logAuthFailure } from './auth/throttle.js';
 import type { ServerTx } from './sip/stack.js';
 import { nonceSecret } from './auth/secret.js';
 import { RulesAuthorizer, sphereOf } from './policy/rules-authorizer.js';
@@ -93,10 +95,23 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       // UDP only when Herald has a UDP socket to send from; TCP and TLS connect out as needed.
       transports: config.sip.listen.some((l) => l.startsWith('udp:')) ? ['UDP', 'TCP', 'TLS'] : ['TCP', 'TLS'],
     },
+    overload: { maxEventLoopDelayMs: config.limits.max_event_loop_delay, maxPendingRequests: config.limits.max_pending_requests, retryAfterSeconds: config.limits.retry_after },
+    maxConnections: config.limits.max_connections,
+    idleTimeoutMs: config.limits.connection_idle_timeout * 1000,
+    maxRetainedResponseBytes: config.limits.max_retained_response_bytes,
+    maxRetainedBytes: config.limits.max_retained_bytes,
     log,
   });
   const users = new UserDirectory(store.collection<UserRecord>('user'));
-  const replay = new ReplayGuard();
+  const replay = new ReplayGuard(config.auth.replay_nonces, config.auth.replay_nonces_per_identity);
+  // One throttle for SIP and XCAP digest: a guesser is the same whichever door it knocks on.
+  const throttle = new AuthThrottle({
+    maxPerSource: config.auth.throttle_source_failures,
+    maxPerIdentity: config.auth.throttle_identity_failures,
+    windowMs: config.auth.throttle_window * 1000,
+    lockoutMs: config.auth.throttle_lockout * 1000,
+    maxTracked: 100_000,
+  });
   const auth = new SipAuthenticator({
     enabled: config.auth.enabled,
     domains: config.sip.domains,
@@ -105,6 +120,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     users,
     nonces: new NonceManager(await nonceSecret(store), config.auth.nonce_lifetime * 1000),
     replay,
+    throttle,
     algorithms: config.auth.algorithms,
     challenge: config.auth.challenge,
     log,
@@ -176,7 +192,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     listSubscriptions: (): number => rls.subscriptions().length,
     upstreamPhases: () => (sipGateway?.links() ?? []).reduce<Record<string, number>>((acc, l) => ((acc[l.phase] = (acc[l.phase] ?? 0) + 1), acc), {}),
     xmppComponent: () => xmpp?.status().component,
-    counters: () => ({ ...stack.counters, notifiesSent: n.notifiesSent }),
+    counters: () => ({ ...stack.counters, notifiesSent: n.notifiesSent, shed: stack.overload.shed }),
     im: () => relay?.counters,
   });
   store.onWrite = (ms) => metrics.storeWritten(ms);
@@ -198,6 +214,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       commonHeaders: common,
       identify,
       observer: metrics.notifyObserver,
+      maxPerSource: config.limits.max_subscriptions_per_source,
+      unbounded: (address) => isTrustedAddress(address, config.auth.trusted_peers),
     },
     log,
   );
@@ -245,6 +263,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       maxXmlDepth: config.presence.max_xml_depth,
       commonHeaders: common,
       identify,
+      maxPerPresentity: config.limits.max_publications_per_presentity,
+      onForeignPublish: (tx, publisher) => logAuthFailure(log, tx.request.source.address, publisher || undefined, 'foreign-publish'),
     }),
   );
   // NOTIFY arrives only in dialogs of upstream subscriptions (the SIP gateway, the reg source).
@@ -312,6 +332,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       // The digest realm of global documents (xcap-caps) is the SIP domain, so users' SIP HA1s pass.
       realm: config.sip.domains[0]!,
       nonceLifetimeMs: config.auth.nonce_lifetime * 1000,
+      replay: new ReplayGuard(config.auth.replay_nonces, config.auth.replay_nonces_per_identity),
+      throttle,
       // The same registry as the admin listener's /metrics, kept here for scrapers configured before it.
       metrics: () => metrics.render(),
       onAuthFailure: (reason) => metrics.authFailure('xcap', reason),

@@ -19,7 +19,7 @@ export interface MetricSources {
   /** The XMPP component connection's state, if there is a gateway. */
   xmppComponent: () => string | undefined;
   /** The stack's own running counts and the notifier's NOTIFYs sent (kept under their first names). */
-  counters: () => { requestsIn: number; retransmissionsAbsorbed: number; malformed: number; notifiesSent: number };
+  counters: () => { requestsIn: number; retransmissionsAbsorbed: number; malformed: number; notifiesSent: number; shed: number };
   /** The IM relay's counts (RFC 3428), when messaging is on. */
   im?: () => ImCounters | undefined;
 }
@@ -81,6 +81,7 @@ export class HeraldMetrics {
     counter('sip_requests_in_total', 'SIP requests received (retransmissions excluded).', () => sources.counters().requestsIn);
     counter('sip_retransmissions_absorbed_total', 'Retransmitted requests answered from the transaction.', () => sources.counters().retransmissionsAbsorbed);
     counter('sip_malformed_total', 'Malformed SIP messages refused or dropped.', () => sources.counters().malformed);
+    counter('sip_shed_total', 'Requests answered 503 by overload control.', () => sources.counters().shed);
     const im = (k: keyof ImCounters): (() => number) => () => sources.im?.()?.[k] ?? 0;
     counter('im_messages_total', 'MESSAGE requests received (SIP) or bridged in (XMPP).', im('received'));
     counter('im_delivered_total', 'Messages a recipient (or the next hop) answered 2xx.', im('delivered'));

@@ -3,7 +3,7 @@
 // Written here rather than taken from the `sip` package: its digest.js knows MD5 only and keeps no
 // nonce state of its own.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { hashHex, type DigestAlgorithm } from './users.js';
+import { hashHex, type DigestAlgorithm, type UserDirectory, type UserRecord } from './users.js';
 
 export type NonceCheck = 'valid' | 'stale' | 'invalid';
 
@@ -38,29 +38,79 @@ export class NonceManager {
   }
 }
 
-/** Remembers the highest nonce count seen per nonce; a response with qop must raise it. */
+export type ReplayVerdict = 'accepted' | 'replayed' | 'stale';
+
+interface SeenNonce {
+  nc: number;
+  expiresAt: number;
+  owner: string;
+}
+
+/**
+ * Remembers the highest nonce count seen per nonce; a response with qop must raise it (RFC 7616
+ * §3.4, §5.12). Memory is bounded without letting one identity lock out another (issue 16 #3: one
+ * account's fresh logins filled the table, after which every new nonce was refused): each identity
+ * keeps at most `perOwner` nonces, evicting its own oldest, and a full table evicts the oldest entry
+ * overall. An evicted nonce cannot be replayed: nonces no newer than the last one evicted (for its
+ * owner, or overall) are answered "stale", and the client simply retries with a fresh nonce.
+ */
 export class ReplayGuard {
-  private readonly seen = new Map<string, { nc: number; expiresAt: number }>();
+  private readonly seen = new Map<string, SeenNonce>();
+  private readonly byOwner = new Map<string, string[]>();
+  /** Per owner, and overall: nonces expiring no later than this were evicted or are older. */
+  private readonly ownerFloor = new Map<string, number>();
+  private floor = 0;
 
-  constructor(private readonly maxEntries = 100_000) {}
+  constructor(
+    private readonly maxEntries = 100_000,
+    private readonly perOwner = 32,
+  ) {}
 
-  /** `nc` undefined (no qop, RFC 2069 style): the nonce is good for one use only. */
-  accept(nonce: string, nc: number | undefined, expiresAt: number, now = Date.now()): boolean {
+  /**
+   * `nc` undefined (no qop, RFC 2069 style): the nonce is good for one use only. `owner` is the
+   * identity the digest proved (user@realm).
+   */
+  accept(nonce: string, nc: number | undefined, expiresAt: number, owner: string, now = Date.now()): ReplayVerdict {
     const e = this.seen.get(nonce);
     const value = nc ?? Number.POSITIVE_INFINITY;
     if (e) {
-      if (nc === undefined || nc <= e.nc) return false;
+      if (nc === undefined || nc <= e.nc) return 'replayed';
       e.nc = value;
-      return true;
+      return 'accepted';
     }
+    if (expiresAt <= this.floor || expiresAt <= (this.ownerFloor.get(owner) ?? 0)) return 'stale';
+    const mine = this.byOwner.get(owner) ?? [];
+    if (mine.length >= this.perOwner) this.evict(mine.shift()!, true);
     if (this.seen.size >= this.maxEntries) this.sweep(now);
-    if (this.seen.size >= this.maxEntries) return false;
-    this.seen.set(nonce, { nc: value, expiresAt });
-    return true;
+    if (this.seen.size >= this.maxEntries) this.evict(this.seen.keys().next().value!, false);
+    this.seen.set(nonce, { nc: value, expiresAt, owner });
+    mine.push(nonce);
+    this.byOwner.set(owner, mine);
+    return 'accepted';
+  }
+
+  private evict(nonce: string, ownOldest: boolean): void {
+    const e = this.seen.get(nonce);
+    if (!e) return;
+    this.seen.delete(nonce);
+    if (ownOldest) {
+      this.ownerFloor.set(e.owner, Math.max(this.ownerFloor.get(e.owner) ?? 0, e.expiresAt));
+      return;
+    }
+    this.floor = Math.max(this.floor, e.expiresAt);
+    const list = this.byOwner.get(e.owner);
+    const i = list?.indexOf(nonce) ?? -1;
+    if (list && i >= 0) list.splice(i, 1);
   }
 
   sweep(now = Date.now()): void {
     for (const [k, v] of this.seen) if (v.expiresAt <= now) this.seen.delete(k);
+    for (const [owner, list] of this.byOwner) {
+      const live = list.filter((n) => this.seen.has(n));
+      if (live.length === 0) this.byOwner.delete(owner);
+      else this.byOwner.set(owner, live);
+    }
+    for (const [owner, f] of this.ownerFloor) if (f <= now) this.ownerFloor.delete(owner);
   }
 }
 
@@ -130,4 +180,43 @@ export function safeEqualHex(a: string, b: string): boolean {
 export function challenges(realm: string, nonce: string, stale: boolean, algorithms: readonly DigestAlgorithm[] = ['SHA-256', 'MD5']): string[] {
   const common = `realm="${realm}", nonce="${nonce}", qop="auth"${stale ? ', stale=true' : ''}`;
   return algorithms.map((a) => `Digest ${common}, algorithm=${a}`);
+}
+
+/** What a digest failed on, in the words of the auth-failure log line (src/auth/throttle.ts). */
+export type DigestFailure = 'wrong-password' | 'unknown-user' | 'stale-nonce' | 'replay';
+
+export type DigestVerdict =
+  | { ok: true; user: UserRecord }
+  | {
+      ok: false;
+      reason: DigestFailure;
+      /** The digest was right but its nonce old (or evicted): answer stale=true, the client retries. */
+      stale: boolean;
+      /** Counts towards the brute-force throttle (a guess, not a nonce's age). */
+      guess: boolean;
+    };
+
+export interface DigestContext {
+  nonces: NonceManager;
+  replay: ReplayGuard;
+  users: Pick<UserDirectory, 'byCredentials'>;
+}
+
+/**
+ * One digest response checked in RFC 7616 order, for SIP and XCAP alike: nonce ours, user known,
+ * response right, nonce fresh, nonce count risen.
+ */
+export async function verifyDigest(d: DigestParams, method: string, c: DigestContext, now = Date.now()): Promise<DigestVerdict> {
+  const state = c.nonces.check(d.nonce, now);
+  if (state === 'invalid') return { ok: false, reason: 'stale-nonce', stale: false, guess: false };
+  const user = await c.users.byCredentials(d.username, d.realm.toLowerCase());
+  if (!user) return { ok: false, reason: 'unknown-user', stale: false, guess: true };
+  if (!safeEqualHex(expectedResponse(d, user.ha1[d.algorithm], method), d.response)) return { ok: false, reason: 'wrong-password', stale: false, guess: true };
+  // Only a digest that was otherwise right earns stale=true (RFC 7616 §3.3).
+  if (state === 'stale') return { ok: false, reason: 'stale-nonce', stale: true, guess: false };
+  const nc = d.nc !== undefined ? parseInt(d.nc, 16) : undefined;
+  const v = c.replay.accept(d.nonce, nc, c.nonces.expiresAt(d.nonce), user.aor, now);
+  if (v === 'replayed') return { ok: false, reason: 'replay', stale: true, guess: true };
+  if (v === 'stale') return { ok: false, reason: 'stale-nonce', stale: true, guess: false };
+  return { ok: true, user };
 }

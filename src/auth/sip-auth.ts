@@ -5,7 +5,9 @@ import type { Logger } from 'pino';
 import { aorOf } from '../formats/uri.js';
 import { header, type HeaderList, type SipRequest } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
-import { challenges, expectedResponse, readDigest, safeEqualHex, type NonceManager, type ReplayGuard } from './digest.js';
+import { challenges, readDigest, verifyDigest, type NonceManager, type ReplayGuard } from './digest.js';
+import { logAuthFailure, type AuthThrottle } from './throttle.js';
+import { sipUrisEquivalent } from '../sip/uri-equivalence.js';
 import type { DigestAlgorithm, UserDirectory } from './users.js';
 import { isTrustedAddress } from './trust.js';
 
@@ -29,6 +31,7 @@ export interface SipAuthOptions {
   users: UserDirectory;
   nonces: NonceManager;
   replay: ReplayGuard;
+  throttle: AuthThrottle;
   /** Accepted in credentials; the first is the one challenged. Credentials in others are refused. */
   algorithms: readonly DigestAlgorithm[];
   /**
@@ -70,27 +73,34 @@ export class SipAuthenticator {
     }
     let stale = false;
     let announced: DigestAlgorithm | undefined;
+    const src = rq.source.address;
     for (const c of rq.credentials) {
       const d = readDigest(c.scheme, c.params);
       if (!d || d.realm.toLowerCase() !== realm || !this.o.algorithms.includes(d.algorithm)) continue;
       announced ??= d.algorithm;
-      const nonceState = this.o.nonces.check(d.nonce);
-      if (nonceState === 'invalid') continue;
-      const user = await this.o.users.byCredentials(d.username, realm);
-      if (!user) continue;
-      if (!safeEqualHex(expectedResponse(d, user.ha1[d.algorithm], rq.method), d.response)) continue;
-      // The response is right: an old nonce now only needs renewing (RFC 7616 §3.3 stale).
-      if (nonceState === 'stale') {
-        stale = true;
+      const claimedAor = `sip:${d.username}@${realm}`;
+      // A throttled source or identity is refused before its password is looked at.
+      const wait = this.o.throttle.retryAfter(src, claimedAor);
+      if (wait > 0) {
+        logAuthFailure(this.o.log, src, claimedAor, 'throttled');
+        tx.respond({ status: 403, reason: 'Too Many Failed Attempts', headers: [...common, ['Retry-After', String(Math.ceil(wait / 1000))]] });
+        return { kind: 'answered' };
+      }
+      // RFC 2617 §3.2.2.5 (RFC 3261 §22.4): the digest-uri must name the Request-URI's resource;
+      // an equivalent form (RFC 3261 §19.1.4) is the same resource.
+      if (!sipUrisEquivalent(d.uri, rq.uri)) {
+        logAuthFailure(this.o.log, src, claimedAor, 'uri-mismatch');
+        this.o.throttle.failure(src, claimedAor);
         continue;
       }
-      const nc = d.nc ? parseInt(d.nc, 16) : undefined;
-      if (!this.o.replay.accept(d.nonce, nc, this.o.nonces.expiresAt(d.nonce))) {
-        this.o.log.warn({ user: user.aor, from: rq.source.address }, 'digest nonce count replayed');
-        stale = true;
-        continue;
+      const v = await verifyDigest(d, rq.method, this.o);
+      if (v.ok) {
+        this.o.throttle.success(src, v.user.aor);
+        return { kind: 'identity', identity: { uri: v.user.aor, anonymous: false, via: 'digest' } };
       }
-      return { kind: 'identity', identity: { uri: user.aor, anonymous: false, via: 'digest' } };
+      logAuthFailure(this.o.log, src, claimedAor, v.reason);
+      if (v.guess) this.o.throttle.failure(src, claimedAor);
+      stale ||= v.stale;
     }
     const nonce = this.o.nonces.issue();
     // Deployed phones answer one challenge, often only MD5, and some (baresip 1.0) answer none at all

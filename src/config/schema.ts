@@ -79,6 +79,12 @@ export const ConfigSchema = z
         nonce_lifetime: z.number().int().min(10).max(86400).default(300),
         algorithms: z.array(z.enum(['SHA-256', 'MD5'])).min(1).default(['MD5', 'SHA-256']),
         challenge: z.enum(['first', 'each']).default('first'),
+        replay_nonces: z.number().int().min(100).max(10_000_000).default(100_000),
+        replay_nonces_per_identity: z.number().int().min(1).max(10_000).default(32),
+        throttle_source_failures: z.number().int().min(1).max(1_000_000).default(20),
+        throttle_identity_failures: z.number().int().min(1).max(1_000_000).default(50),
+        throttle_window: z.number().int().min(1).max(86400).default(60),
+        throttle_lockout: z.number().int().min(1).max(86400).default(60),
       })
       .strict()
       .prefault({}),
@@ -104,6 +110,20 @@ export const ConfigSchema = z
         max_members: z.number().int().min(1).max(100000).default(10000),
         nested_lists: z.boolean().default(true),
         flatten_services: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        max_event_loop_delay: z.number().int().min(0).max(60_000).default(200),
+        max_pending_requests: z.number().int().min(1).max(1_000_000).default(2000),
+        retry_after: z.number().int().min(1).max(3600).default(5),
+        max_subscriptions_per_source: z.number().int().min(1).max(10_000_000).default(20_000),
+        max_publications_per_presentity: z.number().int().min(1).max(100_000).default(32),
+        max_connections: z.number().int().min(1).max(1_000_000).default(4096),
+        connection_idle_timeout: z.number().int().min(1).max(86400).default(900),
+        max_retained_response_bytes: z.number().int().min(0).max(16 * 1024 * 1024).default(16384),
+        max_retained_bytes: z.number().int().min(0).max(4 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
       })
       .strict()
       .prefault({}),

@@ -34,6 +34,10 @@ export interface NotifierOptions {
   identify?: (tx: ServerTx) => Promise<string | undefined>;
   /** Told of every NOTIFY leaving and of its answer (undefined: timeout); the admin's metrics and views. */
   observer?: { sent(rec: SubscriptionRecord): void; answered(rec: SubscriptionRecord, status: number | undefined): void };
+  /** Most subscriptions one source address may hold (limits.max_subscriptions_per_source). */
+  maxPerSource?: number;
+  /** Sources the bound does not apply to (trusted peers: a proxy carries everybody's). */
+  unbounded?: (address: string) => boolean;
 }
 
 
@@ -67,6 +71,8 @@ export function suppressMatches(value: string | undefined, current: string | und
 export class Notifier {
   private readonly packages = new Map<string, EventPackage>();
   private readonly live = new Map<string, Live>();
+  /** Live subscriptions per source address (what one peer makes Herald hold). */
+  private readonly perSource = new Map<string, number>();
   private readonly expiry = new ExpiryWheel<string>();
   private stopped = false;
   /** NOTIFY transactions sent; the bench and the metrics read it. */
@@ -126,6 +132,10 @@ export class Notifier {
     if (toTag) return this.refresh(tx, toTag, ev.event, ev.id, expires);
 
     if (rq.contact.length !== 1) return this.answer(tx, 400, rq.contact.length === 0 ? 'Missing Contact' : 'Too Many Contacts');
+    const max = this.opts.maxPerSource;
+    if (max !== undefined && (this.perSource.get(rq.source.address) ?? 0) >= max && !this.opts.unbounded?.(rq.source.address)) {
+      return this.answer(tx, 403, 'Too Many Subscriptions From This Address');
+    }
     const fromTag = rq.from.params['tag'];
     if (!fromTag) return this.answer(tx, 400, 'Missing From Tag');
     const resource = rq.ruri ? aorOf(rq.uri) : undefined;
@@ -192,7 +202,7 @@ export class Notifier {
       live.binding.close('timeout');
       return;
     }
-    this.live.set(rec.key, live);
+    this.hold(live);
     this.expiry.set(rec.key, rec.expiresAt);
     // The dialog is durable before the 200 says it exists.
     await this.persist(rec);
@@ -263,7 +273,7 @@ export class Notifier {
 
   /** Ends a subscription with a final NOTIFY (RFC 6665 §4.2.2). */
   terminate(live: Live, reason: TerminationReason): void {
-    this.live.delete(live.rec.key);
+    this.release(live.rec.key);
     this.expiry.delete(live.rec.key);
     live.terminating = reason;
     live.gone = true;
@@ -301,7 +311,7 @@ export class Notifier {
     }
     if (content.state === 'terminated' && !live.terminating) {
       // The package ends it (e.g. rules now block the watcher): this NOTIFY is the final one.
-      this.live.delete(rec.key);
+      this.release(rec.key);
       this.expiry.delete(rec.key);
       live.terminating = content.reason ?? 'deactivated';
       live.gone = true;
@@ -378,10 +388,27 @@ export class Notifier {
     }
   }
 
+  private hold(live: Live): void {
+    if (this.live.has(live.rec.key)) return;
+    this.live.set(live.rec.key, live);
+    const a = live.rec.flow.address;
+    this.perSource.set(a, (this.perSource.get(a) ?? 0) + 1);
+  }
+
+  private release(key: string): void {
+    const live = this.live.get(key);
+    if (!live) return;
+    this.live.delete(key);
+    const a = live.rec.flow.address;
+    const n = (this.perSource.get(a) ?? 1) - 1;
+    if (n <= 0) this.perSource.delete(a);
+    else this.perSource.set(a, n);
+  }
+
   /** Removes a subscription without a NOTIFY. */
   private drop(live: Live): void {
     live.gone = true;
-    this.live.delete(live.rec.key);
+    this.release(live.rec.key);
     this.expiry.delete(live.rec.key);
     live.binding.close('timeout');
     void this.store.delete(live.rec.key);
@@ -423,7 +450,7 @@ export class Notifier {
         continue;
       }
       live.binding = admission.binding;
-      this.live.set(key, live);
+      this.hold(live);
       this.expiry.set(key, rec.expiresAt);
       restored++;
       this.changed(live);
@@ -436,5 +463,6 @@ export class Notifier {
     this.stopped = true;
     for (const l of this.live.values()) l.binding.close();
     this.live.clear();
+    this.perSource.clear();
   }
 }

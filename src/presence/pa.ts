@@ -117,7 +117,12 @@ export class PresenceAgent implements Provider {
 
   /** Whether the presentity has any current publication. */
   hasPublications(presentity: string): boolean {
-    return (this.byPresentity.get(presentity)?.size ?? 0) > 0;
+    return this.publicationCountOf(presentity) > 0;
+  }
+
+  /** Live publications of one presentity (one per device, RFC 3903). */
+  publicationCountOf(presentity: string): number {
+    return this.byPresentity.get(presentity)?.size ?? 0;
   }
 
   /** The composed document of a presentity (undefined: nothing published). */

@@ -23,6 +23,17 @@ export interface PublishOptions {
    * answered (a 401 challenge). Only the owner of an address of record publishes for it.
    */
   identify?: (tx: ServerTx) => Promise<string | undefined>;
+  /** Most live publications one presentity may have (limits.max_publications_per_presentity). */
+  maxPerPresentity?: number;
+  /** Told of a PUBLISH for another user (by identity or by PIDF entity), for the auth-failure log. */
+  onForeignPublish?: (tx: ServerTx, publisher: string, presentity: string) => void;
+}
+
+/** True when a PIDF entity names the presentity: its sip:/sips: AOR, or the pres: URI of it (RFC 3859). */
+export function entityNames(entity: string, presentity: string): boolean {
+  const e = entity.trim();
+  const asSip = /^pres:/i.test(e) ? `sip:${e.slice(5)}` : e;
+  return aorOf(asSip) === presentity;
 }
 
 export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishOptions): Promise<void> {
@@ -38,7 +49,10 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
   if (o.identify) {
     const who = await o.identify(tx);
     if (who === undefined) return;
-    if (who !== presentity) return answer(403, 'Forbidden');
+    if (who !== presentity) {
+      o.onForeignPublish?.(tx, who, presentity);
+      return answer(403, 'Forbidden');
+    }
   }
   const ifMatch = header(rq, 'sip-if-match')?.trim();
   // §6 step 3 / §5: Expires bounds.
@@ -70,6 +84,13 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
       if (err instanceof PidfError) return answer(400, toReasonPhrase(err.message));
       throw err;
     }
+    // RFC 3863 §4.1.1: `entity` is the presentity's URL. A document naming another user is refused,
+    // not rewritten: a rewrite would publish under alice's name what was written about bob. (A
+    // pidf-diff patch carries no entity: it applies to the publication its ETag names.)
+    if (document && !entityNames(document.entity, presentity)) {
+      o.onForeignPublish?.(tx, o.identify ? presentity : '', presentity);
+      return answer(400, 'PIDF Entity Does Not Match Presentity');
+    }
   }
   const version = diff?.version;
 
@@ -78,6 +99,8 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
     // A patch needs the state it patches: an initial publication is full state.
     if (!document) return answer(400, diff ? 'Initial PUBLISH Must Be Full State' : 'Initial PUBLISH Without Body');
     if (expires === 0) return answer(400, 'Initial PUBLISH With Expires 0');
+    // Each initial PUBLISH makes a publication that lives until it expires: bounded per presentity.
+    if (o.maxPerPresentity !== undefined && pa.publicationCountOf(presentity) >= o.maxPerPresentity) return answer(403, 'Too Many Publications For Presentity');
     op = { kind: 'initial', presentity, document, body, expires, ...(version !== undefined ? { version } : {}) };
   } else if (expires === 0) {
     // §4.5: removal carries no body; one that does is still a removal (the body is ignored).

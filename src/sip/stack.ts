@@ -7,6 +7,7 @@ import { SipResolver, type ResolverOptions } from './resolver.js';
 import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
 import { parseHead } from './parser.js';
 import { RateLimitedLog } from './rate-log.js';
+import { OverloadGuard, type OverloadOptions } from './overload.js';
 import { Transports, type InboundMessage, type TransportOptions } from './transport.js';
 
 export interface ServerTx {
@@ -21,6 +22,11 @@ export interface StackOptions extends TransportOptions {
   publicHost?: string;
   /** RFC 3263 resolution: DNS servers and timeouts (empty: the system's resolver). */
   dns?: ResolverOptions;
+  /** Overload control; default: a 2-core node's figures (config.toml [limits]). */
+  overload?: OverloadOptions;
+  /** Timer J keeps no response larger than this (bytes) for retransmissions, nor more than the total. */
+  maxRetainedResponseBytes?: number;
+  maxRetainedBytes?: number;
   log: Logger;
 }
 
@@ -56,7 +62,8 @@ export class SipStack {
   readonly counters: StackCounters = { requestsIn: 0, responsesOut: 0, requestsOut: 0, responsesIn: 0, retransmissionsAbsorbed: 0, malformed: 0 };
 
   private readonly transports: Transports;
-  private readonly servers = new ServerTransactions();
+  private readonly servers: ServerTransactions;
+  readonly overload: OverloadGuard;
   private readonly clients = new ClientTransactions<SipResponse>();
   private readonly badLog: RateLimitedLog;
   private sweeper: NodeJS.Timeout | undefined;
@@ -67,17 +74,21 @@ export class SipStack {
     this.log = opts.log;
     this.resolver = new SipResolver(opts.dns);
     this.badLog = new RateLimitedLog(opts.log, 'malformed SIP message');
+    this.servers = new ServerTransactions(opts.maxRetainedResponseBytes, opts.maxRetainedBytes);
+    this.overload = new OverloadGuard(opts.overload ?? { maxEventLoopDelayMs: 200, maxPendingRequests: 2000, retryAfterSeconds: 5 });
     this.transports = new Transports(opts, (m) => this.inbound(m), opts.log);
   }
 
   async start(): Promise<void> {
     await this.transports.start();
+    this.overload.start();
     this.sweeper = setInterval(() => this.servers.sweep(Date.now()), 1000);
     this.sweeper.unref();
   }
 
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    this.overload.stop();
     this.clients.clear();
     this.servers.clear();
     await this.transports.stop();
@@ -150,6 +161,7 @@ export class SipStack {
     const reliable = rq.source.protocol !== 'UDP';
     this.servers.open(key, (data) => this.transports.send(this.responseFlow(rq), data));
     let answered = false;
+    let admitted = false;
     const tx: ServerTx = {
       request: rq,
       get answered() {
@@ -159,6 +171,7 @@ export class SipStack {
         if (answered) return;
         const final = spec.status >= 200;
         answered = final;
+        if (final && admitted) this.overload.done();
         const data = encodeResponse(rq, spec);
         this.counters.responsesOut++;
         this.observer?.message('out', 'response', rq.method, spec.status, rq.source.protocol, rq);
@@ -171,6 +184,13 @@ export class SipStack {
       tx.respond({ status: 481, reason: 'Call/Transaction Does Not Exist' });
       return;
     }
+    // Overload: refused here, before any handler reads the body or the store (RFC 3261 §21.5.4).
+    if (this.overload.admit(rq.method, rq.to.params['tag'] !== undefined) === 'shed') {
+      tx.respond({ status: 503, reason: 'Service Unavailable', headers: [['Retry-After', String(this.overload.o.retryAfterSeconds)]] });
+      return;
+    }
+    admitted = true;
+    this.overload.begin();
     try {
       this.onRequest(tx);
     } catch (e) {

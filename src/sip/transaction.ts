@@ -48,8 +48,20 @@ interface ServerEntry {
 /** Server transactions: absorb retransmissions and replay the last response. */
 export class ServerTransactions {
   private readonly live = new Map<string, ServerEntry>();
-  private readonly expiry: { key: string; at: number }[] = [];
+  private readonly expiry: { key: string; at: number; bytes: number }[] = [];
   private head = 0;
+  private retainedBytes = 0;
+
+  /**
+   * Timer J keeps a final response for retransmissions only when it is at most `maxResponseBytes`
+   * and all kept responses stay within `maxTotalBytes` (issue 16: 5,000 OPTIONS with 3,000-entry Via
+   * lists held 600 MB for 32 s). A response not kept still lets the transaction absorb
+   * retransmissions; they go unanswered, and the client's Timer F ends its wait.
+   */
+  constructor(
+    private readonly maxResponseBytes = 16 * 1024,
+    private readonly maxTotalBytes = 64 * 1024 * 1024,
+  ) {}
 
   get size(): number {
     return this.live.size;
@@ -71,16 +83,27 @@ export class ServerTransactions {
   respond(key: string, data: Buffer, final: boolean, reliable: boolean, now: number): void {
     const e = this.live.get(key);
     if (!e || e.final) return;
-    e.response = data;
     e.final = final;
-    if (!final) return;
-    if (reliable) this.live.delete(key);
-    else this.expiry.push({ key, at: now + TIMER_J_UNRELIABLE });
+    if (!final) {
+      e.response = data;
+      return;
+    }
+    if (reliable) {
+      this.live.delete(key);
+      return;
+    }
+    const keep = data.length <= this.maxResponseBytes && this.retainedBytes + data.length <= this.maxTotalBytes;
+    e.response = keep ? data : undefined;
+    const bytes = keep ? data.length : 0;
+    this.retainedBytes += bytes;
+    this.expiry.push({ key, at: now + TIMER_J_UNRELIABLE, bytes });
   }
 
   sweep(now: number): void {
     while (this.head < this.expiry.length && this.expiry[this.head]!.at <= now) {
-      this.live.delete(this.expiry[this.head]!.key);
+      const x = this.expiry[this.head]!;
+      this.live.delete(x.key);
+      this.retainedBytes -= x.bytes;
       this.head++;
     }
     if (this.head > 4096 && this.head * 2 > this.expiry.length) {
@@ -93,6 +116,7 @@ export class ServerTransactions {
     this.live.clear();
     this.expiry.length = 0;
     this.head = 0;
+    this.retainedBytes = 0;
   }
 }
 

@@ -43,6 +43,10 @@ export interface TransportOptions {
   maxMessageBytes: number;
   /** Log every message in and out whole (log.sip_trace), at info; otherwise only at trace level. */
   sipTrace?: boolean;
+  /** Most inbound TCP/TLS connections open at once; past it a new one is closed at once. */
+  maxConnections?: number;
+  /** A connection with no traffic either way for this long is closed (ms). */
+  idleTimeoutMs?: number;
 }
 
 interface Connection {
@@ -172,9 +176,11 @@ export class Transports {
   private readonly servers: { close(cb?: () => void): unknown }[] = [];
   private readonly connections = new Map<string, Connection>();
   private readonly sockets = new Set<net.Socket>();
+  private inbound = 0;
   private wsServers: WebSocketServer[] = [];
   readonly bound: ListenAddress[] = [];
   private readonly badAddress: RateLimitedLog;
+  private readonly refused: RateLimitedLog;
 
   private readonly onMessage: InboundHandler;
 
@@ -184,6 +190,7 @@ export class Transports {
     private readonly log: Logger,
   ) {
     this.badAddress = new RateLimitedLog(log, 'SIP message to an unusable address dropped');
+    this.refused = new RateLimitedLog(log, 'connection refused: too many open (limits.max_connections)');
     this.onMessage = (m) => {
       if (this.tracing()) this.trace('in', m.flow, Buffer.concat([m.head, HEADER_END, m.body]));
       onMessage(m);
@@ -241,7 +248,19 @@ export class Transports {
 
   private listenStream(l: ListenAddress, server: net.Server): Promise<void> {
     const protocol: Protocol = l.transport === 'tls' ? 'TLS' : 'TCP';
-    server.on(l.transport === 'tls' ? 'secureConnection' : 'connection', (socket: net.Socket) => this.adoptStream(socket, protocol));
+    server.on(l.transport === 'tls' ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+      // A peer must not make Herald hold connections up to the open-file limit (issue 16: 19,900
+      // idle ones stayed open).
+      if (this.inbound >= (this.opts.maxConnections ?? Infinity)) {
+        this.refused.report({ from: `${protocol}:${socket.remoteAddress}:${socket.remotePort}`, open: this.inbound });
+        socket.destroy();
+        return;
+      }
+      this.inbound++;
+      socket.once('close', () => this.inbound--);
+      this.adoptStream(socket, protocol);
+    });
+    server.on('error', (e) => this.log.warn({ err: e.message }, `${protocol} server error`));
     if (l.transport === 'tls') server.on('tlsClientError', (e: Error) => this.log.debug({ err: e.message }, 'tls handshake failed'));
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -263,20 +282,28 @@ export class Transports {
     }
     const k = key ?? flowKey(protocol, flow.address, flow.port);
     this.sockets.add(socket);
+    let quietSince = Date.now();
+    const touch = () => (quietSince = Date.now());
     const conn: Connection = {
       protocol,
       send: (data) => {
-        if (!socket.destroyed) socket.write(data);
+        if (socket.destroyed) return;
+        touch();
+        socket.write(data);
       },
       close: () => socket.destroy(),
     };
     this.connections.set(k, conn);
     const framer = new StreamFramer(flow, this.opts.maxMessageBytes, this.onMessage, () => conn.send(CRLF));
     socket.setNoDelay(true);
-    socket.setTimeout(PARTIAL_MESSAGE_TIMEOUT_MS, () => {
-      if (framer.partial) socket.destroy();
+    // Inactivity either way: a partial message is closed after PARTIAL_MESSAGE_TIMEOUT_MS (slow-loris),
+    // a quiet connection after the idle timeout (RFC 5626 clients keep theirs alive with CRLFs).
+    const idle = this.opts.idleTimeoutMs ?? Infinity;
+    socket.setTimeout(Math.min(PARTIAL_MESSAGE_TIMEOUT_MS, idle), () => {
+      if (framer.partial || Date.now() - quietSince >= idle) socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => {
+      touch();
       if (!framer.push(chunk)) socket.end();
     });
     socket.on('error', (e) => this.log.debug({ err: e.message, peer: k }, 'stream error'));

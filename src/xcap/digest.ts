@@ -9,7 +9,8 @@
 //
 // Client: parses challenges, prefers SHA-256, computes the response.
 import { randomBytes } from 'node:crypto';
-import { NonceManager, ReplayGuard, authorizationValue, challenges, expectedResponse, readDigest, safeEqualHex } from '../auth/digest.js';
+import { NonceManager, ReplayGuard, authorizationValue, challenges, readDigest, verifyDigest } from '../auth/digest.js';
+import type { AuthFailureReason, AuthThrottle } from '../auth/throttle.js';
 import type { DigestAlgorithm, UserDirectory, UserRecord } from '../auth/users.js';
 import { parseAuthList } from '../sip/parser.js';
 
@@ -30,7 +31,9 @@ function algorithmOf(params: Map<string, string>): DigestAlgorithm | undefined {
   return a === 'MD5' ? 'MD5' : a === 'SHA-256' ? 'SHA-256' : undefined;
 }
 
-export type DigestResult = { ok: true; user: UserRecord } | { ok: false; stale: boolean; reason: string };
+export type DigestResult =
+  | { ok: true; user: UserRecord }
+  | { ok: false; stale: boolean; reason: string; failure?: AuthFailureReason; aor?: string; retryAfterMs?: number };
 
 export interface DigestServerOptions {
   users: UserDirectory;
@@ -38,8 +41,10 @@ export interface DigestServerOptions {
   lifetimeMs?: number;
   /** The key nonces are bound with (default: random, per process). */
   secret?: Buffer;
-  /** Nonces whose counts are remembered (default 10000). */
-  maxTrackedNonces?: number;
+  /** Nonce counts remembered (default: 10,000 nonces, 32 per identity). */
+  replay?: ReplayGuard;
+  /** Brute-force throttle (shared with SIP digest in Herald); default: none. */
+  throttle?: AuthThrottle;
   now?: () => number;
 }
 
@@ -50,7 +55,7 @@ export class DigestServer {
 
   constructor(private readonly opts: DigestServerOptions) {
     this.nonces = new NonceManager(opts.secret ?? randomBytes(32), opts.lifetimeMs ?? 5 * 60_000);
-    this.replay = new ReplayGuard(opts.maxTrackedNonces ?? 10_000);
+    this.replay = opts.replay ?? new ReplayGuard(10_000);
   }
 
   private now(): number {
@@ -63,10 +68,11 @@ export class DigestServer {
   }
 
   /**
-   * Checks an Authorization header for a request. `realmOk` says which realms this resource
-   * accepts. The request-target in `uri` must equal the digest-uri (RFC 7616 §3.4.6).
+   * Checks an Authorization header for a request from `src`. `realmOk` says which realms this
+   * resource accepts. The request-target in `uri` must equal the digest-uri (RFC 7616 §3.4.6).
+   * A failure that is an authentication failure (not merely missing credentials) names its `failure`.
    */
-  async verify(method: string, uri: string, header: string | undefined, realmOk: (realm: string) => boolean): Promise<DigestResult> {
+  async verify(method: string, uri: string, header: string | undefined, realmOk: (realm: string) => boolean, src = ''): Promise<DigestResult> {
     const fail = (reason: string, stale = false): DigestResult => ({ ok: false, stale, reason });
     if (header === undefined) return fail('no credentials');
     const cred = parseChallenges(header)[0];
@@ -74,18 +80,22 @@ export class DigestServer {
     if (!d) return fail('not usable Digest credentials');
     // RFC 7616 §3.3: qop is required; the RFC 2069 form without it is not accepted.
     if (d.qop !== 'auth' || d.nc === undefined) return fail('qop=auth is required');
-    if (d.uri !== uri) return fail('digest uri does not match the request');
     if (!realmOk(d.realm)) return fail('wrong realm');
-    const now = this.now();
-    const state = this.nonces.check(d.nonce, now);
-    if (state === 'invalid') return fail('unknown nonce');
-    const user = await this.opts.users.byCredentials(d.username, d.realm);
-    if (!user) return fail('unknown user');
-    if (!safeEqualHex(d.response, expectedResponse(d, user.ha1[d.algorithm], method))) return fail('wrong password');
-    // Only a digest that was otherwise right earns stale=true: the client retries without asking its user.
-    if (state === 'stale') return fail('stale nonce', true);
-    if (!this.replay.accept(d.nonce, parseInt(d.nc, 16), this.nonces.expiresAt(d.nonce), now)) return fail('nonce count replayed');
-    return { ok: true, user };
+    const aor = `sip:${d.username}@${d.realm.toLowerCase()}`;
+    const throttle = this.opts.throttle;
+    const wait = throttle?.retryAfter(src, aor) ?? 0;
+    if (wait > 0) return { ok: false, stale: false, reason: 'too many failures', failure: 'throttled', aor, retryAfterMs: wait };
+    if (d.uri !== uri) {
+      throttle?.failure(src, aor);
+      return { ok: false, stale: false, reason: 'digest uri does not match the request', failure: 'uri-mismatch', aor };
+    }
+    const v = await verifyDigest(d, method, { nonces: this.nonces, replay: this.replay, users: this.opts.users }, this.now());
+    if (v.ok) {
+      throttle?.success(src, v.user.aor);
+      return { ok: true, user: v.user };
+    }
+    if (v.guess) throttle?.failure(src, aor);
+    return { ok: false, stale: v.stale, reason: v.reason, failure: v.reason, aor };
   }
 }
 

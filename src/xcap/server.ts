@@ -18,6 +18,8 @@ import { UserDirectory, type UserRecord } from '../auth/users.js';
 import { CT, mediaType } from '../formats/content-types.js';
 import { ifMatchFails, ifNoneMatchFails, parseTagList, quoteEtag, type Preconditions } from './conditions.js';
 import { DigestServer } from './digest.js';
+import type { ReplayGuard } from '../auth/digest.js';
+import { logAuthFailure, type AuthThrottle } from '../auth/throttle.js';
 import type { XcapDocuments } from './documents.js';
 import { XcapError, conflict, xcapErrorBody } from './errors.js';
 import { XcapPathError, parseXcapPath, type XcapPath } from './path.js';
@@ -38,6 +40,10 @@ export interface XcapServerOptions {
   realm?: string;
   /** Digest nonce lifetime (default 5 minutes). */
   nonceLifetimeMs?: number;
+  /** Nonce-count memory (its own, apart from SIP's: XCAP nonces are its own). */
+  replay?: ReplayGuard;
+  /** The brute-force throttle, shared with SIP digest. */
+  throttle?: AuthThrottle;
   /**
    * Herald's own figures in the Prometheus text format, served at GET /metrics beside the XCAP root
    * (the embedded HTTP server is the one Herald already has; it listens on loopback by default).
@@ -68,7 +74,12 @@ export class XcapServer {
         opts.log.warn({ admin: a }, 'XCAP admin is not a SIP address of record; ignored');
       }
     }
-    this.digest = new DigestServer({ users: opts.users, ...(opts.nonceLifetimeMs !== undefined ? { lifetimeMs: opts.nonceLifetimeMs } : {}) });
+    this.digest = new DigestServer({
+      users: opts.users,
+      ...(opts.nonceLifetimeMs !== undefined ? { lifetimeMs: opts.nonceLifetimeMs } : {}),
+      ...(opts.replay ? { replay: opts.replay } : {}),
+      ...(opts.throttle ? { throttle: opts.throttle } : {}),
+    });
   }
 
   async start(): Promise<void> {
@@ -151,10 +162,17 @@ export class XcapServer {
     // Users' documents take only the XUI's own realm; global ones any realm the user exists in,
     // so that a client already authenticated for its home can read xcap-caps with the same HA1.
     const realmOk = path.scope === 'users' ? (r: string) => r.toLowerCase() === realm : () => true;
-    const result = await this.digest.verify(req.method ?? '', req.url ?? '', req.headers.authorization, realmOk);
+    const src = req.socket.remoteAddress ?? '';
+    const result = await this.digest.verify(req.method ?? '', req.url ?? '', req.headers.authorization, realmOk, src);
     if (result.ok) return result.user;
     if (result.reason !== 'no credentials') this.opts.onAuthFailure?.(result.reason);
     this.opts.log.debug({ url: req.url, reason: result.reason, stale: result.stale }, 'XCAP authentication failed');
+    if (result.failure) logAuthFailure(this.opts.log, src, result.aor, result.failure);
+    if (result.retryAfterMs !== undefined) {
+      // RFC 6585 §4: too many requests, with when to come back.
+      res.setHeader('Retry-After', String(Math.ceil(result.retryAfterMs / 1000)));
+      throw new XcapError(429, 'too many failed authentication attempts');
+    }
     res.setHeader('WWW-Authenticate', this.digest.challenges(realm, result.stale));
     throw new XcapError(401, 'authentication required');
   }

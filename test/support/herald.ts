@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../src/config/load.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { startHerald, type Herald } from '../../src/server.js';
 
 export interface TestHerald {
@@ -23,7 +23,8 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'herald-test-'));
 }
 
-export async function startTestHerald(overrides: DeepPartial = {}): Promise<TestHerald> {
+/** `log`: a logger to read Herald's log lines from (default: silent). */
+export async function startTestHerald(overrides: DeepPartial = {}, opts: { log?: Logger } = {}): Promise<TestHerald> {
   const cfg = validateConfig({
     ...overrides,
     sip: { listen: ['udp:127.0.0.1:0', 'tcp:127.0.0.1:0'], ...(overrides['sip'] ?? {}) },
@@ -37,7 +38,7 @@ export async function startTestHerald(overrides: DeepPartial = {}): Promise<Test
     admin: { listen: '127.0.0.1:0', token_file: join(tempDir(), 'admin.token'), ...(overrides['admin'] ?? {}) },
     log: { level: 'silent', format: 'json' },
   });
-  const herald = await startHerald(cfg, { log: silentLogger });
+  const herald = await startHerald(cfg, { log: opts.log ?? silentLogger });
   return {
     herald,
     port: (t) => {
