@@ -249,3 +249,39 @@ describe('Event spelling, list NOTIFY framing and RFC 6446 parameters', () => {
     assert.equal((await firstNotify(ALICE, { Event: 'presence', ...ua })).h('event'), 'presence');
   });
 });
+
+describe('RFC 3261 §20.12 Content-Encoding (Linphone deflates its list SUBSCRIBE body)', () => {
+  test('a deflated PUBLISH body is read; an unknown coding is 415 with Accept-Encoding', async () => {
+    const { deflateSync } = await import('node:zlib');
+    const h = await startTestHerald();
+    const ua = await TestUA.open('tcp', '127.0.0.1', h.port('tcp'));
+    const send = (encoding: string, body: Buffer): Promise<string> =>
+      new Promise((resolve) => {
+        const sock = net.connect({ host: '127.0.0.1', port: h.port('tcp') }, () => {
+          const head = [`PUBLISH ${ALICE} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${sock.localPort};branch=z9hG4bK${rnd()}`, 'Max-Forwards: 70', `From: <${ALICE}>;tag=${rnd()}`, `To: <${ALICE}>`, `Call-ID: ${rnd()}`, 'CSeq: 1 PUBLISH', 'Event: presence', 'Expires: 60', 'Content-Type: application/pidf+xml', `Content-Encoding: ${encoding}`, `Content-Length: ${body.length}`, '', ''].join('\r\n');
+          sock.write(Buffer.concat([Buffer.from(head), body]));
+        });
+        let text = '';
+        sock.on('data', (b: Buffer) => {
+          text += b.toString('latin1');
+          if (text.includes('\r\n\r\n')) {
+            sock.destroy();
+            resolve(text);
+          }
+        });
+      });
+    try {
+      assert.match(await send('deflate', deflateSync(Buffer.from(pidf(ALICE, { note: 'squeezed' })))), /^SIP\/2\.0 200 /);
+      const s = await ua.request('SUBSCRIBE', ALICE, { from: uri('bob'), headers: { Event: 'presence', Expires: '60' } });
+      assert.equal(s.status, 200);
+      const n = await ua.nextRequest((m) => m.method === 'NOTIFY');
+      assert.match(n.body, /squeezed/);
+      const refused = await send('br', Buffer.from('xx'));
+      assert.match(refused, /^SIP\/2\.0 415 /);
+      assert.match(refused, /\r\nAccept-Encoding: deflate, gzip, identity\r\n/);
+    } finally {
+      ua.close();
+      await h.stop();
+    }
+  });
+});
