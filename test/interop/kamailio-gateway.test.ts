@@ -21,7 +21,7 @@ import { createRegSource, isRegistered, parseRegInfo } from '../../gateways/sip/
 import { PresenceAgent, type PublicationRecord } from '../../src/presence/pa.js';
 import { TestUA, pidf } from '../support/ua.js';
 import { tempDir } from '../support/herald.js';
-import { ROOT, freePort } from './peers.js';
+import { ROOT, freePort, stopChild } from './peers.js';
 
 const KAMAILIO = '/usr/sbin/kamailio';
 const DBTEXT = '/usr/share/kamailio/dbtext/kamailio';
@@ -76,12 +76,7 @@ class Kamailio {
   async stop(): Promise<void> {
     const c = this.child;
     this.child = undefined;
-    if (!c || c.exitCode !== null || c.pid === undefined) return;
-    const exited = new Promise<void>((r) => c.once('exit', () => r()));
-    process.kill(c.pid, 'SIGTERM');
-    const t = setTimeout(() => c.pid !== undefined && c.exitCode === null && process.kill(c.pid, 'SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
+    await stopChild(c);
   }
 }
 
