@@ -19,6 +19,27 @@ const ALICE = uri('alice');
 const STRANGER = 'sip:someone@elsewhere.test';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Sends one request over a new TCP connection, exactly as written (`headers` without Via and
+ * Content-Length, which are added), and resolves with the head of the first answer.
+ */
+function rawTcp(port: number, startLine: string, headers: string[], body: Buffer = Buffer.alloc(0)): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port }, () => {
+      const head = [startLine, `Via: SIP/2.0/TCP 127.0.0.1:${sock.localPort};branch=z9hG4bK${rnd()}`, ...headers, `Content-Length: ${body.length}`, '', ''].join('\r\n');
+      sock.write(Buffer.concat([Buffer.from(head), body]));
+    });
+    let text = '';
+    sock.on('data', (b: Buffer) => {
+      text += b.toString('latin1');
+      if (text.includes('\r\n\r\n')) {
+        sock.destroy();
+        resolve(text);
+      }
+    });
+  });
+}
+
 describe('RFC 3261 §8.2.6.2: a To tag on every response but 100', () => {
   let h: TestHerald;
   let ua: TestUA;
@@ -85,23 +106,7 @@ describe('RFC 3261 §8.2.6.2: a To tag on every response but 100', () => {
     assert.equal(noUser.status, 404);
     tagged(noUser, 'SUBSCRIBE 404');
     // A CSeq whose method is not the request's: answered by the codec, without a transaction.
-    const branch = `z9hG4bK${rnd()}`;
-    const answer = new Promise<string>((resolve) => {
-      const sock = net.connect({ host: '127.0.0.1', port: h.port('tcp') }, () => {
-        sock.write(
-          [`OPTIONS ${ALICE} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${sock.localPort};branch=${branch}`, 'Max-Forwards: 70', `From: <${STRANGER}>;tag=${rnd()}`, `To: <${ALICE}>`, `Call-ID: ${rnd()}`, 'CSeq: 1 PUBLISH', 'Content-Length: 0', '', ''].join('\r\n'),
-        );
-      });
-      let text = '';
-      sock.on('data', (b: Buffer) => {
-        text += b.toString('latin1');
-        if (text.includes('\r\n\r\n')) {
-          sock.destroy();
-          resolve(text);
-        }
-      });
-    });
-    const text = await answer;
+    const text = await rawTcp(h.port('tcp'), `OPTIONS ${ALICE} SIP/2.0`, ['Max-Forwards: 70', `From: <${STRANGER}>;tag=${rnd()}`, `To: <${ALICE}>`, `Call-ID: ${rnd()}`, 'CSeq: 1 PUBLISH']);
     assert.match(text, /^SIP\/2\.0 400 /);
     assert.match(text, /^To: <sip:alice@example\.test>;tag=\w+/m);
   });
@@ -247,5 +252,28 @@ describe('Event spelling, list NOTIFY framing and RFC 6446 parameters', () => {
     assert.ok(!n.body.includes('Content-ID: <'), n.body);
     // Its single-buddy subscriptions get the plain echo.
     assert.equal((await firstNotify(ALICE, { Event: 'presence', ...ua })).h('event'), 'presence');
+  });
+});
+
+describe('RFC 3261 §20.12 Content-Encoding (Linphone deflates its list SUBSCRIBE body)', () => {
+  test('a deflated PUBLISH body is read; an unknown coding is 415 with Accept-Encoding', async () => {
+    const { deflateSync } = await import('node:zlib');
+    const h = await startTestHerald();
+    const ua = await TestUA.open('tcp', '127.0.0.1', h.port('tcp'));
+    const send = (encoding: string, body: Buffer): Promise<string> =>
+      rawTcp(h.port('tcp'), `PUBLISH ${ALICE} SIP/2.0`, ['Max-Forwards: 70', `From: <${ALICE}>;tag=${rnd()}`, `To: <${ALICE}>`, `Call-ID: ${rnd()}`, 'CSeq: 1 PUBLISH', 'Event: presence', 'Expires: 60', 'Content-Type: application/pidf+xml', `Content-Encoding: ${encoding}`], body);
+    try {
+      assert.match(await send('deflate', deflateSync(Buffer.from(pidf(ALICE, { note: 'squeezed' })))), /^SIP\/2\.0 200 /);
+      const s = await ua.request('SUBSCRIBE', ALICE, { from: uri('bob'), headers: { Event: 'presence', Expires: '60' } });
+      assert.equal(s.status, 200);
+      const n = await ua.nextRequest((m) => m.method === 'NOTIFY');
+      assert.match(n.body, /squeezed/);
+      const refused = await send('br', Buffer.from('xx'));
+      assert.match(refused, /^SIP\/2\.0 415 /);
+      assert.match(refused, /\r\nAccept-Encoding: deflate, gzip, identity\r\n/);
+    } finally {
+      ua.close();
+      await h.stop();
+    }
   });
 });

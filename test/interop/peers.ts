@@ -31,13 +31,19 @@ export const ROOT: string = (() => {
 
 export const SCENARIOS = join(ROOT, 'test', 'interop', 'scenarios');
 
-/** True when sipp is there. Missing sipp fails the test under CI=true and skips it elsewhere. */
-export function requireSipp(t: TestContext): boolean {
-  if (existsSync(SIPP)) return true;
-  const why = `${SIPP} is missing: run scripts/install-peers.sh as root`;
+/** True when every binary is there. A missing one fails the test under CI=true and skips it elsewhere. */
+export function requireBinaries(t: TestContext, ...binaries: string[]): boolean {
+  const missing = binaries.filter((b) => !existsSync(b));
+  if (missing.length === 0) return true;
+  const why = `${missing.join(', ')} missing: run scripts/install-peers.sh as root`;
   if (process.env.CI === 'true') assert.fail(why);
   t.skip(why);
   return false;
+}
+
+/** True when sipp is there (see requireBinaries). */
+export function requireSipp(t: TestContext): boolean {
+  return requireBinaries(t, SIPP);
 }
 
 /** A port free on 127.0.0.1 for TCP and UDP at the time of the call. */
@@ -118,6 +124,8 @@ export interface Herald {
   readonly dir: string;
   readonly configFile: string;
   readonly logFile: string;
+  /** The embedded XCAP server's root URL (http://127.0.0.1:<port>/xcap-root). */
+  readonly xcapUrl: string;
   pid(): number | undefined;
   /** Starts the process (again, on the same config and store) and waits until it answers OPTIONS. */
   start(): Promise<void>;
@@ -204,6 +212,8 @@ export async function heraldCli(configFile: string, args: readonly string[], tim
 export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Promise<Herald> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-interop-'));
   const port = await freePort();
+  // A known XCAP port: the interop Herald logs at warn, and its start line (which names the URL) is info.
+  const xcapPort = await freePort();
   const configFile = join(dir, 'herald.toml');
   const logFile = join(dir, 'herald.log');
   writeFileSync(
@@ -223,7 +233,7 @@ export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Pro
       `default = "${opts.policy ?? 'allow'}"`,
       '',
       '[xcap]',
-      `listen = "${HOST}:0"`,
+      `listen = "${HOST}:${xcapPort}"`,
       '',
       '[store]',
       `url = "sqlite://${join(dir, 'herald.sqlite')}"`,
@@ -244,6 +254,7 @@ export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Pro
     dir,
     configFile,
     logFile,
+    xcapUrl: `http://${HOST}:${xcapPort}/xcap-root`,
     pid: () => child?.pid,
     logTail: () => tail(logFile),
     async start() {
@@ -298,6 +309,100 @@ export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Pro
   if (opts.beforeStart) await opts.beforeStart({ dir, configFile, port });
   await herald.start();
   return herald;
+}
+
+/** Stops a child this suite started, by its pid: SIGTERM, SIGKILL after graceMs, then waits (bounded) for its exit. */
+export async function stopChild(child: ChildProcess | undefined, graceMs = 5000): Promise<void> {
+  if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+  child.kill('SIGTERM');
+  if (!(await Promise.race([exited.then(() => true), idle(graceMs).then(() => false)]))) {
+    child.kill('SIGKILL');
+    await Promise.race([exited, idle(2000)]);
+  }
+}
+
+export interface PeerOptions {
+  /** For the log file (<dir>/<name>.log) and messages. */
+  name: string;
+  command: string;
+  args: readonly string[];
+  /** The peer's own temp dir: its working directory and its HOME (never the user's home directory). */
+  dir: string;
+  /** Killed (SIGKILL, by pid) after this long, whatever happens. */
+  maxMs: number;
+  /** Keep standard input open as a pipe (linphonec quits at end of input). */
+  stdin?: boolean;
+}
+
+/** A real peer (a softphone) run headless by the interop suite. */
+export interface PeerProcess {
+  readonly pid: number | undefined;
+  /** Still running? */
+  running(): boolean;
+  /** Everything it printed (stdout and stderr, terminal colour codes removed), bounded to the last 200 kB. */
+  output(): string;
+  /** Resolves with the first output line matching re, at or after character `from` of output(); rejects after waitMs or if it exits. */
+  waitForOutput(re: RegExp, waitMs: number, from?: number): Promise<string>;
+  /** Writes to its standard input (stdin: true). */
+  write(text: string): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a peer in its own directory with HOME (and the XDG dirs) pointing there, output captured and
+ * written to <dir>/<name>.log, killed after maxMs; t.after stops it by pid.
+ */
+export function startPeer(t: TestContext, o: PeerOptions): PeerProcess {
+  const env = { ...process.env, HOME: o.dir, XDG_CONFIG_HOME: join(o.dir, '.config'), XDG_DATA_HOME: join(o.dir, '.local', 'share'), XDG_CACHE_HOME: join(o.dir, '.cache') };
+  const child = spawn(o.command, [...o.args], { cwd: o.dir, env, stdio: [o.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  let text = '';
+  let exited = false;
+  const logFile = join(o.dir, `${o.name}.log`);
+  const onData = (b: Buffer): void => {
+    // eslint-disable-next-line no-control-regex
+    const clean = b.toString('utf8').replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+    text = (text + clean).slice(-200_000);
+    try {
+      writeFileSync(logFile, clean, { flag: 'a' });
+    } catch {
+      // the temp dir may be gone at the very end
+    }
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  child.stdin?.on('error', () => undefined);
+  const killer = setTimeout(() => child.kill('SIGKILL'), o.maxMs);
+  killer.unref();
+  child.once('exit', () => {
+    exited = true;
+    clearTimeout(killer);
+  });
+  child.once('error', (e) => {
+    exited = true;
+    text += `\n(${o.name} could not start: ${e.message})`;
+  });
+  const peer: PeerProcess = {
+    pid: child.pid,
+    running: () => !exited && child.exitCode === null && child.signalCode === null,
+    output: () => text,
+    async waitForOutput(re, waitMs, from = 0) {
+      const deadline = Date.now() + waitMs;
+      for (;;) {
+        const hit = text.slice(from).split('\n').find((l) => re.test(l));
+        if (hit !== undefined) return hit;
+        if (!peer.running() || Date.now() >= deadline) break;
+        await sleep(100);
+      }
+      throw new Error(`${o.name} printed no line matching ${re} within ${waitMs} ms${peer.running() ? '' : ` (it ended: ${child.exitCode ?? child.signalCode})`}\n--- ${o.name} output, last part\n${text.slice(-6000)}`);
+    },
+    write(s) {
+      if (peer.running()) child.stdin?.write(s);
+    },
+    stop: () => stopChild(child),
+  };
+  t.after(() => peer.stop());
+  return peer;
 }
 
 export interface SippOptions {

@@ -2,13 +2,11 @@
 // checks the multipart/related structure, the RLMI root and its cid ↔ Content-ID ties, and the version
 // sequence (0 full, 1 partial with only the member that changed), then unsubscribes.
 // The list is an rls-services document PUT over XCAP (digest, user added with `herald user add` before
-// the start); the XCAP listener gets a fixed free port in the beforeStart hook, since the interop
-// Herald logs at warn and its start line (which names the XCAP URL) is not in its log.
+// the start) on the XCAP port startHerald chose.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import { xcap } from '../support/xcap.js';
-import { DOMAIN, assertSippOk, freePort, heraldCli, requireSipp, runSipp, startHerald, startSipp, type Herald } from './peers.js';
+import { DOMAIN, assertSippOk, heraldCli, requireSipp, runSipp, startHerald, startSipp, type Herald } from './peers.js';
 
 const OWNER = { username: 'owner', password: 'owner-pw' };
 const uri = (u: string): string => `sip:${u}@${DOMAIN}`;
@@ -24,22 +22,15 @@ const SERVICES = `<?xml version="1.0" encoding="UTF-8"?>
   </service>
 </rls-services>`;
 
-/** A Herald (policy allow) whose XCAP server listens on a known port, with the list PUT by its owner. */
+/** A Herald (policy allow) with the list PUT by its owner on Herald's XCAP server. */
 async function heraldWithList(t: TestContext): Promise<Herald> {
-  let xcapUrl = '';
   const herald = await startHerald(t, {
     policy: 'allow',
     beforeStart: async ({ configFile }) => {
       await heraldCli(configFile, ['user', 'add', uri(OWNER.username), '--password', OWNER.password]);
-      const xcapPort = await freePort();
-      const text = readFileSync(configFile, 'utf8');
-      const fixed = text.replace(/^(\[xcap\][^[]*?listen = )"127\.0\.0\.1:0"/m, `$1"127.0.0.1:${xcapPort}"`);
-      assert.notEqual(fixed, text, `no [xcap] listen = "127.0.0.1:0" in ${configFile}:\n${text}`);
-      writeFileSync(configFile, fixed);
-      xcapUrl = `http://127.0.0.1:${xcapPort}/xcap-root`;
     },
   });
-  const put = await xcap('PUT', xcapUrl, `rls-services/users/${uri(OWNER.username)}/index`, OWNER, SERVICES, 'application/rls-services+xml');
+  const put = await xcap('PUT', herald.xcapUrl, `rls-services/users/${uri(OWNER.username)}/index`, OWNER, SERVICES, 'application/rls-services+xml');
   assert.equal(put.status, 201, `XCAP PUT of the rls-services document: ${put.status} ${put.body}\n${herald.logTail()}`);
   return herald;
 }

@@ -35,3 +35,7 @@ export const rule = (id: string, ids: string[], subHandling: string, transformat
     <cr:actions><sub-handling>${subHandling}</sub-handling></cr:actions>
     <cr:transformations>${transformations}</cr:transformations>
   </cr:rule>`;
+
+/** Transformations that show the presentity whole (RFC 5025 §3.3: without provide-* nothing is shown). */
+export const SHOW_ALL =
+  '<provide-services><all-services/></provide-services><provide-persons><all-persons/></provide-persons><provide-devices><all-devices/></provide-devices><provide-all-attributes/>';

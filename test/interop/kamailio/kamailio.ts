@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } fr
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { TestUA } from '../../support/ua.js';
-import { ROOT } from '../peers.js';
+import { ROOT, stopChild } from '../peers.js';
 
 export const KAMAILIO = '/usr/sbin/kamailio';
 const DBTEXT = '/usr/share/kamailio/dbtext/kamailio';
@@ -61,11 +61,6 @@ export class Kamailio {
   async stop(): Promise<void> {
     const c = this.child;
     this.child = undefined;
-    if (!c || c.exitCode !== null || c.pid === undefined) return;
-    const exited = new Promise<void>((r) => c.once('exit', () => r()));
-    process.kill(c.pid, 'SIGTERM');
-    const t = setTimeout(() => c.pid !== undefined && c.exitCode === null && process.kill(c.pid, 'SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
+    await stopChild(c);
   }
 }

@@ -7,6 +7,7 @@ import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from '../peers.js';
 
 export const PROSODY = '/usr/bin/prosody';
 export const PROSODYCTL = '/usr/bin/prosodyctl';
@@ -105,14 +106,7 @@ export class Prosody {
   async stop(timeoutMs = 5000): Promise<void> {
     const child = this.child;
     this.child = undefined;
-    if (!child || child.exitCode !== null || child.pid === undefined) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    process.kill(child.pid, 'SIGTERM');
-    const timer = sleep(timeoutMs).then(() => 'timeout' as const);
-    if ((await Promise.race([exited.then(() => 'exited' as const), timer])) === 'timeout') {
-      process.kill(child.pid, 'SIGKILL');
-      await Promise.race([exited, sleep(2000)]);
-    }
+    await stopChild(child, timeoutMs);
   }
 
   log(): string {
