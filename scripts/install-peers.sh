@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers Herald's interop suite talks to: sipp (package sip-tester), Kamailio with its
-# presence modules, Prosody and Redis. Idempotent; runs as root on Debian.
+# presence modules, Prosody, Redis, and Debian's chromium (the admin page's browser test drives it
+# with playwright-core; nothing downloads a browser). Idempotent; runs as root on Debian.
 #
 # The Debian packages would start (and enable) their own daemons. The suite starts what it needs
 # itself, on 127.0.0.1 with its own configs, so the install must leave none of them running or enabled:
@@ -11,7 +12,7 @@
 #    own init script. No process is ever killed by name.
 set -euo pipefail
 
-PACKAGES=(sip-tester kamailio kamailio-presence-modules prosody redis-server)
+PACKAGES=(sip-tester kamailio kamailio-presence-modules prosody redis-server chromium)
 SERVICES=(kamailio prosody redis-server)
 POLICY=/usr/sbin/policy-rc.d
 
@@ -97,7 +98,7 @@ for s in "${SERVICES[@]}"; do
   fi
 done
 
-for bin in /usr/bin/sipp /usr/sbin/kamailio /usr/bin/prosody /usr/bin/redis-server; do
+for bin in /usr/bin/sipp /usr/sbin/kamailio /usr/bin/prosody /usr/bin/redis-server /usr/bin/chromium; do
   if [ ! -x "$bin" ]; then
     echo "install-peers.sh: $bin is missing after the install" >&2
     exit 1
@@ -106,4 +107,5 @@ done
 log "sipp: $({ /usr/bin/sipp -v 2>&1 || true; } | grep -m1 -o 'v[0-9][0-9.]*' || true)"
 log "kamailio: $(/usr/sbin/kamailio -v 2>&1 | head -n1)"
 log "redis-server: $(/usr/bin/redis-server --version 2>&1 | head -n1)"
+log "chromium: $(/usr/bin/chromium --version 2>&1 | head -n1)"
 log "done"
