@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers Herald's interop suite talks to: sipp (package sip-tester), Kamailio with its
 # presence modules, Prosody, Redis, and Debian's chromium (the admin page's browser test drives it
-# with playwright-core; nothing downloads a browser). Idempotent; runs as root on Debian.
+# with playwright-core; nothing downloads a browser) and fail2ban (its fail2ban-regex checks the filter
+# in docs/fail2ban; the daemon is left stopped like the others). Idempotent; runs as root on Debian.
 #
 # The Debian packages would start (and enable) their own daemons. The suite starts what it needs
 # itself, on 127.0.0.1 with its own configs, so the install must leave none of them running or enabled:
@@ -12,8 +13,8 @@
 #    own init script. No process is ever killed by name.
 set -euo pipefail
 
-PACKAGES=(sip-tester kamailio kamailio-presence-modules prosody redis-server chromium)
-SERVICES=(kamailio prosody redis-server)
+PACKAGES=(sip-tester kamailio kamailio-presence-modules prosody redis-server chromium fail2ban)
+SERVICES=(kamailio prosody redis-server fail2ban)
 POLICY=/usr/sbin/policy-rc.d
 
 log() { printf '[install-peers] %s\n' "$*"; }
@@ -38,6 +39,7 @@ pidfile_of() {
     kamailio) echo /run/kamailio/kamailio.pid ;;
     prosody) echo /run/prosody/prosody.pid ;;
     redis-server) echo /run/redis/redis-server.pid ;;
+    fail2ban) echo /run/fail2ban/fail2ban.pid ;;
   esac
 }
 
@@ -98,7 +100,7 @@ for s in "${SERVICES[@]}"; do
   fi
 done
 
-for bin in /usr/bin/sipp /usr/sbin/kamailio /usr/bin/prosody /usr/bin/redis-server /usr/bin/chromium; do
+for bin in /usr/bin/sipp /usr/sbin/kamailio /usr/bin/prosody /usr/bin/redis-server /usr/bin/chromium /usr/bin/fail2ban-regex; do
   if [ ! -x "$bin" ]; then
     echo "install-peers.sh: $bin is missing after the install" >&2
     exit 1
