@@ -169,11 +169,12 @@ function knownConfigKeys(): Map<string, Set<string>> {
 
 /**
  * Herald as the peer runs: no authentication, every watcher allowed (Kamailio: force_active), no
- * XCAP listener (it would take a fixed TCP port). Each override only if this Herald has the key.
+ * XCAP or admin listener (each would take a fixed TCP port). Each override only if this Herald has the key.
  */
 const HERALD_OVERRIDES: [string, string, string][] = [
   ['auth', 'enabled', 'false'],
   ['xcap', 'enabled', 'false'],
+  ['admin', 'enabled', 'false'],
   ['policy', 'default', '"allow"'],
 ];
 

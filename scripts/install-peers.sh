@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real peers Herald's interop suite talks to: sipp (package sip-tester), Kamailio with its
 # presence modules, Prosody, Redis, dnsmasq (dnsmasq-base: the binary alone, no service; the RFC 3263
-# tests serve their test zone with it on loopback), and two softphones run headless: baresip
-# (baresip-core: the binary and its modules, no GUI or audio back ends) and linphonec (linphone-cli).
-# Idempotent; runs as root on Debian. The phones install no daemon.
+# tests serve their test zone with it on loopback), two softphones run headless: baresip
+# (baresip-core: the binary and its modules, no GUI or audio back ends) and linphonec (linphone-cli),
+# Debian's chromium (the admin page's browser test drives it with playwright-core; nothing downloads a
+# browser) and fail2ban (its fail2ban-regex checks the filter in docs/fail2ban; the daemon is left
+# stopped like the others). Idempotent; runs as root on Debian. The phones install no daemon.
 #
 # The Debian packages would start (and enable) their own daemons. The suite starts what it needs
 # itself, on 127.0.0.1 with its own configs, so the install must leave none of them running or enabled:
@@ -14,8 +16,8 @@
 #    own init script. No process is ever killed by name.
 set -euo pipefail
 
-PACKAGES=(sip-tester kamailio kamailio-presence-modules prosody redis-server dnsmasq-base baresip-core linphone-cli)
-SERVICES=(kamailio prosody redis-server)
+PACKAGES=(sip-tester kamailio kamailio-presence-modules prosody redis-server dnsmasq-base baresip-core linphone-cli chromium fail2ban)
+SERVICES=(kamailio prosody redis-server fail2ban)
 POLICY=/usr/sbin/policy-rc.d
 
 log() { printf '[install-peers] %s\n' "$*"; }
@@ -40,6 +42,7 @@ pidfile_of() {
     kamailio) echo /run/kamailio/kamailio.pid ;;
     prosody) echo /run/prosody/prosody.pid ;;
     redis-server) echo /run/redis/redis-server.pid ;;
+    fail2ban) echo /run/fail2ban/fail2ban.pid ;;
   esac
 }
 
@@ -100,7 +103,7 @@ for s in "${SERVICES[@]}"; do
   fi
 done
 
-for bin in /usr/bin/sipp /usr/sbin/kamailio /usr/bin/prosody /usr/bin/redis-server /usr/sbin/dnsmasq /usr/bin/baresip /usr/bin/linphonec; do
+for bin in /usr/bin/sipp /usr/sbin/kamailio /usr/bin/prosody /usr/bin/redis-server /usr/sbin/dnsmasq /usr/bin/baresip /usr/bin/linphonec /usr/bin/chromium /usr/bin/fail2ban-regex; do
   if [ ! -x "$bin" ]; then
     echo "install-peers.sh: $bin is missing after the install" >&2
     exit 1
@@ -110,4 +113,5 @@ log "sipp: $({ /usr/bin/sipp -v 2>&1 || true; } | grep -m1 -o 'v[0-9][0-9.]*' ||
 log "kamailio: $(/usr/sbin/kamailio -v 2>&1 | head -n1)"
 log "redis-server: $(/usr/bin/redis-server --version 2>&1 | head -n1)"
 log "baresip-core: $(dpkg-query -W -f='${Version}' baresip-core), linphone-cli: $(dpkg-query -W -f='${Version}' linphone-cli)"
+log "chromium: $(/usr/bin/chromium --version 2>&1 | head -n1)"
 log "done"

@@ -6,7 +6,8 @@
 import { Command, Option } from 'commander';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { ConfigError, loadConfig } from './config/load.js';
+import { existsSync } from 'node:fs';
+import { ConfigError, loadConfig, parseConfig, resolvePaths } from './config/load.js';
 import { LOG_FORMATS, LOG_LEVELS, type Config } from './config/schema.js';
 import { createLogger, silentLogger } from './log.js';
 import { startHerald } from './server.js';
@@ -22,6 +23,16 @@ const program = new Command();
 interface Globals { config: string; logLevel?: (typeof LOG_LEVELS)[number]; logFormat?: (typeof LOG_FORMATS)[number]; json?: boolean }
 const globals = (): Globals => program.opts<Globals>();
 
+/**
+ * The configuration: --config FILE, else ./config.toml, else (an installed package run anywhere, no
+ * file) the built-in defaults with relative paths taken from the current directory.
+ */
+function readConfig(): Config {
+  const path = globals().config;
+  if (program.getOptionValueSource('config') === 'default' && !existsSync(path)) return resolvePaths(parseConfig('', 'defaults'), process.cwd());
+  return loadConfig(path);
+}
+
 function fail(e: unknown): never {
   const known = e instanceof ConfigError || e instanceof UserError || e instanceof AdminClientError;
   process.stderr.write(`herald: ${known ? e.message : (e as Error).stack}\n`);
@@ -30,7 +41,7 @@ function fail(e: unknown): never {
 
 /** Runs `fn` on the user directory of the store named by the config file, then closes the store. */
 async function withUsers(fn: (users: UserDirectory, config: Config) => Promise<void>): Promise<void> {
-  const config = loadConfig(globals().config);
+  const config = readConfig();
   const store = Store.open(config.store.url, silentLogger);
   try {
     await fn(new UserDirectory(store.collection<UserRecord>('user')), config);
@@ -68,7 +79,7 @@ async function readPassword(prompt: string): Promise<string> {
 function apiCommand<A extends unknown[]>(fn: (client: AdminClient, ...args: A) => Promise<{ json: unknown; text: string }>) {
   return async (...args: A): Promise<void> => {
     try {
-      const client = new AdminClient(loadConfig(globals().config));
+      const client = new AdminClient(readConfig());
       const r = await fn(client, ...args);
       process.stdout.write(globals().json ? `${JSON.stringify(r.json, null, 2)}\n` : r.text);
     } catch (e) {
@@ -93,7 +104,7 @@ program
   .name('herald')
   .description('Herald: a SIP presence server (presence agent, resource lists, SIP and XMPP gateways).')
   .version(VERSION, '-V, --version', 'print the version')
-  .option('-c, --config <file>', "the configuration file (TOML); every key is described in the repository's config.toml", 'config.toml')
+  .option('-c, --config <file>', "the configuration file (TOML; every key is described in the package's config.toml); without it ./config.toml, else the built-in defaults", 'config.toml')
   .addOption(new Option('-l, --log-level <level>', 'override log.level').choices(LOG_LEVELS))
   .addOption(new Option('--log-format <format>', 'override log.format (auto: pretty on a terminal, json otherwise)').choices(LOG_FORMATS))
   .option('--json', 'admin commands: print the API answer as JSON')
@@ -101,7 +112,7 @@ program
     const o = globals();
     let config: Config;
     try {
-      config = loadConfig(o.config);
+      config = readConfig();
       if (o.logLevel) config.log.level = o.logLevel;
       if (o.logFormat) config.log.format = o.logFormat;
     } catch (e) {
@@ -144,7 +155,7 @@ program
     // SIGHUP: re-read the file; apply what can change while running, say what waits for a restart.
     process.on('SIGHUP', () => {
       try {
-        const next = loadConfig(o.config);
+        const next = readConfig();
         if (o.logLevel) next.log.level = o.logLevel;
         const ignored = herald.reload(next);
         log.info({ logLevel: next.log.level, restartNeeded: ignored }, ignored.length ? `configuration reloaded; changes to ${ignored.join(', ')} need a restart` : 'configuration reloaded');

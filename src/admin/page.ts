@@ -18,22 +18,23 @@ export const ADMIN_PAGE = `<!doctype html>
   header .live { margin-left:auto; font-size:12px; }
   .dot { display:inline-block; width:12px; height:12px; border-radius:50%; vertical-align:middle; border:1px solid rgba(0,0,0,.15); }
   .green { background:#22c55e; } .amber { background:#f59e0b; } .red { background:#ef4444; } .grey { background:#a3a9b5; }
-  main { display:grid; grid-template-columns: minmax(420px, 1.2fr) minmax(360px, 1fr); gap:16px; padding:16px 20px; }
-  section { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
+  main { display:grid; grid-template-columns: minmax(420px, 1fr) minmax(420px, 1fr); gap:16px; padding:16px 20px; }
+  section { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:12px 14px; overflow-x:auto; min-width:0; }
   section h2 { font-size:14px; margin:0 0 8px; text-transform:uppercase; letter-spacing:.04em; color:var(--muted); }
   input[type=search] { width:100%; padding:8px 10px; border:1px solid var(--line); border-radius:6px; font:inherit; margin-bottom:8px; }
   table { width:100%; border-collapse:collapse; }
-  th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
+  th, td { text-align:left; padding:6px 6px; border-bottom:1px solid var(--line); vertical-align:top; }
   th { font-weight:600; color:var(--muted); font-size:12px; }
   tr.row { cursor:pointer; } tr.row:hover { background:#f0f4ff; } tr.sel { background:#e4ecff; }
   .aor { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:13px; }
   .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; background:#eef2f6; }
   .badge.active { background:#dcfce7; } .badge.pending { background:#fef3c7; } .badge.terminated, .badge.waiting { background:#fee2e2; }
   .badge.online { background:#dcfce7; } .badge.offline, .badge.connecting { background:#fee2e2; }
-  pre { background:#0f172a; color:#e2e8f0; padding:10px; border-radius:6px; overflow:auto; max-height:260px; font-size:12px; }
+  pre { background:#0f172a; color:#e2e8f0; padding:10px; border-radius:6px; overflow:auto; max-height:320px; font-size:12px; white-space:pre-wrap; word-break:break-all; }
+  .decide { white-space:nowrap; margin-top:4px; } .decide button + button { margin-left:4px; }
   .empty { color:var(--muted); font-style:italic; }
   .stack > section + section { margin-top:16px; }
-  button { font:inherit; font-size:12px; padding:2px 8px; border:1px solid var(--line); border-radius:5px; background:#fff; cursor:pointer; }
+  button { font:inherit; font-size:11px; padding:1px 6px; border:1px solid var(--line); border-radius:5px; background:#fff; cursor:pointer; }
   button:hover { border-color:var(--accent); }
 </style>
 </head>
@@ -113,22 +114,33 @@ async function decide(owner, watcher, action) {
   await api('/api/presentities/' + encodeURIComponent(owner) + '/watchers/' + encodeURIComponent(watcher), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ action }) });
   refresh();
 }
+/** One element a line, indented by depth: enough to read a PIDF document (text, never parsed as HTML). */
+function indentXml(xml) {
+  let depth = 0;
+  return xml.replace(/>\\s*</g, '>\\n<').split('\\n').map((line) => {
+    if (/^<\\//.test(line)) depth = Math.max(0, depth - 1);
+    const out = '  '.repeat(depth) + line;
+    if (/^<[^!?\\/][^>]*[^\\/]>$/.test(line) && !/<\\//.test(line)) depth++;
+    return out;
+  }).join('\\n');
+}
 async function showDetail(aor) {
   const d = await api('/api/presentities/' + encodeURIComponent(aor));
   const body = document.getElementById('detail-body');
   body.className = '';
   const pubs = d.publicationList.map((p) => el('tr', {}, el('td', { class: 'aor' }, (p.devices.length ? p.devices : p.tuples).join(', ')), el('td', { class: 'aor' }, p.etag), el('td', {}, p.expiresIn + ' s')));
-  const ws = d.watcherList.map((w) => el('tr', {}, el('td', { class: 'aor' }, w.watcher), el('td', {}, badge(w.status)), el('td', {}, w.event), el('td', { class: 'aor' }, w.from),
-    el('td', {}, ...['approve', 'polite-block', 'block'].map((a) => el('button', { onclick: () => decide(d.aor, w.watcher, a) }, a)))));
+  const ws = d.watcherList.map((w) => el('tr', {},
+    el('td', {}, el('div', { class: 'aor' }, w.watcher), el('div', { class: 'decide' }, ...['approve', 'polite-block', 'block'].map((a) => el('button', { onclick: () => decide(d.aor, w.watcher, a) }, a)))),
+    el('td', {}, badge(w.status)), el('td', {}, w.event), el('td', { class: 'aor' }, w.from)));
   body.replaceChildren(
     el('h3', { id: 'detail-aor' }, dot(d.colour), ' ', el('span', { class: 'aor' }, d.aor)),
     el('div', {}, 'Basic: ', el('b', { id: 'detail-basic' }, d.basic), d.note ? ' · “' + d.note + '”' : '', d.activities.length ? ' · ' + d.activities.join(', ') : ''),
     el('h4', {}, 'Publications'),
     pubs.length ? el('table', { id: 'detail-pubs' }, el('thead', {}, el('tr', {}, el('th', {}, 'Device'), el('th', {}, 'ETag'), el('th', {}, 'Expires'))), el('tbody', {}, ...pubs)) : el('div', { class: 'empty' }, 'No publications.'),
     el('h4', {}, 'Watchers'),
-    ws.length ? el('table', { id: 'detail-watchers' }, el('thead', {}, el('tr', {}, el('th', {}, 'Watcher'), el('th', {}, 'State'), el('th', {}, 'Event'), el('th', {}, 'From'), el('th', {}, 'Decide'))), el('tbody', {}, ...ws)) : el('div', { class: 'empty' }, 'No watchers.'),
+    ws.length ? el('table', { id: 'detail-watchers' }, el('thead', {}, el('tr', {}, el('th', {}, 'Watcher (decide)'), el('th', {}, 'State'), el('th', {}, 'Event'), el('th', {}, 'From'))), el('tbody', {}, ...ws)) : el('div', { class: 'empty' }, 'No watchers.'),
     el('h4', {}, 'Composed document'),
-    el('pre', {}, d.document || '(nothing published)'));
+    el('pre', { id: 'detail-document' }, d.document ? indentXml(d.document) : '(nothing published)'));
 }
 document.getElementById('search').addEventListener('input', refresh);
 function connect() {

@@ -64,7 +64,7 @@ export interface PresentitySummary {
 /** Every presentity Herald knows of: those who published and those somebody watches. */
 export function presentityNames(h: AdminSource): string[] {
   const names = new Set(h.pa.presentities());
-  for (const r of h.notifier.records()) if (r.event === 'presence' && h.pa.handles(r.resource)) names.add(r.resource);
+  for (const r of h.notifier.records()) if (r.event === 'presence' && h.pa.handles(r.resource) && !h.rls.isList(r.resource)) names.add(r.resource);
   return [...names].sort();
 }
 

@@ -151,6 +151,8 @@ export interface HeraldOptions {
    * `heraldCli(setup.configFile, ['user', 'add', …])`. A failure stops the test (the temp dir is still removed).
    */
   beforeStart?: (setup: HeraldSetup) => Promise<void>;
+  /** The admin listener's port (the admin page test); default an ephemeral one nobody needs to know. */
+  adminPort?: number;
 }
 
 /** What a beforeStart hook gets: the temp dir, the config file and the port Herald will listen on. */
@@ -234,6 +236,9 @@ export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Pro
       '',
       '[xcap]',
       `listen = "${HOST}:${xcapPort}"`,
+      '',
+      '[admin]',
+      `listen = "${HOST}:${opts.adminPort ?? 0}"`,
       '',
       '[store]',
       `url = "sqlite://${join(dir, 'herald.sqlite')}"`,

@@ -1,0 +1,25 @@
+// Log lines exactly as Herald's logger writes them: pino JSON, and pino-pretty as src/log.ts sets it
+// up for a terminal (without colours), for tests of what reads Herald's logs (the fail2ban filter).
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { prettyFactory } from 'pino-pretty';
+
+export function logLines(write: (log: pino.Logger) => void): { json: string[]; pretty: string[] } {
+  const json: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      json.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  write(pino({ level: 'info' }, sink));
+  const pretty = prettyFactory({ colorize: false, translateTime: 'SYS:standard' });
+  return { json, pretty: json.map((l) => pretty(l).trimEnd()) };
+}
+
+/** The reasons issue 16's throttle and digest checks log, in the fixed shape fail2ban matches. */
+export const AUTH_FAILURE_REASONS = ['wrong-password', 'unknown-user', 'stale-nonce', 'replay', 'uri-mismatch', 'foreign-publish', 'throttled'] as const;
+
+export function authFailure(log: pino.Logger, src: string, aor: string, reason: string): void {
+  log.warn({ src, aor, reason }, `auth failure: src=${src} aor=${aor} reason=${reason}`);
+}
