@@ -169,18 +169,18 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     },
     log,
   );
-  n.register(
-    new PresencePackage(hub, pa, views, {
-      unknownPresentity: config.presence.unknown_presentity,
-      rls,
-      // Where Herald itself authenticates everyone (auth on, no trusted proxy in front), it knows its
-      // users: a local URI that is no user, no list and has no publication is 404. Behind a trusted
-      // proxy the users live elsewhere, and any local URI is a presentity.
-      ...(config.auth.enabled && config.auth.trusted_peers.length === 0 && config.auth.trusted_tls_names.length === 0
-        ? { isUser: async (uri: string) => pa.hasPublications(uri) || (await users.get(uri)) !== undefined }
-        : {}),
-    }),
-  );
+  const presence = new PresencePackage(hub, pa, views, {
+    unknownPresentity: config.presence.unknown_presentity,
+    // Where Herald itself authenticates everyone (auth on, no trusted proxy in front), it knows its
+    // users: a local URI that is no user, no list and has no publication is 404. Behind a trusted
+    // proxy the users live elsewhere, and any local URI is a presentity.
+    ...(config.auth.enabled && config.auth.trusted_peers.length === 0 && config.auth.trusted_tls_names.length === 0
+      ? { isUser: async (uri: string) => pa.hasPublications(uri) || (await users.get(uri)) !== undefined }
+      : {}),
+  });
+  // Event: presence has two front ends. A list URI goes to the RLS (RFC 4662) before anything else,
+  // content negotiation included: each front end checks Accept for what it sends.
+  n.register({ event: 'presence', admit: (ctx) => (rls.isList(ctx.resource) ? rls.admit(ctx) : presence.admit(ctx)) });
   n.register(new WinfoPackage(watchers, (r) => pa.handles(r)));
 
   const dispatcher = new Dispatcher(common, (e, tx) => {

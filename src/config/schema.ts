@@ -1,8 +1,11 @@
 // The typed configuration. Every key in config.toml is described here with its default; `.strict()`
 // makes an unknown key an error that names it (the brief: a misspelt key must stop the start).
 import { z } from 'zod';
-import { XmppGatewayConfigSchema } from '../../gateways/xmpp/index.js';
+// The gateways' sections are theirs (gateways/*/config.ts, zod only): like src/server.ts, the
+// configuration schema composes every part, and it loads no gateway code.
+import { XmppGatewayConfigSchema } from '../../gateways/xmpp/config.js';
 import { SipGatewayConfigSchema } from '../../gateways/sip/config.js';
+import type { ListenAddress } from '../sip/transport.js';
 
 const listenRe = /^(udp|tcp|tls|ws|wss):([^\s]+):(\d{1,5})$/;
 
@@ -131,12 +134,6 @@ export const ConfigSchema = z
   });
 
 export type Config = z.infer<typeof ConfigSchema>;
-
-export interface ListenAddress {
-  transport: 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
-  address: string;
-  port: number;
-}
 
 export function parseListen(s: string): ListenAddress {
   const m = listenRe.exec(s);

@@ -1,9 +1,10 @@
 // The RFC 6665 notifier: SUBSCRIBE in, subscription dialogs kept (and persisted), NOTIFY out.
-// Event packages (presence, later presence.winfo and lists) supply the content; this module owns the
-// dialog rules: tags, CSeq, route sets, expiry, refresh, termination and NOTIFY failure handling.
-import { randomBytes } from 'node:crypto';
+// Event packages (presence, presence.winfo; lists through the RLS) supply the content; this module
+// owns the subscriptions: expiry, refresh, termination, NOTIFY pacing. The RFC 3261 §12 dialog rules
+// (tags, CSeq order, route sets, strict routers, which NOTIFY answers are fatal) are src/sip/dialog.ts.
 import type { Logger } from 'pino';
 import { aorOf } from '../formats/uri.js';
+import { acceptInDialog, grantExpires, inDialogTarget, newTag, notifyAnswerEnds, outOfOrder, uasDialog } from '../sip/dialog.js';
 import { header, mergeHeaders, type HeaderList, type SipResponse } from '../sip/message.js';
 import type { ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';
@@ -48,14 +49,6 @@ function ownCopy<T>(v: T): T {
   return JSON.parse(JSON.stringify(v)) as T;
 }
 
-function newTag(): string {
-  return randomBytes(8).toString('hex');
-}
-
-/** RFC 6665 §4.2.2: NOTIFY answers after which the subscription is gone. */
-function fatalNotifyStatus(status: number): boolean {
-  return status === 481 || status === 408 || status === 404 || status === 410 || status === 489 || status === 403 || status >= 600;
-}
 
 /**
  * RFC 5839 §3.2 Suppress-If-Match: an entity-tag (or "*") the subscriber already holds. True when it
@@ -101,6 +94,11 @@ export class Notifier {
     return [...this.live.values()].filter((l) => l.rec.resource === resource).map((l) => l.rec);
   }
 
+  /** A package's default duration over the notifier's (RFC 6665 §7.2). */
+  private bounds(pkg: EventPackage): { minExpires: number; defaultExpires: number; maxExpires: number } {
+    return { minExpires: this.opts.minExpires, defaultExpires: pkg.defaultExpires ?? this.opts.defaultExpires, maxExpires: this.opts.maxExpires };
+  }
+
   private answer(tx: ServerTx, status: number, reason: string, extra: HeaderList = [], toTag?: string): void {
     tx.respond({ status, reason, headers: mergeHeaders(this.opts.commonHeaders(), extra), ...(toTag ? { toTag } : {}) });
   }
@@ -130,12 +128,13 @@ export class Notifier {
       if (id === undefined) return;
       watcher = id || ANONYMOUS_WATCHER;
     }
-    let granted = expires ?? pkg.defaultExpires ?? this.opts.defaultExpires;
     // RFC 6665 §4.2.1.1: too brief ⇒ 423 with Min-Expires; too long ⇒ shortened.
-    if (granted !== 0 && granted < this.opts.minExpires) return this.answer(tx, 423, 'Interval Too Brief', [['Min-Expires', String(this.opts.minExpires)]]);
-    granted = Math.min(granted, this.opts.maxExpires);
+    const g = grantExpires(expires, this.bounds(pkg));
+    if (!g.ok) return this.answer(tx, 423, 'Interval Too Brief', [['Min-Expires', String(g.minExpires)]]);
+    const granted = g.expires;
 
     const localTag = newTag();
+    const dialog = uasDialog(rq);
     const key = `${rq.callId}|${localTag}`;
     // A JSON round trip gives the record strings of its own: the parser's substrings would otherwise
     // keep the whole SUBSCRIBE's text alive for as long as the subscription lives.
@@ -150,11 +149,10 @@ export class Notifier {
       remoteTag: fromTag,
       localUri: rq.to.uri,
       remoteUri: rq.from.uri,
-      remoteTarget: rq.contact[0]!.uri,
-      // RFC 3261 §12.1.1: the UAS's route set is the Record-Route list in order.
-      routeSet: rq.recordRoute.map((r) => `<${r.uri}>${Object.entries(r.params).map(([k, v]) => (v === null ? `;${k}` : `;${k}=${v}`)).join('')}`),
+      remoteTarget: dialog.remoteTarget ?? rq.from.uri,
+      routeSet: dialog.routeSet,
       localCseq: 0,
-      remoteCseq: rq.cseq.seq,
+      remoteCseq: dialog.remoteCseq,
       expiresAt: Date.now() + granted * 1000,
       contentType: '',
       flow: rq.source,
@@ -170,7 +168,7 @@ export class Notifier {
       ...(admission.headers ?? []),
       ['Expires', String(granted)],
       ['Contact', `<${this.stack.contactUri(rq.source.protocol)}>`],
-      ...rq.recordRoute.map((r): [string, string] => ['Record-Route', `<${r.uri}>${Object.entries(r.params).map(([k, v]) => (v === null ? `;${k}` : `;${k}=${v}`)).join('')}`]),
+      ...dialog.routeSet.map((r): [string, string] => ['Record-Route', r]),
     ];
     if (granted === 0) {
       // A fetch (RFC 6665 §4.4.3): one NOTIFY with the state, then the subscription is over.
@@ -205,14 +203,11 @@ export class Notifier {
       return this.answer(tx, 481, 'Subscription Does Not Exist');
     }
     const rec = live.rec;
-    // RFC 3261 §12.2.2: a lower CSeq is out of order.
-    if (rq.cseq.seq <= rec.remoteCseq) return this.answer(tx, 500, 'CSeq Out of Order');
-    const pkg = this.packages.get(event)!;
-    let granted = expires ?? pkg.defaultExpires ?? this.opts.defaultExpires;
-    if (granted !== 0 && granted < this.opts.minExpires) return this.answer(tx, 423, 'Interval Too Brief', [['Min-Expires', String(this.opts.minExpires)]]);
-    granted = Math.min(granted, this.opts.maxExpires);
-    rec.remoteCseq = rq.cseq.seq;
-    if (rq.contact[0]) rec.remoteTarget = rq.contact[0].uri; // target refresh (RFC 6665 §4.1.2.1)
+    if (outOfOrder(rec, rq)) return this.answer(tx, 500, 'CSeq Out of Order');
+    const g = grantExpires(expires, this.bounds(this.packages.get(event)!));
+    if (!g.ok) return this.answer(tx, 423, 'Interval Too Brief', [['Min-Expires', String(g.minExpires)]]);
+    const granted = g.expires;
+    acceptInDialog(rec, rq);
     rec.flow = rq.source;
     const okHeaders: HeaderList = [['Expires', String(granted)], ['Contact', `<${this.stack.contactUri(rq.source.protocol)}>`]];
     if (granted === 0) {
@@ -310,9 +305,7 @@ export class Notifier {
     const body = final && content.state !== 'active' ? undefined : content.body;
     // A list NOTIFY without a body still says it is one (RFC 4662 §4.5).
     if (conditional !== undefined && rec.contentType === 'multipart/related') content.headers = [['Require', 'eventlist']];
-    const strict = rec.routeSet.length > 0 && !/;lr\b/i.test(rec.routeSet[0]!);
-    const uri = strict ? rec.routeSet[0]!.replace(/^<|>.*$/g, '') : rec.remoteTarget;
-    const route = strict ? [...rec.routeSet.slice(1), `<${rec.remoteTarget}>`] : rec.routeSet;
+    const { uri, route } = inDialogTarget(rec);
     this.notifiesSent++;
     let res: SipResponse | undefined;
     try {
@@ -344,7 +337,7 @@ export class Notifier {
       live.binding.close(live.terminating);
       return;
     }
-    if (!res || fatalNotifyStatus(res.status)) {
+    if (notifyAnswerEnds(res?.status)) {
       // RFC 6665 §4.2.2: a 481, a timeout (or another fatal answer) removes the subscription.
       this.log.info({ key: rec.key, status: res?.status ?? 'timeout', resource: rec.resource }, 'NOTIFY failed; subscription removed');
       this.drop(live);

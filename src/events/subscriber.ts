@@ -1,12 +1,12 @@
 // The RFC 6665 subscriber: SUBSCRIBE out, subscription dialogs kept (and persisted), NOTIFY in.
 // The mirror of notifier.ts. Owners (the SIP gateway, the reg-event source) name what to subscribe to
-// and get notices back; this module owns the dialog rules: tags, CSeq both ways, route sets, refresh
-// before expiry, unsubscribe, the NOTIFY that arrives before the 2xx (§4.1.2.4), error answers
-// (423, 401/407, 4xx/5xx/6xx, 481, timeouts) and Subscription-State reasons (§4.1.3).
-import { randomBytes } from 'node:crypto';
+// and get notices back; this module owns the subscription: refresh before expiry, unsubscribe, the
+// NOTIFY that arrives before the 2xx (§4.1.2.4), Timer N, error answers (423, 401/407, 4xx/5xx/6xx,
+// 481, timeouts) and Subscription-State reasons (§4.1.3). The RFC 3261 §12 dialog rules (tags, CSeq
+// order, route sets, strict routers, which answers are fatal) are src/sip/dialog.ts.
 import type { Logger } from 'pino';
-import { formatParams } from '../sip/codec.js';
-import { header, type HeaderList, type NameAddr, type OutgoingRequest, type SipResponse } from '../sip/message.js';
+import { acceptInDialog, classifyFailure, inDialogTarget, newCallId, newTag, outOfOrder, refreshAnswerEnds, uacDialog, uasDialog } from '../sip/dialog.js';
+import { header, type HeaderList, type OutgoingRequest, type SipResponse } from '../sip/message.js';
 import type { ServerTx, SipStack } from '../sip/stack.js';
 import type { Collection } from '../store/store.js';
 import { T1 } from '../sip/transaction.js';
@@ -85,8 +85,8 @@ export interface SubscriberOptions {
   /** Backoff bounds for new subscriptions after a failure (ms): min, doubling, capped at max. */
   minRetryMs: number;
   maxRetryMs: number;
-  /** RFC 6665 §4.1.2.4: no NOTIFY this long after the 2xx ⇒ the subscription failed. Default 64·T1. */
-  notifyTimeoutMs?: number;
+  /** RFC 6665 §4.1.2.4 Timer N: no NOTIFY this long after the 2xx ⇒ the subscription failed. Default 64·T1. */
+  timerNMs?: number;
   /**
    * Credentials for a 401/407 (RFC 3261 §22.2): the Authorization or Proxy-Authorization header to
    * retry with, or undefined when there is nothing to answer with. Called once per challenged request.
@@ -108,19 +108,32 @@ export interface SubscriptionHandle {
   readonly established: boolean;
 }
 
-type Phase = 'idle' | 'subscribing' | 'established' | 'refreshing' | 'waiting' | 'unsubscribing' | 'done';
+/**
+ * The subscriber's state, as RFC 6665 §4.1.2 names it (Figure 2): `init` before the SUBSCRIBE,
+ * `notify_wait` until the first NOTIFY (bounded by Timer N), then `pending` or `active` as the
+ * NOTIFYs say, `terminated` when it is over — for good (`gone`), or until a new subscription
+ * starts from `init` again after the backoff or Retry-After.
+ */
+type State = 'init' | 'notify_wait' | 'pending' | 'active' | 'terminated';
+
+/** A SUBSCRIBE transaction the subscriber is in, besides its state. */
+type Doing = 'subscribing' | 'refreshing' | 'unsubscribing' | undefined;
 
 interface Sub {
   rec: SubscriberRecord;
   onNotice: NoticeHandler;
-  phase: Phase;
+  state: State;
+  doing: Doing;
+  /** Terminated for good: nothing follows. */
+  gone: boolean;
   /** Bumped for every new dialog; answers for an older one are ignored. */
   gen: number;
   /** Consecutive failures (backoff exponent). */
   attempt: number;
   timer: NodeJS.Timeout | undefined;
   staleTimer: NodeJS.Timeout | undefined;
-  notifyTimer: NodeJS.Timeout | undefined;
+  /** RFC 6665 §4.1.2.4 Timer N: no NOTIFY this long after the SUBSCRIBE ⇒ the subscription failed. */
+  timerN: NodeJS.Timeout | undefined;
   /** A NOTIFY arrived in the current dialog. */
   notified: boolean;
   /** The owner holds a state from this subscription that a loss makes stale. */
@@ -135,21 +148,14 @@ const RESUBSCRIBE_REASONS = new Set(['deactivated', 'probation', 'timeout']);
 /** ... and after which the subscriber gives up. */
 const FINAL_REASONS = new Set(['rejected', 'noresource', 'giveup', 'invariant']);
 
-/** The phase, read afresh (it changes across awaits; TypeScript's narrowing does not know). */
-function phaseOf(sub: Sub): Phase {
-  return sub.phase;
+/** Read afresh (it changes across awaits; TypeScript's narrowing does not know). */
+function doingOf(sub: Sub): Doing {
+  return sub.doing;
 }
 
-function newTag(): string {
-  return randomBytes(8).toString('hex');
-}
-
-function newCallId(): string {
-  return `${randomBytes(12).toString('hex')}@herald`;
-}
-
-function formatRoute(na: NameAddr): string {
-  return `<${na.uri}>${formatParams(na.params)}`;
+/** A dialog with the notifier, and no SUBSCRIBE of ours in flight: a refresh may be scheduled. */
+function settled(sub: Sub): boolean {
+  return sub.doing === undefined && !sub.gone && (sub.state === 'notify_wait' || sub.state === 'pending' || sub.state === 'active');
 }
 
 function withLr(uri: string): string {
@@ -181,18 +187,6 @@ export function parseSubscriptionState(v: string | undefined): SubscriptionState
   return out;
 }
 
-/**
- * How an error answer to a SUBSCRIBE is handled: 'retry' opens a new subscription after a backoff,
- * 'final' ends it with the reason for the owner (RFC 6665 §4.1.2.1, §4.1.2.2; RFC 5057 for 408/481).
- */
-export function classifyFailure(status: number | undefined): { action: 'retry' } | { action: 'final'; reason: string } {
-  if (status === undefined || status === 408 || status === 481 || status === 480 || status === 486 || status === 482 || status === 483) return { action: 'retry' };
-  if (status >= 500 && status < 600 && status !== 501) return { action: 'retry' };
-  if (status === 404 || status === 604 || status === 410 || status === 489 || status === 405 || status === 501) return { action: 'final', reason: 'noresource' };
-  // 403, 603, an unanswerable 401/407 and every other refusal: the notifier does not want us.
-  return { action: 'final', reason: 'rejected' };
-}
-
 export class Subscriber {
   private readonly subs = new Map<string, Sub>();
   /** In-dialog requests find their subscription by Call-ID and our tag (RFC 3261 §12.2.2). */
@@ -208,7 +202,7 @@ export class Subscriber {
     private readonly log: Logger,
   ) {}
 
-  /** Subscriptions held (in any phase but done). */
+  /** Subscriptions held (in any state but terminated for good). */
   get size(): number {
     return this.subs.size;
   }
@@ -253,14 +247,14 @@ export class Subscriber {
         if (live) {
           const sub = this.newSub(rec, () => undefined);
           this.index(sub);
-          sub.phase = 'established';
+          sub.state = 'active';
           void this.unsubscribe(sub);
         } else void this.store.delete(key);
         continue;
       }
       if (live) {
         const sub = this.newSub(rec, handler);
-        sub.phase = 'established';
+        sub.state = 'active';
         sub.notified = true;
         this.index(sub);
         resumed++;
@@ -308,7 +302,7 @@ export class Subscriber {
       return true;
     }
     // RFC 3261 §12.2.2: requests in a dialog arrive in CSeq order; an older one is refused.
-    if (rec.remoteCseq >= 0 && rq.cseq.seq <= rec.remoteCseq) {
+    if (outOfOrder(rec, rq)) {
       tx.respond({ status: 500, reason: 'CSeq Out of Order' });
       return true;
     }
@@ -317,36 +311,35 @@ export class Subscriber {
       tx.respond({ status: 400, reason: 'Missing or Bad Subscription-State' });
       return true;
     }
-    rec.remoteCseq = rq.cseq.seq;
     if (rec.remoteTag === undefined) {
-      // §4.1.2.4: a NOTIFY before the 2xx creates the dialog. We are the UAS of this request, so the
-      // route set is its Record-Route in order (RFC 3261 §12.1.1).
-      rec.remoteTag = fromTag;
-      rec.routeSet = rq.recordRoute.map(formatRoute);
-      if (rq.contact[0]) rec.remoteTarget = rq.contact[0].uri;
+      // §4.1.2.4: a NOTIFY before the 2xx creates the dialog. We are the UAS of this request
+      // (RFC 3261 §12.1.1).
+      const d = uasDialog(rq);
+      rec.remoteTag = d.remoteTag;
+      rec.routeSet = d.routeSet;
       rec.established = true;
-    } else if (rq.contact[0]) {
-      rec.remoteTarget = rq.contact[0].uri; // target refresh (§4.1.2.4: NOTIFY is a target refresh request)
     }
+    acceptInDialog(rec, rq);
     tx.respond({ status: 200, reason: 'OK' });
-    if (sub.phase === 'unsubscribing' || sub.phase === 'done') {
+    if (sub.doing === 'unsubscribing' || sub.gone) {
       if (ss.state === 'terminated') this.finish(sub);
       return true;
     }
-    if (sub.notifyTimer) clearTimeout(sub.notifyTimer);
-    sub.notifyTimer = undefined;
+    if (sub.timerN) clearTimeout(sub.timerN);
+    sub.timerN = undefined;
     if (!sub.notified) sub.since = Date.now();
     sub.notified = true;
     if (ss.state === 'terminated') {
       this.terminatedByNotifier(sub, ss);
       return true;
     }
+    sub.state = ss.state;
     if (ss.expires !== undefined) {
       // §4.1.2.3: the notifier may shorten the subscription; the refresh moves accordingly.
       const at = Date.now() + ss.expires * 1000;
       if (at < rec.expiresAt || rec.expiresAt === 0) {
         rec.expiresAt = at;
-        if (sub.phase === 'established') this.scheduleRefresh(sub);
+        if (settled(sub)) this.scheduleRefresh(sub);
       }
     }
     if (sub.staleTimer) clearTimeout(sub.staleTimer);
@@ -379,7 +372,7 @@ export class Subscriber {
   // ---- requests --------------------------------------------------------------------------------
 
   private newSub(rec: SubscriberRecord, onNotice: NoticeHandler): Sub {
-    const sub: Sub = { rec, onNotice, phase: 'idle', gen: 0, attempt: 0, timer: undefined, staleTimer: undefined, notifyTimer: undefined, notified: false, hasState: false, since: 0, stopping: undefined };
+    const sub: Sub = { rec, onNotice, state: 'init', doing: undefined, gone: false, gen: 0, attempt: 0, timer: undefined, staleTimer: undefined, timerN: undefined, notified: false, hasState: false, since: 0, stopping: undefined };
     this.subs.set(rec.spec.id, sub);
     return sub;
   }
@@ -410,8 +403,8 @@ export class Subscriber {
   }
 
   private clearTimers(sub: Sub): void {
-    for (const t of [sub.timer, sub.staleTimer, sub.notifyTimer]) if (t) clearTimeout(t);
-    sub.timer = sub.staleTimer = sub.notifyTimer = undefined;
+    for (const t of [sub.timer, sub.staleTimer, sub.timerN]) if (t) clearTimeout(t);
+    sub.timer = sub.staleTimer = sub.timerN = undefined;
   }
 
   /** The request for the current dialog state (initial when there is no remote tag yet). */
@@ -419,14 +412,9 @@ export class Subscriber {
     const rec = sub.rec;
     const spec = rec.spec;
     const inDialog = rec.remoteTag !== undefined;
-    let uri = inDialog ? rec.remoteTarget : spec.target;
-    let route: string[] = inDialog ? [...rec.routeSet] : [];
-    if (inDialog && route.length > 0 && !/;lr\b/i.test(route[0]!)) {
-      // RFC 3261 §12.2.1.1: a strict router first: it becomes the Request-URI.
-      route = [...route.slice(1), `<${rec.remoteTarget}>`];
-      uri = rec.routeSet[0]!.replace(/^<|>.*$/g, '');
-    }
-    if (route.length === 0 && spec.proxy) route = [withLr(spec.proxy)];
+    const target = inDialog ? inDialogTarget(rec) : { uri: spec.target, route: [] };
+    const uri = target.uri;
+    const route = target.route.length === 0 && spec.proxy ? [withLr(spec.proxy)] : target.route;
     const headers: [string, string][] = [
       ['Event', spec.event],
       ['Accept', spec.accept.join(', ')],
@@ -501,37 +489,38 @@ export class Subscriber {
 
   /** A new subscription: a new dialog (Call-ID, tag, CSeq), the initial SUBSCRIBE. */
   private async startNew(sub: Sub): Promise<void> {
-    if (this.stopped || sub.phase === 'unsubscribing' || sub.phase === 'done') return;
+    if (this.stopped || sub.doing === 'unsubscribing' || sub.gone) return;
     const old = this.dialogKey(sub.rec);
     if (this.byDialog.get(old) === sub) this.byDialog.delete(old);
     sub.rec = this.freshRecord(sub.rec.spec);
     sub.gen++;
     sub.notified = false;
-    sub.phase = 'subscribing';
+    sub.state = 'notify_wait';
+    sub.doing = 'subscribing';
     this.index(sub); // a NOTIFY may come before the 2xx (§4.1.2.4)
     const gen = sub.gen;
     await this.persist(sub);
     const res = await this.transact(sub, sub.rec.spec.expires);
-    if (gen !== sub.gen || phaseOf(sub) === 'done') return;
+    if (gen !== sub.gen || sub.gone) return;
     if (res && res.status >= 200 && res.status < 300) {
       this.onEstablished(sub, res);
-      if (phaseOf(sub) === 'unsubscribing' || sub.stopping) {
+      if (doingOf(sub) === 'unsubscribing' || sub.stopping) {
         // Stopped while the SUBSCRIBE was in flight: end the dialog it created.
         await this.sendUnsubscribe(sub);
         return;
       }
       if (!sub.notified) {
-        sub.notifyTimer = setTimeout(() => {
-          sub.notifyTimer = undefined;
-          if (gen !== sub.gen || sub.notified || sub.phase === 'done') return;
-          this.log.info({ id: sub.rec.spec.id }, 'no NOTIFY after the 2xx; subscription considered failed');
+        sub.timerN = setTimeout(() => {
+          sub.timerN = undefined;
+          if (gen !== sub.gen || sub.notified || sub.gone) return;
+          this.log.info({ id: sub.rec.spec.id }, 'Timer N: no NOTIFY after the 2xx; subscription considered failed');
           this.failed(sub, undefined);
-        }, this.opts.notifyTimeoutMs ?? 64 * T1);
-        sub.notifyTimer.unref?.();
+        }, this.opts.timerNMs ?? 64 * T1);
+        sub.timerN.unref?.();
       }
       return;
     }
-    if (phaseOf(sub) === 'unsubscribing') {
+    if (doingOf(sub) === 'unsubscribing') {
       this.finish(sub);
       return;
     }
@@ -542,10 +531,11 @@ export class Subscriber {
   private onEstablished(sub: Sub, res: SipResponse): void {
     const rec = sub.rec;
     if (rec.remoteTag === undefined) {
-      // RFC 3261 §12.1.2: as UAC, the route set is the Record-Route reversed.
-      rec.remoteTag = res.to.params['tag'] ?? undefined;
-      rec.routeSet = res.recordRoute.map(formatRoute).reverse();
-      if (res.contact[0]) rec.remoteTarget = res.contact[0].uri;
+      // As UAC of the SUBSCRIBE (RFC 3261 §12.1.2).
+      const d = uacDialog(res);
+      rec.remoteTag = d.remoteTag;
+      rec.routeSet = d.routeSet;
+      if (d.remoteTarget !== undefined) rec.remoteTarget = d.remoteTarget;
     }
     rec.established = true;
     // §4.1.2.1: the 2xx's Expires is the granted duration (it must be there; else what we asked for).
@@ -554,9 +544,9 @@ export class Subscriber {
     const at = Date.now() + secs * 1000;
     // A NOTIFY that came first may have said less already.
     rec.expiresAt = sub.notified && rec.expiresAt > 0 ? Math.min(rec.expiresAt, at) : at;
-    if (sub.phase === 'subscribing') sub.phase = 'established';
+    if (sub.doing === 'subscribing') sub.doing = undefined;
     void this.persist(sub);
-    if (sub.phase === 'established') this.scheduleRefresh(sub);
+    if (settled(sub)) this.scheduleRefresh(sub);
   }
 
   private scheduleRefresh(sub: Sub): void {
@@ -572,13 +562,13 @@ export class Subscriber {
 
   /** An in-dialog refresh (RFC 6665 §4.1.2.2). */
   private async refresh(sub: Sub): Promise<void> {
-    if (this.stopped || sub.phase !== 'established') return;
-    sub.phase = 'refreshing';
+    if (this.stopped || !settled(sub)) return;
+    sub.doing = 'refreshing';
     const gen = sub.gen;
     const res = await this.transact(sub, sub.rec.spec.expires);
     if (gen !== sub.gen) return;
-    if (phaseOf(sub) === 'unsubscribing' || phaseOf(sub) === 'done') return;
-    sub.phase = 'established';
+    if (doingOf(sub) === 'unsubscribing' || sub.gone) return;
+    sub.doing = undefined;
     if (res && res.status >= 200 && res.status < 300) {
       const granted = parseDeltaSeconds(header(res, 'expires'));
       const secs = typeof granted === 'number' ? granted : sub.rec.spec.expires;
@@ -595,7 +585,7 @@ export class Subscriber {
     const status = res?.status;
     // §4.1.2.2: a refresh failing with a code not listed as fatal leaves the subscription valid until it
     // expires: try the refresh again later while there is time.
-    const fatal = status === undefined || status === 481 || status === 408 || status === 404 || status === 405 || status === 410 || status === 416 || (status >= 480 && status <= 485) || status === 489 || status === 501 || status === 604 || status === 403 || status === 603;
+    const fatal = refreshAnswerEnds(status);
     const left = sub.rec.expiresAt - Date.now();
     if (!fatal && left > 2 * this.opts.minRetryMs) {
       sub.timer = setTimeout(() => {
@@ -633,7 +623,8 @@ export class Subscriber {
   /** Back off, then subscribe anew. The owner's state goes stale when the last granted time runs out. */
   private wait(sub: Sub, delay: number): void {
     if (this.stopped) return;
-    sub.phase = 'waiting';
+    sub.state = 'terminated';
+    sub.doing = undefined;
     void this.persist(sub);
     if (sub.timer) clearTimeout(sub.timer);
     sub.timer = setTimeout(() => {
@@ -645,7 +636,7 @@ export class Subscriber {
       const left = Math.max(0, sub.rec.expiresAt - Date.now());
       sub.staleTimer = setTimeout(() => {
         sub.staleTimer = undefined;
-        if (sub.phase === 'done' || sub.rec.established) return;
+        if (sub.gone || sub.rec.established) return;
         sub.hasState = false;
         sub.onNotice({ kind: 'stale' });
       }, Math.min(left, 2 ** 31 - 1));
@@ -657,8 +648,8 @@ export class Subscriber {
   private dropDialog(sub: Sub): void {
     const k = this.dialogKey(sub.rec);
     if (this.byDialog.get(k) === sub) this.byDialog.delete(k);
-    if (sub.notifyTimer) clearTimeout(sub.notifyTimer);
-    sub.notifyTimer = undefined;
+    if (sub.timerN) clearTimeout(sub.timerN);
+    sub.timerN = undefined;
     sub.rec.established = false;
     sub.rec.remoteTag = undefined;
     sub.gen++;
@@ -672,7 +663,9 @@ export class Subscriber {
 
   private finish(sub: Sub): void {
     this.clearTimers(sub);
-    sub.phase = 'done';
+    sub.state = 'terminated';
+    sub.doing = undefined;
+    sub.gone = true;
     const k = this.dialogKey(sub.rec);
     if (this.byDialog.get(k) === sub) this.byDialog.delete(k);
     if (this.subs.get(sub.rec.spec.id) === sub) {
@@ -684,18 +677,18 @@ export class Subscriber {
   /** RFC 6665 §4.1.2.3: unsubscribe with Expires: 0 in the dialog. */
   private unsubscribe(sub: Sub): Promise<void> {
     if (sub.stopping) return sub.stopping;
-    const inFlight = sub.phase === 'subscribing' && !sub.rec.established;
+    const inFlight = sub.doing === 'subscribing' && !sub.rec.established;
     this.clearTimers(sub);
-    if (sub.phase === 'done') return Promise.resolve();
+    if (sub.gone) return Promise.resolve();
     if (this.subs.get(sub.rec.spec.id) === sub) this.subs.delete(sub.rec.spec.id);
     void this.store.delete(sub.rec.spec.id).catch(() => undefined);
     if (inFlight) {
       // The initial SUBSCRIBE's answer decides: a 2xx is followed by the unsubscribe (startNew).
-      sub.phase = 'unsubscribing';
+      sub.doing = 'unsubscribing';
       sub.stopping = Promise.resolve();
       return sub.stopping;
     }
-    if (!sub.rec.established || sub.phase === 'waiting' || sub.phase === 'idle') {
+    if (!sub.rec.established || sub.state === 'terminated' || sub.state === 'init') {
       this.finish(sub);
       return Promise.resolve();
     }
@@ -704,7 +697,7 @@ export class Subscriber {
   }
 
   private async sendUnsubscribe(sub: Sub): Promise<void> {
-    sub.phase = 'unsubscribing';
+    sub.doing = 'unsubscribing';
     this.clearTimers(sub);
     const res = await this.transact(sub, 0);
     if (!res || res.status >= 300) {
@@ -718,7 +711,7 @@ export class Subscriber {
   }
 
   private async persist(sub: Sub): Promise<void> {
-    if (sub.phase === 'done' || sub.phase === 'unsubscribing' || this.subs.get(sub.rec.spec.id) !== sub) return;
+    if (sub.gone || sub.doing === 'unsubscribing' || this.subs.get(sub.rec.spec.id) !== sub) return;
     try {
       await this.store.put(sub.rec.spec.id, { ...sub.rec, spec: { ...sub.rec.spec }, routeSet: [...sub.rec.routeSet] });
     } catch {

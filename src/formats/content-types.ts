@@ -86,6 +86,35 @@ function specificity(r: Range, candidate: string): number {
   return -1;
 }
 
+function rangesOf(acceptHeader: string): Range[] {
+  const ranges: Range[] = [];
+  splitList(acceptHeader).forEach((item, i) => {
+    if (item.trim() === '') return;
+    const r = parseRange(item, i);
+    if (r) ranges.push(r);
+  });
+  return ranges;
+}
+
+/** The q-value of the most specific range matching `candidate` (0: none), and where it stands. */
+function quality(ranges: readonly Range[], candidate: string): { q: number; position: number } {
+  let spec = -1;
+  let q = 0;
+  let position = Infinity;
+  for (const r of ranges) {
+    const s = specificity(r, candidate);
+    if (s < 0 || s < spec) continue;
+    if (s > spec || r.q > q) { q = r.q; position = r.position; }
+    spec = s;
+  }
+  return spec < 0 ? { q: 0, position: Infinity } : { q, position };
+}
+
+/** Whether a present Accept header admits `type` (RFC 3261 §20.1 with the RFC 7231 §5.3.2 rules). */
+export function acceptsType(acceptHeader: string, type: string): boolean {
+  return quality(rangesOf(acceptHeader), type).q > 0;
+}
+
 /**
  * Chooses the presence body format for a SUBSCRIBE. No Accept header means PIDF (RFC 3856 §6.6,
  * RFC 6665 §7.1.1 / §8.4: the package's default). Otherwise each candidate gets the q-value of
@@ -97,50 +126,17 @@ function specificity(r: Range, candidate: string): number {
  */
 export function negotiatePresenceType(acceptHeader: string | undefined): PresenceContentType | undefined {
   if (acceptHeader === undefined) return CT.PIDF;
-  const ranges: Range[] = [];
-  splitList(acceptHeader).forEach((item, i) => {
-    if (item.trim() === '') return;
-    const r = parseRange(item, i);
-    if (r) ranges.push(r);
-  });
+  const ranges = rangesOf(acceptHeader);
   let best: { ct: PresenceContentType; q: number; position: number; pref: number } | undefined;
   PRESENCE_TYPES.forEach((ct, pref) => {
-    let spec = -1;
-    let q = 0;
-    let position = Infinity;
-    for (const r of ranges) {
-      const s = specificity(r, ct);
-      if (s < 0 || s < spec) continue;
-      if (s > spec || r.q > q) { q = r.q; position = r.position; }
-      spec = s;
-    }
-    if (spec < 0 || q <= 0) return;
+    const { q, position } = quality(ranges, ct);
+    if (q <= 0) return;
     // Candidates are visited in preference order, so PIDF, visited first, keeps every tie.
     const better = best === undefined || q > best.q ||
       (q === best.q && best.pref !== 0 && position < best.position);
     if (better) best = { ct, q, position, pref };
   });
   return best?.ct;
-}
-
-/**
- * Whether an Accept header (absent: the package default, so yes) accepts `type`, by the most
- * specific range that matches it, wildcards included, with q > 0.
- */
-export function acceptsType(acceptHeader: string | undefined, type: string): boolean {
-  if (acceptHeader === undefined) return true;
-  let spec = -1;
-  let q = 0;
-  splitList(acceptHeader).forEach((item, i) => {
-    const r = item.trim() === '' ? undefined : parseRange(item, i);
-    if (!r) return;
-    const s = specificity(r, type);
-    if (s > spec || (s === spec && r.q > q)) {
-      spec = s;
-      q = r.q;
-    }
-  });
-  return spec >= 0 && q > 0;
 }
 
 /**

@@ -1,7 +1,7 @@
 // The `presence` event package (RFC 3856) on top of the notifier: a subscription is a watch on the
 // hub, its content the presentity's document in the negotiated format, as the watcher view
-// (src/policy/view.ts) says this watcher may see it. List URIs are not this package's: the wiring
-// routes them to the RLS before any content negotiation (RFC 4662).
+// (src/policy/view.ts) says this watcher may see it. List URIs never reach it: the wiring routes
+// them to the RLS before any content negotiation (RFC 4662).
 import type { PidfDocument } from '../formats/pidf.js';
 import { serializePidf } from '../formats/pidf.js';
 import { CT, acceptsExactly, negotiatePresenceType, type PresenceContentType } from '../formats/content-types.js';
@@ -16,15 +16,12 @@ import { header } from '../sip/message.js';
 import type { AdmitContext, Admission, Binding, EventPackage, NotifyContent, TerminationReason } from '../events/subscription.js';
 import type { PresenceAgent } from './pa.js';
 import { watcherId } from './watchers.js';
-import type { ResourceListServer } from '../rls/rls.js';
 
 export interface PresencePackageOptions {
   /** RFC 3856 leaves it open: a never-published local user is shown closed, or refused with 480. */
   unknownPresentity: 'closed' | '480';
   /** Whether a local URI names a user (404 otherwise); absent: every local URI is a presentity. */
   isUser?: (uri: string) => Promise<boolean>;
-  /** The resource list server: list URIs are its subscriptions (RFC 4662). */
-  rls?: ResourceListServer;
 }
 
 const renderers: Record<PresenceContentType, (doc: PidfDocument) => string> = {
@@ -71,7 +68,6 @@ export class PresencePackage implements EventPackage {
     } else {
       contentType = (ctx.contentType as PresenceContentType) in renderers ? (ctx.contentType as PresenceContentType) : CT.PIDF;
     }
-    if (this.opts.rls?.isList(ctx.resource)) return this.opts.rls.admit(ctx);
     const provider = this.hub.providerFor(ctx.resource);
     if (!provider) return { ok: false, status: 404, reason: 'Not Found' };
     const local = this.pa.handles(ctx.resource);

@@ -5,6 +5,7 @@ import { PidfError, parsePidf, serializePidf, type PidfDocument } from '../forma
 import { applyPatch, parsePidfDiff, type PidfDiff } from '../formats/pidf-diff.js';
 import { toReasonPhrase } from '../formats/xml.js';
 import { aorOf } from '../formats/uri.js';
+import { grantExpires } from '../sip/dialog.js';
 import { header, mergeHeaders, type HeaderList } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
 import { parseDeltaSeconds, parseEventHeader } from '../events/subscription.js';
@@ -43,9 +44,9 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
   // §6 step 3 / §5: Expires bounds.
   const e = parseDeltaSeconds(header(rq, 'expires'));
   if (e === 'bad') return answer(400, 'Bad Expires');
-  let expires = e ?? o.defaultExpires;
-  if (expires !== 0 && expires < o.minExpires) return answer(423, 'Interval Too Brief', [['Min-Expires', String(o.minExpires)]]);
-  expires = Math.min(expires, o.maxExpires);
+  const g = grantExpires(e, o);
+  if (!g.ok) return answer(423, 'Interval Too Brief', [['Min-Expires', String(g.minExpires)]]);
+  const expires = g.expires;
 
   let document: PidfDocument | undefined;
   let body = rq.body;

@@ -130,8 +130,12 @@ export class ResourceListServer {
     if (rq) {
       // RFC 4662 §4.1/§4.3: a list URI without `Supported: eventlist` ⇒ 421 with Require.
       if (!supportsEventlist(header(rq, 'supported'))) return { ok: false, status: 421, reason: 'Extension Required', headers: [['Require', 'eventlist']] };
-      // RFC 4662 §5: a list's state is a multipart/related body; a subscriber that takes none gets 406.
-      if (!acceptsType(header(rq, 'accept'), CT.MULTIPART_RELATED)) return { ok: false, status: 406, reason: 'Not Acceptable', headers: [['Accept', `${CT.MULTIPART_RELATED}, ${CT.RLMI}, ${CT.PIDF}`]] };
+      // RFC 4662 §5.1: list state is multipart/related with an RLMI root; a subscriber that says what it
+      // accepts must accept both (no Accept: the package's default, which for a list is RLMI).
+      const accept = header(rq, 'accept');
+      if (accept !== undefined && !(acceptsType(accept, CT.RLMI) && acceptsType(accept, CT.MULTIPART_RELATED))) {
+        return { ok: false, status: 406, reason: 'Not Acceptable', headers: [['Accept', `${CT.MULTIPART_RELATED}, ${CT.RLMI}, ${CT.PIDF}`]] };
+      }
     }
     const resolved = await this.lists.resolve(ctx.resource);
     if (!resolved) return { ok: false, status: 404, reason: 'Not Found' };

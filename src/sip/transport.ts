@@ -13,7 +13,6 @@ import { readFileSync } from 'node:fs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import type { Flow, Protocol } from './message.js';
-import type { ListenAddress } from '../config/schema.js';
 
 export interface InboundMessage {
   head: Buffer;
@@ -26,6 +25,13 @@ export interface InboundMessage {
 }
 
 export type InboundHandler = (m: InboundMessage) => void;
+
+/** One listening address (config [sip] listen, "<transport>:<address>:<port>"). */
+export interface ListenAddress {
+  transport: 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
+  address: string;
+  port: number;
+}
 
 export interface TransportOptions {
   listen: ListenAddress[];

@@ -20,10 +20,8 @@ import { XcapError, conflict, notFound, type UniquenessConflict } from './errors
 import { attributeBody, elementBody, namespaceBody, parseAttributeValue, parseElementFragment, rootNamespaceContext } from './fragment.js';
 import { XcapPathError, parseNodeSelector, type NodeSelector, type XcapPath } from './path.js';
 import { cloneElement, existingPrefix, insertElement, selectAll } from './select.js';
-import {
-  RLS_GLOBAL_INDEX, RLS_USER_INDEX, XCAP_CAPS_INDEX, rlsGlobalIndex, suggestAlternative, usageFor, xcapCapsDocument,
-  type XcapUsage,
-} from './usages.js';
+import { suggestAlternative, type XcapUsage } from './usage.js';
+import { RLS_GLOBAL_INDEX, RLS_USER_INDEX, XCAP_CAPS_INDEX, rlsGlobalIndex, usageFor, xcapCapsDocument } from './usages.js';
 
 export interface StoredXcapDoc {
   auid: string;

@@ -7,7 +7,7 @@ import { CT } from '../formats/content-types.js';
 import { canonicalOrSelf, isAbsoluteUri } from '../formats/uri.js';
 import { conflict, type UniquenessConflict } from './errors.js';
 import { key, validateSchema, walk, stepName, invalid, type ElementRule, type Schema } from './schema.js';
-import type { ServerUniqueValue, XcapUsage } from './usages.js';
+import { suggestAlternative, type ServerUniqueValue, type XcapUsage } from './usage.js';
 
 const RL = NS.RESOURCE_LISTS;
 const RLS = NS.RLS_SERVICES;
@@ -65,16 +65,6 @@ const RLS_SCHEMA: Schema = {
     ...LIST_RULES,
   },
 };
-
-/** A value not in `taken`, for <alt-value>: "name-2", "name-3"... (SIP URIs: in the user part). */
-export function suggestAlternative(value: string, taken: (candidate: string) => boolean): string[] {
-  const at = /^(sips?:)([^@;?]+)(@.*)$/i.exec(value);
-  for (let n = 2; n < 1000; n++) {
-    const candidate = at ? `${at[1] as string}${at[2] as string}-${n}${at[3] as string}` : `${value}-${n}`;
-    if (!taken(candidate)) return [candidate];
-  }
-  return [];
-}
 
 function isListContainer(el: XmlElement): boolean {
   return (el.ns === RL && (el.name === 'list' || el.name === 'resource-lists')) || (el.ns === RLS && el.name === 'list');

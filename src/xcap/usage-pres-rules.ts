@@ -6,9 +6,8 @@
 import { NS } from '../formats/xml.js';
 import { CT } from '../formats/content-types.js';
 import { conflict, type UniquenessConflict } from './errors.js';
-import { suggestAlternative } from './usage-lists.js';
 import { key, validateSchema, type ElementRule, type Schema } from './schema.js';
-import type { XcapUsage } from './usages.js';
+import { suggestAlternative, type XcapUsage } from './usage.js';
 
 const CP = NS.COMMON_POLICY;
 const PR = NS.PRES_RULES;

@@ -10,33 +10,9 @@ import { NS, serializeXml, type XmlElement } from '../formats/xml.js';
 import { CT } from '../formats/content-types.js';
 import { presRulesUsage } from './usage-pres-rules.js';
 import { resourceListsUsage, rlsServicesUsage } from './usage-lists.js';
+import type { XcapUsage } from './usage.js';
 
-export { rlsGlobalIndex, suggestAlternative } from './usage-lists.js';
-
-/** A value that must be unique across every document of the usage on the server (RFC 4826 §4.4.5). */
-export interface ServerUniqueValue {
-  /** Where it is, as a node selector relative to the document (for <exists field>). */
-  field: string;
-  /** As written. */
-  value: string;
-  /** As compared. */
-  canonical: string;
-}
-
-export interface XcapUsage {
-  readonly auid: string;
-  /** RFC 4825 §5.1: the MIME type of whole documents. */
-  readonly mime: string;
-  /** RFC 4825 §5.2: the namespace of unprefixed element names in node selectors. */
-  readonly defaultNs: string;
-  /** The usage's namespaces with their conventional prefixes (for PUT element fragments). */
-  readonly prefixes: Readonly<Record<string, string>>;
-  /** False for a usage with only generated global documents. */
-  readonly userDocuments: boolean;
-  /** RFC 4825 §5.3–5.4: schema and additional constraints; throws a 409 XcapError. */
-  validate(root: XmlElement): void;
-  serverUnique?(root: XmlElement): ServerUniqueValue[];
-}
+export { rlsGlobalIndex } from './usage-lists.js';
 
 /** RFC 4825 §12: the capabilities usage; validate is never reached, nothing can be written. */
 const xcapCapsUsage: XcapUsage = {

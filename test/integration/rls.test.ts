@@ -130,6 +130,24 @@ describe('resource list server', () => {
     assert.match(left.body, /event="timeout"/);
   });
 
+  test('a list is routed to the RLS before content negotiation: Accept naming only RLMI and multipart/related gets 200 and RLMI', async () => {
+    const s = await subscribeList('buddies', { Accept: 'application/rlmi+xml, multipart/related' });
+    assert.equal(s.res.status, 200);
+    const n0 = await s.next();
+    assert.match(n0.msg.h('content-type')!, /^multipart\/related;.*type="application\/rlmi\+xml"/);
+    assert.equal(n0.rlmi.fullState, true);
+    await w.request('SUBSCRIBE', uri('buddies'), {
+      from: uri('watcher'), fromTag: s.fromTag, toTag: s.res.toTag!, callId: s.callId, cseq: 2,
+      headers: { Event: 'presence', Expires: '0', Supported: 'eventlist' },
+    });
+  });
+
+  test('the RLS checks Accept itself: a list subscriber that accepts no RLMI gets 406', async () => {
+    const r = await w.request('SUBSCRIBE', uri('buddies'), { from: uri('watcher'), headers: { Event: 'presence', Expires: '600', Supported: 'eventlist', Accept: 'application/pidf+xml' } });
+    assert.equal(r.status, 406);
+    assert.match(r.h('accept') ?? '', /application\/rlmi\+xml/);
+  });
+
   test('the same buddy in two lists costs one back-end watch', async () => {
     const before = h.herald.hub.stats();
     const a = await subscribeList('buddies');
