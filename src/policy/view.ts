@@ -108,12 +108,12 @@ export class WatcherView {
   }
 
   /**
-   * The watcher arrives: a new one is reported (RFC 5025 §3.2.1: the presentity sees the attempt
-   * even when it is blocked); one the registry already knows (a subscription restored after a
-   * restart) keeps its entry.
+   * The watcher arrives: a new one, or one coming back after it ended, is reported (RFC 5025
+   * §3.2.1: the presentity sees the attempt even when it is blocked); one the registry holds as
+   * pending or active (a subscription restored after a restart) keeps its entry.
    */
   arrive(): void {
-    if (this.status !== undefined) return;
+    if (this.status === 'pending' || this.status === 'active') return;
     const h = this.first();
     this.report(statusOf(h), h === 'block' ? 'rejected' : 'subscribe');
   }
