@@ -282,7 +282,7 @@ export interface RlsBenchRow {
   refresh: Phase;
 }
 
-interface Dialog {
+export interface Dialog {
   target: string;
   callId: string;
   fromTag: string;

@@ -19,7 +19,7 @@ import { pathToFileURL } from 'node:url';
 import { startTestHerald, tempDir, type DeepPartial, type TestHerald } from '../test/support/herald.js';
 import { freePort } from '../test/support/process.js';
 import { xcap } from '../test/support/xcap.js';
-import { BenchUA, fmtBytes, minus, quiet, until, windowed, type Wire } from './rls.js';
+import { BenchUA, fmtBytes, minus, quiet, until, windowed, type Dialog, type Wire } from './rls.js';
 
 const D = 'example.test';
 const OWNER = { username: 'owner', password: 'owner-pw' };
@@ -34,15 +34,6 @@ const presence = (entity: string, body: string): string =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${entity}">${body}</presence>`;
 
 const LIST_HEADERS = ['Event: presence', 'Supported: eventlist', 'Accept: application/rlmi+xml, multipart/related, application/pidf+xml', 'Expires: 3600'];
-
-interface Dialog {
-  target: string;
-  callId: string;
-  fromTag: string;
-  toTag: string;
-  cseq: number;
-  etag?: string;
-}
 
 async function withHerald<T>(overrides: DeepPartial, fn: (h: TestHerald) => Promise<T>): Promise<T> {
   const h = await startTestHerald(overrides);

@@ -11,8 +11,8 @@
 // What is written: changes at the granularity of RFC 4479 elements identified by id (tuple,
 // dm:person, dm:device): a changed element is replaced whole, a new one added, a gone one removed.
 // Anything else (notes, other extensions, the entity) changing ⇒ no patch: full state instead.
-import { NS, XmlError, childElements, parseXml, serializeXml, type XmlElement, type XmlLimits, type XmlNode } from './xml.js';
-import { PidfError, pidfElement, pidfFromElement, serializePidf, type PidfDocument } from './pidf.js';
+import { NS, childElements, serializeXml, type XmlElement, type XmlLimits, type XmlNode } from './xml.js';
+import { PidfError, parseXmlOr, pidfElement, pidfFromElement, serializePidf, type PidfDocument } from './pidf.js';
 
 export type PatchOp =
   | { op: 'add'; sel: string; pos: 'before' | 'after' | 'prepend' | undefined; type: string | undefined; content: XmlNode[] }
@@ -42,13 +42,7 @@ function rootPrefixes(text: string): Map<string, string> {
 
 /** Parses a pidf-diff document (RFC 5262 §4): pidf-full or patch. */
 export function parsePidfDiff(text: string, limits?: Partial<XmlLimits>): PidfDiff {
-  let root: XmlElement;
-  try {
-    root = parseXml(text, limits);
-  } catch (e) {
-    if (e instanceof XmlError) throw bad(e.message);
-    throw e;
-  }
+  const root = parseXmlOr(text, limits, bad);
   if (root.ns !== NS.PIDF_DIFF) throw bad('root element is not in the pidf-diff namespace');
   if (root.name === 'pidf-full') {
     const version = versionOf(root);

@@ -79,15 +79,19 @@ function parseTuple(el: XmlElement): PidfTuple {
  * verbatim as an extension, in document order.
  */
 export function parsePidf(text: string, limits?: Partial<XmlLimits>): PidfDocument {
-  let root: XmlElement;
-  try {
-    root = parseXml(text, limits);
-  } catch (e) {
-    if (e instanceof XmlError) throw bad(e.message);
-    throw e;
-  }
+  const root = parseXmlOr(text, limits, bad);
   if (root.ns !== NS.PIDF || root.name !== 'presence') throw bad('root element is not a PIDF presence');
   return pidfFromElement(root);
+}
+
+/** parseXml, its errors turned into the caller's (a PidfError with the format's own prefix). */
+export function parseXmlOr(text: string, limits: Partial<XmlLimits> | undefined, wrap: (message: string) => Error): XmlElement {
+  try {
+    return parseXml(text, limits);
+  } catch (e) {
+    if (e instanceof XmlError) throw wrap(e.message);
+    throw e;
+  }
 }
 
 /** The checks of parsePidf on an element already parsed (RFC 5262 pidf-full, a patched tree). */
