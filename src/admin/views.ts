@@ -61,10 +61,11 @@ export interface PresentitySummary {
   watchers: number;
 }
 
-/** Every presentity Herald knows of: those who published and those somebody watches. */
+/** Every presentity Herald knows of: local users who published and those somebody watches. */
 export function presentityNames(h: AdminSource): string[] {
   const names = new Set(h.pa.presentities());
-  for (const r of h.notifier.records()) if (r.event === 'presence' && h.pa.handles(r.resource) && !h.rls.isList(r.resource)) names.add(r.resource);
+  // Watched directly, in a list, or by a Jabber user: every watch goes through the hub.
+  for (const r of h.hub.resources()) if (h.pa.handles(r) && !h.rls.isList(r)) names.add(r);
   return [...names].sort();
 }
 
@@ -114,7 +115,9 @@ export function watchersOf(h: AdminSource, aor: string): Record<string, unknown>
     .sort((a, b) => a.since - b.since)
     .map((w: WatcherRecord) => {
       const sub = byId.get(w.id);
-      return { watcher: w.uri, id: w.id, status: w.status, event: w.event, package: w.package, since: iso(w.since), updatedAt: iso(w.updatedAt), from: sub ? flowText(sub) : 'gateway' };
+      // A live watcher without a SIP dialog here came through a gateway (a Jabber watcher); an ended one has none.
+      const from = sub ? flowText(sub) : w.status === 'active' || w.status === 'pending' ? 'gateway' : '-';
+      return { watcher: w.uri, id: w.id, status: w.status, event: w.event, package: w.package, since: iso(w.since), updatedAt: iso(w.updatedAt), from };
     });
 }
 

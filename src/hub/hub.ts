@@ -65,6 +65,11 @@ export class Hub {
     return this.entries.get(resource)?.snapshot;
   }
 
+  /** The resources watched right now (the admin API). */
+  resources(): string[] {
+    return [...new Set([...this.entries.keys()].map((k) => k.split('\n')[0]!))];
+  }
+
   /** Observable cost: upstream watches (one per resource) and watchers behind them. */
   stats(): { resources: number; watchers: number } {
     let watchers = 0;
