@@ -2,12 +2,11 @@
 // configured peers (a proxy in front, a federated domain), and "anonymous" for everyone else.
 // RFC 5025 §3.1.1: policy decides on the authenticated identity, never on a bare From.
 import type { Logger } from 'pino';
-import { aorOf } from '../formats/uri.js';
+import { aorOf, sipUriEquivalent } from '../formats/uri.js';
 import { header, type HeaderList, type SipRequest } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
 import { challenges, readDigest, verifyDigest, type NonceManager, type ReplayGuard } from './digest.js';
 import { logAuthFailure, type AuthThrottle } from './throttle.js';
-import { sipUrisEquivalent } from '../sip/uri-equivalence.js';
 import type { DigestAlgorithm, UserDirectory } from './users.js';
 import { isTrustedAddress } from './trust.js';
 
@@ -88,7 +87,7 @@ export class SipAuthenticator {
       }
       // RFC 2617 §3.2.2.5 (RFC 3261 §22.4): the digest-uri must name the Request-URI's resource;
       // an equivalent form (RFC 3261 §19.1.4) is the same resource.
-      if (!sipUrisEquivalent(d.uri, rq.uri)) {
+      if (!sipUriEquivalent(d.uri, rq.uri)) {
         logAuthFailure(this.o.log, src, claimedAor, 'uri-mismatch');
         this.o.throttle.failure(src, claimedAor);
         continue;
