@@ -33,6 +33,11 @@ export interface StartOptions {
 export interface InternalMemory {
   measure: string;
   bytes: number;
+  /** Herald only (bench/heap-probe.ts): bytes allocated on the V8 heap since start, GCs and their time, young generation size. */
+  allocated?: number;
+  gcs?: number;
+  gcMs?: number;
+  newSpace?: number;
 }
 
 export class Server {
@@ -207,6 +212,10 @@ export function startHerald(o: StartOptions): Server {
 
 interface ProbeReport {
   heapUsed: number;
+  allocated?: number;
+  gcs?: number;
+  gcMs?: number;
+  newSpace?: number;
   at: number;
   gc?: boolean;
   ready?: boolean;
@@ -233,7 +242,9 @@ async function heapAfterGc(server: Server, file: string): Promise<InternalMemory
   for (let i = 0; i < 100; i++) {
     await sleep(50);
     const r = readProbe(file);
-    if (r && r.at !== before.at && r.gc) return { measure: 'V8 heap used after a forced full GC', bytes: r.heapUsed };
+    if (r && r.at !== before.at && r.gc) {
+      return { measure: 'V8 heap used after a forced full GC', bytes: r.heapUsed, allocated: r.allocated, gcs: r.gcs, gcMs: r.gcMs, newSpace: r.newSpace };
+    }
   }
   return undefined;
 }
