@@ -36,11 +36,32 @@ export interface NotifierOptions {
 interface Live {
   rec: SubscriptionRecord;
   binding: Binding;
+  /** The tag of the last NOTIFY's body as sent (rec.lastTag is that, or undefined while not durable). */
+  sentTag: string | undefined;
+  /** When the last NOTIFY left (ms; 0: none since start). */
+  sentAt: number;
+  /** rec.version as last written (a versioned package's NOTIFY waits for its version to be durable). */
+  durableVersion: number;
   inFlight: boolean;
   /** Another NOTIFY is due once the one in flight is answered. */
   again: boolean;
   terminating: TerminationReason | undefined;
   gone: boolean;
+}
+
+/** CSeqs reserved per dialog write: a NOTIFY costs a store write once per this many. */
+const CSEQ_BLOCK = 1000;
+/**
+ * A dialog whose last NOTIFY is older than this is quiet: a change then writes the tag it sends, so a
+ * restart does not repeat it. A busy dialog's tag is not written per NOTIFY (it is marked unknown
+ * once, and written again by sweep() when the dialog has been quiet this long).
+ */
+const QUIET_MS = 5000;
+/** Bound on the quiet dialogs written back per sweep (a background write, batched by the store). */
+const CLEAN_PER_SWEEP = 5000;
+
+function newLive(rec: SubscriptionRecord): Live {
+  return { rec, binding: undefined as unknown as Binding, sentTag: rec.lastTag, sentAt: 0, durableVersion: rec.version, inFlight: false, again: false, terminating: undefined, gone: false };
 }
 
 function ownCopy<T>(v: T): T {
@@ -60,6 +81,8 @@ export class Notifier {
   private readonly packages = new Map<string, EventPackage>();
   private readonly live = new Map<string, Live>();
   private readonly expiry = new ExpiryWheel<string>();
+  /** Dialogs whose stored lastTag is unknown (undefined) while their last body's tag is not. */
+  private readonly unknownTag = new Set<Live>();
   private stopped = false;
   /** NOTIFY transactions sent; the bench and the metrics read it. */
   notifiesSent = 0;
@@ -148,7 +171,7 @@ export class Notifier {
       lastTag: undefined,
       version: 0,
     });
-    const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
+    const live = newLive(rec);
     const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, changed: () => this.changed(live), nextVersion: () => rec.version++ });
     if (!admission.ok) return this.answer(tx, admission.status, admission.reason, admission.headers ?? []);
     rec.contentType = admission.contentType;
@@ -249,14 +272,34 @@ export class Notifier {
       live.gone = true;
     }
     // After a restart, and for changes that render to the same body, an unchanged body needs no NOTIFY.
-    if (!force && !live.terminating && content.tag !== undefined && content.tag === rec.lastTag && rec.localCseq > 0) return;
+    if (!force && !live.terminating && content.tag !== undefined && content.tag === live.sentTag && rec.localCseq > 0) return;
     live.inFlight = true;
     live.again = false;
     rec.localCseq++;
-    rec.lastTag = content.tag;
     const final = live.terminating !== undefined;
-    // The CSeq is durable before the NOTIFY leaves: a crash cannot make Herald reuse it.
-    await this.persist(rec, final);
+    const tag = content.tag;
+    if (final) {
+      this.unknownTag.delete(live);
+      await this.persist(rec, true);
+    } else {
+      // The record is written before this NOTIFY leaves only when something durable must change:
+      // its CSeq goes above the reserved block, its document version moved (winfo, RLMI), or the
+      // stored tag would claim the watcher has a body it no longer has.
+      const reserve = rec.localCseq > (rec.cseqReserved ?? 0);
+      const staleTag = rec.lastTag !== undefined && rec.lastTag !== tag;
+      if (reserve || staleTag || rec.version !== live.durableVersion) {
+        if (reserve) rec.cseqReserved = rec.localCseq + CSEQ_BLOCK - 1;
+        const quiet = Date.now() - live.sentAt >= QUIET_MS;
+        // A busy dialog's tag stays unknown in the store (else its next NOTIFY would need a write too).
+        rec.lastTag = quiet ? tag : staleTag ? undefined : rec.lastTag;
+        live.durableVersion = rec.version;
+        await this.persist(rec);
+      }
+      if (rec.lastTag === undefined && tag !== undefined) this.unknownTag.add(live);
+      else this.unknownTag.delete(live);
+    }
+    live.sentTag = tag;
+    live.sentAt = Date.now();
     const remaining = Math.max(0, Math.round((rec.expiresAt - Date.now()) / 1000));
     const subState = final ? `terminated;reason=${live.terminating}` : `${content.state};expires=${remaining}${content.stateParams ?? ''}`;
     // A terminated NOTIFY carries the last state only when the package still has something to show.
@@ -319,14 +362,26 @@ export class Notifier {
   /** Removes a subscription without a NOTIFY. */
   private drop(live: Live): void {
     live.gone = true;
+    this.unknownTag.delete(live);
     this.live.delete(live.rec.key);
     this.expiry.delete(live.rec.key);
     live.binding.close('timeout');
     void this.store.delete(live.rec.key);
   }
 
-  /** Ends subscriptions whose time ran out, with `terminated;reason=timeout`. */
+  /** Ends subscriptions whose time ran out, with `terminated;reason=timeout`; writes back quiet dialogs' tags. */
   sweep(now = Date.now()): void {
+    let cleaned = 0;
+    for (const live of this.unknownTag) {
+      if (cleaned >= CLEAN_PER_SWEEP) break;
+      if (live.inFlight || now - live.sentAt < QUIET_MS) continue;
+      this.unknownTag.delete(live);
+      if (live.gone) continue;
+      // In the background: until it is written, a restart would resend the state (harmless).
+      live.rec.lastTag = live.sentTag;
+      void this.persist(live.rec);
+      cleaned++;
+    }
     for (const key of this.expiry.due(now)) {
       const live = this.live.get(key);
       if (!live) continue;
@@ -353,7 +408,9 @@ export class Notifier {
         void this.store.delete(key);
         continue;
       }
-      const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, terminating: undefined, gone: false };
+      // Go on above every CSeq the dialog may have used before the restart.
+      rec.localCseq = Math.max(rec.localCseq, rec.cseqReserved ?? 0);
+      const live = newLive(rec);
       const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, changed: () => this.changed(live), nextVersion: () => rec.version++ });
       if (!admission.ok) {
         live.binding = { content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }), close: () => undefined };
@@ -372,6 +429,14 @@ export class Notifier {
   /** Stops sending; subscriptions stay in the store for the next start (SIGTERM is not an unsubscribe). */
   async stop(): Promise<void> {
     this.stopped = true;
+    // A clean stop writes the tags busy dialogs sent, so the next start resends nothing unchanged.
+    const writes: Promise<void>[] = [];
+    for (const l of this.unknownTag) {
+      l.rec.lastTag = l.sentTag;
+      writes.push(this.persist(l.rec));
+    }
+    this.unknownTag.clear();
+    await Promise.all(writes);
     for (const l of this.live.values()) l.binding.close();
     this.live.clear();
   }
