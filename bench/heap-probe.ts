@@ -7,7 +7,23 @@
 // was freed by a GC, so allocated(t) = Σ over GCs (used before − used after) + used(t). The GC
 // figures come from v8.GCProfiler (one record per GC, read and restarted at each probe).
 import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import v8 from 'node:v8';
+
+// With $HERALD_BENCH_ALLOC_PROFILE (bench --prof): a sampled profile of every allocation, collected
+// or not (node --heap-prof keeps only what is still alive at exit), written there at exit.
+const allocOut = process.env['HERALD_BENCH_ALLOC_PROFILE'];
+if (allocOut) {
+  const session = new Session();
+  session.connect();
+  session.post('HeapProfiler.startSampling', { samplingInterval: 32768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  process.once('exit', () => {
+    // The in-process inspector answers synchronously, so this completes inside the exit handler.
+    session.post('HeapProfiler.stopSampling', (err, r) => {
+      if (!err) writeFileSync(allocOut, JSON.stringify(r.profile));
+    });
+  });
+}
 
 interface GcRecord {
   cost: number;

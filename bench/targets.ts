@@ -23,7 +23,7 @@ export interface StartOptions {
   port: number;
   /** CPU to pin the server to (taskset -c), or undefined for none. */
   cpu: number | undefined;
-  /** Herald only: write a V8 CPU profile into this directory on exit. */
+  /** Herald only: write a V8 CPU profile and a sampled allocation profile into this directory on exit. */
   cpuProfDir?: string;
   /** Herald only: its store, SQLite in the temp dir (the default, as deployed) or memory://. */
   store?: 'sqlite' | 'memory';
@@ -204,7 +204,8 @@ export function startHerald(o: StartOptions): Server {
   const probeFile = join(o.dir, 'heap-probe.json');
   const nodeArgs = ['--expose-gc', '--import', pathToFileURL(HEAP_PROBE).href, ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
   const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, HERALD_CLI, '--config', cfg]);
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HERALD_BENCH_PROBE: probeFile } });
+  const env = { ...process.env, HERALD_BENCH_PROBE: probeFile, ...(o.cpuProfDir ? { HERALD_BENCH_ALLOC_PROFILE: join(o.cpuProfDir, `Alloc.${Date.now()}.heapprofile`) } : {}) };
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   const server = new Server('herald', child, o.port);
   server.internalMemory = () => heapAfterGc(server, probeFile);
   return server;

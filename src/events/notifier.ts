@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { aorOf } from '../sip/codec.js';
-import { header, mergeHeaders, type HeaderList, type SipResponse } from '../sip/message.js';
+import { header, mergeHeaders, type HeaderList } from '../sip/message.js';
 import type { ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';
 import { ExpiryWheel } from '../util/expiry.js';
@@ -308,9 +308,9 @@ export class Notifier {
     const uri = strict ? rec.routeSet[0]!.replace(/^<|>.*$/g, '') : rec.remoteTarget;
     const route = strict ? [...rec.routeSet.slice(1), `<${rec.remoteTarget}>`] : rec.routeSet;
     this.notifiesSent++;
-    let res: SipResponse | undefined;
+    let status: number | undefined;
     try {
-      res = await this.stack.send(
+      status = await this.stack.sendForStatus(
         {
           method: 'NOTIFY',
           uri,
@@ -338,9 +338,9 @@ export class Notifier {
       live.binding.close(live.terminating);
       return;
     }
-    if (!res || fatalNotifyStatus(res.status)) {
+    if (status === undefined || fatalNotifyStatus(status)) {
       // RFC 6665 §4.2.2: a 481, a timeout (or another fatal answer) removes the subscription.
-      this.log.info({ key: rec.key, status: res?.status ?? 'timeout', resource: rec.resource }, 'NOTIFY failed; subscription removed');
+      this.log.info({ key: rec.key, status: status ?? 'timeout', resource: rec.resource }, 'NOTIFY failed; subscription removed');
       this.drop(live);
       return;
     }

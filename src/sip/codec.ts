@@ -147,6 +147,59 @@ export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
   };
 }
 
+/** What a client transaction matches a response on (RFC 3261 §17.1.3). */
+export interface ResponseKey {
+  status: number;
+  /** The top Via's branch. */
+  branch: string;
+  /** The CSeq method. */
+  method: string;
+}
+
+const PEEK_BRANCH = /;\s*branch\s*=\s*([^;,\s]+)/i;
+const PEEK_CSEQ = /^\s*\d{1,10}\s+([A-Za-z]+)\s*$/;
+
+/**
+ * Reads only the status line, the top Via's branch and the CSeq method of a response's header
+ * section, so that a response whose transaction needs nothing more (a 200 to a NOTIFY) is matched
+ * without the full parse. Undefined when it is not that simple (not a response, folded lines, no
+ * Via or CSeq, a bad status): the full decode then has the last word.
+ */
+export function peekResponse(head: Buffer): ResponseKey | undefined {
+  // "SIP/2.0 " then three digits.
+  if (head.length < 12 || head[0] !== 0x53 || head[3] !== 0x2f || head[7] !== 0x20) return undefined;
+  const text = head.toString('latin1');
+  if (!text.startsWith('SIP/2.0 ')) return undefined;
+  const status = Number(text.slice(8, 11));
+  if (!Number.isInteger(status) || status < 100 || status > 699 || (text.length > 11 && text[11] !== ' ')) return undefined;
+  let branch: string | undefined;
+  let method: string | undefined;
+  let pos = text.indexOf('\r\n') + 2;
+  if (pos < 2) return undefined;
+  while (pos < text.length && (branch === undefined || method === undefined)) {
+    let eol = text.indexOf('\r\n', pos);
+    if (eol < 0) eol = text.length;
+    const c = text.charCodeAt(pos);
+    if (c === 32 || c === 9) return undefined; // a folded line: leave it to the parser
+    const colon = text.indexOf(':', pos);
+    if (colon > pos && colon < eol) {
+      const name = text.slice(pos, colon).trimEnd().toLowerCase();
+      if (branch === undefined && (name === 'via' || name === 'v')) {
+        const first = text.slice(colon + 1, eol).split(',', 1)[0]!;
+        const m = PEEK_BRANCH.exec(first);
+        if (!m) return undefined;
+        branch = m[1]!;
+      } else if (method === undefined && name === 'cseq') {
+        const m = PEEK_CSEQ.exec(text.slice(colon + 1, eol));
+        if (!m) return undefined;
+        method = m[1]!; // method names are case-sensitive (RFC 3261 §7.1)
+      }
+    }
+    pos = eol + 2;
+  }
+  return branch !== undefined && method !== undefined ? { status, branch, method } : undefined;
+}
+
 function headerDisplayName(n: string): string {
   return n === 'call-id' ? 'Call-ID' : n === 'cseq' ? 'CSeq' : n.replace(/\b[a-z]/g, (c) => c.toUpperCase());
 }

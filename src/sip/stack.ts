@@ -3,7 +3,7 @@
 import net from 'node:net';
 import sip from 'sip';
 import type { Logger } from 'pino';
-import { decode, encodeRawResponse, encodeRequest, encodeResponse, formatParams, parseSipUri, type ResponseSpec } from './codec.js';
+import { decode, encodeRawResponse, encodeRequest, encodeResponse, formatParams, parseSipUri, peekResponse, type ResponseSpec } from './codec.js';
 import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse } from './message.js';
 import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
 import { Transports, type InboundMessage, type TransportOptions } from './transport.js';
@@ -63,6 +63,8 @@ export class SipStack {
   private readonly transports: Transports;
   private readonly servers = new ServerTransactions();
   private readonly clients = new ClientTransactions<SipResponse>();
+  /** Client transactions whose caller needs only the final status (NOTIFY): matched by peekResponse. */
+  private readonly statusClients = new ClientTransactions<number>();
   private readonly badLog: BadInputLog;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -82,6 +84,7 @@ export class SipStack {
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.clients.clear();
+    this.statusClients.clear();
     this.servers.clear();
     await this.transports.stop();
   }
@@ -111,6 +114,17 @@ export class SipStack {
         this.transports.send(m.flow, encodeRawResponse(raw, m.tooLarge ? 413 : 400, why));
       }
       return;
+    }
+    // A response to a transaction that needs only its status is matched on three fields, unparsed.
+    const peek = this.statusClients.size > 0 ? peekResponse(m.head) : undefined;
+    if (peek) {
+      const key = `${peek.branch}|${peek.method}`;
+      if (this.statusClients.has(key)) {
+        this.counters.responsesIn++;
+        if (peek.status < 200) this.statusClients.provisional(key);
+        else this.statusClients.finish(key, peek.status);
+        return;
+      }
     }
     let d;
     try {
@@ -195,7 +209,16 @@ export class SipStack {
    * undefined when the transaction timed out or no next hop could be reached (RFC 6665 treats both
    * like a 408 for NOTIFY).
    */
-  async send(req: OutgoingRequest, opts: SendOptions = {}): Promise<SipResponse | undefined> {
+  send(req: OutgoingRequest, opts: SendOptions = {}): Promise<SipResponse | undefined> {
+    return this.transact(req, opts, this.clients);
+  }
+
+  /** As send(), for a caller that needs only the final status (NOTIFY): its response is never parsed in full. */
+  sendForStatus(req: OutgoingRequest, opts: SendOptions = {}): Promise<number | undefined> {
+    return this.transact(req, opts, this.statusClients);
+  }
+
+  private async transact<R>(req: OutgoingRequest, opts: SendOptions, table: ClientTransactions<R>): Promise<R | undefined> {
     const flow = opts.flow && this.transports.hasConnection(opts.flow) ? opts.flow : (await this.nextHop(req))[0];
     if (!flow) return undefined;
     const branch = newBranch();
@@ -217,11 +240,12 @@ export class SipStack {
       ...(req.contentType ? { contentType: req.contentType } : {}),
     });
     this.counters.requestsOut++;
+    const key = `${branch}|${req.method}`;
     return new Promise((resolve) => {
-      this.clients.start(
-        `${branch}|${req.method}`,
+      table.start(
+        key,
         () => {
-          if (!this.transports.send(flow, data)) this.clients.finish(`${branch}|${req.method}`, undefined);
+          if (!this.transports.send(flow, data)) table.finish(key, undefined);
         },
         flow.protocol !== 'UDP',
         resolve,

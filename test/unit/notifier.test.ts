@@ -37,7 +37,7 @@ function tx(request: SipRequest): ServerTx & { answers: ResponseSpec[] } {
 function harness() {
   const sent: OutgoingRequest[] = [];
   let answer: (r: OutgoingRequest) => Promise<SipResponse | undefined> = async () => ({ status: 200 } as SipResponse);
-  const stack = { send: (r: OutgoingRequest) => (sent.push(r), answer(r)), contactUri: () => 'sip:127.0.0.1:5060' } as unknown as SipStack;
+  const stack = { sendForStatus: (r: OutgoingRequest) => (sent.push(r), answer(r).then((a) => a?.status)), contactUri: () => 'sip:127.0.0.1:5060' } as unknown as SipStack;
   const store = Store.open('memory://', silentLogger).collection<SubscriptionRecord>('subscription');
   const n = new Notifier(stack, store, { minExpires: 10, defaultExpires: 3600, maxExpires: 7200, commonHeaders: () => [] }, silentLogger);
   let body = 'v1';
@@ -177,7 +177,7 @@ test('refresh: 481 for an unknown dialog, 500 for an old CSeq, 423 below the min
 /** A second notifier on the same store, as after a SIGKILL (nothing was stopped or flushed by hand). */
 async function restarted(h: ReturnType<typeof harness>) {
   const sent: OutgoingRequest[] = [];
-  const stack = { send: (r: OutgoingRequest) => (sent.push(r), Promise.resolve({ status: 200 } as SipResponse)), contactUri: () => 'sip:127.0.0.1:5060' } as unknown as SipStack;
+  const stack = { sendForStatus: (r: OutgoingRequest) => (sent.push(r), Promise.resolve(200)), contactUri: () => 'sip:127.0.0.1:5060' } as unknown as SipStack;
   const n = new Notifier(stack, h.store, { minExpires: 10, defaultExpires: 3600, maxExpires: 7200, commonHeaders: () => [] }, silentLogger);
   let body = 'v1';
   n.register({ event: 'presence', admit: () => ({ ok: true, contentType: 'text/plain', binding: { content: (): NotifyContent => ({ state: 'active', body, contentType: 'text/plain', tag: body }), close: () => undefined } }) });
