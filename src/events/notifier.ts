@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { aorOf } from '../sip/codec.js';
 import { header, mergeHeaders, type HeaderList } from '../sip/message.js';
-import type { ServerTx, SipStack } from '../sip/stack.js';
+import type { PreparedRequest, ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';
 import { ExpiryWheel } from '../util/expiry.js';
 import {
@@ -42,6 +42,8 @@ interface Live {
   sentAt: number;
   /** rec.version as last written (a versioned package's NOTIFY waits for its version to be durable). */
   durableVersion: number;
+  /** The dialog's NOTIFY serialized but for CSeq, state and body, while the dialog is busy. */
+  prepared: PreparedRequest | undefined;
   inFlight: boolean;
   /** Another NOTIFY is due once the one in flight is answered. */
   again: boolean;
@@ -61,7 +63,7 @@ const QUIET_MS = 5000;
 const CLEAN_PER_SWEEP = 5000;
 
 function newLive(rec: SubscriptionRecord): Live {
-  return { rec, binding: undefined as unknown as Binding, sentTag: rec.lastTag, sentAt: 0, durableVersion: rec.version, inFlight: false, again: false, terminating: undefined, gone: false };
+  return { rec, binding: undefined as unknown as Binding, sentTag: rec.lastTag, sentAt: 0, durableVersion: rec.version, prepared: undefined, inFlight: false, again: false, terminating: undefined, gone: false };
 }
 
 function ownCopy<T>(v: T): T {
@@ -83,6 +85,8 @@ export class Notifier {
   private readonly expiry = new ExpiryWheel<string>();
   /** Dialogs whose stored lastTag is unknown (undefined) while their last body's tag is not. */
   private readonly unknownTag = new Set<Live>();
+  /** Dialogs that sent a NOTIFY lately (they keep their prepared NOTIFY until sweep() finds them quiet). */
+  private readonly busy = new Set<Live>();
   private stopped = false;
   /** NOTIFY transactions sent; the bench and the metrics read it. */
   notifiesSent = 0;
@@ -216,6 +220,7 @@ export class Notifier {
     rec.remoteCseq = rq.cseq.seq;
     if (rq.contact[0]) rec.remoteTarget = rq.contact[0].uri; // target refresh (RFC 6665 §4.1.2.1)
     rec.flow = rq.source;
+    live.prepared = undefined; // the target and flow may have changed
     const okHeaders: HeaderList = [['Expires', String(granted)], ['Contact', `<${this.stack.contactUri(rq.source.protocol)}>`]];
     if (granted === 0) {
       // Unsubscribe: a final NOTIFY, terminated. The reason is "timeout", as for an expiry: the
@@ -300,41 +305,27 @@ export class Notifier {
     }
     live.sentTag = tag;
     live.sentAt = Date.now();
+    this.busy.add(live);
     const remaining = Math.max(0, Math.round((rec.expiresAt - Date.now()) / 1000));
     const subState = final ? `terminated;reason=${live.terminating}` : `${content.state};expires=${remaining}${content.stateParams ?? ''}`;
     // A terminated NOTIFY carries the last state only when the package still has something to show.
     const body = final && content.state !== 'active' ? undefined : content.body;
-    const strict = rec.routeSet.length > 0 && !/;lr\b/i.test(rec.routeSet[0]!);
-    const uri = strict ? rec.routeSet[0]!.replace(/^<|>.*$/g, '') : rec.remoteTarget;
-    const route = strict ? [...rec.routeSet.slice(1), `<${rec.remoteTarget}>`] : rec.routeSet;
-    this.notifiesSent++;
     let status: number | undefined;
     try {
-      status = await this.stack.sendForStatus(
-        {
-          method: 'NOTIFY',
-          uri,
-          callId: rec.callId,
-          from: { display: undefined, uri: rec.localUri, params: { tag: rec.localTag } },
-          to: { display: undefined, uri: rec.remoteUri, params: { tag: rec.remoteTag } },
-          cseq: rec.localCseq,
-          route,
-          contact: `<${this.stack.contactUri(rec.flow.protocol)}>`,
-          headers: [
-            ['Event', rec.eventId ? `${rec.event};id=${rec.eventId}` : rec.event],
-            ['Subscription-State', subState],
-            ...(content.tag ? ([['SIP-ETag', content.tag]] as [string, string][]) : []),
-            ...(content.headers ?? []),
-          ],
-          ...(body !== undefined ? { body, contentType: content.contentType } : {}),
-        },
-        { flow: rec.flow },
-      );
+      live.prepared ??= this.prepare(rec);
+      const headers: (readonly [string, string])[] = [['Subscription-State', subState]];
+      if (content.tag) headers.push(['SIP-ETag', content.tag]);
+      if (content.headers) headers.push(...content.headers);
+      const bytes = body === undefined ? undefined : (content.bodyBytes ?? Buffer.from(body, 'utf8'));
+      status = await this.stack.sendPrepared(live.prepared, rec.localCseq, headers, bytes, content.contentType, { flow: rec.flow });
     } catch (e) {
       this.log.warn({ err: (e as Error).message, key: rec.key }, 'NOTIFY could not be sent');
     }
     live.inFlight = false;
+    // Stopping (SIGTERM): a NOTIFY that could not leave says nothing about the subscription.
+    if (this.stopped) return;
     if (final) {
+      this.busy.delete(live);
       live.binding.close(live.terminating);
       return;
     }
@@ -345,6 +336,25 @@ export class Notifier {
       return;
     }
     if (live.again && !this.stopped) this.changed(live, live.terminating !== undefined);
+  }
+
+  /**
+   * The fixed part of this dialog's NOTIFYs, serialized once while the dialog is busy (sweep() drops
+   * it when quiet, so a held subscription does not keep it).
+   */
+  private prepare(rec: SubscriptionRecord): PreparedRequest {
+    // RFC 3261 §12.2.1.1: a strict router (no ;lr) in the first route goes in the Request-URI.
+    const strict = rec.routeSet.length > 0 && !/;lr\b/i.test(rec.routeSet[0]!);
+    return this.stack.prepare({
+      method: 'NOTIFY',
+      uri: strict ? rec.routeSet[0]!.replace(/^<|>.*$/g, '') : rec.remoteTarget,
+      callId: rec.callId,
+      from: { display: undefined, uri: rec.localUri, params: { tag: rec.localTag } },
+      to: { display: undefined, uri: rec.remoteUri, params: { tag: rec.remoteTag } },
+      route: strict ? [...rec.routeSet.slice(1), `<${rec.remoteTarget}>`] : rec.routeSet,
+      contact: `<${this.stack.contactUri(rec.flow.protocol)}>`,
+      headers: [['Event', rec.eventId ? `${rec.event};id=${rec.eventId}` : rec.event]],
+    });
   }
 
   /** Writes (or deletes) a record; a store failure is logged by the store and presence still flows. */
@@ -363,6 +373,7 @@ export class Notifier {
   private drop(live: Live): void {
     live.gone = true;
     this.unknownTag.delete(live);
+    this.busy.delete(live);
     this.live.delete(live.rec.key);
     this.expiry.delete(live.rec.key);
     live.binding.close('timeout');
@@ -371,6 +382,11 @@ export class Notifier {
 
   /** Ends subscriptions whose time ran out, with `terminated;reason=timeout`; writes back quiet dialogs' tags. */
   sweep(now = Date.now()): void {
+    for (const live of this.busy) {
+      if (live.inFlight || now - live.sentAt < QUIET_MS) continue;
+      this.busy.delete(live);
+      live.prepared = undefined;
+    }
     let cleaned = 0;
     for (const live of this.unknownTag) {
       if (cleaned >= CLEAN_PER_SWEEP) break;
@@ -436,8 +452,9 @@ export class Notifier {
       writes.push(this.persist(l.rec));
     }
     this.unknownTag.clear();
-    await Promise.all(writes);
+    this.busy.clear();
     for (const l of this.live.values()) l.binding.close();
     this.live.clear();
+    await Promise.all(writes);
   }
 }

@@ -59,6 +59,8 @@ export interface NotifyContent {
   state: 'active' | 'pending' | 'terminated';
   reason?: TerminationReason;
   body: string | undefined;
+  /** The body as UTF-8 bytes, when the package has them (shared by every watcher of one view). */
+  bodyBytes?: Buffer;
   contentType: string | undefined;
   tag: string | undefined;
   /** Extra NOTIFY headers (RFC 4662 §4.3: Require: eventlist). */

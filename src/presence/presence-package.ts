@@ -181,7 +181,7 @@ class PresenceBinding implements Binding {
     const shown = (doc: PidfDocument | undefined): PidfDocument => (polite || !doc ? closedDocument(resource) : d.transform(withEntity(doc, resource)));
     if (!snap) return { state: 'active', body: render(shown(undefined)), contentType: this.contentType, tag: undefined };
     const r = snap.render(view, (doc) => render(shown(doc)));
-    return { state: 'active', body: r.body, contentType: this.contentType, tag: r.tag };
+    return { state: 'active', body: r.body, bodyBytes: r.bytes, contentType: this.contentType, tag: r.tag };
   }
 
   close(reason?: TerminationReason): void {

@@ -286,11 +286,33 @@ export interface RequestSpec {
   contentType?: string;
 }
 
+export function formatHeaderLines(headers: HeaderList | undefined): string {
+  let s = '';
+  for (const [n, v] of headers ?? []) s += `${n}: ${v}\r\n`;
+  return s;
+}
+
+/**
+ * The header lines of a request that are the same in every request of a dialog (RFC 3261 §12.2.1.1:
+ * From and To with their tags, Call-ID, the route set, Contact) and any fixed extra headers: kept
+ * serialized by a dialog that sends many (a notifier's NOTIFYs). Each line ends in CRLF.
+ */
+export function requestFixedLines(r: Pick<RequestSpec, 'maxForwards' | 'route' | 'from' | 'to' | 'callId' | 'contact' | 'headers'>): string {
+  let s = `Max-Forwards: ${r.maxForwards ?? 70}\r\n`;
+  if (r.route && r.route.length > 0) s += `Route: ${r.route.join(', ')}\r\n`;
+  s += `From: ${formatNameAddr(r.from)}\r\nTo: ${formatNameAddr(r.to)}\r\nCall-ID: ${r.callId}\r\n`;
+  if (r.contact) s += `Contact: ${r.contact}\r\n`;
+  return s + formatHeaderLines(r.headers);
+}
+
+/** A request from its parts: start line, Via, the fixed lines, CSeq, more lines (CRLF-ended), body bytes. */
+export function assembleRequest(method: string, uri: string, via: Via, fixed: string, cseq: number, more: string, body: Buffer | undefined, contentType: string | undefined): Buffer {
+  const withBody = body !== undefined && body.length > 0;
+  const head = `${method} ${uri} SIP/2.0\r\nVia: ${formatVia(via)}\r\n${fixed}CSeq: ${cseq} ${method}\r\n${more}${withBody && contentType ? `Content-Type: ${contentType}\r\n` : ''}Content-Length: ${withBody ? body.length : 0}\r\n\r\n`;
+  const h = Buffer.from(head, 'utf8');
+  return withBody ? Buffer.concat([h, body], h.length + body.length) : h;
+}
+
 export function encodeRequest(r: RequestSpec): Buffer {
-  const lines = [`${r.method} ${r.uri} SIP/2.0`, `Via: ${formatVia(r.via)}`, `Max-Forwards: ${r.maxForwards ?? 70}`];
-  if (r.route && r.route.length > 0) lines.push(`Route: ${r.route.join(', ')}`);
-  lines.push(`From: ${formatNameAddr(r.from)}`, `To: ${formatNameAddr(r.to)}`, `Call-ID: ${r.callId}`, `CSeq: ${r.cseq} ${r.method}`);
-  if (r.contact) lines.push(`Contact: ${r.contact}`);
-  for (const [n, v] of r.headers ?? []) lines.push(`${n}: ${v}`);
-  return finish(lines, r.body, r.contentType);
+  return assembleRequest(r.method, r.uri, r.via, requestFixedLines(r), r.cseq, '', r.body ? Buffer.from(r.body, 'utf8') : undefined, r.contentType);
 }

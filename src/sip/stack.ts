@@ -3,8 +3,8 @@
 import net from 'node:net';
 import sip from 'sip';
 import type { Logger } from 'pino';
-import { decode, encodeRawResponse, encodeRequest, encodeResponse, formatParams, parseSipUri, peekResponse, type ResponseSpec } from './codec.js';
-import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse } from './message.js';
+import { assembleRequest, decode, encodeRawResponse, encodeResponse, formatHeaderLines, formatParams, parseSipUri, peekResponse, requestFixedLines, type ResponseSpec } from './codec.js';
+import type { Flow, HeaderList, OutgoingRequest, Protocol, SipRequest, SipResponse, Via } from './message.js';
 import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
 import { Transports, type InboundMessage, type TransportOptions } from './transport.js';
 
@@ -24,6 +24,18 @@ export interface StackOptions extends TransportOptions {
 export interface SendOptions {
   /** A flow to reuse when it is still open (connection-oriented transports, RFC 5626 style). */
   flow?: Flow;
+}
+
+/** The part of an outgoing request that stays the same in a dialog: everything but CSeq, the body and per-request headers. */
+export type DialogRequest = Omit<OutgoingRequest, 'cseq' | 'body' | 'contentType'>;
+
+/** A DialogRequest serialized once (stack.prepare), for a dialog that sends many requests. */
+export interface PreparedRequest {
+  readonly method: string;
+  readonly uri: string;
+  readonly route: readonly string[] | undefined;
+  /** Max-Forwards, Route, From, To, Call-ID, Contact and the fixed headers, each line CRLF-ended. */
+  readonly fixed: string;
 }
 
 export interface StackCounters {
@@ -67,6 +79,7 @@ export class SipStack {
   private readonly statusClients = new ClientTransactions<number>();
   private readonly badLog: BadInputLog;
   private sweeper: NodeJS.Timeout | undefined;
+  private readonly sentByCache = new Map<Protocol, [string, number | undefined]>();
   private readonly log: Logger;
 
   constructor(private readonly opts: StackOptions) {
@@ -218,27 +231,26 @@ export class SipStack {
     return this.transact(req, opts, this.statusClients);
   }
 
-  private async transact<R>(req: OutgoingRequest, opts: SendOptions, table: ClientTransactions<R>): Promise<R | undefined> {
+  /** Serializes the fixed part of a dialog's requests once (see sendPrepared). */
+  prepare(req: DialogRequest): PreparedRequest {
+    return { method: req.method, uri: req.uri, route: req.route, fixed: requestFixedLines(req) };
+  }
+
+  /** Sends a prepared request with its CSeq, per-request headers and body bytes; resolves with the final status. */
+  sendPrepared(p: PreparedRequest, cseq: number, headers: HeaderList, body: Buffer | undefined, contentType: string | undefined, opts: SendOptions = {}): Promise<number | undefined> {
+    const more = formatHeaderLines(headers);
+    return this.transact(p, opts, this.statusClients, (via) => assembleRequest(p.method, p.uri, via, p.fixed, cseq, more, body, contentType));
+  }
+
+  private transact<R>(req: OutgoingRequest, opts: SendOptions, table: ClientTransactions<R>): Promise<R | undefined>;
+  private transact<R>(req: Pick<OutgoingRequest, 'method' | 'uri' | 'route'>, opts: SendOptions, table: ClientTransactions<R>, encode: (via: Via) => Buffer): Promise<R | undefined>;
+  private async transact<R>(req: Pick<OutgoingRequest, 'method' | 'uri' | 'route'>, opts: SendOptions, table: ClientTransactions<R>, encode?: (via: Via) => Buffer): Promise<R | undefined> {
     const flow = opts.flow && this.transports.hasConnection(opts.flow) ? opts.flow : (await this.nextHop(req))[0];
     if (!flow) return undefined;
     const branch = newBranch();
-    const local = this.transports.localFor(flow.protocol);
-    const sentBy = this.opts.publicHost || (local ? `${local.address}:${local.port}` : '127.0.0.1');
-    const [host, port] = splitHostPort(sentBy);
-    const data = encodeRequest({
-      method: req.method,
-      uri: req.uri,
-      via: { protocol: flow.protocol, host, port, params: flow.protocol === 'UDP' ? { branch, rport: null } : { branch } },
-      from: req.from,
-      to: req.to,
-      callId: req.callId,
-      cseq: req.cseq,
-      ...(req.route ? { route: req.route } : {}),
-      ...(req.contact ? { contact: req.contact } : {}),
-      ...(req.headers ? { headers: req.headers } : {}),
-      ...(req.body !== undefined ? { body: req.body } : {}),
-      ...(req.contentType ? { contentType: req.contentType } : {}),
-    });
+    const [host, port] = this.sentBy(flow.protocol);
+    const via: Via = { protocol: flow.protocol, host, port, params: flow.protocol === 'UDP' ? { branch, rport: null } : { branch } };
+    const data = encode ? encode(via) : this.encodeWhole(req as OutgoingRequest, via);
     this.counters.requestsOut++;
     const key = `${branch}|${req.method}`;
     return new Promise((resolve) => {
@@ -253,8 +265,23 @@ export class SipStack {
     });
   }
 
+  private encodeWhole(req: OutgoingRequest, via: Via): Buffer {
+    return assembleRequest(req.method, req.uri, via, requestFixedLines(req), req.cseq, '', req.body ? Buffer.from(req.body, 'utf8') : undefined, req.contentType);
+  }
+
+  /** Host and port for the Via of requests over a transport (the listeners do not change once started). */
+  private sentBy(protocol: Protocol): [string, number | undefined] {
+    let v = this.sentByCache.get(protocol);
+    if (!v) {
+      const local = this.transports.localFor(protocol);
+      v = splitHostPort(this.opts.publicHost || (local ? `${local.address}:${local.port}` : '127.0.0.1'));
+      this.sentByCache.set(protocol, v);
+    }
+    return v;
+  }
+
   /** RFC 3261 §8.1.2 / RFC 3263: the flows a request goes to (first Route with lr, else the Request-URI). */
-  async nextHop(req: OutgoingRequest): Promise<Flow[]> {
+  async nextHop(req: Pick<OutgoingRequest, 'uri' | 'route'>): Promise<Flow[]> {
     const target = req.route && req.route.length > 0 ? stripNameAddr(req.route[0]!) : req.uri;
     return resolveUri(target);
   }

@@ -129,7 +129,16 @@ export class ClientTransactions<R> {
     this.live.set(key, entry);
     this.schedule(entry, reliable ? entry.deadline : entry.nextAt, now);
     // After the entry exists: a send that fails at once finishes the transaction.
-    send();
+    this.transmit(entry);
+  }
+
+  /** Sends (or resends); a send that throws (a closed socket) ends the transaction like a failed one. */
+  private transmit(e: ClientEntry): void {
+    try {
+      e.send();
+    } catch {
+      this.finish(e.key, undefined);
+    }
   }
 
   /** Returns whether a transaction with this key is open. */
@@ -149,6 +158,8 @@ export class ClientTransactions<R> {
     if (!e) return false;
     this.live.delete(key);
     e.done = true;
+    // Nothing open: the wheel's leftovers are all finished, and no timer should outlive them.
+    if (this.live.size === 0) this.stopWheel();
     // Completed state (Timer K) only absorbs retransmitted responses; a stray one finds no entry and
     // is dropped, which is the same outcome, so no entry is kept.
     e.onFinal(response);
@@ -157,6 +168,10 @@ export class ClientTransactions<R> {
 
   clear(): void {
     for (const [k] of this.live) this.finish(k, undefined);
+    this.stopWheel();
+  }
+
+  private stopWheel(): void {
     this.wheel.clear();
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = undefined;
@@ -185,10 +200,7 @@ export class ClientTransactions<R> {
       }
     }
     this.lastSlot = upTo;
-    if (this.live.size === 0 && this.wheel.size === 0 && this.ticker) {
-      clearInterval(this.ticker);
-      this.ticker = undefined;
-    }
+    if (this.live.size === 0) this.stopWheel();
   }
 
   private fire(list: ClientEntry[], now: number, slot: number): void {
@@ -200,7 +212,7 @@ export class ClientTransactions<R> {
         continue;
       }
       if (e.interval > 0 && now >= e.nextAt) {
-        e.send(); // Timer E: retransmit, doubling up to T2
+        this.transmit(e); // Timer E: retransmit, doubling up to T2
         if (e.done) continue; // the send failed and finished it
         e.interval = Math.min(e.interval * 2, T2);
         e.nextAt = now + e.interval;

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { Notifier } from '../../src/events/notifier.js';
 import type { EventPackage, NotifyContent, SubscriptionRecord, TerminationReason } from '../../src/events/subscription.js';
 import { decode } from '../../src/sip/codec.js';
-import type { OutgoingRequest, SipRequest, SipResponse } from '../../src/sip/message.js';
+import type { HeaderList, OutgoingRequest, SipRequest, SipResponse } from '../../src/sip/message.js';
 import type { ResponseSpec } from '../../src/sip/codec.js';
-import type { ServerTx, SipStack } from '../../src/sip/stack.js';
+import type { DialogRequest, PreparedRequest, ServerTx, SipStack } from '../../src/sip/stack.js';
 import { Store } from '../../src/store/store.js';
 import { silentLogger } from '../../src/log.js';
 
@@ -34,10 +34,29 @@ function tx(request: SipRequest): ServerTx & { answers: ResponseSpec[] } {
   return { request, answers, get answered() { return answers.some((a) => a.status >= 200); }, respond: (s) => void answers.push(s) };
 }
 
+/** A fake stack: NOTIFYs sent through prepare/sendPrepared are recorded as whole requests. */
+function fakeStack(sent: OutgoingRequest[], answer: (r: OutgoingRequest) => Promise<number | undefined>): SipStack {
+  const prepared = new WeakMap<PreparedRequest, DialogRequest>();
+  return {
+    prepare: (r: DialogRequest) => {
+      const p: PreparedRequest = { method: r.method, uri: r.uri, route: r.route, fixed: '' };
+      prepared.set(p, r);
+      return p;
+    },
+    sendPrepared: (p: PreparedRequest, cseq: number, headers: HeaderList, body: Buffer | undefined, contentType: string | undefined) => {
+      const r = prepared.get(p)!;
+      const req: OutgoingRequest = { ...r, cseq, headers: [...(r.headers ?? []), ...headers], ...(body ? { body: body.toString('utf8'), contentType } : {}) };
+      sent.push(req);
+      return answer(req);
+    },
+    contactUri: () => 'sip:127.0.0.1:5060',
+  } as unknown as SipStack;
+}
+
 function harness() {
   const sent: OutgoingRequest[] = [];
   let answer: (r: OutgoingRequest) => Promise<SipResponse | undefined> = async () => ({ status: 200 } as SipResponse);
-  const stack = { sendForStatus: (r: OutgoingRequest) => (sent.push(r), answer(r).then((a) => a?.status)), contactUri: () => 'sip:127.0.0.1:5060' } as unknown as SipStack;
+  const stack = fakeStack(sent, (r) => answer(r).then((a) => a?.status));
   const store = Store.open('memory://', silentLogger).collection<SubscriptionRecord>('subscription');
   const n = new Notifier(stack, store, { minExpires: 10, defaultExpires: 3600, maxExpires: 7200, commonHeaders: () => [] }, silentLogger);
   let body = 'v1';
@@ -177,7 +196,7 @@ test('refresh: 481 for an unknown dialog, 500 for an old CSeq, 423 below the min
 /** A second notifier on the same store, as after a SIGKILL (nothing was stopped or flushed by hand). */
 async function restarted(h: ReturnType<typeof harness>) {
   const sent: OutgoingRequest[] = [];
-  const stack = { sendForStatus: (r: OutgoingRequest) => (sent.push(r), Promise.resolve(200)), contactUri: () => 'sip:127.0.0.1:5060' } as unknown as SipStack;
+  const stack = fakeStack(sent, () => Promise.resolve(200));
   const n = new Notifier(stack, h.store, { minExpires: 10, defaultExpires: 3600, maxExpires: 7200, commonHeaders: () => [] }, silentLogger);
   let body = 'v1';
   n.register({ event: 'presence', admit: () => ({ ok: true, contentType: 'text/plain', binding: { content: (): NotifyContent => ({ state: 'active', body, contentType: 'text/plain', tag: body }), close: () => undefined } }) });
