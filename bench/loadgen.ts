@@ -226,7 +226,7 @@ class Generator {
    * Runs `total` requests with at most `window` outstanding and stops sending at `maxMs`. `make(k)`
    * sends request k (or returns false when nothing can be sent now); resolves once none is in flight.
    */
-  private windowed(total: number, window: number, maxMs: number, t0: number, make: (k: number, done: Final) => boolean): Promise<{ sent: number; ok: number; statuses: Record<string, number>; timeCapped: boolean; lastFinalAt: number }> {
+  private windowed(total: number, window: number, maxMs: number, t0: number, ratePerS: number | undefined, make: (k: number, done: Final) => boolean): Promise<{ sent: number; ok: number; statuses: Record<string, number>; timeCapped: boolean; lastFinalAt: number }> {
     const statuses: Record<string, number> = {};
     let sent = 0;
     let ok = 0;
@@ -238,7 +238,10 @@ class Generator {
       let settled = false;
       const fill = (): void => {
         if (settled) return;
-        while (outstanding < window && sent < total) {
+        const now = performance.now();
+        // Paced: request k may leave at t0 + k / rate (a token bucket one request deep).
+        const allowed = ratePerS === undefined ? total : Math.min(total, Math.floor(((now - t0) * ratePerS) / 1000) + 1);
+        while (outstanding < window && sent < allowed) {
           if (performance.now() >= deadline) {
             timeCapped = true;
             break;
@@ -247,6 +250,7 @@ class Generator {
           sent++;
           outstanding++;
         }
+        if (ratePerS !== undefined && !timeCapped && now >= deadline) timeCapped = true;
         if (outstanding === 0 && (sent >= total || timeCapped)) {
           settled = true;
           resolve({ sent, ok, statuses, timeCapped, lastFinalAt });
@@ -265,17 +269,21 @@ class Generator {
       fill();
       // A phase whose window is full when the deadline passes is finished by the answers (or by
       // GIVE_UP_MS); this catches the case where nothing was in flight to call fill() again.
-      const guard = setInterval(() => {
-        if (settled) clearInterval(guard);
-        else fill();
-      }, 100);
+      // Paced phases are driven by this timer (every 2 ms, so requests leave evenly, not in bursts).
+      const guard = setInterval(
+        () => {
+          if (settled) clearInterval(guard);
+          else fill();
+        },
+        ratePerS === undefined ? 100 : 2,
+      );
     });
   }
 
   async subscribe(ph: SubscribePhase): Promise<PhaseResult> {
     const start = this.beginPhase();
     const total = ph.presentities * ph.watchersPer;
-    const counts = await this.windowed(total, ph.window, ph.maxMs, start.t0, (k, done) => {
+    const counts = await this.windowed(total, ph.window, ph.maxMs, start.t0, ph.ratePerS, (k, done) => {
       const i = Math.floor(k / ph.watchersPer);
       const j = k % ph.watchersPer;
       const sock = k % this.sockets.length;
@@ -307,10 +315,15 @@ class Generator {
     this.sendTimes = new Float64Array(ph.count);
     const etags: (string | undefined)[] = new Array<string | undefined>(ph.presentities).fill(undefined);
     const busy = new Uint8Array(ph.presentities);
+    // Each presentity is one publisher: one Call-ID and From tag, its CSeq counting up, and the branch
+    // built from the CSeq (as sipp's scenarios must: its [branch] repeats inside a <loop>, and a
+    // repeated branch is rightly answered as a retransmission).
+    const dialogs = Array.from({ length: ph.presentities }, () => ({ callId: `${this.nextId()}@bench`, fromTag: this.nextId(), cseq: 0 }));
     const notes = ['Available', 'In a meeting'];
+    const basics = ['open', 'closed'] as const;
     let rr = 0;
     const window = Math.min(ph.window, ph.presentities);
-    const counts = await this.windowed(ph.count, window, ph.maxMs, start.t0, (k, done) => {
+    const counts = await this.windowed(ph.count, window, ph.maxMs, start.t0, ph.ratePerS, (k, done) => {
       let i = -1;
       for (let tries = 0; tries < ph.presentities; tries++) {
         const c = (rr + tries) % ph.presentities;
@@ -323,9 +336,11 @@ class Generator {
       rr = (i + 1) % ph.presentities;
       busy[i] = 1;
       const sock = i % this.sockets.length;
-      const branch = `z9hG4bK${this.nextId()}`;
+      const dlg = dialogs[i]!;
+      dlg.cseq++;
+      const branch = `z9hG4bK-${this.id}-${this.phaseNo}-${i}-${dlg.cseq}`;
       const presentity = `sip:${ph.prefix}${i}@${this.domain}`;
-      const note = `${notes[k % 2]} ${this.tokenPrefix}${k}`;
+      const note = `${notes[dlg.cseq % 2]} ${this.tokenPrefix}${k}`;
       this.sendTimes[k] = performance.now();
       this.request(
         sock,
@@ -333,11 +348,12 @@ class Generator {
         publishRequest({
           via: { sentBy: this.sentBy[sock]!, branch },
           presentity,
-          fromTag: this.nextId(),
-          callId: `${this.nextId()}@bench`,
+          fromTag: dlg.fromTag,
+          callId: dlg.callId,
+          cseq: dlg.cseq,
           etag: etags[i],
           expires: EXPIRES,
-          body: pidfBody(presentity, note, 'open'),
+          body: pidfBody(presentity, note, basics[dlg.cseq % 2]!),
         }),
         (status, p) => {
           busy[i] = 0;

@@ -13,6 +13,8 @@ export interface SubscribePhase {
   presentities: number;
   watchersPer: number;
   window: number;
+  /** Pacing: at most this many requests a second (undefined: as fast as the window allows). */
+  ratePerS?: number;
   maxMs: number;
   /** After the last answer, how long to wait for NOTIFYs still coming (stops earlier once quiet). */
   drainMs: number;
@@ -23,7 +25,13 @@ export interface PublishPhase {
   prefix: string;
   presentities: number;
   count: number;
+  /**
+   * Outstanding PUBLISH requests; never more than one per presentity, so window = presentities is
+   * the closed loop of the issue (each presentity publishes again as soon as its 200 arrives).
+   */
   window: number;
+  /** Pacing: at most this many PUBLISH a second (undefined: closed loop). */
+  ratePerS?: number;
   maxMs: number;
   drainMs: number;
 }

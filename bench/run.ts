@@ -1,28 +1,34 @@
 // Herald's load bench: `npm run bench` (builds, then `node dist/bench/run.js`).
 //
 //   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards]
-//                          [--window N] [--publish-window N] [--herald-store sqlite|memory]
-//                          [--kamailio-children N] [--kamailio-maxbuffer BYTES]
+//                          [--herald-store sqlite|memory] [--kamailio-children N] [--kamailio-maxbuffer BYTES]
+//                          [--realistic]
 //
-// For each server (Herald, then Kamailio with its presence module when installed) it starts the
-// server on a free 127.0.0.1 UDP port with a temp config, starts the load generator (loadgen.ts) in a
-// separate process, and runs three phases, each capped in count and in time:
-//   a. SUBSCRIBE: 1,000 presentities × 10 watchers (10,000 dialogs), ≤ 200 outstanding, every NOTIFY
-//      answered 200; memory (Herald RSS, Kamailio PSS over its processes) before, right after, after a
-//      1 s settle and at +6 s, plus each server's own account of live memory at +6 s (Herald: V8 heap
-//      after a forced GC through bench/heap-probe.ts; Kamailio: core.shmmem through kamcmd);
-//   b. PUBLISH to those presentities (initial, then modifies with SIP-If-Match), ≤ 20 outstanding
-//      (each fans out into 10 NOTIFYs; see Plan.publishWindow), 30,000 or 30 s: PUBLISH/s, NOTIFY/s,
-//      and publish→NOTIFY latency matched by a unique token in the note;
-//   c. PUBLISH to 1,000 presentities nobody watches, 30,000 or 20 s: PUBLISH/s.
-// With two cores, the server is pinned to CPU 0 and the generator to CPU 1 (taskset; --no-pin to
-// leave placement to the kernel). Server and generator CPU time are read per phase, so figures can be
-// normalised per core. Prints a table and writes bench/results/latest.json. No assertions.
+// The load of issue 9, both servers started fresh (own process, own temp dir, free loopback UDP port)
+// and measured alternately in the same run: Herald, Kamailio, Herald, Kamailio… --runs N repeats the
+// rounds and the table shows medians. Each server is pinned to CPU 0 and the load generator
+// (loadgen.ts, a separate process) to CPU 1 (taskset; --no-pin leaves placement to the kernel).
 //
-// One run stays under 4 minutes (about 1.5 in practice; a global deadline trims the phases' time caps);
-// --runs N repeats it and reports medians (`npm run bench -- --runs 3`, about 5 minutes). --prof writes
-// Herald's V8 CPU profile to bench/results/prof/. Traffic goes to 127.0.0.1 only; the bench stops what
-// it started, by pid, also on SIGINT/SIGTERM.
+//   1. fan-out: 50 presentities × 10 watchers (500 subscriptions), then every presentity publishes in
+//      a closed loop (PUBLISH with SIP-If-Match, open/closed alternating, the next one as soon as its
+//      200 arrives; one Call-ID per presentity, the branch built from the CSeq) for 15 s: NOTIFY/s,
+//      PUBLISH/s, CPU-µs per NOTIFY and per PUBLISH from the server's own CPU time (/proc, every
+//      process of its tree), publish→NOTIFY latency, and for Herald the bytes allocated on the V8 heap
+//      per NOTIFY (bench/heap-probe.ts). Then the same PUBLISHes paced at half of Herald's closed-loop
+//      rate of the round (latency p50/p99 at half load, both servers at the same rate), and PUBLISH to
+//      presentities nobody watches (CPU per PUBLISH alone).
+//   2. held subscriptions, on a fresh server: 10,000 SUBSCRIBEs at 1,000/s, no publishing. Memory
+//      growth per subscription 2 s after the last initial NOTIFY (the storm: SUBSCRIBE transactions
+//      still held) and after RFC 3261 Timer J (32 s over UDP: the transactions are gone), as RSS/PSS
+//      of the process tree and, for Herald, as V8 heap after a forced GC (Kamailio: shared memory in
+//      use, kamcmd core.shmmem).
+//   3. --realistic: 5,000 presentities × 10 watchers, one PUBLISH per presentity every 2 s (2,500/s).
+//
+// --quick (for development): fan-out 5 s, paced 3 s, 2,000 held subscriptions measured at the storm
+// only (no Timer J wait), no RLS figure. Every phase is bounded in count and time; a run has a global
+// deadline. --prof writes Herald's V8 CPU profile to bench/results/prof/. Traffic goes to 127.0.0.1
+// only; the bench stops what it started, by pid, also on SIGINT/SIGTERM. Prints a table and writes
+// bench/results/latest.json. No assertions.
 import { runRlsBench } from './rls.js';
 import { runStandardsBench } from './standards.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -37,8 +43,8 @@ import { kamailioMissing, REPO_ROOT, startHerald, startKamailio, type InternalMe
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.js', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
-/** One run (both servers) must end within this. */
-const RUN_DEADLINE_MS = 225_000;
+/** RFC 3261 Timer J over UDP (64·T1), and a margin for the server's once-a-second sweep. */
+const TIMER_J_MS = 32_000 + 2_000;
 
 // ---- options -----------------------------------------------------------------------------------
 
@@ -48,18 +54,15 @@ interface Options {
   pin: boolean;
   quick: boolean;
   prof: boolean;
+  realistic: boolean;
   kamailioChildren: number;
-  /** Outstanding requests allowed in phases a and c (overrides the plan's window). */
-  window: number | undefined;
-  /** Outstanding PUBLISH requests in phase b (overrides the plan's publishWindow). */
-  publishWindow: number | undefined;
   heraldStore: 'sqlite' | 'memory';
   /** Kamailio's maxbuffer (UDP receive buffer probing limit), bytes; undefined: its default. */
   kamailioMaxBuffer: number | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 1, only: undefined, pin: true, quick: false, prof: false, kamailioChildren: 2, window: undefined, publishWindow: undefined, heraldStore: 'sqlite', kamailioMaxBuffer: undefined };
+  const o: Options = { runs: 1, only: undefined, pin: true, quick: false, prof: false, realistic: false, kamailioChildren: 4, heraldStore: 'sqlite', kamailioMaxBuffer: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--runs') o.runs = Math.max(1, Math.min(5, Number(argv[++i]) || 1));
@@ -70,19 +73,38 @@ function parseArgs(argv: string[]): Options {
     } else if (a === '--no-pin') o.pin = false;
     else if (a === '--quick') o.quick = true;
     else if (a === '--prof') o.prof = true;
-    else if (a === '--kamailio-children') o.kamailioChildren = Math.max(1, Math.min(16, Number(argv[++i]) || 2));
+    else if (a === '--realistic') o.realistic = true;
+    else if (a === '--kamailio-children') o.kamailioChildren = Math.max(1, Math.min(16, Number(argv[++i]) || 4));
     else if (a === '--kamailio-maxbuffer') o.kamailioMaxBuffer = Math.max(65536, Math.min(64 * 2 ** 20, Number(argv[++i]) || 262144));
-    else if (a === '--publish-window') o.publishWindow = Math.max(1, Math.min(1000, Number(argv[++i]) || 20));
     else if (a === '--herald-store') {
       const v = argv[++i];
       if (v !== 'sqlite' && v !== 'memory') throw new Error('--herald-store takes sqlite or memory');
       o.heraldStore = v;
-    } else if (a === '--window') o.window = Math.max(1, Math.min(1000, Number(argv[++i]) || 200));
-    else if (a === '--no-rls') continue; // read in main(): skip the RLS figure
+    } else if (a === '--no-rls') continue; // read in main(): skip the RLS figure
     else if (a === '--no-standards') continue; // read in main(): skip the issue-15 figures
     else throw new Error(`unknown option ${a}`);
   }
   return o;
+}
+
+interface Plan {
+  fanPresentities: number;
+  fanWatchers: number;
+  fanMs: number;
+  pacedMs: number;
+  unwatchedMs: number;
+  held: number;
+  heldPresentities: number;
+  heldRatePerS: number;
+  timerJ: boolean;
+  realisticPresentities: number;
+  realisticMs: number;
+}
+
+function planFor(o: Options): Plan {
+  return o.quick
+    ? { fanPresentities: 50, fanWatchers: 10, fanMs: 5_000, pacedMs: 3_000, unwatchedMs: 3_000, held: 2_000, heldPresentities: 200, heldRatePerS: 1_000, timerJ: false, realisticPresentities: 1_000, realisticMs: 10_000 }
+    : { fanPresentities: 50, fanWatchers: 10, fanMs: 15_000, pacedMs: 5_000, unwatchedMs: 5_000, held: 10_000, heldPresentities: 1_000, heldRatePerS: 1_000, timerJ: true, realisticPresentities: 5_000, realisticMs: 20_000 };
 }
 
 // ---- the load generator process ----------------------------------------------------------------
@@ -182,112 +204,71 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-// ---- one server, three phases ------------------------------------------------------------------
 
-interface PhaseFigures {
-  result: PhaseResult;
-  /** Datagrams dropped machine-wide on full UDP receive buffers during the phase. */
-  udpDrops: number;
-  /** CPU used by everything but the server and the generator, in cores (noise on a shared machine). */
-  otherCores: number;
-  wallS: number;
-  serverCpuS: number;
-  /** Server CPU time over wall time: 1.0 is one core busy. */
-  serverCpuUtil: number;
-  generatorCpuUtil: number;
-  /** 2xx answers per second, from the first request to the last answer. */
-  okPerS: number;
-  notifyPerS: number;
-  okPerServerCpuS: number;
-  notifyPerServerCpuS: number;
-}
+// ---- one server session ------------------------------------------------------------------------
 
-interface ServerRun {
-  name: string;
-  ok: boolean;
-  error?: string;
-  processes?: number;
-  memory?: {
-    before: MemoryReading;
-    after: MemoryReading;
-    /** 1 s after the phase. */
-    settled: MemoryReading;
-    /** 6 s after the phase: Kamailio's transactions (5 s wait timer) are gone by then. */
-    late: MemoryReading;
-    internalBefore: InternalMemory | undefined;
-    internalLate: InternalMemory | undefined;
-    subscriptions: number;
-  };
-  subscribe?: PhaseFigures;
-  publish?: PhaseFigures;
-  publishOnly?: PhaseFigures;
-}
+type Name = 'herald' | 'kamailio';
 
-interface PhaseStart {
+interface Mark {
   cpu: number;
   drops: number;
   machine: number;
+  internal: InternalMemory | undefined;
 }
 
-function figures(result: PhaseResult, start: PhaseStart, pids: readonly number[]): PhaseFigures {
-  const wallS = result.wallMs / 1000;
-  const serverCpuS = cpuSeconds(pids) - start.cpu;
-  const udpDrops = udpReceiveBufferDrops() - start.drops;
-  const other = machineBusySeconds() - start.machine - serverCpuS - result.generatorCpuS;
-  return {
-    result,
-    udpDrops,
-    otherCores: wallS > 0 ? Math.max(0, other) / wallS : 0,
-    wallS,
-    serverCpuS,
-    serverCpuUtil: wallS > 0 ? serverCpuS / wallS : 0,
-    generatorCpuUtil: wallS > 0 ? result.generatorCpuS / wallS : 0,
-    okPerS: result.requestMs > 0 ? (result.ok * 1000) / result.requestMs : 0,
-    notifyPerS: result.notifyMs > 0 ? (result.notifies * 1000) / result.notifyMs : 0,
-    okPerServerCpuS: serverCpuS > 0 ? result.ok / serverCpuS : 0,
-    notifyPerServerCpuS: serverCpuS > 0 ? result.notifies / serverCpuS : 0,
-  };
+/** The figures of one phase, flat (so rounds reduce to medians key by key). */
+function phaseFigures(k: string, r: PhaseResult, start: Mark, end: Mark, f: Record<string, number>): void {
+  const wallS = r.wallMs / 1000;
+  const cpuS = end.cpu - start.cpu;
+  f[`${k}.sent`] = r.sent;
+  f[`${k}.ok`] = r.ok;
+  f[`${k}.failed`] = r.sent - r.ok;
+  f[`${k}.retransmits`] = r.retransmits;
+  f[`${k}.notifies`] = r.notifies;
+  f[`${k}.notify_retransmits`] = r.notifyRetransmits;
+  f[`${k}.ok_per_s`] = r.requestMs > 0 ? (r.ok * 1000) / r.requestMs : 0;
+  f[`${k}.notify_per_s`] = r.notifyMs > 0 ? (r.notifies * 1000) / r.notifyMs : 0;
+  f[`${k}.server_cpu_s`] = cpuS;
+  f[`${k}.server_cpu_util`] = wallS > 0 ? cpuS / wallS : 0;
+  f[`${k}.generator_cpu_util`] = wallS > 0 ? r.generatorCpuS / wallS : 0;
+  f[`${k}.other_cores`] = wallS > 0 ? Math.max(0, end.machine - start.machine - cpuS - r.generatorCpuS) / wallS : 0;
+  f[`${k}.udp_drops`] = end.drops - start.drops;
+  if (r.ok > 0) {
+    f[`${k}.cpu_us_per_ok`] = (cpuS * 1e6) / r.ok;
+    f[`${k}.notifies_per_ok`] = r.notifies / r.ok;
+  }
+  if (r.notifies > 0) f[`${k}.cpu_us_per_notify`] = (cpuS * 1e6) / r.notifies;
+  if (r.latency) {
+    f[`${k}.latency_p50_ms`] = r.latency.p50;
+    f[`${k}.latency_p99_ms`] = r.latency.p99;
+    f[`${k}.latency_max_ms`] = r.latency.max;
+  }
+  const a0 = start.internal?.allocated;
+  const a1 = end.internal?.allocated;
+  if (a0 !== undefined && a1 !== undefined) {
+    if (r.notifies > 0) f[`${k}.alloc_bytes_per_notify`] = (a1 - a0) / r.notifies;
+    if (r.ok > 0) f[`${k}.alloc_bytes_per_ok`] = (a1 - a0) / r.ok;
+    if (start.internal?.gcs !== undefined && end.internal?.gcs !== undefined) f[`${k}.gcs`] = end.internal.gcs - start.internal.gcs;
+    if (start.internal?.gcMs !== undefined && end.internal?.gcMs !== undefined && cpuS > 0) f[`${k}.gc_share`] = (end.internal.gcMs - start.internal.gcMs) / 1000 / cpuS;
+    if (end.internal?.newSpace !== undefined) f[`${k}.new_space_mb`] = end.internal.newSpace / 2 ** 20;
+  }
 }
 
-interface Plan {
-  presentities: number;
-  watchersPer: number;
-  /** Outstanding requests in phases a and c. */
-  window: number;
-  /**
-   * Outstanding PUBLISH requests in phase b. Each one fans out into `watchersPer` NOTIFY transactions,
-   * so 20 keeps about 200 transactions in flight, as in the other phases. That saturates one core of
-   * either server without overflowing UDP receive buffers (window 200 there means ~2,000 NOTIFYs and
-   * their answers in flight: Kamailio's socket then drops datagrams and latencies measure retransmission
-   * timers rather than the servers). --publish-window 200 gives that load.
-   */
-  publishWindow: number;
-  publishes: number;
-  publishOnly: number;
-  capSubscribeMs: number;
-  capPublishMs: number;
-  capPublishOnlyMs: number;
-  drainMs: number;
+interface Session {
+  server: Server;
+  gen: Loadgen;
+  pids: number[];
+  mark: () => Promise<Mark>;
 }
 
-function planFor(o: Options): Plan {
-  const plan: Plan = o.quick
-    ? { presentities: 100, watchersPer: 10, window: 100, publishWindow: 10, publishes: 3000, publishOnly: 3000, capSubscribeMs: 10_000, capPublishMs: 10_000, capPublishOnlyMs: 10_000, drainMs: 3000 }
-    : { presentities: 1000, watchersPer: 10, window: 200, publishWindow: 20, publishes: 30_000, publishOnly: 30_000, capSubscribeMs: 30_000, capPublishMs: 30_000, capPublishOnlyMs: 20_000, drainMs: 5000 };
-  if (o.window !== undefined) plan.window = o.window;
-  if (o.publishWindow !== undefined) plan.publishWindow = o.publishWindow;
-  return plan;
-}
-
-async function benchServer(name: 'herald' | 'kamailio', o: Options, plan: Plan, deadline: number, log: (s: string) => void): Promise<ServerRun> {
-  const run: ServerRun = { name, ok: false };
+/** Starts one server and a load generator, runs `body`, stops both (by pid) whatever happens. */
+async function withServer(name: Name, o: Options, lifetimeMs: number, log: (s: string) => void, body: (s: Session) => Promise<void>): Promise<string | undefined> {
   const pin = o.pin && cpus().length >= 2 && haveCommand('taskset');
   const dir = mkdtempSync(join(tmpdir(), `herald-bench-${name}-`));
   started.dirs.add(dir);
   let server: Server | undefined;
   let gen: Loadgen | undefined;
-  // Each phase gets its cap, or what is left before the deadline (less a reserve for the rest).
-  const cap = (want: number, reserveMs: number) => Math.max(1000, Math.min(want, deadline - performance.now() - reserveMs));
+  let error: string | undefined;
   try {
     const port = await freeUdpPort();
     if (name === 'herald') {
@@ -299,50 +280,27 @@ async function benchServer(name: 'herald' | 'kamailio', o: Options, plan: Plan, 
     }
     started.servers.add(server);
     await server.ready(20_000);
-    run.processes = server.pids.length;
-    log(`${name}: pid ${server.pid} (${server.pids.length} process${server.pids.length > 1 ? 'es' : ''}) on udp 127.0.0.1:${port}${pin ? ', pinned to CPU 0' : ''}`);
-
-    gen = Loadgen.start(pin ? 1 : undefined, Math.max(30_000, deadline - performance.now() + 30_000));
+    gen = Loadgen.start(pin ? 1 : undefined, lifetimeMs);
     started.loadgens.add(gen);
     const ready = await gen.call({ type: 'start', target: { host: '127.0.0.1', port }, domain: 'example.test', sockets: 8 }, 10_000);
     if (ready.type !== 'ready') throw new Error('load generator did not start');
-    log(`${name}: load generator pid ${gen.pid}, ${ready.ports.length} sockets${pin ? ', pinned to CPU 1' : ''}`);
-
-    await sleep(1000);
-    const pids = server.pids;
-
-    // a. subscriptions
-    const internalBefore = await server.internalMemory();
-    const before = memory(server.pid);
-    const mark = (): PhaseStart => ({ cpu: cpuSeconds(pids), drops: udpReceiveBufferDrops(), machine: machineBusySeconds() });
-    let start = mark();
-    const a = await gen.phase({ kind: 'subscribe', prefix: 'p', presentities: plan.presentities, watchersPer: plan.watchersPer, window: plan.window, maxMs: cap(plan.capSubscribeMs, 80_000), drainMs: plan.drainMs });
-    run.subscribe = figures(a, start, pids);
-    const after = memory(server.pid);
-    await sleep(1000);
-    const settled = memory(server.pid);
-    await sleep(5000);
-    const late = memory(server.pid);
-    const internalLate = await server.internalMemory();
-    run.memory = { before, after, settled, late, internalBefore, internalLate, subscriptions: a.ok };
-    log(`${name}: subscribe ${a.ok}/${a.sent} ok, ${run.subscribe.okPerS.toFixed(0)}/s, ${a.notifies} NOTIFYs`);
-
-    // b. publish to watched presentities
-    start = mark();
-    const b = await gen.phase({ kind: 'publish', prefix: 'p', presentities: plan.presentities, count: plan.publishes, window: plan.publishWindow, maxMs: cap(plan.capPublishMs, 35_000), drainMs: plan.drainMs });
-    run.publish = figures(b, start, pids);
-    log(`${name}: publish ${b.ok}/${b.sent} ok, ${run.publish.okPerS.toFixed(0)}/s; ${b.notifies} NOTIFYs, ${run.publish.notifyPerS.toFixed(0)}/s`);
-
-    // c. publish to presentities nobody watches
-    start = mark();
-    const c = await gen.phase({ kind: 'publish', prefix: 'q', presentities: plan.presentities, count: plan.publishOnly, window: plan.window, maxMs: cap(plan.capPublishOnlyMs, 10_000), drainMs: 1000 });
-    run.publishOnly = figures(c, start, pids);
-    log(`${name}: publish-only ${c.ok}/${c.sent} ok, ${run.publishOnly.okPerS.toFixed(0)}/s`);
-    run.ok = server.alive;
-    if (!server.alive) run.error = `${name} exited during the run: ${server.output.slice(-2000)}`;
+    log(`${name}: pid ${server.pid} (${server.pids.length} process${server.pids.length > 1 ? 'es' : ''}) on udp 127.0.0.1:${port}, generator pid ${gen.pid}${pin ? ', pinned to CPUs 0 / 1' : ''}`);
+    await sleep(500);
+    const s = server;
+    const pids = s.pids;
+    await body({
+      server: s,
+      gen,
+      pids,
+      mark: async () => {
+        const internal = await s.internalMemory();
+        return { cpu: cpuSeconds(pids), drops: udpReceiveBufferDrops(), machine: machineBusySeconds(), internal };
+      },
+    });
+    if (!s.alive) error = `${name} exited during the run: ${s.output.slice(-2000)}`;
   } catch (e) {
-    run.error = (e as Error).message;
-    log(`${name}: FAILED: ${run.error}`);
+    error = (e as Error).message;
+    log(`${name}: FAILED: ${error}`);
   } finally {
     if (gen) {
       await gen.stop();
@@ -358,67 +316,97 @@ async function benchServer(name: 'herald' | 'kamailio', o: Options, plan: Plan, 
     rmSync(dir, { recursive: true, force: true });
     started.dirs.delete(dir);
   }
-  return run;
+  return error;
 }
 
-// ---- figures, medians, table -------------------------------------------------------------------
+/**
+ * Session 1: the fan-out load. `pacedRate` is the PUBLISH rate of the half-load phase (Herald's own
+ * closed-loop rate halved when undefined); returns the closed-loop PUBLISH rate measured.
+ */
+async function fanOut(name: Name, o: Options, plan: Plan, f: Record<string, number>, pacedRate: number | undefined, log: (s: string) => void): Promise<number | undefined> {
+  let closedRate: number | undefined;
+  const err = await withServer(name, o, 120_000, log, async (s) => {
+    const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'f', presentities: plan.fanPresentities, watchersPer: plan.fanWatchers, window: 100, maxMs: 20_000, drainMs: 3_000 });
+    if (sub.ok < plan.fanPresentities * plan.fanWatchers) log(`${name}: only ${sub.ok} of ${sub.sent} fan-out subscriptions accepted`);
+    f['fan.subscriptions'] = sub.ok;
 
-/** The numbers that go in the table, flat, so runs can be reduced to medians key by key. */
-function flat(r: ServerRun): Record<string, number> {
-  const f: Record<string, number> = {};
-  if (r.memory) {
-    const m = r.memory;
-    const n = Math.max(1, m.subscriptions);
-    f['mem.rss_before_mb'] = m.before.rss / 2 ** 20;
-    f['mem.rss_after_mb'] = m.after.rss / 2 ** 20;
-    f['mem.rss_settled_mb'] = m.settled.rss / 2 ** 20;
-    f['mem.pss_tree_before_mb'] = m.before.pssTree / 2 ** 20;
-    f['mem.pss_tree_settled_mb'] = m.settled.pssTree / 2 ** 20;
-    f['mem.rss_per_10k_subs_mb'] = (((m.settled.rss - m.before.rss) / n) * 10_000) / 2 ** 20;
-    f['mem.rss_bytes_per_sub'] = (m.settled.rss - m.before.rss) / n;
-    f['mem.pss_tree_per_10k_subs_mb'] = (((m.settled.pssTree - m.before.pssTree) / n) * 10_000) / 2 ** 20;
-    f['mem.pss_tree_bytes_per_sub'] = (m.settled.pssTree - m.before.pssTree) / n;
-    f['mem.rss_late_mb'] = m.late.rss / 2 ** 20;
-    f['mem.pss_tree_late_mb'] = m.late.pssTree / 2 ** 20;
-    if (m.internalBefore && m.internalLate) {
-      f['mem.internal_before_mb'] = m.internalBefore.bytes / 2 ** 20;
-      f['mem.internal_late_mb'] = m.internalLate.bytes / 2 ** 20;
-      f['mem.internal_bytes_per_sub'] = (m.internalLate.bytes - m.internalBefore.bytes) / n;
+    let m0 = await s.mark();
+    const closed = await s.gen.phase({ kind: 'publish', prefix: 'f', presentities: plan.fanPresentities, count: 2_000_000, window: plan.fanPresentities, maxMs: plan.fanMs, drainMs: 3_000 });
+    let m1 = await s.mark();
+    phaseFigures('fan', closed, m0, m1, f);
+    closedRate = f['fan.ok_per_s'];
+    log(`${name}: closed loop ${closed.ok} PUBLISH, ${closed.notifies} NOTIFY, ${fmt(f['fan.notify_per_s'])} NOTIFY/s, ${fmt(f['fan.cpu_us_per_notify'], 1)} CPU-µs/NOTIFY`);
+
+    const rate = pacedRate ?? (closedRate !== undefined ? closedRate / 2 : undefined);
+    if (rate && rate > 0) {
+      m0 = await s.mark();
+      const paced = await s.gen.phase({ kind: 'publish', prefix: 'f', presentities: plan.fanPresentities, count: Math.ceil((rate * plan.pacedMs) / 1000), window: plan.fanPresentities, ratePerS: rate, maxMs: plan.pacedMs + 2_000, drainMs: 3_000 });
+      m1 = await s.mark();
+      phaseFigures('paced', paced, m0, m1, f);
+      f['paced.rate'] = rate;
+      log(`${name}: paced at ${fmt(rate)} PUBLISH/s: latency p50 ${fmt(f['paced.latency_p50_ms'], 2)} ms, p99 ${fmt(f['paced.latency_p99_ms'], 2)} ms`);
     }
-  }
-  const phase = (k: string, p: PhaseFigures | undefined) => {
-    if (!p) return;
-    f[`${k}.ok`] = p.result.ok;
-    f[`${k}.sent`] = p.result.sent;
-    f[`${k}.failed`] = p.result.sent - p.result.ok;
-    f[`${k}.retransmits`] = p.result.retransmits;
-    f[`${k}.ok_per_s`] = p.okPerS;
-    f[`${k}.notifies`] = p.result.notifies;
-    f[`${k}.notify_per_s`] = p.notifyPerS;
-    f[`${k}.notify_retransmits`] = p.result.notifyRetransmits;
-    f[`${k}.wall_s`] = p.wallS;
-    f[`${k}.server_cpu_s`] = p.serverCpuS;
-    f[`${k}.server_cpu_util`] = p.serverCpuUtil;
-    f[`${k}.generator_cpu_util`] = p.generatorCpuUtil;
-    f[`${k}.ok_per_server_cpu_s`] = p.okPerServerCpuS;
-    f[`${k}.notify_per_server_cpu_s`] = p.notifyPerServerCpuS;
-    f[`${k}.time_capped`] = p.result.timeCapped ? 1 : 0;
-    f[`${k}.udp_drops`] = p.udpDrops;
-    f[`${k}.other_cores`] = p.otherCores;
-    if (p.result.ok > 0) f[`${k}.notifies_per_ok`] = p.result.notifies / p.result.ok;
-    if (p.result.latency) {
-      f[`${k}.latency_matched`] = p.result.latency.matched;
-      f[`${k}.latency_p50_ms`] = p.result.latency.p50;
-      f[`${k}.latency_p90_ms`] = p.result.latency.p90;
-      f[`${k}.latency_p99_ms`] = p.result.latency.p99;
-      f[`${k}.latency_max_ms`] = p.result.latency.max;
-    }
-  };
-  phase('subscribe', r.subscribe);
-  phase('publish', r.publish);
-  phase('publish_only', r.publishOnly);
-  return f;
+
+    m0 = await s.mark();
+    const alone = await s.gen.phase({ kind: 'publish', prefix: 'q', presentities: 1_000, count: 200_000, window: 100, maxMs: plan.unwatchedMs, drainMs: 500 });
+    m1 = await s.mark();
+    phaseFigures('alone', alone, m0, m1, f);
+  });
+  if (err) f['fan.error'] = 1;
+  return closedRate;
 }
+
+/** Session 2: held subscriptions, memory per subscription during the storm and after Timer J. */
+async function held(name: Name, o: Options, plan: Plan, f: Record<string, number>, log: (s: string) => void): Promise<void> {
+  const err = await withServer(name, o, 120_000, log, async (s) => {
+    const i0 = await s.server.internalMemory();
+    const m0 = memory(s.server.pid);
+    const c0 = { cpu: cpuSeconds(s.pids), drops: udpReceiveBufferDrops(), machine: machineBusySeconds(), internal: undefined };
+    const calledAt = performance.now();
+    const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'h', presentities: plan.heldPresentities, watchersPer: plan.held / plan.heldPresentities, window: 200, ratePerS: plan.heldRatePerS, maxMs: (plan.held / plan.heldRatePerS) * 1000 + 10_000, drainMs: 3_000 });
+    const c1 = { cpu: cpuSeconds(s.pids), drops: udpReceiveBufferDrops(), machine: machineBusySeconds(), internal: undefined };
+    phaseFigures('held', sub, c0, c1, f);
+    const n = Math.max(1, sub.ok);
+    // The phase returns after 400 ms without a NOTIFY: the storm reading is ~2 s after the last one.
+    await sleep(1_600);
+    const read = (k: string, m: MemoryReading, i: InternalMemory | undefined) => {
+      f[`${k}.rss_mb`] = m.rss / 2 ** 20;
+      f[`${k}.pss_mb`] = m.pssTree / 2 ** 20;
+      f[`${k}.rss_bytes_per_sub`] = (m.rss - m0.rss) / n;
+      f[`${k}.pss_bytes_per_sub`] = (m.pssTree - m0.pssTree) / n;
+      if (i && i0) f[`${k}.live_bytes_per_sub`] = (i.bytes - i0.bytes) / n;
+    };
+    read('storm', memory(s.server.pid), await s.server.internalMemory());
+    log(`${name}: ${sub.ok} held subscriptions; storm: ${fmt(f['storm.pss_bytes_per_sub'])} B PSS, ${fmt(f['storm.live_bytes_per_sub'])} B live per subscription`);
+    if (plan.timerJ) {
+      const until = calledAt + sub.requestMs + TIMER_J_MS;
+      await sleep(Math.max(0, until - performance.now()));
+      read('steady', memory(s.server.pid), await s.server.internalMemory());
+      log(`${name}: after Timer J: ${fmt(f['steady.pss_bytes_per_sub'])} B PSS, ${fmt(f['steady.live_bytes_per_sub'])} B live per subscription`);
+    }
+    f['held.subscriptions'] = sub.ok;
+    f['mem.before_pss_mb'] = m0.pssTree / 2 ** 20;
+  });
+  if (err) f['held.error'] = 1;
+}
+
+/** Session 3 (--realistic): 5,000 presentities × 10 watchers, one PUBLISH per presentity every 2 s. */
+async function realistic(name: Name, o: Options, plan: Plan, f: Record<string, number>, log: (s: string) => void): Promise<void> {
+  const err = await withServer(name, o, 240_000, log, async (s) => {
+    const subs = plan.realisticPresentities * 10;
+    const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'r', presentities: plan.realisticPresentities, watchersPer: 10, window: 200, ratePerS: 2_000, maxMs: (subs / 2_000) * 1000 + 20_000, drainMs: 3_000 });
+    f['real.subscriptions'] = sub.ok;
+    const rate = plan.realisticPresentities / 2;
+    const m0 = await s.mark();
+    const r = await s.gen.phase({ kind: 'publish', prefix: 'r', presentities: plan.realisticPresentities, count: Math.ceil((rate * plan.realisticMs) / 1000), window: plan.realisticPresentities, ratePerS: rate, maxMs: plan.realisticMs + 5_000, drainMs: 3_000 });
+    const m1 = await s.mark();
+    phaseFigures('real', r, m0, m1, f);
+    log(`${name}: realistic ${sub.ok} subscriptions, ${r.ok} PUBLISH at ${fmt(rate)}/s, ${r.notifies} NOTIFY, ${fmt(f['real.cpu_us_per_notify'], 1)} CPU-µs/NOTIFY`);
+  });
+  if (err) f['real.error'] = 1;
+}
+
+// ---- medians and the table ---------------------------------------------------------------------
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -443,62 +431,46 @@ function fmt(x: number | undefined, digits = 0): string {
 
 interface Row {
   label: string;
+  /** One key, or several joined with '|' (shown as a / b, no ratio). */
   key: string;
   digits: number;
-  /** Whether bigger is better (for the ratio's wording only). */
-  ratio: boolean;
 }
 
 const ROWS: (Row | string)[] = [
-  'a. {subs} subscriptions ({presentities} presentities × {watchers} watchers, {window} outstanding)',
-  { label: 'SUBSCRIBE/s', key: 'subscribe.ok_per_s', digits: 0, ratio: true },
-  { label: 'SUBSCRIBE per server CPU-second', key: 'subscribe.ok_per_server_cpu_s', digits: 0, ratio: true },
-  { label: 'server / generator / other CPU (cores)', key: 'subscribe.server_cpu_util|subscribe.generator_cpu_util|subscribe.other_cores', digits: 2, ratio: false },
-  { label: 'memory before (MB; Herald RSS, Kamailio PSS of all processes)', key: 'mem.main_before_mb', digits: 1, ratio: true },
-  { label: 'memory after +1 s settle (MB, same measure)', key: 'mem.main_settled_mb', digits: 1, ratio: true },
-  { label: 'memory per 10,000 subscriptions (MB, same measure)', key: 'mem.main_per_10k_subs_mb', digits: 2, ratio: true },
-  { label: 'bytes per subscription (same measure)', key: 'mem.main_bytes_per_sub', digits: 0, ratio: true },
-  { label: 'RSS right after phase (MB, main process)', key: 'mem.rss_after_mb', digits: 1, ratio: true },
-  { label: 'memory 6 s after phase (MB, same measure as above)', key: 'mem.main_late_mb', digits: 1, ratio: true },
-  { label: 'live bytes per subscription, own account at +6 s (†)', key: 'mem.internal_bytes_per_sub', digits: 0, ratio: true },
-  { label: 'failed / retransmits / UDP buffer drops', key: 'subscribe.failed|subscribe.retransmits|subscribe.udp_drops', digits: 0, ratio: false },
-  'b. PUBLISH to watched presentities ({watchers} watchers each, {publishWindow} PUBLISH outstanding)',
-  { label: 'PUBLISH/s (200s received)', key: 'publish.ok_per_s', digits: 0, ratio: true },
-  { label: 'NOTIFY/s (received)', key: 'publish.notify_per_s', digits: 0, ratio: true },
-  { label: 'NOTIFYs per PUBLISH (10 = no coalescing)', key: 'publish.notifies_per_ok', digits: 2, ratio: true },
-  { label: 'publish→NOTIFY latency p50 (ms)', key: 'publish.latency_p50_ms', digits: 2, ratio: true },
-  { label: 'publish→NOTIFY latency p99 (ms)', key: 'publish.latency_p99_ms', digits: 2, ratio: true },
-  { label: 'server CPU utilisation (1.0 = one core)', key: 'publish.server_cpu_util', digits: 2, ratio: true },
-  { label: 'PUBLISH per server CPU-second', key: 'publish.ok_per_server_cpu_s', digits: 0, ratio: true },
-  { label: 'NOTIFY per server CPU-second', key: 'publish.notify_per_server_cpu_s', digits: 0, ratio: true },
-  { label: 'generator CPU utilisation', key: 'publish.generator_cpu_util', digits: 2, ratio: false },
-  { label: 'other processes\' CPU during the phase (cores; noise)', key: 'publish.other_cores', digits: 2, ratio: false },
-  { label: 'PUBLISH sent / ok', key: 'publish.sent|publish.ok', digits: 0, ratio: false },
-  { label: 'failed / retransmits / NOTIFY retransmits', key: 'publish.failed|publish.retransmits|publish.notify_retransmits', digits: 0, ratio: false },
-  { label: 'UDP receive-buffer drops (machine-wide)', key: 'publish.udp_drops', digits: 0, ratio: false },
-  'c. PUBLISH to presentities nobody watches ({window} outstanding)',
-  { label: 'PUBLISH/s', key: 'publish_only.ok_per_s', digits: 0, ratio: true },
-  { label: 'server CPU utilisation', key: 'publish_only.server_cpu_util', digits: 2, ratio: true },
-  { label: 'PUBLISH per server CPU-second', key: 'publish_only.ok_per_server_cpu_s', digits: 0, ratio: true },
-  { label: 'generator CPU utilisation', key: 'publish_only.generator_cpu_util', digits: 2, ratio: false },
-  { label: 'other processes\' CPU during the phase (cores; noise)', key: 'publish_only.other_cores', digits: 2, ratio: false },
-  { label: 'failed / retransmits / UDP buffer drops', key: 'publish_only.failed|publish_only.retransmits|publish_only.udp_drops', digits: 0, ratio: false },
+  '1. fan-out: {fanP} presentities × {fanW} watchers, closed-loop PUBLISH (SIP-If-Match) for {fanS} s',
+  { label: 'NOTIFY/s delivered (whole machine)', key: 'fan.notify_per_s', digits: 0 },
+  { label: 'PUBLISH/s', key: 'fan.ok_per_s', digits: 0 },
+  { label: 'server CPU-µs per NOTIFY', key: 'fan.cpu_us_per_notify', digits: 1 },
+  { label: 'server CPU-µs per PUBLISH (with its NOTIFYs)', key: 'fan.cpu_us_per_ok', digits: 1 },
+  { label: 'NOTIFYs per PUBLISH (10 = none coalesced)', key: 'fan.notifies_per_ok', digits: 2 },
+  { label: 'publish→NOTIFY latency p50 / p99 (ms)', key: 'fan.latency_p50_ms|fan.latency_p99_ms', digits: 1 },
+  { label: 'V8 bytes allocated per NOTIFY', key: 'fan.alloc_bytes_per_notify', digits: 0 },
+  { label: 'GC share of server CPU / young generation (MB)', key: 'fan.gc_share|fan.new_space_mb', digits: 2 },
+  { label: 'server / generator / other CPU (cores)', key: 'fan.server_cpu_util|fan.generator_cpu_util|fan.other_cores', digits: 2 },
+  { label: 'PUBLISH failed / retransmits / NOTIFY retransmits / UDP drops', key: 'fan.failed|fan.retransmits|fan.notify_retransmits|fan.udp_drops', digits: 0 },
+  '   paced at half of Herald\'s closed-loop PUBLISH rate',
+  { label: 'PUBLISH/s offered', key: 'paced.rate', digits: 0 },
+  { label: 'publish→NOTIFY latency p50 (ms)', key: 'paced.latency_p50_ms', digits: 2 },
+  { label: 'publish→NOTIFY latency p99 (ms)', key: 'paced.latency_p99_ms', digits: 2 },
+  { label: 'server CPU-µs per NOTIFY', key: 'paced.cpu_us_per_notify', digits: 1 },
+  '   PUBLISH to presentities nobody watches (100 outstanding)',
+  { label: 'PUBLISH/s', key: 'alone.ok_per_s', digits: 0 },
+  { label: 'server CPU-µs per PUBLISH', key: 'alone.cpu_us_per_ok', digits: 1 },
+  '2. held subscriptions: {held} SUBSCRIBEs at {heldRate}/s, no publishing; growth per subscription',
+  { label: 'SUBSCRIBE server CPU-µs each', key: 'held.cpu_us_per_ok', digits: 1 },
+  { label: 'storm (+2 s): bytes PSS (process tree)', key: 'storm.pss_bytes_per_sub', digits: 0 },
+  { label: 'storm: bytes RSS (main process)', key: 'storm.rss_bytes_per_sub', digits: 0 },
+  { label: 'storm: live bytes (†)', key: 'storm.live_bytes_per_sub', digits: 0 },
+  { label: 'after Timer J (+34 s): bytes PSS (process tree)', key: 'steady.pss_bytes_per_sub', digits: 0 },
+  { label: 'after Timer J: bytes RSS (main process)', key: 'steady.rss_bytes_per_sub', digits: 0 },
+  { label: 'after Timer J: live bytes (†)', key: 'steady.live_bytes_per_sub', digits: 0 },
+  { label: 'subscriptions held / SUBSCRIBE failed', key: 'held.subscriptions|held.failed', digits: 0 },
+  '3. realistic (--realistic): {realP} presentities × 10 watchers, one PUBLISH each per 2 s',
+  { label: 'NOTIFY/s', key: 'real.notify_per_s', digits: 0 },
+  { label: 'server CPU utilisation (cores)', key: 'real.server_cpu_util', digits: 2 },
+  { label: 'server CPU-µs per NOTIFY', key: 'real.cpu_us_per_notify', digits: 1 },
+  { label: 'publish→NOTIFY latency p50 / p99 (ms)', key: 'real.latency_p50_ms|real.latency_p99_ms', digits: 1 },
 ];
-
-/** The comparable memory measure: Herald is one process (RSS); Kamailio's workers share memory (PSS). */
-function withMain(name: string, f: Record<string, number>): Record<string, number> {
-  const g = { ...f };
-  const pick = (rssKey: string, pssKey: string) => (name === 'herald' ? f[rssKey] : f[pssKey]);
-  const set = (k: string, v: number | undefined) => {
-    if (v !== undefined) g[k] = v;
-  };
-  set('mem.main_before_mb', pick('mem.rss_before_mb', 'mem.pss_tree_before_mb'));
-  set('mem.main_settled_mb', pick('mem.rss_settled_mb', 'mem.pss_tree_settled_mb'));
-  set('mem.main_per_10k_subs_mb', pick('mem.rss_per_10k_subs_mb', 'mem.pss_tree_per_10k_subs_mb'));
-  set('mem.main_bytes_per_sub', pick('mem.rss_bytes_per_sub', 'mem.pss_tree_bytes_per_sub'));
-  set('mem.main_late_mb', pick('mem.rss_late_mb', 'mem.pss_tree_late_mb'));
-  return g;
-}
 
 function cell(f: Record<string, number> | undefined, row: Row): string {
   if (!f) return '—';
@@ -509,26 +481,36 @@ function cell(f: Record<string, number> | undefined, row: Row): string {
 }
 
 function table(h: Record<string, number> | undefined, k: Record<string, number> | undefined, kamailioNote: string | undefined, plan: Plan): string {
-  const w0 = 62;
-  const w = 22;
+  const w0 = 64;
+  const w = 24;
   const lines: string[] = [];
   const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
   const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.length) + s);
   lines.push(`${pad('', w0)}${lpad('Herald', w)}${lpad('Kamailio', w)}${lpad('Herald/Kam.', 13)}`);
   for (const r of ROWS) {
     if (typeof r === 'string') {
-      lines.push('', r.replace('{subs}', fmt(plan.presentities * plan.watchersPer)).replace('{presentities}', fmt(plan.presentities)).replace('{watchers}', fmt(plan.watchersPer)).replace('{window}', fmt(plan.window)).replace('{publishWindow}', fmt(plan.publishWindow)));
+      lines.push(
+        '',
+        r
+          .replace('{fanP}', fmt(plan.fanPresentities))
+          .replace('{fanW}', fmt(plan.fanWatchers))
+          .replace('{fanS}', fmt(plan.fanMs / 1000))
+          .replace('{held}', fmt(plan.held))
+          .replace('{heldRate}', fmt(plan.heldRatePerS))
+          .replace('{realP}', fmt(plan.realisticPresentities)),
+      );
       continue;
     }
     let ratio = '';
-    if (r.ratio && h && k && !r.key.includes('|')) {
+    if (h && k && !r.key.includes('|')) {
       const a = h[r.key];
       const b = k[r.key];
       if (a !== undefined && b !== undefined && b !== 0) ratio = `${fmt(a / b, 2)}×`;
     }
     lines.push(`${pad('  ' + r.label, w0)}${lpad(cell(h, r), w)}${lpad(k ? cell(k, r) : '—', w)}${lpad(ratio, 13)}`);
   }
-  lines.push('', '(†) Herald: V8 heap used after a forced full GC (node --expose-gc, SIGUSR2 to a preloaded probe); Kamailio: shared memory in use (kamcmd core.shmmem).');
+  lines.push('', '(†) Herald: V8 heap used after a forced full GC (node --expose-gc, SIGUSR2 to the preloaded bench/heap-probe.ts); Kamailio: shared memory in use (kamcmd core.shmmem).');
+  lines.push('CPU-µs are the server process tree\'s own user+system time (/proc) over the phase, divided by the messages of the phase.');
   if (kamailioNote) lines.push(`Kamailio: ${kamailioNote}`);
   return lines.join('\n');
 }
@@ -551,66 +533,65 @@ async function main(): Promise<void> {
   const plan = planFor(o);
   const log = (s: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
   const missing = kamailioMissing();
-  const names: ('herald' | 'kamailio')[] = [];
+  const names: Name[] = [];
   if (o.only !== 'kamailio') names.push('herald');
   if (o.only !== 'herald') {
     if (missing) log(`Kamailio not measured: ${missing}`);
     else names.push('kamailio');
   }
-  log(`${cpus().length} CPUs; ${o.runs} run(s); ${plan.presentities} presentities × ${plan.watchersPer} watchers, ${plan.publishes} + ${plan.publishOnly} PUBLISH; window ${plan.window} (phase b: ${plan.publishWindow} PUBLISH); Herald store ${o.heraldStore}`);
+  log(`${cpus().length} CPUs; ${o.runs} round(s)${o.quick ? ' (quick)' : ''}; Herald store ${o.heraldStore}; Kamailio ${o.kamailioChildren} UDP workers`);
+  const machine0 = machineBusySeconds();
+  const wall0 = performance.now();
 
-  const runs: ServerRun[][] = [];
+  const rounds: Record<Name, Record<string, number>>[] = [];
   for (let i = 0; i < o.runs; i++) {
-    const deadline = performance.now() + RUN_DEADLINE_MS;
-    const one: ServerRun[] = [];
+    const one = { herald: {}, kamailio: {} } as Record<Name, Record<string, number>>;
+    // Alternately, each on a fresh server: fan-out (Herald sets the paced rate), then held subscriptions.
+    let paced: number | undefined;
     for (const name of names) {
-      log(`run ${i + 1}/${o.runs}: ${name}`);
-      one.push(await benchServer(name, o, plan, deadline - (name === 'herald' && names.length > 1 ? RUN_DEADLINE_MS / 2 : 0), log));
+      log(`round ${i + 1}/${o.runs}: ${name}, fan-out`);
+      const closed = await fanOut(name, o, plan, one[name], paced, log);
+      if (name === 'herald' && closed) paced = closed / 2;
     }
-    runs.push(one);
+    for (const name of names) {
+      log(`round ${i + 1}/${o.runs}: ${name}, held subscriptions`);
+      await held(name, o, plan, one[name], log);
+    }
+    if (o.realistic) {
+      for (const name of names) {
+        log(`round ${i + 1}/${o.runs}: ${name}, realistic`);
+        await realistic(name, o, plan, one[name], log);
+      }
+    }
+    rounds.push(one);
   }
+  const wallS = (performance.now() - wall0) / 1000;
+  const machineLoad = (machineBusySeconds() - machine0) / wallS;
 
-  const byName = (n: string) => runs.map((r) => r.find((x) => x.name === n)).filter((x): x is ServerRun => x !== undefined && x.ok);
-  const med = (n: string) => {
-    const rs = byName(n);
-    return rs.length > 0 ? withMain(n, medians(rs.map(flat))) : undefined;
-  };
+  const med = (n: Name) => (names.includes(n) ? medians(rounds.map((r) => r[n])) : undefined);
   const h = med('herald');
   const k = med('kamailio');
-  const kFail = runs.flat().find((r) => r.name === 'kamailio' && !r.ok);
-  const kamailioNote = missing ? `not measured: ${missing}` : kFail ? `failed: ${kFail.error ?? 'unknown'}` : `kamailio 5.6 presence + presence_xml, in memory (subs_db_mode 0, publ_cache 2), ${o.kamailioChildren} UDP workers`;
-  const hFail = runs.flat().find((r) => r.name === 'herald' && !r.ok);
+  const kamailioNote = missing ? `not measured: ${missing}` : `kamailio 5.6 presence + presence_xml, in memory (subs_db_mode 0, publ_cache 2), ${o.kamailioChildren} UDP workers`;
 
   console.log('');
   const pinned = o.pin && cpus().length >= 2 && haveCommand('taskset');
-  console.log(`Herald ${heraldCommit() ?? ''} (store ${o.heraldStore}) vs Kamailio — ${o.runs > 1 ? `median of ${o.runs} runs` : 'one run'}${o.quick ? ' (quick: reduced counts)' : ''}; server pinned to CPU 0, generator to CPU 1: ${pinned ? 'yes' : 'no'}`);
+  console.log(`Herald ${heraldCommit() ?? ''} (store ${o.heraldStore}) vs Kamailio — ${o.runs > 1 ? `median of ${o.runs} alternating rounds` : 'one round'}${o.quick ? ' (quick: reduced counts)' : ''}; server pinned to CPU 0, generator to CPU 1: ${pinned ? 'yes' : 'no'}`);
   console.log(table(h, k, kamailioNote, plan));
-  if (hFail) console.log(`\nHerald: failed: ${hFail.error ?? 'unknown'}`);
-  const genBound = [h, k].some((f) => f && ((f['publish.generator_cpu_util'] ?? 0) > 0.9 || (f['publish_only.generator_cpu_util'] ?? 0) > 0.9));
-  const busy = [h, k].some((f) => f && ['subscribe', 'publish', 'publish_only'].some((ph) => (f[`${ph}.other_cores`] ?? 0) > 0.3));
-  if (busy) console.log('\nNote: other processes used more than 0.3 of a core during a phase: throughput figures are noisy; the per-CPU-second ones less so.');
-  if (genBound) console.log('\nNote: the generator used > 90% of its core in a phase: that phase\'s rates are lower bounds for the server.');
+  const busy = [h, k].some((f) => f && ['fan', 'paced', 'alone', 'held'].some((ph) => (f[`${ph}.other_cores`] ?? 0) > 0.3));
+  console.log(`\nMachine: ${fmt(machineLoad, 2)} of ${cpus().length} cores busy on average over the bench (everything, bench included).`);
+  if (busy) console.log('Note: other processes used more than 0.3 of a core during a phase: throughput figures are noisy; CPU-µs per message less so.');
+  const genBound = [h, k].some((f) => f && (f['fan.generator_cpu_util'] ?? 0) > 0.9);
+  if (genBound) console.log('Note: the generator used > 90% of its core in the fan-out: that server\'s rates are lower bounds.');
 
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const out = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model,
-    options: o,
-    plan,
-    kamailio: kamailioNote,
-    herald: { commit: heraldCommit(), store: o.heraldStore },
-    median: { herald: h, kamailio: k },
-    runs,
-  };
+  const out = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, machineLoad, options: o, plan, kamailio: kamailioNote, herald: { commit: heraldCommit(), store: o.heraldStore }, median: { herald: h, kamailio: k }, rounds };
   const path = join(RESULTS_DIR, 'latest.json');
   writeFileSync(path, JSON.stringify(out, null, 2) + '\n');
   console.log(`\nWrote ${path}`);
   // The RLS figure (issue 4): one list subscription against N direct subscriptions.
-  if (!process.argv.includes('--no-rls') && o.only !== 'kamailio') {
+  if (!process.argv.includes('--no-rls') && !o.quick && o.only !== 'kamailio') {
     console.log('\nRLS: one change and the initial state, a list of N against N direct subscriptions');
-    await runRlsBench({ sizes: o.quick ? [100] : [100, 1000], print: true });
+    await runRlsBench({ sizes: [100, 1000], print: true });
   }
   // The standards figures (issue 15): partial PIDF and conditional NOTIFY on the wire.
   if (!process.argv.includes('--no-standards') && o.only !== 'kamailio') await runStandardsBench({ lists: o.quick ? 200 : 1000 });

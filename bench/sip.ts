@@ -111,7 +111,7 @@ export function pidfBody(entity: string, note: string, basic: 'open' | 'closed')
   );
 }
 
-export function publishRequest(o: { via: Via; presentity: string; fromTag: string; callId: string; etag: string | undefined; expires: number; body: string }): string {
+export function publishRequest(o: { via: Via; presentity: string; fromTag: string; callId: string; cseq: number; etag: string | undefined; expires: number; body: string }): string {
   // Templates hold ASCII only, so string length is the byte length.
   return (
     `PUBLISH ${o.presentity} SIP/2.0\r\n` +
@@ -120,7 +120,7 @@ export function publishRequest(o: { via: Via; presentity: string; fromTag: strin
     `From: <${o.presentity}>;tag=${o.fromTag}\r\n` +
     `To: <${o.presentity}>\r\n` +
     `Call-ID: ${o.callId}\r\n` +
-    'CSeq: 1 PUBLISH\r\n' +
+    `CSeq: ${o.cseq} PUBLISH\r\n` +
     'Event: presence\r\n' +
     `Expires: ${o.expires}\r\n` +
     (o.etag ? `SIP-If-Match: ${o.etag}\r\n` : '') +

@@ -23,7 +23,7 @@ export interface StartOptions {
   port: number;
   /** CPU to pin the server to (taskset -c), or undefined for none. */
   cpu: number | undefined;
-  /** Herald only: write a V8 CPU profile into this directory on exit. */
+  /** Herald only: write a V8 CPU profile and a sampled allocation profile into this directory on exit. */
   cpuProfDir?: string;
   /** Herald only: its store, SQLite in the temp dir (the default, as deployed) or memory://. */
   store?: 'sqlite' | 'memory';
@@ -33,6 +33,11 @@ export interface StartOptions {
 export interface InternalMemory {
   measure: string;
   bytes: number;
+  /** Herald only (bench/heap-probe.ts): bytes allocated on the V8 heap since start, GCs and their time, young generation size. */
+  allocated?: number;
+  gcs?: number;
+  gcMs?: number;
+  newSpace?: number;
 }
 
 export class Server {
@@ -200,7 +205,8 @@ export function startHerald(o: StartOptions): Server {
   const probeFile = join(o.dir, 'heap-probe.json');
   const nodeArgs = ['--expose-gc', '--import', pathToFileURL(HEAP_PROBE).href, ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
   const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, HERALD_CLI, '--config', cfg]);
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HERALD_BENCH_PROBE: probeFile } });
+  const env = { ...process.env, HERALD_BENCH_PROBE: probeFile, ...(o.cpuProfDir ? { HERALD_BENCH_ALLOC_PROFILE: join(o.cpuProfDir, `Alloc.${Date.now()}.heapprofile`) } : {}) };
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   const server = new Server('herald', child, o.port);
   server.internalMemory = () => heapAfterGc(server, probeFile);
   return server;
@@ -208,6 +214,10 @@ export function startHerald(o: StartOptions): Server {
 
 interface ProbeReport {
   heapUsed: number;
+  allocated?: number;
+  gcs?: number;
+  gcMs?: number;
+  newSpace?: number;
   at: number;
   gc?: boolean;
   ready?: boolean;
@@ -234,7 +244,9 @@ async function heapAfterGc(server: Server, file: string): Promise<InternalMemory
   for (let i = 0; i < 100; i++) {
     await sleep(50);
     const r = readProbe(file);
-    if (r && r.at !== before.at && r.gc) return { measure: 'V8 heap used after a forced full GC', bytes: r.heapUsed };
+    if (r && r.at !== before.at && r.gc) {
+      return { measure: 'V8 heap used after a forced full GC', bytes: r.heapUsed, allocated: r.allocated, gcs: r.gcs, gcMs: r.gcMs, newSpace: r.newSpace };
+    }
   }
   return undefined;
 }

@@ -5,8 +5,8 @@
 import type { Logger } from 'pino';
 import { aorOf } from '../formats/uri.js';
 import { acceptInDialog, grantExpires, inDialogTarget, newTag, notifyAnswerEnds, outOfOrder, uasDialog } from '../sip/dialog.js';
-import { header, mergeHeaders, type HeaderList, type SipResponse } from '../sip/message.js';
-import type { ServerTx, SipStack } from '../sip/stack.js';
+import { header, mergeHeaders, type HeaderList } from '../sip/message.js';
+import type { PreparedRequest, ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';
 import { ExpiryWheel } from '../util/expiry.js';
 import {
@@ -44,6 +44,17 @@ export interface NotifierOptions {
 interface Live {
   rec: SubscriptionRecord;
   binding: Binding;
+  /** The tag of the last NOTIFY's body as sent (rec.lastTag is that, or undefined while not durable). */
+  sentTag: string | undefined;
+  /** When the last NOTIFY left (ms; 0: none since start). */
+  sentAt: number;
+  /**
+   * A document version (rec.version or a nested one in rec.versions) was spent since the record was
+   * last written: a versioned package's NOTIFY waits for its version to be durable.
+   */
+  versionUnwritten: boolean;
+  /** The dialog's NOTIFY serialized but for CSeq, state and body, while the dialog is busy. */
+  prepared: PreparedRequest | undefined;
   inFlight: boolean;
   /** Another NOTIFY is due once the one in flight is answered. */
   again: boolean;
@@ -51,6 +62,29 @@ interface Live {
   forced: boolean;
   terminating: TerminationReason | undefined;
   gone: boolean;
+}
+
+/** CSeqs reserved per dialog write: a NOTIFY costs a store write once per this many. */
+const CSEQ_BLOCK = 1000;
+/**
+ * A dialog whose last NOTIFY is older than this is quiet: a change then writes the tag it sends, so a
+ * restart does not repeat it. A busy dialog's tag is not written per NOTIFY (it is marked unknown
+ * once, and written again by sweep() when the dialog has been quiet this long).
+ */
+const QUIET_MS = 5000;
+/** Bound on the quiet dialogs written back per sweep (a background write, batched by the store). */
+const CLEAN_PER_SWEEP = 5000;
+
+function newLive(rec: SubscriptionRecord): Live {
+  return { rec, binding: undefined as unknown as Binding, sentTag: rec.lastTag, sentAt: 0, versionUnwritten: false, prepared: undefined, inFlight: false, again: false, forced: false, terminating: undefined, gone: false };
+}
+
+/** The package's version counter for this dialog (RFC 4662 nested lists included), marked unwritten. */
+function versionCounter(live: Live): (nested?: string) => number {
+  return (nested) => {
+    live.versionUnwritten = true;
+    return nextVersion(live.rec, nested);
+  };
 }
 
 function ownCopy<T>(v: T): T {
@@ -74,6 +108,10 @@ export class Notifier {
   /** Live subscriptions per source address (what one peer makes Herald hold). */
   private readonly perSource = new Map<string, number>();
   private readonly expiry = new ExpiryWheel<string>();
+  /** Dialogs whose stored lastTag is unknown (undefined) while their last body's tag is not. */
+  private readonly unknownTag = new Set<Live>();
+  /** Dialogs that sent a NOTIFY lately (they keep their prepared NOTIFY until sweep() finds them quiet). */
+  private readonly busy = new Set<Live>();
   private stopped = false;
   /** NOTIFY transactions sent; the bench and the metrics read it. */
   notifiesSent = 0;
@@ -182,8 +220,8 @@ export class Notifier {
       version: 0,
       ...(userAgent ? { userAgent } : {}),
     });
-    const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, forced: false, terminating: undefined, gone: false };
-    const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: (n) => nextVersion(rec, n) });
+    const live = newLive(rec);
+    const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: versionCounter(live) });
     if (!admission.ok) return this.answer(tx, admission.status, admission.reason, admission.headers ?? []);
     rec.contentType = admission.contentType;
     live.binding = admission.binding;
@@ -232,6 +270,7 @@ export class Notifier {
     const granted = g.expires;
     acceptInDialog(rec, rq);
     rec.flow = rq.source;
+    live.prepared = undefined; // the target and flow may have changed
     const okHeaders: HeaderList = [['Expires', String(granted)], ['Contact', `<${this.stack.contactUri(rq.source.protocol)}>`]];
     if (granted === 0) {
       // Unsubscribe: a final NOTIFY, terminated. The reason is "timeout", as for an expiry: the
@@ -290,14 +329,14 @@ export class Notifier {
     // RFC 5839 §6.1: an unchanged entity-tag (after a restart, or a change that came back) owes the
     // watcher nothing. Packages whose content() spends something (RLMI versions) are asked before it;
     // the others after (one rendering, not two, on the hot path).
-    if (!force && !live.terminating && conditional === undefined && rec.localCseq > 0 && rec.lastTag !== undefined && live.binding.synced && live.binding.currentTag) {
+    if (!force && !live.terminating && conditional === undefined && rec.localCseq > 0 && live.sentTag !== undefined && live.binding.synced && live.binding.currentTag) {
       let now: string | undefined;
       try {
         now = live.binding.currentTag();
       } catch {
         now = undefined;
       }
-      if (now === rec.lastTag) {
+      if (now === live.sentTag) {
         live.binding.synced?.();
         return;
       }
@@ -317,63 +356,95 @@ export class Notifier {
       live.gone = true;
     }
     // After a restart, and for changes that render to the same body, an unchanged body needs no NOTIFY.
-    if (!force && !live.terminating && !live.binding.synced && content.tag !== undefined && content.tag === rec.lastTag && rec.localCseq > 0) return;
+    if (!force && !live.terminating && !live.binding.synced && content.tag !== undefined && content.tag === live.sentTag && rec.localCseq > 0) return;
     live.inFlight = true;
     live.again = false;
     live.forced = false;
     rec.localCseq++;
-    rec.lastTag = content.tag;
     const final = live.terminating !== undefined;
-    // The CSeq is durable before the NOTIFY leaves: a crash cannot make Herald reuse it.
-    await this.persist(rec, final);
+    const tag = content.tag;
+    if (final) {
+      this.unknownTag.delete(live);
+      await this.persist(rec, true);
+    } else {
+      // The record is written before this NOTIFY leaves only when something durable must change:
+      // its CSeq goes above the reserved block, its document version moved (winfo, RLMI), or the
+      // stored tag would claim the watcher has a body it no longer has.
+      const reserve = rec.localCseq > (rec.cseqReserved ?? 0);
+      const staleTag = rec.lastTag !== undefined && rec.lastTag !== tag;
+      if (reserve || staleTag || live.versionUnwritten) {
+        if (reserve) rec.cseqReserved = rec.localCseq + CSEQ_BLOCK - 1;
+        const quiet = Date.now() - live.sentAt >= QUIET_MS;
+        // A busy dialog's tag stays unknown in the store (else its next NOTIFY would need a write too).
+        // A versioned package's dialog (RLMI, winfo) is written before every NOTIFY anyway, for its
+        // version: its tag goes with it at no cost, so a restored, unchanged list owes no NOTIFY (RFC 5839).
+        rec.lastTag = quiet || live.versionUnwritten ? tag : staleTag ? undefined : rec.lastTag;
+        live.versionUnwritten = false;
+        await this.persist(rec);
+      }
+      if (rec.lastTag === undefined && tag !== undefined) this.unknownTag.add(live);
+      else this.unknownTag.delete(live);
+    }
+    live.sentTag = tag;
+    live.sentAt = Date.now();
+    this.busy.add(live);
     const remaining = Math.max(0, Math.round((rec.expiresAt - Date.now()) / 1000));
     const subState = final ? `terminated;reason=${live.terminating}` : `${content.state};expires=${remaining}${content.stateParams ?? ''}`;
     // A terminated NOTIFY carries the last state only when the package still has something to show.
     const body = final && content.state !== 'active' ? undefined : content.body;
     // A list NOTIFY without a body still says it is one (RFC 4662 §4.5).
     if (conditional !== undefined && rec.contentType === 'multipart/related') content.headers = [['Require', 'eventlist']];
-    const { uri, route } = inDialogTarget(rec);
     this.notifiesSent++;
     this.opts.observer?.sent(rec);
-    let res: SipResponse | undefined;
+    let status: number | undefined;
     try {
-      res = await this.stack.send(
-        {
-          method: 'NOTIFY',
-          uri,
-          callId: rec.callId,
-          from: { display: undefined, uri: rec.localUri, params: { tag: rec.localTag } },
-          to: { display: undefined, uri: rec.remoteUri, params: { tag: rec.remoteTag } },
-          cseq: rec.localCseq,
-          route,
-          contact: `<${this.stack.contactUri(rec.flow.protocol)}>`,
-          headers: [
-            // RFC 6665 §8.2.1: event types compare byte by byte, so the subscriber's spelling is echoed.
-            ['Event', `${content.eventSpelling ?? rec.eventSpelling ?? rec.event}${rec.eventId ? `;id=${rec.eventId}` : ''}`],
-            ['Subscription-State', subState],
-            ...(content.tag ? ([['SIP-ETag', content.tag]] as [string, string][]) : []),
-            ...(content.headers ?? []),
-          ],
-          ...(body !== undefined ? { body, contentType: content.contentType } : {}),
-        },
-        { flow: rec.flow },
-      );
+      live.prepared ??= this.prepare(rec);
+      // RFC 6665 §8.2.1: event types compare byte by byte, so the subscriber's spelling is echoed; a
+      // package may choose it per NOTIFY (client quirks), so Event is not in the prepared lines.
+      const headers: (readonly [string, string])[] = [
+        ['Event', `${content.eventSpelling ?? rec.eventSpelling ?? rec.event}${rec.eventId ? `;id=${rec.eventId}` : ''}`],
+        ['Subscription-State', subState],
+      ];
+      if (content.tag) headers.push(['SIP-ETag', content.tag]);
+      if (content.headers) headers.push(...content.headers);
+      const bytes = body === undefined ? undefined : (content.bodyBytes ?? Buffer.from(body, 'utf8'));
+      status = await this.stack.sendPrepared(live.prepared, rec.localCseq, headers, bytes, content.contentType, { flow: rec.flow });
     } catch (e) {
       this.log.warn({ err: (e as Error).message, key: rec.key }, 'NOTIFY could not be sent');
     }
     live.inFlight = false;
-    this.opts.observer?.answered(rec, res?.status);
+    this.opts.observer?.answered(rec, status);
+    // Stopping (SIGTERM): a NOTIFY that could not leave says nothing about the subscription.
+    if (this.stopped) return;
     if (final) {
+      this.busy.delete(live);
       live.binding.close(live.terminating);
       return;
     }
-    if (notifyAnswerEnds(res?.status)) {
+    if (notifyAnswerEnds(status)) {
       // RFC 6665 §4.2.2: a 481, a timeout (or another fatal answer) removes the subscription.
-      this.log.info({ key: rec.key, status: res?.status ?? 'timeout', resource: rec.resource }, 'NOTIFY failed; subscription removed');
+      this.log.info({ key: rec.key, status: status ?? 'timeout', resource: rec.resource }, 'NOTIFY failed; subscription removed');
       this.drop(live);
       return;
     }
     if (live.again && !this.stopped) this.changed(live, live.forced || live.terminating !== undefined);
+  }
+
+  /**
+   * The fixed part of this dialog's NOTIFYs, serialized once while the dialog is busy (sweep() drops
+   * it when quiet, so a held subscription does not keep it).
+   */
+  private prepare(rec: SubscriptionRecord): PreparedRequest {
+    const { uri, route } = inDialogTarget(rec);
+    return this.stack.prepare({
+      method: 'NOTIFY',
+      uri,
+      callId: rec.callId,
+      from: { display: undefined, uri: rec.localUri, params: { tag: rec.localTag } },
+      to: { display: undefined, uri: rec.remoteUri, params: { tag: rec.remoteTag } },
+      route,
+      contact: `<${this.stack.contactUri(rec.flow.protocol)}>`,
+    });
   }
 
   /** Writes (or deletes) a record; a store failure is logged by the store and presence still flows. */
@@ -408,14 +479,32 @@ export class Notifier {
   /** Removes a subscription without a NOTIFY. */
   private drop(live: Live): void {
     live.gone = true;
+    this.unknownTag.delete(live);
+    this.busy.delete(live);
     this.release(live.rec.key);
     this.expiry.delete(live.rec.key);
     live.binding.close('timeout');
     void this.store.delete(live.rec.key);
   }
 
-  /** Ends subscriptions whose time ran out, with `terminated;reason=timeout`. */
+  /** Ends subscriptions whose time ran out, with `terminated;reason=timeout`; writes back quiet dialogs' tags. */
   sweep(now = Date.now()): void {
+    for (const live of this.busy) {
+      if (live.inFlight || now - live.sentAt < QUIET_MS) continue;
+      this.busy.delete(live);
+      live.prepared = undefined;
+    }
+    let cleaned = 0;
+    for (const live of this.unknownTag) {
+      if (cleaned >= CLEAN_PER_SWEEP) break;
+      if (live.inFlight || now - live.sentAt < QUIET_MS) continue;
+      this.unknownTag.delete(live);
+      if (live.gone) continue;
+      // In the background: until it is written, a restart would resend the state (harmless).
+      live.rec.lastTag = live.sentTag;
+      void this.persist(live.rec);
+      cleaned++;
+    }
     for (const key of this.expiry.due(now)) {
       const live = this.live.get(key);
       if (!live) continue;
@@ -442,8 +531,10 @@ export class Notifier {
         void this.store.delete(key);
         continue;
       }
-      const live: Live = { rec, binding: undefined as unknown as Binding, inFlight: false, again: false, forced: false, terminating: undefined, gone: false };
-      const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: (n) => nextVersion(rec, n) });
+      // Go on above every CSeq the dialog may have used before the restart.
+      rec.localCseq = Math.max(rec.localCseq, rec.cseqReserved ?? 0);
+      const live = newLive(rec);
+      const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: versionCounter(live) });
       if (!admission.ok) {
         live.binding = { content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }), close: () => undefined };
         this.terminate(live, 'noresource');
@@ -461,8 +552,17 @@ export class Notifier {
   /** Stops sending; subscriptions stay in the store for the next start (SIGTERM is not an unsubscribe). */
   async stop(): Promise<void> {
     this.stopped = true;
+    // A clean stop writes the tags busy dialogs sent, so the next start resends nothing unchanged.
+    const writes: Promise<void>[] = [];
+    for (const l of this.unknownTag) {
+      l.rec.lastTag = l.sentTag;
+      writes.push(this.persist(l.rec));
+    }
+    this.unknownTag.clear();
+    this.busy.clear();
     for (const l of this.live.values()) l.binding.close();
     this.live.clear();
     this.perSource.clear();
+    await Promise.all(writes);
   }
 }

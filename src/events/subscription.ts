@@ -31,13 +31,24 @@ export interface SubscriptionRecord {
   remoteUri: string;
   remoteTarget: string;
   routeSet: string[];
+  /** The CSeq of the last NOTIFY sent (in memory; the stored copy may lag behind, see cseqReserved). */
   localCseq: number;
+  /**
+   * The highest CSeq this dialog may use before the record is written again (RFC 3261 §12.2.1.1 asks
+   * only that each CSeq be higher than the last): CSeqs are reserved in blocks, the block durable
+   * before a NOTIFY goes above the previous one, and a restart goes on above it. A CSeq may jump after
+   * a crash; it never repeats. Absent in records written before blocks: localCseq is exact there.
+   */
+  cseqReserved?: number;
   remoteCseq: number;
   expiresAt: number;
   contentType: string;
   /** Where the SUBSCRIBE came from; reused for NOTIFY while the connection lives. */
   flow: Flow;
-  /** The entity tag of the last body sent, so a restart resends only what changed. */
+  /**
+   * The entity tag of the last body sent, so a restart resends only what changed; undefined when not
+   * known durably (a busy dialog is not written per NOTIFY): the restart then sends the current state.
+   */
   lastTag: string | undefined;
   /** For packages with versioned documents (winfo, RLMI): the next version to send. */
   version: number;
@@ -64,6 +75,8 @@ export interface NotifyContent {
   state: 'active' | 'pending' | 'terminated';
   reason?: TerminationReason;
   body: string | undefined;
+  /** The body as UTF-8 bytes, when the package has them (shared by every watcher of one view). */
+  bodyBytes?: Buffer;
   contentType: string | undefined;
   tag: string | undefined;
   /** Extra NOTIFY headers (RFC 4662 §4.3: Require: eventlist). */

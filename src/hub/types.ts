@@ -6,8 +6,21 @@ import type { PidfDocument } from '../formats/pidf.js';
 
 /** A serialized body and its entity tag (RFC 5839 §6.1: changes whenever the body changes). */
 export interface Rendered {
-  body: string;
-  tag: string;
+  readonly body: string;
+  /** The body's UTF-8 bytes, encoded once (on first use) for every watcher of the view. */
+  readonly bytes: Buffer;
+  readonly tag: string;
+}
+
+class RenderedBody implements Rendered {
+  private encoded: Buffer | undefined;
+  constructor(
+    readonly body: string,
+    readonly tag: string,
+  ) {}
+  get bytes(): Buffer {
+    return (this.encoded ??= Buffer.from(this.body, 'utf8'));
+  }
 }
 
 export function entityTag(body: string): string {
@@ -38,7 +51,7 @@ export class PresenceSnapshot {
     let r = this.rendered.get(view);
     if (r === undefined) {
       const body = fn(this.document);
-      r = { body, tag: entityTag(body) };
+      r = new RenderedBody(body, entityTag(body));
       this.rendered.set(view, r);
     }
     return r;

@@ -46,10 +46,10 @@ const UPSTREAM_DECIDES: Decision = { subHandling: 'allow', view: 'full', transfo
  * change is serialized once per distinct view, however many watchers (direct, in lists) share it.
  * `tag` is undefined when no state is known yet (nothing to memoize).
  */
-export function renderView(snap: PresenceSnapshot | undefined, v: ActiveView, contentType: string, render: (doc: PidfDocument) => string): { body: string; tag: string | undefined } {
+export function renderView(snap: PresenceSnapshot | undefined, v: ActiveView, contentType: string, render: (doc: PidfDocument) => string): { body: string; bytes?: Buffer; tag: string | undefined } {
   if (!snap) return { body: render(v.show(undefined)), tag: undefined };
-  const r = snap.render(`${contentType}|${v.key}`, (doc) => render(v.show(doc)));
-  return { body: r.body, tag: r.tag };
+  // The snapshot's rendering, bytes included: encoded once and shared by every watcher of the view.
+  return snap.render(`${contentType}|${v.key}`, (doc) => render(v.show(doc)));
 }
 
 /** Builds views; holds what every view reads. */

@@ -162,7 +162,9 @@ class PresenceBinding implements Binding {
     const whole = patch === undefined || Buffer.byteLength(patch) >= Buffer.byteLength(c.body ?? '') ? renderPidfFull(doc, version) : undefined;
     this.last = doc;
     this.full = false;
-    return { ...c, body: whole ?? patch, contentType: CT.PIDF_DIFF };
+    // A new body (pidf-full with its version, or a patch): the view's shared bytes are not its bytes.
+    const { bodyBytes: _shared, ...rest } = c;
+    return { ...rest, body: whole ?? patch, contentType: CT.PIDF_DIFF };
   }
 
   refreshed(): void {
@@ -177,7 +179,7 @@ class PresenceBinding implements Binding {
     if (v.state === 'terminated') return v.by === 'rules' ? noBody('terminated') : { ...noBody('terminated'), reason: asReason(v.reason) };
     const r = renderView(snap, v, this.contentType, renderers[this.contentType]);
     // RFC 5839 §6.1: every body has a tag, a never-published presentity's closed one too.
-    return { state: 'active', body: r.body, contentType: this.contentType, tag: r.tag ?? entityTag(r.body) };
+    return { state: 'active', body: r.body, ...(r.bytes ? { bodyBytes: r.bytes } : {}), contentType: this.contentType, tag: r.tag ?? entityTag(r.body) };
   }
 
   /** RFC 5839 §6.1: the tag names the body this watcher is shown (its content type and view). */

@@ -172,6 +172,59 @@ export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
   };
 }
 
+/** What a client transaction matches a response on (RFC 3261 §17.1.3). */
+export interface ResponseKey {
+  status: number;
+  /** The top Via's branch. */
+  branch: string;
+  /** The CSeq method. */
+  method: string;
+}
+
+const PEEK_BRANCH = /;\s*branch\s*=\s*([^;,\s]+)/i;
+const PEEK_CSEQ = /^\s*\d{1,10}\s+([A-Za-z]+)\s*$/;
+
+/**
+ * Reads only the status line, the top Via's branch and the CSeq method of a response's header
+ * section, so that a response whose transaction needs nothing more (a 200 to a NOTIFY) is matched
+ * without the full parse. Undefined when it is not that simple (not a response, folded lines, no
+ * Via or CSeq, a bad status): the full decode then has the last word.
+ */
+export function peekResponse(head: Buffer): ResponseKey | undefined {
+  // "SIP/2.0 " then three digits.
+  if (head.length < 12 || head[0] !== 0x53 || head[3] !== 0x2f || head[7] !== 0x20) return undefined;
+  const text = head.toString('latin1');
+  if (!text.startsWith('SIP/2.0 ')) return undefined;
+  const status = Number(text.slice(8, 11));
+  if (!Number.isInteger(status) || status < 100 || status > 699 || (text.length > 11 && text[11] !== ' ')) return undefined;
+  let branch: string | undefined;
+  let method: string | undefined;
+  let pos = text.indexOf('\r\n') + 2;
+  if (pos < 2) return undefined;
+  while (pos < text.length && (branch === undefined || method === undefined)) {
+    let eol = text.indexOf('\r\n', pos);
+    if (eol < 0) eol = text.length;
+    const c = text.charCodeAt(pos);
+    if (c === 32 || c === 9) return undefined; // a folded line: leave it to the parser
+    const colon = text.indexOf(':', pos);
+    if (colon > pos && colon < eol) {
+      const name = text.slice(pos, colon).trimEnd().toLowerCase();
+      if (branch === undefined && (name === 'via' || name === 'v')) {
+        const first = text.slice(colon + 1, eol).split(',', 1)[0]!;
+        const m = PEEK_BRANCH.exec(first);
+        if (!m) return undefined;
+        branch = m[1]!;
+      } else if (method === undefined && name === 'cseq') {
+        const m = PEEK_CSEQ.exec(text.slice(colon + 1, eol));
+        if (!m) return undefined;
+        method = m[1]!; // method names are case-sensitive (RFC 3261 §7.1)
+      }
+    }
+    pos = eol + 2;
+  }
+  return branch !== undefined && method !== undefined ? { status, branch, method } : undefined;
+}
+
 function headerDisplayName(n: string): string {
   return n === 'call-id' ? 'Call-ID' : n === 'cseq' ? 'CSeq' : n.replace(/\b[a-z]/g, (c) => c.toUpperCase());
 }
@@ -271,13 +324,36 @@ export interface RequestSpec {
   contentType?: string;
 }
 
+export function formatHeaderLines(headers: HeaderList | undefined): string {
+  let s = '';
+  for (const [n, v] of headers ?? []) s += `${n}: ${v}\r\n`;
+  return s;
+}
+
+/**
+ * The header lines of a request that are the same in every request of a dialog (RFC 3261 §12.2.1.1:
+ * From and To with their tags, Call-ID, the route set, Contact) and any fixed extra headers: kept
+ * serialized by a dialog that sends many (a notifier's NOTIFYs). Each line ends in CRLF. A proxied
+ * request's Vias below the top one come first, so that they follow the top Via assembleRequest writes.
+ */
+export function requestFixedLines(r: Pick<RequestSpec, 'viaBelow' | 'maxForwards' | 'route' | 'from' | 'to' | 'callId' | 'contact' | 'headers'>): string {
+  let s = '';
+  for (const v of r.viaBelow ?? []) s += `Via: ${formatVia(v)}\r\n`;
+  s += `Max-Forwards: ${r.maxForwards ?? 70}\r\n`;
+  if (r.route && r.route.length > 0) s += `Route: ${r.route.join(', ')}\r\n`;
+  s += `From: ${formatNameAddr(r.from)}\r\nTo: ${formatNameAddr(r.to)}\r\nCall-ID: ${r.callId}\r\n`;
+  if (r.contact) s += `Contact: ${r.contact}\r\n`;
+  return s + formatHeaderLines(r.headers);
+}
+
+/** A request from its parts: start line, Via, the fixed lines, CSeq, more lines (CRLF-ended), body bytes. */
+export function assembleRequest(method: string, uri: string, via: Via, fixed: string, cseq: number, more: string, body: Buffer | undefined, contentType: string | undefined): Buffer {
+  const withBody = body !== undefined && body.length > 0;
+  const head = `${method} ${uri} SIP/2.0\r\nVia: ${formatVia(via)}\r\n${fixed}CSeq: ${cseq} ${method}\r\n${more}${withBody && contentType ? `Content-Type: ${contentType}\r\n` : ''}Content-Length: ${withBody ? body.length : 0}\r\n\r\n`;
+  const h = Buffer.from(head, 'utf8');
+  return withBody ? Buffer.concat([h, body], h.length + body.length) : h;
+}
+
 export function encodeRequest(r: RequestSpec): Buffer {
-  const lines = [`${r.method} ${r.uri} SIP/2.0`, `Via: ${formatVia(r.via)}`];
-  for (const v of r.viaBelow ?? []) lines.push(`Via: ${formatVia(v)}`);
-  lines.push(`Max-Forwards: ${r.maxForwards ?? 70}`);
-  if (r.route && r.route.length > 0) lines.push(`Route: ${r.route.join(', ')}`);
-  lines.push(`From: ${formatNameAddr(r.from)}`, `To: ${formatNameAddr(r.to)}`, `Call-ID: ${r.callId}`, `CSeq: ${r.cseq} ${r.method}`);
-  if (r.contact) lines.push(`Contact: ${r.contact}`);
-  for (const [n, v] of r.headers ?? []) lines.push(`${n}: ${v}`);
-  return finish(lines, r.body, r.contentType);
+  return assembleRequest(r.method, r.uri, r.via, requestFixedLines(r), r.cseq, '', r.body ? Buffer.from(r.body, 'utf8') : undefined, r.contentType);
 }

@@ -1,8 +1,8 @@
 // The SIP stack Herald's core talks to: typed requests in, typed responses out, transactions and
 // transports hidden. One place for the untyped `sip` package (through codec.ts) and its work-arounds.
 import type { Logger } from 'pino';
-import { decode, encodeRawResponse, encodeRequest, encodeResponse, type ResponseSpec } from './codec.js';
-import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse } from './message.js';
+import { assembleRequest, decode, encodeRawResponse, encodeRequest, encodeResponse, formatHeaderLines, peekResponse, requestFixedLines, type ResponseSpec } from './codec.js';
+import type { Flow, HeaderList, OutgoingRequest, Protocol, SipRequest, SipResponse, Via } from './message.js';
 import { SipResolver, type ResolverOptions } from './resolver.js';
 import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
 import { parseHead } from './parser.js';
@@ -37,6 +37,18 @@ export interface SendOptions {
   selfContact?: boolean;
 }
 
+/** The part of an outgoing request that stays the same in a dialog: everything but CSeq, the body and per-request headers. */
+export type DialogRequest = Omit<OutgoingRequest, 'cseq' | 'body' | 'contentType'>;
+
+/** A DialogRequest serialized once (stack.prepare), for a dialog that sends many requests. */
+export interface PreparedRequest {
+  readonly method: string;
+  readonly uri: string;
+  readonly route: readonly string[] | undefined;
+  /** Vias below the top one (if any), Max-Forwards, Route, From, To, Call-ID, Contact and the fixed headers, each line CRLF-ended. */
+  readonly fixed: string;
+}
+
 export interface StackCounters {
   requestsIn: number;
   responsesOut: number;
@@ -65,8 +77,11 @@ export class SipStack {
   private readonly servers: ServerTransactions;
   readonly overload: OverloadGuard;
   private readonly clients = new ClientTransactions<SipResponse>();
+  /** Client transactions whose caller needs only the final status (NOTIFY): matched by peekResponse. */
+  private readonly statusClients = new ClientTransactions<number>();
   private readonly badLog: RateLimitedLog;
   private sweeper: NodeJS.Timeout | undefined;
+  private readonly sentByCache = new Map<Protocol, [string, number | undefined]>();
   private readonly log: Logger;
   readonly resolver: SipResolver;
 
@@ -90,6 +105,7 @@ export class SipStack {
     if (this.sweeper) clearInterval(this.sweeper);
     this.overload.stop();
     this.clients.clear();
+    this.statusClients.clear();
     this.servers.clear();
     await this.transports.stop();
   }
@@ -120,6 +136,18 @@ export class SipStack {
       }
       return;
     }
+    // A response to a transaction that needs only its status is matched on three fields, unparsed.
+    const peek = this.statusClients.size > 0 ? peekResponse(m.head) : undefined;
+    if (peek) {
+      const key = `${peek.branch}|${peek.method}`;
+      if (this.statusClients.has(key)) {
+        this.counters.responsesIn++;
+        this.observer?.message('in', 'response', peek.method, peek.status, m.flow.protocol);
+        if (peek.status < 200) this.statusClients.provisional(key);
+        else this.statusClients.finish(key, peek.status);
+        return;
+      }
+    }
     let d;
     try {
       d = decode(m.head, m.body, m.flow);
@@ -137,8 +165,14 @@ export class SipStack {
       this.observer?.message('in', 'response', d.response.cseq.method, d.response.status, m.flow.protocol);
       const branch = d.response.via[0]?.params['branch'];
       if (!branch) return;
-      if (d.response.status < 200) this.clients.provisional(`${branch}|${d.response.cseq.method}`);
-      else this.clients.finish(`${branch}|${d.response.cseq.method}`, d.response);
+      const key = `${branch}|${d.response.cseq.method}`;
+      // A status-only transaction's answer that peekResponse could not read (folded lines, say)
+      // still ends its transaction once parsed in full.
+      if (this.statusClients.has(key)) {
+        if (d.response.status < 200) this.statusClients.provisional(key);
+        else this.statusClients.finish(key, d.response.status);
+      } else if (d.response.status < 200) this.clients.provisional(key);
+      else this.clients.finish(key, d.response);
       return;
     }
     this.request(d.request);
@@ -221,7 +255,42 @@ export class SipStack {
    * when all failed), or with undefined when the last try timed out or no target could be reached
    * (RFC 6665 treats both like a 408 for NOTIFY).
    */
-  async send(req: OutgoingRequest, opts: SendOptions = {}): Promise<SipResponse | undefined> {
+  send(req: OutgoingRequest, opts: SendOptions = {}): Promise<SipResponse | undefined> {
+    return this.transact(req, opts, this.clients, (r) => r.status, (via, flow) => this.encodeWhole(req, via, flow, opts));
+  }
+
+  /** As send(), for a caller that needs only the final status (NOTIFY): its response is never parsed in full. */
+  sendForStatus(req: OutgoingRequest, opts: SendOptions = {}): Promise<number | undefined> {
+    return this.transact(req, opts, this.statusClients, (s) => s, (via, flow) => this.encodeWhole(req, via, flow, opts));
+  }
+
+  /** Serializes the fixed part of a dialog's requests once (see sendPrepared). */
+  prepare(req: DialogRequest): PreparedRequest {
+    return { method: req.method, uri: req.uri, route: req.route, fixed: requestFixedLines(req) };
+  }
+
+  /**
+   * Sends a prepared request with its CSeq, per-request headers and body bytes; resolves with the final
+   * status. It goes through the same target loop as send() (RFC 3263 failover included); its Contact is
+   * in the fixed lines, so `selfContact` does not apply.
+   */
+  sendPrepared(p: PreparedRequest, cseq: number, headers: HeaderList, body: Buffer | undefined, contentType: string | undefined, opts: SendOptions = {}): Promise<number | undefined> {
+    const more = formatHeaderLines(headers);
+    return this.transact(p, opts, this.statusClients, (s) => s, (via) => assembleRequest(p.method, p.uri, via, p.fixed, cseq, more, body, contentType));
+  }
+
+  /**
+   * The one send loop: over `opts.flow` when that connection is still open, else over the targets of
+   * the next hop in order, a new client transaction (in `table`) per target, encoded for that target's
+   * Via; the next target is tried after a timeout, a transport error or a 503 (RFC 3263 §4.3).
+   */
+  private async transact<R>(
+    req: Pick<OutgoingRequest, 'method' | 'uri' | 'route'>,
+    opts: SendOptions,
+    table: ClientTransactions<R>,
+    statusOf: (r: R) => number,
+    encode: (via: Via, flow: Flow) => Buffer,
+  ): Promise<R | undefined> {
     let targets: Flow[];
     try {
       targets = opts.flow && this.transports.hasConnection(opts.flow) ? [opts.flow] : (await this.nextHop(req)).slice(0, MAX_TARGETS);
@@ -229,46 +298,29 @@ export class SipStack {
       this.log.warn({ err: (e as Error).message, uri: req.uri }, 'next hop not resolved');
       return undefined;
     }
-    let res: SipResponse | undefined;
+    let res: R | undefined;
     for (const [i, flow] of targets.entries()) {
-      const r = opts.selfContact ? { ...req, contact: `<${this.contactUri(flow.protocol)}>` } : req;
-      res = await this.sendOnce(r, flow);
-      if (res && res.status !== 503) return res;
-      if (i < targets.length - 1) this.log.debug({ method: req.method, uri: req.uri, failed: `${flow.protocol}:${flow.address}:${flow.port}`, status: res?.status }, 'next hop failed; trying the next target');
+      res = await this.sendOnce(req.method, flow, table, encode);
+      if (res !== undefined && statusOf(res) !== 503) return res;
+      if (i < targets.length - 1) this.log.debug({ method: req.method, uri: req.uri, failed: `${flow.protocol}:${flow.address}:${flow.port}`, status: res === undefined ? undefined : statusOf(res) }, 'next hop failed; trying the next target');
     }
     return res;
   }
 
   /** One client transaction to one flow. */
-  private sendOnce(req: OutgoingRequest, flow: Flow): Promise<SipResponse | undefined> {
+  private sendOnce<R>(method: string, flow: Flow, table: ClientTransactions<R>, encode: (via: Via, flow: Flow) => Buffer): Promise<R | undefined> {
     const branch = newBranch();
-    const local = this.transports.localFor(flow.protocol);
-    const sentBy = this.opts.publicHost || (local ? `${local.address}:${local.port}` : '127.0.0.1');
-    const [host, port] = splitHostPort(sentBy);
-    const data = encodeRequest({
-      method: req.method,
-      uri: req.uri,
-      via: { protocol: flow.protocol, host, port, params: flow.protocol === 'UDP' ? { branch, rport: null } : { branch } },
-      from: req.from,
-      to: req.to,
-      callId: req.callId,
-      cseq: req.cseq,
-      ...(req.route ? { route: req.route } : {}),
-      ...(req.contact ? { contact: req.contact } : {}),
-      ...(req.headers ? { headers: req.headers } : {}),
-      ...(req.body !== undefined ? { body: req.body } : {}),
-      ...(req.contentType ? { contentType: req.contentType } : {}),
-      ...(req.viaBelow ? { viaBelow: req.viaBelow } : {}),
-      ...(req.maxForwards !== undefined ? { maxForwards: req.maxForwards } : {}),
-    });
+    const [host, port] = this.sentBy(flow.protocol);
+    const data = encode({ protocol: flow.protocol, host, port, params: flow.protocol === 'UDP' ? { branch, rport: null } : { branch } }, flow);
     this.counters.requestsOut++;
-    this.observer?.message('out', 'request', req.method, undefined, flow.protocol);
-    const key = `${branch}|${req.method}`;
+    this.observer?.message('out', 'request', method, undefined, flow.protocol);
+    const key = `${branch}|${method}`;
     return new Promise((resolve) => {
-      this.clients.start(
+      table.start(
         key,
         () => {
-          if (!this.transports.send(flow, data, () => this.clients.finish(key, undefined))) this.clients.finish(key, undefined);
+          // Safe sends: a bad address or a refused connection, now or later (onFail), ends the try.
+          if (!this.transports.send(flow, data, () => table.finish(key, undefined))) table.finish(key, undefined);
         },
         flow.protocol !== 'UDP',
         resolve,
@@ -276,8 +328,26 @@ export class SipStack {
     });
   }
 
+  /** A whole request for one try; with `selfContact`, Contact is Herald's URI for the try's transport. */
+  private encodeWhole(req: OutgoingRequest, via: Via, flow: Flow, opts: SendOptions): Buffer {
+    return encodeRequest({ ...req, via, ...(opts.selfContact ? { contact: `<${this.contactUri(flow.protocol)}>` } : {}) });
+  }
+
+  /**
+   * Host and port for the Via of requests over a transport (the listeners do not change once started;
+   * the fallback for a transport without a listener is not kept, so a later listener is seen).
+   */
+  private sentBy(protocol: Protocol): [string, number | undefined] {
+    const cached = this.sentByCache.get(protocol);
+    if (cached) return cached;
+    const local = this.transports.localFor(protocol);
+    const v = splitHostPort(this.opts.publicHost || (local ? `${local.address}:${local.port}` : '127.0.0.1'));
+    if (this.opts.publicHost || local) this.sentByCache.set(protocol, v);
+    return v;
+  }
+
   /** RFC 3261 §8.1.2 / RFC 3263: the flows a request goes to (first Route with lr, else the Request-URI). */
-  async nextHop(req: OutgoingRequest): Promise<Flow[]> {
+  async nextHop(req: Pick<OutgoingRequest, 'uri' | 'route'>): Promise<Flow[]> {
     const target = req.route && req.route.length > 0 ? stripNameAddr(req.route[0]!) : req.uri;
     return this.resolver.resolve(target);
   }

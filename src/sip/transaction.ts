@@ -121,48 +121,64 @@ export class ServerTransactions {
 }
 
 interface ClientEntry {
+  key: string;
+  send: () => void;
   onFinal: (r: unknown) => void;
-  timerE: NodeJS.Timeout | undefined;
-  timerF: NodeJS.Timeout;
+  /** Timer E's current interval, 0 once it no longer runs (reliable transport, or Proceeding). */
+  interval: number;
+  /** When Timer E fires next (ms). */
+  nextAt: number;
+  /** Timer F (ms). */
+  deadline: number;
   done: boolean;
 }
 
-/** Client transactions: retransmit over UDP (Timer E), time out (Timer F), match responses by branch. */
+/** Granularity of the client transactions' timer wheel (Timer E may fire up to this much late). */
+const WHEEL_TICK_MS = 50;
+
+/**
+ * Client transactions: retransmit over UDP (Timer E), time out (Timer F), match responses by branch.
+ * Timers E and F of every transaction live in one wheel of 50 ms slots driven by one interval timer
+ * while any transaction is open: a NOTIFY costs an array slot, not two setTimeouts and their clears.
+ */
 export class ClientTransactions<R> {
   private readonly live = new Map<string, ClientEntry>();
+  /** Slot number (time / WHEEL_TICK_MS) → the entries to look at then; finished ones are skipped. */
+  private readonly wheel = new Map<number, ClientEntry[]>();
+  private lastSlot = 0;
+  private ticker: NodeJS.Timeout | undefined;
 
   get size(): number {
     return this.live.size;
   }
 
   start(key: string, send: () => void, reliable: boolean, onFinal: (r: R | undefined) => void): void {
-    let interval = T1;
-    const entry: ClientEntry = {
-      onFinal: onFinal as (r: unknown) => void,
-      timerE: undefined,
-      timerF: setTimeout(() => this.finish(key, undefined), 64 * T1),
-      done: false,
-    };
-    // Live before the first send: a send that fails at once finishes the transaction (and its timers).
+    const now = Date.now();
+    const entry: ClientEntry = { key, send, onFinal: onFinal as (r: unknown) => void, interval: reliable ? 0 : T1, nextAt: now + T1, deadline: now + 64 * T1, done: false };
     this.live.set(key, entry);
-    send();
-    if (!reliable && this.live.get(key) === entry) {
-      const retransmit = () => {
-        send();
-        interval = Math.min(interval * 2, T2);
-        if (this.live.get(key) === entry) entry.timerE = setTimeout(retransmit, interval);
-      };
-      entry.timerE = setTimeout(retransmit, interval);
+    this.schedule(entry, reliable ? entry.deadline : entry.nextAt, now);
+    // After the entry exists: a send that fails at once finishes the transaction.
+    this.transmit(entry);
+  }
+
+  /** Sends (or resends); a send that throws (a closed socket) ends the transaction like a failed one. */
+  private transmit(e: ClientEntry): void {
+    try {
+      e.send();
+    } catch {
+      this.finish(e.key, undefined);
     }
   }
 
-  /** A provisional response: keep retransmitting at T2 (Proceeding). */
+  /** Returns whether a transaction with this key is open. */
+  has(key: string): boolean {
+    return this.live.has(key);
+  }
+
+  /** A provisional response: Timer E stops, Timer F still runs (Proceeding). */
   provisional(key: string): void {
     const e = this.live.get(key);
-    if (e?.timerE) {
-      clearTimeout(e.timerE);
-      e.timerE = undefined;
-    }
+    if (e) e.interval = 0;
   }
 
   /** Returns false when no transaction matched (stray response, dropped by the caller). */
@@ -170,8 +186,9 @@ export class ClientTransactions<R> {
     const e = this.live.get(key);
     if (!e) return false;
     this.live.delete(key);
-    if (e.timerE) clearTimeout(e.timerE);
-    clearTimeout(e.timerF);
+    e.done = true;
+    // Nothing open: the wheel's leftovers are all finished, and no timer should outlive them.
+    if (this.live.size === 0) this.stopWheel();
     // Completed state (Timer K) only absorbs retransmitted responses; a stray one finds no entry and
     // is dropped, which is the same outcome, so no entry is kept.
     e.onFinal(response);
@@ -180,5 +197,56 @@ export class ClientTransactions<R> {
 
   clear(): void {
     for (const [k] of this.live) this.finish(k, undefined);
+    this.stopWheel();
+  }
+
+  private stopWheel(): void {
+    this.wheel.clear();
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+  }
+
+  private schedule(e: ClientEntry, at: number, now: number): void {
+    if (!this.ticker) {
+      this.lastSlot = Math.floor(now / WHEEL_TICK_MS);
+      this.ticker = setInterval(() => this.tick(Date.now()), WHEEL_TICK_MS);
+    }
+    const slot = Math.max(Math.ceil(at / WHEEL_TICK_MS), this.lastSlot + 1);
+    const list = this.wheel.get(slot);
+    if (list) list.push(e);
+    else this.wheel.set(slot, [e]);
+  }
+
+  private tick(now: number): void {
+    const upTo = Math.floor(now / WHEEL_TICK_MS);
+    if (upTo - this.lastSlot > 1000) {
+      // After a long stall (or a clock jump): every slot due, from what the wheel holds.
+      for (const [slot, list] of this.wheel) if (slot <= upTo) this.fire(list, now, slot);
+    } else {
+      for (let slot = this.lastSlot + 1; slot <= upTo; slot++) {
+        const list = this.wheel.get(slot);
+        if (list) this.fire(list, now, slot);
+      }
+    }
+    this.lastSlot = upTo;
+    if (this.live.size === 0) this.stopWheel();
+  }
+
+  private fire(list: ClientEntry[], now: number, slot: number): void {
+    this.wheel.delete(slot);
+    for (const e of list) {
+      if (e.done) continue;
+      if (now >= e.deadline) {
+        this.finish(e.key, undefined); // Timer F
+        continue;
+      }
+      if (e.interval > 0 && now >= e.nextAt) {
+        this.transmit(e); // Timer E: retransmit, doubling up to T2
+        if (e.done) continue; // the send failed and finished it
+        e.interval = Math.min(e.interval * 2, T2);
+        e.nextAt = now + e.interval;
+      }
+      this.schedule(e, e.interval > 0 ? Math.min(e.nextAt, e.deadline) : e.deadline, now);
+    }
   }
 }

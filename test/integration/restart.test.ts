@@ -1,5 +1,6 @@
 // Nothing lost on restart: SIGKILL Herald, start it again on the same store, and a later PUBLISH
-// reaches the earlier watcher in its existing dialog with the next CSeq.
+// reaches the earlier watcher in its existing dialog with a higher CSeq (CSeqs are reserved in blocks,
+// RFC 3261 §12.2.1.1 asks only for a higher one: it may jump after a crash, it never repeats).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestUA, pidf, rnd } from '../support/ua.js';
@@ -49,7 +50,7 @@ describe('restart', () => {
       const r2 = await pub.request('PUBLISH', ALICE, { from: ALICE, headers: { Event: 'presence', Expires: '600', 'SIP-If-Match': r1.h('sip-etag')! }, body: pidf(ALICE, { note: 'after' }) });
       assert.equal(r2.status, 200);
       const n2 = await w.nextRequest((m) => m.method === 'NOTIFY' && m.callId === callId && m.body.includes('after'));
-      assert.equal(n2.cseq, n1.cseq + 1, 'the next CSeq of the same dialog');
+      assert.ok(n2.cseq > n1.cseq, `a higher CSeq in the same dialog (${n1.cseq} → ${n2.cseq})`);
       assert.equal(n2.toTag, n1.toTag);
       assert.equal(n2.fromTag, n1.fromTag);
 

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { Notifier } from '../../src/events/notifier.js';
 import type { EventPackage, NotifyContent, SubscriptionRecord, TerminationReason } from '../../src/events/subscription.js';
 import { decode } from '../../src/sip/codec.js';
-import type { OutgoingRequest, SipRequest, SipResponse } from '../../src/sip/message.js';
+import type { HeaderList, OutgoingRequest, SipRequest, SipResponse } from '../../src/sip/message.js';
 import type { ResponseSpec } from '../../src/sip/codec.js';
-import type { ServerTx, SipStack } from '../../src/sip/stack.js';
+import type { DialogRequest, PreparedRequest, ServerTx, SipStack } from '../../src/sip/stack.js';
 import { Store } from '../../src/store/store.js';
 import { silentLogger } from '../../src/log.js';
 
@@ -34,10 +34,29 @@ function tx(request: SipRequest): ServerTx & { answers: ResponseSpec[] } {
   return { request, answers, get answered() { return answers.some((a) => a.status >= 200); }, respond: (s) => void answers.push(s) };
 }
 
+/** A fake stack: NOTIFYs sent through prepare/sendPrepared are recorded as whole requests. */
+function fakeStack(sent: OutgoingRequest[], answer: (r: OutgoingRequest) => Promise<number | undefined>): SipStack {
+  const prepared = new WeakMap<PreparedRequest, DialogRequest>();
+  return {
+    prepare: (r: DialogRequest) => {
+      const p: PreparedRequest = { method: r.method, uri: r.uri, route: r.route, fixed: '' };
+      prepared.set(p, r);
+      return p;
+    },
+    sendPrepared: (p: PreparedRequest, cseq: number, headers: HeaderList, body: Buffer | undefined, contentType: string | undefined) => {
+      const r = prepared.get(p)!;
+      const req: OutgoingRequest = { ...r, cseq, headers: [...(r.headers ?? []), ...headers], ...(body ? { body: body.toString('utf8'), contentType } : {}) };
+      sent.push(req);
+      return answer(req);
+    },
+    contactUri: () => 'sip:127.0.0.1:5060',
+  } as unknown as SipStack;
+}
+
 function harness() {
   const sent: OutgoingRequest[] = [];
   let answer: (r: OutgoingRequest) => Promise<SipResponse | undefined> = async () => ({ status: 200 } as SipResponse);
-  const stack = { send: (r: OutgoingRequest) => (sent.push(r), answer(r)), contactUri: () => 'sip:127.0.0.1:5060' } as unknown as SipStack;
+  const stack = fakeStack(sent, (r) => answer(r).then((a) => a?.status));
   const store = Store.open('memory://', silentLogger).collection<SubscriptionRecord>('subscription');
   const n = new Notifier(stack, store, { minExpires: 10, defaultExpires: 3600, maxExpires: 7200, commonHeaders: () => [] }, silentLogger);
   let body = 'v1';
@@ -85,14 +104,16 @@ test('the CSeq of a NOTIFY is durable before the NOTIFY is sent', async () => {
   const h = harness();
   let storedAtSend: number | undefined;
   h.setAnswer(async (r) => {
-    storedAtSend = (await h.store.all())[0]?.[1].localCseq;
-    assert.equal(storedAtSend, r.cseq);
+    // What a restart would go on from: above every CSeq reserved, so never this one again.
+    const stored = (await h.store.all())[0]?.[1];
+    storedAtSend = Math.max(stored?.localCseq ?? 0, stored?.cseqReserved ?? 0);
+    assert.ok(storedAtSend >= r.cseq, `stored ${storedAtSend} covers CSeq ${r.cseq}`);
     return { status: 200 } as SipResponse;
   });
   await h.n.handleSubscribe(tx(subscribeRequest()));
   await tick();
   await tick();
-  assert.equal(storedAtSend, 1);
+  assert.ok(storedAtSend !== undefined && storedAtSend >= 1);
 });
 
 test('one NOTIFY in flight; changes meanwhile are coalesced into one more with the latest state', async () => {
@@ -225,4 +246,92 @@ test('RFC 5839 §6.3: a new subscription whose Suppress-If-Match matches gets a 
   await h.n.handleSubscribe(u);
   await tick();
   assert.equal(h.sent[1]!.body, 'ca89a');
+});
+
+/** A second notifier on the same store, as after a SIGKILL (nothing was stopped or flushed by hand). */
+async function restarted(h: ReturnType<typeof harness>) {
+  const sent: OutgoingRequest[] = [];
+  const stack = fakeStack(sent, () => Promise.resolve(200));
+  const n = new Notifier(stack, h.store, { minExpires: 10, defaultExpires: 3600, maxExpires: 7200, commonHeaders: () => [] }, silentLogger);
+  let body = 'v1';
+  n.register({ event: 'presence', admit: () => ({ ok: true, contentType: 'text/plain', binding: { content: (): NotifyContent => ({ state: 'active', body, contentType: 'text/plain', tag: body }), close: () => undefined } }) });
+  return { n, sent, setBody: (b: string) => (body = b) };
+}
+
+test('CSeqs are reserved in blocks: a busy dialog is not written per NOTIFY, and after a crash no CSeq repeats', async () => {
+  const h = harness();
+  let writes = 0;
+  const put = h.store.put.bind(h.store);
+  h.store.put = (k, v) => (writes++, put(k, v));
+  await h.n.handleSubscribe(tx(subscribeRequest()));
+  await tick();
+  await tick();
+  const afterSubscribe = writes;
+  for (let i = 0; i < 1500; i++) {
+    h.setBody(`v${i % 2 ? 'open' : 'closed'}${i}`);
+    h.change();
+    await tick();
+    await tick();
+  }
+  assert.equal(h.sent.length, 1501);
+  const cseqs = h.sent.map((r) => r.cseq);
+  assert.deepEqual(cseqs, cseqs.map((_, i) => i + 1), 'CSeq 1, 2, 3… while running');
+  assert.ok(writes - afterSubscribe <= 3, `${writes - afterSubscribe} dialog writes for 1,500 NOTIFYs`);
+  await h.store.flush();
+
+  const r = await restarted(h);
+  r.setBody('after-crash');
+  assert.deepEqual(await r.n.restore(), { restored: 1, expired: 0 });
+  await tick();
+  await tick();
+  assert.equal(r.sent.length, 1);
+  assert.ok(r.sent[0]!.cseq > 1501, `CSeq after the crash (${r.sent[0]!.cseq}) is above every one sent before`);
+  assert.equal(r.sent[0]!.body, 'after-crash');
+});
+
+test('a busy dialog\'s last tag is not known to the store: a restart sends the current state even if it is the stored one', async () => {
+  const h = harness();
+  await h.n.handleSubscribe(tx(subscribeRequest()));
+  await tick();
+  await tick();
+  // v1 went out in a quiet dialog (its tag is stored); then quickly v2 and back to v1.
+  for (const b of ['v2', 'v1']) {
+    h.setBody(b);
+    h.change();
+    await tick();
+    await tick();
+  }
+  h.setBody('v2');
+  h.change();
+  await tick();
+  await tick();
+  assert.deepEqual(h.sent.map((s) => s.body), ['v1', 'v2', 'v1', 'v2']);
+  await h.store.flush();
+  // The state went back to v1 (durable, e.g. a PUBLISH) but Herald died before that NOTIFY left.
+  const r = await restarted(h);
+  r.setBody('v1');
+  await r.n.restore();
+  await tick();
+  await tick();
+  assert.deepEqual(r.sent.map((s) => s.body), ['v1'], 'the watcher, left at v2, gets v1');
+});
+
+test('a quiet dialog keeps its tag in the store: after a crash nothing unchanged is resent', async () => {
+  const h = harness();
+  await h.n.handleSubscribe(tx(subscribeRequest()));
+  await tick();
+  await tick();
+  h.setBody('v2');
+  h.change();
+  await tick();
+  await tick();
+  // Quiet for a while: the sweep writes the tag the watcher has.
+  h.n.sweep(Date.now() + 10_000);
+  await h.store.flush();
+  const r = await restarted(h);
+  r.setBody('v2');
+  await r.n.restore();
+  await tick();
+  await tick();
+  assert.deepEqual(r.sent, []);
 });
