@@ -298,10 +298,16 @@ export class Transports {
     socket.setNoDelay(true);
     // Inactivity either way: a partial message is closed after PARTIAL_MESSAGE_TIMEOUT_MS (slow-loris),
     // a quiet connection after the idle timeout (RFC 5626 clients keep theirs alive with CRLFs).
+    // Node fires a socket's 'timeout' once per inactivity period and does not re-arm it, so a check
+    // that finds the connection not yet due (idle longer than the partial-message bound, or a
+    // timer that fired a millisecond before quietSince + idle) sets the next one itself.
     const idle = this.opts.idleTimeoutMs ?? Infinity;
-    socket.setTimeout(Math.min(PARTIAL_MESSAGE_TIMEOUT_MS, idle), () => {
-      if (framer.partial || Date.now() - quietSince >= idle) socket.destroy();
+    socket.on('timeout', () => {
+      const quiet = Date.now() - quietSince;
+      if (framer.partial || quiet >= idle) socket.destroy();
+      else socket.setTimeout(Math.max(1, Math.min(PARTIAL_MESSAGE_TIMEOUT_MS, idle - quiet)));
     });
+    socket.setTimeout(Math.min(PARTIAL_MESSAGE_TIMEOUT_MS, idle));
     socket.on('data', (chunk: Buffer) => {
       touch();
       if (!framer.push(chunk)) socket.end();
