@@ -1,7 +1,7 @@
 // The README's five-minute tour, as written, against sipp: two users added with the CLI, alice
 // publishes with docs/tour/publish.xml, bob watches with docs/tour/watch.xml (pending), the CLI shows
 // bob pending and approves him, bob's next NOTIFY is active with alice's note. Herald offers MD5
-// first, as the tour's config does: sipp answers only the first digest challenge, and only MD5.
+// first, as its default config does: sipp answers only the first digest challenge, and only MD5.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
