@@ -124,6 +124,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     algorithms: config.auth.algorithms,
     challenge: config.auth.challenge,
     log,
+    onFailure: (reason) => metrics.authFailure('sip', reason),
   });
   const identifySender = async (tx: ServerTx): Promise<ImSender | undefined> => {
     const r = await auth.identify(tx, common());
@@ -264,7 +265,10 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       commonHeaders: common,
       identify,
       maxPerPresentity: config.limits.max_publications_per_presentity,
-      onForeignPublish: (tx, publisher) => logAuthFailure(log, tx.request.source.address, publisher || undefined, 'foreign-publish'),
+      onForeignPublish: (tx, publisher) => {
+        logAuthFailure(log, tx.request.source.address, publisher || undefined, 'foreign-publish');
+        metrics.authFailure('sip', 'foreign-publish');
+      },
     }),
   );
   // NOTIFY arrives only in dialogs of upstream subscriptions (the SIP gateway, the reg source).

@@ -50,7 +50,7 @@ export class HeraldMetrics {
     this.notifyAnswers = new Counter({ name: 'herald_notify_answers_total', help: 'Answers to the NOTIFYs Herald sent, by status ("timeout": none).', labelNames: ['status'], registers });
     this.authFailures = new Counter({
       name: 'herald_auth_failures_total',
-      help: 'Credentials that did not pass: SIP digest (a request with credentials answered 401/407/403), XCAP and admin.',
+      help: 'Credentials that did not pass, by protocol (sip, xcap, admin) and the reason of the auth-failure log line.',
       labelNames: ['protocol', 'reason'],
       registers,
     });
@@ -114,7 +114,7 @@ export class HeraldMetrics {
     });
   }
 
-  /** The stack's hook: counts messages, notes PUBLISH arrivals, counts digest answers that failed. */
+  /** The stack's hook: counts messages, notes PUBLISH arrivals (SIP auth failures come from the authenticator). */
   readonly stackObserver: StackObserver = {
     message: (dir, kind, method, status, protocol, request) => {
       this.messages.inc({ direction: dir, kind, method, status: status === undefined ? '' : String(status), transport: protocol.toLowerCase() });
@@ -122,9 +122,6 @@ export class HeraldMetrics {
       if (kind === 'request' && method === 'PUBLISH') {
         const presentity = aorOf(request.uri);
         if (presentity) this.publishedAt.set(presentity, Date.now());
-      }
-      if (kind === 'response' && request.credentials.length > 0 && (status === 401 || status === 407 || (status === 403 && method === 'PUBLISH'))) {
-        this.authFailures.inc({ protocol: 'sip', reason: status === 403 ? 'forbidden' : 'rejected' });
       }
     },
   };

@@ -6,7 +6,7 @@ import { aorOf, sipUriEquivalent } from '../formats/uri.js';
 import { header, type HeaderList, type SipRequest } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
 import { challenges, readDigest, verifyDigest, type NonceManager, type ReplayGuard } from './digest.js';
-import { logAuthFailure, type AuthThrottle } from './throttle.js';
+import { logAuthFailure, type AuthFailureReason, type AuthThrottle } from './throttle.js';
 import type { DigestAlgorithm, UserDirectory } from './users.js';
 import { isTrustedAddress } from './trust.js';
 
@@ -40,12 +40,19 @@ export interface SipAuthOptions {
    */
   challenge: 'first' | 'each';
   log: Logger;
+  /** Told of every failure beside its log line (the metrics count them by the same reason). */
+  onFailure?: (reason: AuthFailureReason) => void;
 }
 
 export type AuthOutcome = { kind: 'identity'; identity: Identity } | { kind: 'answered' };
 
 export class SipAuthenticator {
   constructor(private readonly o: SipAuthOptions) {}
+
+  private failed(src: string, aor: string, reason: AuthFailureReason): void {
+    logAuthFailure(this.o.log, src, aor, reason);
+    this.o.onFailure?.(reason);
+  }
 
   private fromIdentity(rq: SipRequest, via: Identity['via']): Identity {
     const pai = header(rq, 'p-asserted-identity');
@@ -81,14 +88,14 @@ export class SipAuthenticator {
       // A throttled source or identity is refused before its password is looked at.
       const wait = this.o.throttle.retryAfter(src, claimedAor);
       if (wait > 0) {
-        logAuthFailure(this.o.log, src, claimedAor, 'throttled');
+        this.failed(src, claimedAor, 'throttled');
         tx.respond({ status: 403, reason: 'Too Many Failed Attempts', headers: [...common, ['Retry-After', String(Math.ceil(wait / 1000))]] });
         return { kind: 'answered' };
       }
       // RFC 2617 §3.2.2.5 (RFC 3261 §22.4): the digest-uri must name the Request-URI's resource;
       // an equivalent form (RFC 3261 §19.1.4) is the same resource.
       if (!sipUriEquivalent(d.uri, rq.uri)) {
-        logAuthFailure(this.o.log, src, claimedAor, 'uri-mismatch');
+        this.failed(src, claimedAor, 'uri-mismatch');
         this.o.throttle.failure(src, claimedAor);
         continue;
       }
@@ -97,7 +104,7 @@ export class SipAuthenticator {
         this.o.throttle.success(src, v.user.aor);
         return { kind: 'identity', identity: { uri: v.user.aor, anonymous: false, via: 'digest' } };
       }
-      logAuthFailure(this.o.log, src, claimedAor, v.reason);
+      this.failed(src, claimedAor, v.reason);
       if (v.guess) this.o.throttle.failure(src, claimedAor);
       stale ||= v.stale;
     }
