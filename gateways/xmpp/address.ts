@@ -106,6 +106,25 @@ export interface Jid {
   resource?: string;
 }
 
+/** RFC 7622 §3.1: each part is 1 to 1023 octets. */
+const MAX_JID_PART = 1023;
+// RFC 7622 §3.3.1: a localpart never carries " & ' / : < > @, nor (IdentifierClass) spaces or controls.
+// eslint-disable-next-line no-control-regex
+const BAD_LOCAL = /["&'/:<>@\s\u0000-\u001f\u007f]/u;
+// RFC 7622 §3.2: a domainpart is a host name or an IP literal (no spaces, controls or JID delimiters).
+// eslint-disable-next-line no-control-regex
+const BAD_DOMAIN = /["&'/:<>@\\\s\u0000-\u001f\u007f,;[\]]/u;
+const IP_LITERAL = /^\[[0-9A-Fa-f:.]+\]$/;
+// RFC 7622 §3.4: a resourcepart (FreeformClass) carries no controls.
+// eslint-disable-next-line no-control-regex
+const BAD_RESOURCE = /[\u0000-\u001f\u007f]/u;
+
+const octets = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+/**
+ * A JID as RFC 7622 §3 allows it, or undefined. The checks are on what the gateway must rely on (the
+ * delimiters, lengths, no spaces or controls where they are not allowed), not full PRECIS.
+ */
 export function parseJid(s: string): Jid | undefined {
   const slash = s.indexOf('/');
   const bare = slash === -1 ? s : s.slice(0, slash);
@@ -113,7 +132,9 @@ export function parseJid(s: string): Jid | undefined {
   const at = bare.lastIndexOf('@');
   const local = at === -1 ? '' : bare.slice(0, at);
   const domain = (at === -1 ? bare : bare.slice(at + 1)).toLowerCase();
-  if (domain === '' || resource === '') return undefined;
+  if (domain === '' || resource === '' || (at !== -1 && local === '')) return undefined;
+  if (octets(domain) > MAX_JID_PART || octets(local) > MAX_JID_PART || (resource !== undefined && octets(resource) > MAX_JID_PART)) return undefined;
+  if (BAD_LOCAL.test(local) || (BAD_DOMAIN.test(domain) && !IP_LITERAL.test(domain)) || (resource !== undefined && BAD_RESOURCE.test(resource))) return undefined;
   return resource === undefined ? { local, domain } : { local, domain, resource };
 }
 

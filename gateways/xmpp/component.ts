@@ -3,10 +3,10 @@
 // XEP-0114 §3: the server keeps no roster for a component and answers no probes for it, so every
 // presence authorization the gateway holds (either way) is persisted here and survives restarts of
 // Herald and of the XMPP server alike.
-import { component as createComponent, type XmppEntity } from '@xmpp/component';
 import type { Element } from '@xmpp/xml';
 import type { Logger } from 'pino';
 import type { Collection } from '../../src/store/store.js';
+import { ComponentStream, type StanzaStream } from './stream.js';
 import { fromLtx, toLtx, type XNode } from './wire.js';
 
 export interface Backoff {
@@ -16,8 +16,8 @@ export interface Backoff {
 
 export type ConnectionState = 'stopped' | 'connecting' | 'online' | 'offline';
 
-/** Factory seam for tests: anything with xmpp.js's entity surface. */
-export type EntityFactory = (opts: { service: string; domain: string; password: string }) => XmppEntity;
+/** Factory seam for tests: anything with the component stream's surface. */
+export type EntityFactory = (opts: { service: string; domain: string; secret: string }) => StanzaStream;
 
 export interface ComponentOptions {
   service: string;
@@ -37,7 +37,9 @@ export interface ComponentOptions {
  * lost (XEP-0114 gives a component no session state to resume).
  */
 export class ComponentConnection {
-  private entity: XmppEntity | undefined;
+  private entity: StanzaStream | undefined;
+  /** The stream being connected or online: its stanzas are read even in the tick before `entity` is set. */
+  private current: StanzaStream | undefined;
   private stateValue: ConnectionState = 'stopped';
   private timer: NodeJS.Timeout | undefined;
   private attempt = 0;
@@ -83,8 +85,9 @@ export class ComponentConnection {
     this.setState('stopped', {});
     clearTimeout(this.timer);
     this.timer = undefined;
-    const e = this.entity;
+    const e = this.entity ?? this.current;
     this.entity = undefined;
+    this.current = undefined;
     if (e) await this.dispose(e);
     this.firstOnline?.();
     this.firstOnline = undefined;
@@ -118,16 +121,11 @@ export class ComponentConnection {
     this.timer = undefined;
     if (this.stateValue === 'stopped') return;
     this.attempt++;
-    const factory = this.opts.entityFactory ?? createComponent;
-    const e = factory({ service: this.opts.service, domain: this.opts.domain, password: this.opts.secret });
-    // Herald's own backoff replaces xmpp.js's fixed one-second reconnect.
-    e.reconnect.stop();
-    let lastError: Error | undefined;
-    e.on('error', (err) => {
-      lastError = err;
-    });
-    e.on('stanza', (el: Element) => {
-      if (this.entity !== e) return;
+    const factory = this.opts.entityFactory ?? ((o) => new ComponentStream(o));
+    const e = factory({ service: this.opts.service, domain: this.opts.domain, secret: this.opts.secret });
+    this.current = e;
+    e.onStanza((el: Element) => {
+      if (this.current !== e) return;
       const node = fromLtx(el);
       for (const l of this.stanzaListeners) {
         try {
@@ -137,25 +135,24 @@ export class ComponentConnection {
         }
       }
     });
-    e.on('status', (status) => {
-      if (status === 'disconnect' && this.entity === e) {
-        this.entity = undefined;
-        void this.dispose(e);
-        this.lost(lastError);
-      }
+    e.onClose((err) => {
+      if (this.current !== e) return;
+      this.entity = undefined;
+      this.current = undefined;
+      this.lost(err);
     });
     this.opts.log.debug({ attempt: this.attempt }, 'xmpp component connecting');
     try {
-      await withTimeout(e.start(), 15_000);
+      await e.start();
     } catch (err) {
-      if (this.entity !== e) {
-        // Failed before it was ever online.
-        void this.dispose(e);
-        this.lost((err as Error) ?? lastError);
-      }
+      // Failed before it was ever online.
+      if (this.current === e) this.current = undefined;
+      void this.dispose(e);
+      this.lost(err instanceof Error ? err : new Error(String(err)));
       return;
     }
     if (this.isStopped()) {
+      this.current = undefined;
       void this.dispose(e);
       return;
     }
@@ -190,34 +187,11 @@ export class ComponentConnection {
     this.timer.unref();
   }
 
-  private async dispose(e: XmppEntity): Promise<void> {
-    e.removeAllListeners('stanza');
-    e.removeAllListeners('status');
-    // Keep an error listener: a late socket error must not become an unhandled 'error' event.
-    e.removeAllListeners('error');
-    e.on('error', () => undefined);
-    try {
-      await withTimeout(e.stop(), 3000);
-    } catch {
-      // already gone
-    }
+  private async dispose(e: StanzaStream): Promise<void> {
+    e.onStanza(() => undefined);
+    e.onClose(() => undefined);
+    await e.stop();
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

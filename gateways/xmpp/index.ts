@@ -6,12 +6,12 @@ import type { Hub } from '../../src/hub/hub.js';
 import type { Provider } from '../../src/hub/types.js';
 import type { WatcherViews } from '../../src/policy/view.js';
 import type { Store } from '../../src/store/store.js';
-import { GatewayAddressing } from './address.js';
+import { GatewayAddressing, parseJid } from './address.js';
 import { AuthorizationStore, ComponentConnection, DISCO_INFO, type AuthorizationRecord, type EntityFactory } from './component.js';
 import { XmppFrontend } from './frontend.js';
 import { XmppProvider } from './provider.js';
 import { RosterManager, type ClientFactory, type LinkedAccount, type RosterLists } from './roster.js';
-import { el, errorReply, readPresenceStanza, type XNode } from './wire.js';
+import { el, errorReply, readInbound, type XNode } from './wire.js';
 import { XmppMessaging } from './im.js';
 import type { GatewayMessage } from '../../src/im/relay.js';
 import type { ImBridge, ImOutcome } from '../../src/im/types.js';
@@ -105,35 +105,42 @@ export function createXmppGateway(deps: XmppGatewayDeps): XmppGateway {
   });
 
   function route(n: XNode): void {
-    const type = n.attrs['type'];
-    if (n.name === 'presence') {
-      const p = readPresenceStanza(n);
-      if (!p) return;
-      if (!frontend.handle(p, n)) provider.handle(p);
+    const r = readInbound(n, cfg.component_domain, (j) => parseJid(j) !== undefined);
+    if ('drop' in r) {
+      log.debug({ why: r.drop }, 'xmpp stanza dropped');
       return;
     }
-    if (type === 'error' || type === 'result') return; // RFC 6120 §8.2.3: never answer an error
-    if (n.name === 'iq' && type === 'get' && n.attrs['to'] === cfg.component_domain && n.children.some((c) => typeof c !== 'string' && c.name === 'query' && c.attrs['xmlns'] === DISCO_INFO)) {
-      // XEP-0030 / XEP-0100 §4.1: a gateway to SIP.
-      conn.send(
-        el('iq', { type: 'result', id: n.attrs['id'], from: n.attrs['to'], to: n.attrs['from'] },
-          el('query', { xmlns: DISCO_INFO },
-            el('identity', { category: 'gateway', type: 'sip', name: 'Herald SIP gateway' }),
-            el('feature', { var: DISCO_INFO }))),
-      );
+    if ('reply' in r) {
+      log.debug({ why: r.why }, 'xmpp stanza refused');
+      conn.send(r.reply);
       return;
     }
-    if (n.name === 'iq' && (type === 'get' || type === 'set')) {
-      conn.send(errorReply(n, { condition: 'service-unavailable', type: 'cancel' }));
+    const st = r.stanza;
+    if (st.kind === 'presence') {
+      if (!frontend.handle(st.presence, st.node)) provider.handle(st.presence);
       return;
     }
-    if (n.name === 'message') {
-      if (messaging) {
-        messaging.receive(n).catch((err: unknown) => log.error({ err: String(err) }, 'xmpp message not delivered'));
+    if (st.kind === 'iq') {
+      if (st.type === 'error' || st.type === 'result') return; // RFC 6120 §8.2.3: never answer a response
+      if (st.type === 'get' && st.to === cfg.component_domain && st.payload?.name === 'query' && st.payload.attrs['xmlns'] === DISCO_INFO) {
+        // XEP-0030 / XEP-0100 §4.1: a gateway to SIP.
+        conn.send(
+          el('iq', { type: 'result', id: st.id, from: st.to, to: st.from },
+            el('query', { xmlns: DISCO_INFO },
+              el('identity', { category: 'gateway', type: 'sip', name: 'Herald SIP gateway' }),
+              el('feature', { var: DISCO_INFO }))),
+        );
         return;
       }
-      conn.send(errorReply(n, { condition: 'service-unavailable', type: 'cancel' }));
+      conn.send(errorReply(st.node, { condition: 'service-unavailable', type: 'cancel' }));
+      return;
     }
+    if (st.type === 'error') return; // RFC 6120 §8.3.1: never answer an error
+    if (messaging) {
+      messaging.receive(st.node).catch((err: unknown) => log.error({ err: String(err) }, 'xmpp message not delivered'));
+      return;
+    }
+    conn.send(errorReply(st.node, { condition: 'service-unavailable', type: 'cancel' }));
   }
 
   return {

@@ -2,6 +2,7 @@
 // xmpp.js (ARCHITECTURE.md), and only wire.ts touches its elements: everything past wire.ts sees the
 // gateway's own typed stanzas.
 declare module '@xmpp/xml' {
+  import { EventEmitter } from 'node:events';
   export type Attrs = Record<string, string | undefined>;
   export class Element {
     constructor(name: string, attrs?: Attrs);
@@ -11,6 +12,10 @@ declare module '@xmpp/xml' {
     toString(): string;
   }
   export function xml(name: string, attrs?: Attrs | null, ...children: (Element | string)[]): Element;
+  /** The streaming parser (ltx): 'start' (the stream header), 'element' (each top-level child), 'end', 'error'. */
+  export class Parser extends EventEmitter {
+    write(data: string): void;
+  }
   export default xml;
 }
 

@@ -137,3 +137,72 @@ export function errorReply(n: XNode, e: StanzaErrorInfo): XNode {
     el('error', { type: e.type }, el(e.condition, { xmlns: NS_STANZAS }), e.text !== undefined ? el('text', { xmlns: NS_STANZAS }, e.text) : undefined),
   );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The edge: every stanza from the component connection read once into a typed value
+// ---------------------------------------------------------------------------------------------
+
+/** RFC 6121 §4.7.1 (absent: available), RFC 6121 §5.2.2, RFC 6120 §8.2.3. */
+const STANZA_TYPES = {
+  presence: ['unavailable', 'subscribe', 'subscribed', 'unsubscribe', 'unsubscribed', 'probe', 'error'],
+  message: ['chat', 'error', 'groupchat', 'headline', 'normal'],
+  iq: ['get', 'set', 'result', 'error'],
+} as const;
+
+interface InboundBase {
+  /** Full JIDs, valid under RFC 7622 (address.ts's parseJid). */
+  from: string;
+  to: string;
+  id: string | undefined;
+  /** The stanza itself, for error replies and the message mapping. */
+  node: XNode;
+}
+export type InboundStanza =
+  | (InboundBase & { kind: 'presence'; presence: PresenceStanza })
+  | (InboundBase & { kind: 'message'; type: (typeof STANZA_TYPES.message)[number] })
+  | (InboundBase & { kind: 'iq'; type: (typeof STANZA_TYPES.iq)[number]; payload: XNode | undefined });
+
+/** What the edge makes of one element: a stanza, an error to answer with, or nothing (dropped, and why). */
+export type Inbound = { stanza: InboundStanza } | { reply: XNode; why: string } | { drop: string };
+
+/**
+ * Reads a top-level element from the component stream. Anything the gateway cannot rely on stops here:
+ * a stanza with no usable `from` is dropped (there is no one to answer), a bad `to` is answered
+ * jid-malformed and a bad `type` or iq shape bad-request (RFC 6120 §8.3.3.8, §8.3.3.1, §8.2.3), and
+ * an error is never answered with an error (RFC 6120 §8.3.1). Error replies come from the component's
+ * own domain when the stanza's `to` is not a JID.
+ */
+export function readInbound(n: XNode, componentDomain: string, validJid: (s: string) => boolean): Inbound {
+  if (n.name !== 'presence' && n.name !== 'message' && n.name !== 'iq') return { drop: `<${n.name}> is not a stanza` };
+  const from = n.attrs['from'];
+  const to = n.attrs['to'];
+  const type = n.attrs['type'];
+  const id = n.attrs['id'];
+  if (from === undefined || !validJid(from)) return { drop: 'from is not a JID' };
+  const answer = (condition: string, why: string): Inbound => {
+    if (type === 'error' || type === 'result') return { drop: why };
+    const src = to !== undefined && validJid(to) ? n : { ...n, attrs: { ...n.attrs, to: componentDomain } };
+    return { reply: errorReply(src, { condition, type: 'modify' }), why };
+  };
+  if (to === undefined || !validJid(to)) return answer('jid-malformed', 'to is not a JID');
+  const base = { from, to, id, node: n };
+  switch (n.name) {
+    case 'presence': {
+      if (type !== undefined && !(STANZA_TYPES.presence as readonly string[]).includes(type)) return answer('bad-request', `presence type ${type}`);
+      return { stanza: { ...base, kind: 'presence', presence: readPresenceStanza(n)! } };
+    }
+    case 'message': {
+      const t = type ?? 'normal';
+      if (!(STANZA_TYPES.message as readonly string[]).includes(t)) return answer('bad-request', `message type ${t}`);
+      return { stanza: { ...base, kind: 'message', type: t as (typeof STANZA_TYPES.message)[number] } };
+    }
+    default: {
+      if (type === undefined || !(STANZA_TYPES.iq as readonly string[]).includes(type)) return answer('bad-request', `iq type ${type ?? '(none)'}`);
+      const payload = children(n);
+      // RFC 6120 §8.2.3: an id always; get and set carry exactly one child.
+      if (id === undefined) return answer('bad-request', 'iq without id');
+      if ((type === 'get' || type === 'set') && payload.length !== 1) return answer('bad-request', `iq ${type} with ${payload.length} children`);
+      return { stanza: { ...base, kind: 'iq', type: type as (typeof STANZA_TYPES.iq)[number], payload: payload[0] } };
+    }
+  }
+}

@@ -13,6 +13,7 @@ import net from 'node:net';
 import { TestUA, pidf, rnd } from '../support/ua.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
 import { xcap } from '../support/xcap.js';
+import { ScriptedXmppServer } from '../support/xmpp-server.js';
 import { parseMultipart } from '../../src/formats/multipart.js';
 import { parseRlmi } from '../../src/formats/rlmi.js';
 
@@ -105,54 +106,19 @@ function reframe(m: string, rand: () => number): string {
   return m.slice(0, end).replace(/\r\nContent-Length:[^\r]*/gi, '') + `\r\nContent-Length: ${Buffer.byteLength(body, 'latin1')}\r\n\r\n${body}`;
 }
 
-/** A scripted XMPP server's component port (XEP-0114): accepts any handshake, then sends what it is given. */
-class FakeXmppServer {
-  private server = net.createServer();
-  socket: net.Socket | undefined;
-  private ready: (() => void) | undefined;
-  port = 0;
-  async start(): Promise<void> {
-    this.server.on('connection', (s) => {
-      s.on('error', () => undefined);
-      s.on('data', (d) => {
-        const t = d.toString();
-        if (t.includes('<stream:stream')) s.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' from='sip.xmpp.test' id='fuzz${rnd()}'>`);
-        if (t.includes('<handshake')) {
-          s.write('<handshake/>');
-          this.socket = s;
-          this.ready?.();
-        }
-      });
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
-    this.port = (this.server.address() as net.AddressInfo).port;
-  }
-  online(timeoutMs = 10_000): Promise<void> {
-    if (this.socket && !this.socket.destroyed) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('component did not connect')), timeoutMs);
-      this.ready = () => (clearTimeout(t), resolve());
-    });
-  }
-  async stop(): Promise<void> {
-    this.socket?.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
-  }
-}
-
 describe(`fuzz (seed ${SEED}, scale ${SCALE})`, () => {
   let h: TestHerald;
   let ua: TestUA;
   let watcher: TestUA;
   let watchCall: string;
-  const xmpp = new FakeXmppServer();
+  const xmpp = new ScriptedXmppServer();
   const m = new Mutator(prng(SEED));
   let rss0 = 0;
 
   before(async () => {
     await xmpp.start();
     h = await startTestHerald({
-      gateway: { xmpp: { enabled: true, service: `xmpp://127.0.0.1:${xmpp.port}`, secret: 's', xmpp_domains: ['xmpp.test'], reconnect_initial: 1, reconnect_max: 1 } },
+      gateway: { xmpp: { enabled: true, service: xmpp.service, secret: 's', xmpp_domains: ['xmpp.test'], reconnect_initial: 1, reconnect_max: 1 } },
       limits: { max_publications_per_presentity: 100_000 },
     });
     await h.herald.users.add(ALICE, 'alice-secret');
@@ -257,10 +223,10 @@ describe(`fuzz (seed ${SEED}, scale ${SCALE})`, () => {
     await stillServing('after XCAP fuzz');
   });
 
-  // Skipped: it finds uncaught TypeErrors in the XMPP component path ("Cannot read properties of null
-  // (reading 'write')", "Invalid domain." from @xmpp/jid on mutated JIDs), which end the process.
-  // Un-skip once gateways/xmpp guards them (issue 16 follow-up).
-  test.skip(`XMPP: ${count(400)} mutated stanzas into the component's stream`, async () => {
+  // It found remote crashes in xmpp.js's component connection ("Cannot read properties of null
+  // (reading 'write')", "Invalid domain.", "XMLError: message must be closed.", "Illegal XML
+  // character"); gateways/xmpp/stream.ts now owns the stream (regressions: xmpp-hostile.test.ts).
+  test(`XMPP: ${count(400)} mutated stanzas into the component's stream`, async () => {
     await xmpp.online();
     const stanzas = [
       "<presence from='romeo@xmpp.test/orchard' to='alice%example.test@sip.xmpp.test'><show>away</show><status>hi</status><priority>5</priority></presence>",
@@ -278,7 +244,7 @@ describe(`fuzz (seed ${SEED}, scale ${SCALE})`, () => {
       const raw = m.rand() < 0.05;
       const s = raw ? m.mutate(base) : base.replace(/'([^']*)'/g, (_x, v: string) => `'${m.rand() < 0.3 ? esc(m.mutate(v)) : v}'`).replace(/>([^<]+)</g, (_x, t: string) => `>${m.rand() < 0.5 ? esc(m.mutate(t)) : t}<`);
       if (!xmpp.socket || xmpp.socket.destroyed) await xmpp.online();
-      xmpp.socket!.write(s);
+      xmpp.write(s);
       sent++;
       if (raw) await sleep(20);
       if (i % 25 === 24) await sleep(5);
