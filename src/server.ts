@@ -200,8 +200,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   // The admin page hears of every change through these (it reloads what it shows, coalesced).
   let admin: AdminServer | undefined;
   stack.observer = {
-    message: (...a) => {
-      metrics.stackObserver.message(...a);
+    message: (dir, kind, method, status, protocol) => {
+      metrics.stackObserver.message(dir, kind, method, status, protocol);
       admin?.changed();
     },
   };
@@ -265,6 +265,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       commonHeaders: common,
       identify,
       maxPerPresentity: config.limits.max_publications_per_presentity,
+      arrived: (presentity) => metrics.published(presentity),
       onForeignPublish: (tx, publisher) => {
         logAuthFailure(log, tx.request.source.address, publisher || undefined, 'foreign-publish');
         metrics.authFailure('sip', 'foreign-publish');
@@ -359,7 +360,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     admin = new AdminServer({
       host: config.admin.listen.slice(0, at).replace(/^\[|\]$/g, ''),
       port: Number(config.admin.listen.slice(at + 1)),
-      source: { config, pa, notifier: n, watchers, rls, sipGateway, xmpp, users, hub, addresses, lastNotify: (k) => metrics.lastAnswer.get(k) },
+      source: { config, pa, notifier: n, watchers, rls, sipGateway, xmpp, users, hub, addresses, lastNotify: (k) => n.lastNotify(k) },
       documents: xcapDocuments,
       metrics,
       auth: new AdminAuth({ token, admins: config.admin.admins, users, realm: config.sip.domains[0]!, nonceLifetimeMs: config.auth.nonce_lifetime * 1000 }),
@@ -384,7 +385,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     if (now % 60_000 < 1000) {
       replay.sweep(now);
       watchers.sweep(now);
-      metrics.sweep(new Set(n.records().map((r) => r.key)), now);
+      metrics.sweep(now);
     }
   }, 1000);
   sweeper.unref();

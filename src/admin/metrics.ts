@@ -4,7 +4,6 @@
 // batch writes). One registry per Herald, so two in one process (tests) do not collide.
 import type { ImCounters } from '../im/relay.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { aorOf } from '../formats/uri.js';
 import type { StackObserver } from '../sip/stack.js';
 import type { SubscriptionRecord } from '../events/subscription.js';
 
@@ -27,27 +26,61 @@ export interface MetricSources {
 /** A PUBLISH arrival older than this is no longer taken as the cause of a NOTIFY. */
 const CAUSE_WINDOW_MS = 30_000;
 
+/**
+ * Methods counted under their own name; any other token a peer sends is counted as "other", so a
+ * hostile peer cannot grow the label sets (and Herald's memory) without bound.
+ */
+const KNOWN_METHODS = new Set(['ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER', 'REGISTER', 'SUBSCRIBE', 'UPDATE']);
+
+/**
+ * A counter by label set for what happens per message: counted in plain numbers under a key the caller
+ * builds, handed to prom-client at scrape time (a labelled inc() hashes its labels on every call).
+ */
+class Tally<L extends string> {
+  private readonly counts = new Map<string, { labels: Record<L, string>; n: number }>();
+
+  constructor(name: string, help: string, labelNames: L[], registers: Registry[]) {
+    const counts = this.counts;
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        for (const { labels, n } of counts.values()) this.inc(labels, n);
+      },
+    });
+  }
+
+  /** One more under `key`; `labels` is asked only the first time a key is seen. */
+  add(key: string, labels: () => Record<L, string>): void {
+    const c = this.counts.get(key);
+    if (c) c.n++;
+    else this.counts.set(key, { labels: labels(), n: 1 });
+  }
+}
+
 export class HeraldMetrics {
   readonly registry = new Registry();
-  private readonly messages: Counter<'direction' | 'kind' | 'method' | 'status' | 'transport'>;
-  private readonly notifyAnswers: Counter<'status'>;
+  private readonly messages: Tally<'direction' | 'kind' | 'method' | 'status' | 'transport'>;
+  private readonly notifyAnswers: Tally<'status'>;
   private readonly authFailures: Counter<'protocol' | 'reason'>;
   private readonly publishToNotify: Histogram;
   private readonly storeWrite: Histogram;
-  /** When a PUBLISH for a presentity last arrived, and when each subscription's last NOTIFY left. */
+  /** When a PUBLISH for a presentity last arrived. */
   private readonly publishedAt = new Map<string, number>();
-  private readonly notifiedAt = new Map<string, number>();
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'herald_' });
-    this.messages = new Counter({
-      name: 'herald_sip_messages_total',
-      help: 'SIP requests and responses, by direction (in: received, out: sent), method, status and transport.',
-      labelNames: ['direction', 'kind', 'method', 'status', 'transport'],
+    this.messages = new Tally(
+      'herald_sip_messages_total',
+      'SIP requests and responses, by direction (in: received, out: sent), method, status and transport.',
+      ['direction', 'kind', 'method', 'status', 'transport'],
       registers,
-    });
-    this.notifyAnswers = new Counter({ name: 'herald_notify_answers_total', help: 'Answers to the NOTIFYs Herald sent, by status ("timeout": none).', labelNames: ['status'], registers });
+    );
+    this.notifyAnswers = new Tally('herald_notify_answers_total', 'Answers to the NOTIFYs Herald sent, by status ("timeout": none).', ['status'], registers);
     this.authFailures = new Counter({
       name: 'herald_auth_failures_total',
       help: 'Credentials that did not pass, by protocol (sip, xcap, admin) and the reason of the auth-failure log line.',
@@ -114,37 +147,33 @@ export class HeraldMetrics {
     });
   }
 
-  /** The stack's hook: counts messages, notes PUBLISH arrivals (SIP auth failures come from the authenticator). */
+  /** The stack's hook: counts messages (SIP auth failures come from the authenticator). */
   readonly stackObserver: StackObserver = {
-    message: (dir, kind, method, status, protocol, request) => {
-      this.messages.inc({ direction: dir, kind, method, status: status === undefined ? '' : String(status), transport: protocol.toLowerCase() });
-      if (!request) return;
-      if (kind === 'request' && method === 'PUBLISH') {
-        const presentity = aorOf(request.uri);
-        if (presentity) this.publishedAt.set(presentity, Date.now());
-      }
+    message: (dir, kind, method, status, protocol) => {
+      const m = KNOWN_METHODS.has(method) ? method : 'other';
+      this.messages.add(`${dir} ${kind} ${m} ${status ?? ''} ${protocol}`, () => ({ direction: dir, kind, method: m, status: status === undefined ? '' : String(status), transport: protocol.toLowerCase() }));
     },
   };
 
-  /** The notifier's hook. */
+  /** A PUBLISH for a presentity arrived (the publish handler's hook): the cause of the NOTIFYs that follow. */
+  published(presentity: string): void {
+    this.publishedAt.set(presentity, Date.now());
+  }
+
+  /** The notifier's hook; `previous`: when the subscription's NOTIFY before this one left (0: none). */
   readonly notifyObserver = {
-    sent: (rec: SubscriptionRecord): void => {
-      const now = Date.now();
+    sent: (rec: SubscriptionRecord, previous: number): void => {
+      if (rec.event !== 'presence') return;
       const published = this.publishedAt.get(rec.resource);
-      const last = this.notifiedAt.get(rec.key) ?? 0;
-      if (rec.event === 'presence' && published !== undefined && published > last && now - published < CAUSE_WINDOW_MS) {
-        this.publishToNotify.observe((now - published) / 1000);
-      }
-      this.notifiedAt.set(rec.key, now);
+      if (published === undefined || published <= previous) return;
+      const now = Date.now();
+      if (now - published < CAUSE_WINDOW_MS) this.publishToNotify.observe((now - published) / 1000);
     },
-    answered: (rec: SubscriptionRecord, status: number | undefined): void => {
-      this.notifyAnswers.inc({ status: status === undefined ? 'timeout' : String(status) });
-      this.lastAnswer.set(rec.key, { at: this.notifiedAt.get(rec.key) ?? Date.now(), status: status ?? 'timeout' });
+    answered: (_rec: SubscriptionRecord, status: number | undefined): void => {
+      const label = status === undefined ? 'timeout' : String(status);
+      this.notifyAnswers.add(label, () => ({ status: label }));
     },
   };
-
-  /** The last NOTIFY of each subscription and its answer (for the admin API). */
-  readonly lastAnswer = new Map<string, { at: number; status: number | 'timeout' }>();
 
   storeWritten(ms: number): void {
     this.storeWrite.observe(ms / 1000);
@@ -154,10 +183,8 @@ export class HeraldMetrics {
     this.authFailures.inc({ protocol, reason });
   }
 
-  /** Forgets per-subscription figures of subscriptions that are gone (bounded memory). */
-  sweep(liveKeys: ReadonlySet<string>, now = Date.now()): void {
-    for (const k of this.notifiedAt.keys()) if (!liveKeys.has(k)) this.notifiedAt.delete(k);
-    for (const k of this.lastAnswer.keys()) if (!liveKeys.has(k)) this.lastAnswer.delete(k);
+  /** Forgets PUBLISH arrivals too old to be a cause (bounded memory). */
+  sweep(now = Date.now()): void {
     for (const [p, t] of this.publishedAt) if (now - t > CAUSE_WINDOW_MS) this.publishedAt.delete(p);
   }
 

@@ -32,8 +32,11 @@ export interface NotifierOptions {
    * request was answered (a 401 challenge). Without it the From address is taken.
    */
   identify?: (tx: ServerTx) => Promise<string | undefined>;
-  /** Told of every NOTIFY leaving and of its answer (undefined: timeout); the admin's metrics and views. */
-  observer?: { sent(rec: SubscriptionRecord): void; answered(rec: SubscriptionRecord, status: number | undefined): void };
+  /**
+   * Told of every NOTIFY leaving (with when the dialog's previous one left, 0: none since start) and of
+   * its answer (undefined: timeout); the admin's metrics.
+   */
+  observer?: { sent(rec: SubscriptionRecord, previous: number): void; answered(rec: SubscriptionRecord, status: number | undefined): void };
   /** Most subscriptions one source address may hold (limits.max_subscriptions_per_source). */
   maxPerSource?: number;
   /** Sources the bound does not apply to (trusted peers: a proxy carries everybody's). */
@@ -48,6 +51,8 @@ interface Live {
   sentTag: string | undefined;
   /** When the last NOTIFY left (ms; 0: none since start). */
   sentAt: number;
+  /** The answer to the last NOTIFY answered (0: none yet, -1: timeout); the admin API shows it. */
+  answer: number;
   /**
    * A document version (rec.version or a nested one in rec.versions) was spent since the record was
    * last written: a versioned package's NOTIFY waits for its version to be durable.
@@ -76,7 +81,7 @@ const QUIET_MS = 5000;
 const CLEAN_PER_SWEEP = 5000;
 
 function newLive(rec: SubscriptionRecord): Live {
-  return { rec, binding: undefined as unknown as Binding, sentTag: rec.lastTag, sentAt: 0, versionUnwritten: false, prepared: undefined, inFlight: false, again: false, forced: false, terminating: undefined, gone: false };
+  return { rec, binding: undefined as unknown as Binding, sentTag: rec.lastTag, sentAt: 0, answer: 0, versionUnwritten: false, prepared: undefined, inFlight: false, again: false, forced: false, terminating: undefined, gone: false };
 }
 
 /** The package's version counter for this dialog (RFC 4662 nested lists included), marked unwritten. */
@@ -140,6 +145,13 @@ export class Notifier {
   /** Every live subscription dialog (the admin API). */
   records(): SubscriptionRecord[] {
     return [...this.live.values()].map((l) => l.rec);
+  }
+
+  /** When a subscription's last NOTIFY left and how it was answered, once one was (the admin API). */
+  lastNotify(key: string): { at: number; status: number | 'timeout' } | undefined {
+    const live = this.live.get(key);
+    if (!live || live.answer === 0) return undefined;
+    return { at: live.sentAt, status: live.answer === -1 ? 'timeout' : live.answer };
   }
 
   /** Subscriptions of one resource (for tests, winfo and debugging). */
@@ -386,6 +398,7 @@ export class Notifier {
       else this.unknownTag.delete(live);
     }
     live.sentTag = tag;
+    const previous = live.sentAt;
     live.sentAt = Date.now();
     this.busy.add(live);
     const remaining = Math.max(0, Math.round((rec.expiresAt - Date.now()) / 1000));
@@ -395,7 +408,7 @@ export class Notifier {
     // A list NOTIFY without a body still says it is one (RFC 4662 §4.5).
     if (conditional !== undefined && rec.contentType === 'multipart/related') content.headers = [['Require', 'eventlist']];
     this.notifiesSent++;
-    this.opts.observer?.sent(rec);
+    this.opts.observer?.sent(rec, previous);
     let status: number | undefined;
     try {
       live.prepared ??= this.prepare(rec);
@@ -413,6 +426,7 @@ export class Notifier {
       this.log.warn({ err: (e as Error).message, key: rec.key }, 'NOTIFY could not be sent');
     }
     live.inFlight = false;
+    live.answer = status ?? -1;
     this.opts.observer?.answered(rec, status);
     // Stopping (SIGTERM): a NOTIFY that could not leave says nothing about the subscription.
     if (this.stopped) return;

@@ -1,6 +1,6 @@
 // The presence agent's event state compositor (RFC 3903 ESC) and the hub provider for local users.
 // Protocol-independent: publish-handler.ts turns SIP PUBLISH requests into PublishOps.
-import { randomBytes } from 'node:crypto';
+import { randomBase64url } from '../util/random.js';
 import type { Logger } from 'pino';
 import { buildTuple, closedDocument, parsePidf, type PidfDocument } from '../formats/pidf.js';
 import type { Provider, ProviderState, ProviderWatch } from '../hub/types.js';
@@ -32,6 +32,11 @@ export type PublishOp =
 export type PublishResult = { ok: true; etag: string; expires: number } | { ok: false; status: 400 | 412; reason?: string };
 
 interface Publication {
+  /**
+   * The publication's key in the store: the entity-tag of its initial PUBLISH, kept while refreshes
+   * and modifications change the entity-tag, so each of those is one write of one row.
+   */
+  key: string;
   record: PublicationRecord;
   document: PidfDocument;
 }
@@ -48,9 +53,17 @@ export interface RegistrationState {
   onChange(listener: (aor: string, registered: boolean | undefined) => void): () => void;
 }
 
-/** ETags are unguessable: one publisher must not be able to refresh or remove another's state. */
+/**
+ * RFC 3903 §4.1: an entity-tag needs to be unique per resource, across restarts too. A random prefix
+ * per process (96 bits) and a counter give that without a CSPRNG call per PUBLISH. Guessing one gives
+ * nothing: an entity-tag works only for its own presentity (412 otherwise), and only the owner may
+ * publish for a presentity where Herald authenticates.
+ */
+const ETAG_PREFIX = randomBase64url(12);
+let etagCounter = 0;
 function newEtag(): string {
-  return randomBytes(12).toString('base64url');
+  etagCounter = (etagCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${ETAG_PREFIX}.${etagCounter.toString(36)}`;
 }
 
 export class PresenceAgent implements Provider {
@@ -80,7 +93,7 @@ export class PresenceAgent implements Provider {
     const { live, expired } = await unexpired(this.store, now);
     for (const [key, rec] of live) {
       try {
-        this.add({ record: rec, document: parsePidf(rec.body) });
+        this.add({ key, record: rec, document: parsePidf(rec.body) });
         this.lastStamp = Math.max(this.lastStamp, rec.publishedAt);
         restored++;
       } catch (e) {
@@ -164,7 +177,7 @@ export class PresenceAgent implements Provider {
         const etag = newEtag();
         const rec: PublicationRecord = { etag, presentity: op.presentity, body: op.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(op.version !== undefined ? { version: op.version } : {}) };
         await this.store.put(etag, rec);
-        this.add({ record: rec, document: op.document });
+        this.add({ key: etag, record: rec, document: op.document });
         this.recompose(op.presentity);
         return { ok: true, etag, expires: op.expires };
       }
@@ -173,7 +186,7 @@ export class PresenceAgent implements Provider {
       if (!old || old.record.presentity !== op.presentity || old.record.expiresAt <= now) return { ok: false, status: 412 };
       if (op.kind === 'remove') {
         this.remove(old);
-        await this.store.delete(op.etag);
+        await this.store.delete(old.key);
         this.recompose(op.presentity);
         return { ok: true, etag: op.etag, expires: 0 };
       }
@@ -190,10 +203,10 @@ export class PresenceAgent implements Provider {
       const rec: PublicationRecord = change
         ? { etag, presentity: op.presentity, body: change.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(change.version !== undefined ? { version: change.version } : {}) }
         : { ...old.record, etag, expiresAt: now + op.expires * 1000 };
-      // Both in one group commit: the new entity-tag is durable exactly when the old one is gone.
-      await Promise.all([this.store.put(etag, rec), this.store.delete(op.etag)]);
+      // One write of the publication's row: the new entity-tag is durable exactly when the old one is gone.
+      await this.store.put(old.key, rec);
       this.remove(old);
-      this.add({ record: rec, document: change ? change.document : old.document });
+      this.add({ key: old.key, record: rec, document: change ? change.document : old.document });
       if (change) this.recompose(op.presentity);
       return { ok: true, etag, expires: op.expires };
     });
@@ -210,7 +223,7 @@ export class PresenceAgent implements Provider {
         continue;
       }
       this.remove(p);
-      void this.store.delete(etag);
+      void this.store.delete(p.key);
       touched.add(p.record.presentity);
     }
     for (const presentity of touched) this.recompose(presentity);

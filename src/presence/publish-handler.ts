@@ -25,6 +25,8 @@ export interface PublishOptions {
   identify?: (tx: ServerTx) => Promise<string | undefined>;
   /** Most live publications one presentity may have (limits.max_publications_per_presentity). */
   maxPerPresentity?: number;
+  /** Told of each PUBLISH for a presentity of this ESC as it arrives (metrics: publish→NOTIFY latency). */
+  arrived?: (presentity: string) => void;
   /** Told of a PUBLISH for another user (by identity or by PIDF entity), for the auth-failure log. */
   onForeignPublish?: (tx: ServerTx, publisher: string, presentity: string) => void;
 }
@@ -43,6 +45,7 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
   // §6 step 1: the Request-URI names a presentity this ESC is responsible for.
   const presentity = rq.ruri ? aorOf(rq.uri) : undefined;
   if (!presentity || !pa.handles(presentity)) return answer(404, 'Not Found');
+  o.arrived?.(presentity);
   // §6 step 2: the event package.
   const ev = parseEventHeader(header(rq, 'event'));
   if (!ev || ev.event !== 'presence') return answer(489, 'Bad Event');

@@ -3,7 +3,7 @@
 // module adds what it lacks for hostile input: bounded sizes, Content-Length checks per RFC 3261 §18.3,
 // mandatory-header checks that yield a 400 instead of a silent drop, UTF-8 bodies (sip.js keeps bodies
 // as latin1 strings and would count characters, not bytes), and serialization of Herald's own messages.
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../util/random.js';
 import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import sip, { type RawMessage, type RawNameAddr, type RawUri, type RawVia } from 'sip';
 import { parseHead } from './parser.js';
@@ -280,7 +280,7 @@ export interface ResponseSpec {
  */
 function responseTo(to: NameAddr, status: number, given: string | undefined): NameAddr {
   if (to.params['tag'] || status === 100) return to;
-  return { ...to, params: { ...to.params, tag: given ?? randomBytes(8).toString('hex') } };
+  return { ...to, params: { ...to.params, tag: given ?? randomHex(8) } };
 }
 
 /** A response to a typed request (RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq copied). */

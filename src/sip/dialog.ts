@@ -6,7 +6,7 @@
 // and how long one may last (Min-Expires), are here too: RFC 6665 writes them per dialog usage.
 // The records that hold these fields (and persist them) are the callers'; this module only reads
 // and writes the fields.
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../util/random.js';
 import { formatParams } from './codec.js';
 import type { NameAddr, SipRequest, SipResponse } from './message.js';
 
@@ -21,12 +21,12 @@ export interface DialogState {
 
 /** A local tag (RFC 3261 §19.3: at least 32 bits of randomness). */
 export function newTag(): string {
-  return randomBytes(8).toString('hex');
+  return randomHex(8);
 }
 
 /** A Call-ID for a dialog Herald creates as UAC (RFC 3261 §8.1.1.4). */
 export function newCallId(): string {
-  return `${randomBytes(12).toString('hex')}@herald`;
+  return `${randomHex(12)}@herald`;
 }
 
 /** A Record-Route entry as a Route header value. */

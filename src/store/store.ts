@@ -2,74 +2,16 @@
 // memory for tests. Everything that must outlive a restart goes through a Collection.
 //
 // Writes are group-committed: puts and deletes made in the same turn of the event loop are coalesced
-// per key and written in one batch (one multi-row statement on SQLite). A caller that awaits put()
+// per key and written in one batch (one transaction on SQLite). A caller that awaits put()
 // knows its record is durable; Herald awaits before answering a PUBLISH and before sending a NOTIFY
 // whose CSeq it just took, so a SIGKILL never makes it reuse a CSeq or forget a publication it
 // acknowledged.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Keyv, { type KeyvStoreAdapter } from 'keyv';
-import KeyvSqlite from '@keyv/sqlite';
+import Keyv, { type KeyvOptions, type KeyvStoreAdapter } from 'keyv';
 import KeyvRedis from '@keyv/redis';
 import type { Logger } from 'pino';
-
-type SqliteQuery = (sql: string, ...params: unknown[]) => Promise<unknown[]>;
-
-/**
- * KeyvSqlite with a batched setMany (keyv falls back to one INSERT per key without it) and WAL
- * journaling with synchronous=NORMAL: a commit survives a process crash without an fsync per write.
- */
-class BatchingSqlite extends KeyvSqlite {
-  private readonly ready: Promise<unknown>;
-  constructor(uri: string) {
-    super({ uri, iterationLimit: 1000, busyTimeout: 5000 } as ConstructorParameters<typeof KeyvSqlite>[0]);
-    // Another process may hold the database for a moment (`herald user add` while Herald runs), and
-    // SQLite can answer SQLITE_BUSY at once instead of waiting (a lock it cannot wait for without a
-    // deadlock). Such a statement is tried again, a bounded number of times, before the error counts.
-    const raw = this.query as unknown as SqliteQuery;
-    const retrying: SqliteQuery = async (sql, ...params) => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await raw(sql, ...params);
-        } catch (e) {
-          if ((e as { code?: string }).code !== 'SQLITE_BUSY' || attempt >= 12) throw e;
-          await new Promise((r) => setTimeout(r, 5 * 2 ** Math.min(attempt, 7)));
-        }
-      }
-    };
-    (this as unknown as { query: SqliteQuery }).query = retrying;
-    const q = retrying;
-    this.ready = q('PRAGMA journal_mode=WAL').then(() => q('PRAGMA synchronous=NORMAL'));
-    // A failure shows up on the first write (and is logged there); it must not crash the process.
-    this.ready.catch(() => undefined);
-  }
-
-  get walReady(): Promise<unknown> {
-    return this.ready;
-  }
-
-  /** Every record of a keyv namespace, read in one statement (keyv's own iterator pages by OFFSET). */
-  async entries(namespace: string): Promise<[string, unknown][]> {
-    await this.ready;
-    const q = this.query as unknown as SqliteQuery;
-    const table = (this.opts as { table: string }).table;
-    const prefix = `${namespace}:`;
-    const rows = (await q(`SELECT key, value FROM ${table} WHERE substr(key, 1, ?) = ?`, prefix.length, prefix)) as { key: string; value: string }[];
-    return rows.map((r) => [r.key.slice(prefix.length), (JSON.parse(r.value) as { value: unknown }).value]);
-  }
-
-  async setMany(entries: { key: string; value: unknown }[]): Promise<void> {
-    await this.ready;
-    const q = this.query as unknown as SqliteQuery;
-    const table = (this.opts as { table: string }).table;
-    for (let i = 0; i < entries.length; i += 400) {
-      const chunk = entries.slice(i, i + 400);
-      const values = chunk.map(() => '(?, ?)').join(', ');
-      const params = chunk.flatMap((e) => [e.key, e.value]);
-      await q(`INSERT INTO ${table} (key, value) VALUES ${values} ON CONFLICT(key) DO UPDATE SET value=excluded.value`, ...params);
-    }
-  }
-}
+import { SqliteDatabase } from './sqlite.js';
 
 const DELETE = Symbol('delete');
 
@@ -83,8 +25,6 @@ export class Collection<T> {
   constructor(
     private readonly kv: Keyv,
     private readonly log: Logger,
-    /** A faster full listing where the backend has one (SQLite); keyv's iterator otherwise. */
-    private readonly lister?: () => Promise<[string, unknown][]>,
     /** Told how long each batch took to write (metrics). */
     private readonly written?: (ms: number, records: number) => void,
   ) {}
@@ -109,7 +49,6 @@ export class Collection<T> {
 
   /** Every record; used once at start-up to restore state. */
   async all(): Promise<[string, T][]> {
-    if (this.lister) return (await this.lister()) as [string, T][];
     const out: [string, T][] = [];
     if (!this.kv.iterator) return out;
     for await (const [k, v] of this.kv.iterator(undefined)) out.push([String(k), v as T]);
@@ -172,19 +111,20 @@ export class Store {
   private constructor(
     private readonly makeAdapter: () => KeyvStoreAdapter | Map<unknown, unknown>,
     private readonly log: Logger,
-    private readonly sqlite?: BatchingSqlite,
+    /** keyv options of the backend (the SQLite adapter encodes its records itself). */
+    private readonly keyvOptions: Partial<KeyvOptions> = {},
+    private readonly sqlite?: SqliteDatabase,
   ) {}
 
   static open(url: string, log: Logger): Store {
     if (url.startsWith('sqlite://')) {
       const path = url.slice('sqlite://'.length);
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      // One connection for every collection: SQLite has one writer anyway, and several connections
-      // starting at once made SQLite answer SQLITE_BUSY at start-up. Keys carry the collection's
-      // namespace; listing goes through BatchingSqlite.entries, not keyv's iterator (which reads the
-      // namespace from the shared adapter, where the last collection would have written its own).
-      const adapter = new BatchingSqlite(url);
-      return new Store(() => adapter as unknown as KeyvStoreAdapter, log, adapter);
+      // One connection for every collection (SQLite has one writer anyway), one adapter per collection
+      // on it (keyv writes its namespace into its adapter). keyv's serialization is off: the adapter
+      // encodes records with the native JSON functions (sqlite.ts says why).
+      const db = new SqliteDatabase(path);
+      return new Store(() => db.adapter(), log, { serialize: undefined, deserialize: undefined }, db);
     }
     if (url.startsWith('redis://') || url.startsWith('rediss://')) {
       // One adapter per collection: keyv writes its namespace into the adapter it is given.
@@ -195,11 +135,10 @@ export class Store {
 
   collection<T>(namespace: string): Collection<T> {
     const adapter = this.makeAdapter();
-    const kv = new Keyv({ store: adapter, namespace, throwOnErrors: true });
+    const kv = new Keyv({ store: adapter, namespace, throwOnErrors: true, ...this.keyvOptions });
     kv.on('error', (e: unknown) => this.log.error({ err: String(e) }, 'store error'));
     this.keyvs.push(kv);
-    const sqlite = this.sqlite;
-    const c = new Collection<T>(kv, this.log, sqlite ? () => sqlite.entries(namespace) : undefined, (ms, n) => this.onWrite?.(ms, n));
+    const c = new Collection<T>(kv, this.log, (ms, n) => this.onWrite?.(ms, n));
     this.collections.push(c as Collection<unknown>);
     return c;
   }
@@ -210,7 +149,7 @@ export class Store {
 
   async close(): Promise<void> {
     await this.flush();
-    if (this.sqlite) await this.sqlite.disconnect().catch(() => undefined);
+    if (this.sqlite) this.sqlite.close();
     else await Promise.all(this.keyvs.map((kv) => kv.disconnect().catch(() => undefined)));
   }
 }
