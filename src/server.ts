@@ -178,14 +178,17 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const sipGateway = gw.enabled ? createSipGateway({ stack, store, log, localDomains: config.sip.domains, config: gw }) : undefined;
   if (sipGateway) hub.register(sipGateway.provider);
 
-  // Every answer carries these; called only once requests flow, after both are built.
-  const common = (): HeaderList => [
-    ['Allow', dispatcher.methods.join(', ')],
-    ['Allow-Events', n.events.join(', ')],
-    // What Herald accepts in request bodies (PUBLISH); NOTIFY formats are negotiated per SUBSCRIBE.
-    ['Accept', CT.PIDF],
-    ['Supported', 'eventlist'],
-  ];
+  // Every answer carries these; called only once requests flow, after both are built (the methods
+  // and packages are all registered by then, so the list is built once: it is read per answer).
+  let commonList: HeaderList | undefined;
+  const common = (): HeaderList =>
+    (commonList ??= [
+      ['Allow', dispatcher.methods.join(', ')],
+      ['Allow-Events', n.events.join(', ')],
+      // What Herald accepts in request bodies (PUBLISH); NOTIFY formats are negotiated per SUBSCRIBE.
+      ['Accept', CT.PIDF],
+      ['Supported', 'eventlist'],
+    ]);
   const metrics: HeraldMetrics = new HeraldMetrics({
     hub: () => hub.stats(),
     subscriptions: (): number => n.size,
