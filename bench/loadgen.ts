@@ -56,6 +56,14 @@ class Generator {
   private sendTimes = new Float64Array(0);
   private latencies: number[] = [];
   private phaseNo = 0;
+  /**
+   * Each presentity's publisher, kept across phases: a later phase on the same presentities (the paced
+   * one after the closed loop) goes on modifying the publication it made (SIP-If-Match) instead of
+   * adding a second one beside it. Two publications of one presentity are composed differently by the
+   * two servers (Kamailio kept the older tuple of the same id, so no NOTIFY of the paced phase carried
+   * its latency token).
+   */
+  private readonly publishers = new Map<string, { callId: string; fromTag: string; cseq: number; etag: string | undefined }>();
   private readonly ticker: NodeJS.Timeout;
 
   private constructor(
@@ -313,12 +321,19 @@ class Generator {
   async publish(ph: PublishPhase): Promise<PhaseResult> {
     const start = this.beginPhase();
     this.sendTimes = new Float64Array(ph.count);
-    const etags: (string | undefined)[] = new Array<string | undefined>(ph.presentities).fill(undefined);
     const busy = new Uint8Array(ph.presentities);
     // Each presentity is one publisher: one Call-ID and From tag, its CSeq counting up, and the branch
     // built from the CSeq (as sipp's scenarios must: its [branch] repeats inside a <loop>, and a
     // repeated branch is rightly answered as a retransmission).
-    const dialogs = Array.from({ length: ph.presentities }, () => ({ callId: `${this.nextId()}@bench`, fromTag: this.nextId(), cseq: 0 }));
+    const dialogs = Array.from({ length: ph.presentities }, (_, i) => {
+      const name = `${ph.prefix}${i}`;
+      let d = this.publishers.get(name);
+      if (!d) {
+        d = { callId: `${this.nextId()}@bench`, fromTag: this.nextId(), cseq: 0, etag: undefined };
+        this.publishers.set(name, d);
+      }
+      return d;
+    });
     const notes = ['Available', 'In a meeting'];
     const basics = ['open', 'closed'] as const;
     let rr = 0;
@@ -351,14 +366,14 @@ class Generator {
           fromTag: dlg.fromTag,
           callId: dlg.callId,
           cseq: dlg.cseq,
-          etag: etags[i],
+          etag: dlg.etag,
           expires: EXPIRES,
           body: pidfBody(presentity, note, basics[dlg.cseq % 2]!),
         }),
         (status, p) => {
           busy[i] = 0;
           // A 412 (or a lost answer) leaves the ETag unknown: the next PUBLISH is an initial one.
-          etags[i] = status === 200 && p?.etag ? p.etag : undefined;
+          dlg.etag = status === 200 && p?.etag ? p.etag : undefined;
           done(status, p);
         },
       );

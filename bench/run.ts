@@ -401,6 +401,7 @@ async function realistic(name: Name, o: Options, plan: Plan, f: Record<string, n
     const r = await s.gen.phase({ kind: 'publish', prefix: 'r', presentities: plan.realisticPresentities, count: Math.ceil((rate * plan.realisticMs) / 1000), window: plan.realisticPresentities, ratePerS: rate, maxMs: plan.realisticMs + 5_000, drainMs: 3_000 });
     const m1 = await s.mark();
     phaseFigures('real', r, m0, m1, f);
+    f['real.rate'] = rate;
     log(`${name}: realistic ${sub.ok} subscriptions, ${r.ok} PUBLISH at ${fmt(rate)}/s, ${r.notifies} NOTIFY, ${fmt(f['real.cpu_us_per_notify'], 1)} CPU-µs/NOTIFY`);
   });
   if (err) f['real.error'] = 1;
@@ -466,10 +467,15 @@ const ROWS: (Row | string)[] = [
   { label: 'after Timer J: live bytes (†)', key: 'steady.live_bytes_per_sub', digits: 0 },
   { label: 'subscriptions held / SUBSCRIBE failed', key: 'held.subscriptions|held.failed', digits: 0 },
   '3. realistic (--realistic): {realP} presentities × 10 watchers, one PUBLISH each per 2 s',
+  { label: 'PUBLISH/s offered / answered 2xx', key: 'real.rate|real.ok_per_s', digits: 0 },
   { label: 'NOTIFY/s', key: 'real.notify_per_s', digits: 0 },
+  { label: 'NOTIFYs per PUBLISH answered (10 = every watcher told)', key: 'real.notifies_per_ok', digits: 2 },
   { label: 'server CPU utilisation (cores)', key: 'real.server_cpu_util', digits: 2 },
   { label: 'server CPU-µs per NOTIFY', key: 'real.cpu_us_per_notify', digits: 1 },
   { label: 'publish→NOTIFY latency p50 / p99 (ms)', key: 'real.latency_p50_ms|real.latency_p99_ms', digits: 1 },
+  { label: 'V8 bytes allocated per NOTIFY', key: 'real.alloc_bytes_per_notify', digits: 0 },
+  { label: 'server / generator / other CPU (cores)', key: 'real.server_cpu_util|real.generator_cpu_util|real.other_cores', digits: 2 },
+  { label: 'PUBLISH failed / retransmits / NOTIFY retransmits / UDP drops', key: 'real.failed|real.retransmits|real.notify_retransmits|real.udp_drops', digits: 0 },
 ];
 
 function cell(f: Record<string, number> | undefined, row: Row): string {

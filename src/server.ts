@@ -10,7 +10,7 @@ import { PresenceAgent, type PublicationRecord } from './presence/pa.js';
 import { PresencePackage } from './presence/presence-package.js';
 import { WinfoPackage } from './presence/winfo-package.js';
 import { WatcherRegistry, type WatcherRecord } from './presence/watchers.js';
-import { handlePublish } from './presence/publish-handler.js';
+import { handlePublish, type PublishOptions } from './presence/publish-handler.js';
 import type { Authorizer } from './policy/authorizer.js';
 import { WatcherViews } from './policy/view.js';
 import { Dispatcher } from './sip/dispatch.js';
@@ -178,14 +178,17 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const sipGateway = gw.enabled ? createSipGateway({ stack, store, log, localDomains: config.sip.domains, config: gw }) : undefined;
   if (sipGateway) hub.register(sipGateway.provider);
 
-  // Every answer carries these; called only once requests flow, after both are built.
-  const common = (): HeaderList => [
-    ['Allow', dispatcher.methods.join(', ')],
-    ['Allow-Events', n.events.join(', ')],
-    // What Herald accepts in request bodies (PUBLISH); NOTIFY formats are negotiated per SUBSCRIBE.
-    ['Accept', CT.PIDF],
-    ['Supported', 'eventlist'],
-  ];
+  // Every answer carries these; called only once requests flow, after both are built (the methods
+  // and packages are all registered by then, so the list is built once: it is read per answer).
+  let commonList: HeaderList | undefined;
+  const common = (): HeaderList =>
+    (commonList ??= [
+      ['Allow', dispatcher.methods.join(', ')],
+      ['Allow-Events', n.events.join(', ')],
+      // What Herald accepts in request bodies (PUBLISH); NOTIFY formats are negotiated per SUBSCRIBE.
+      ['Accept', CT.PIDF],
+      ['Supported', 'eventlist'],
+    ]);
   const metrics: HeraldMetrics = new HeraldMetrics({
     hub: () => hub.stats(),
     subscriptions: (): number => n.size,
@@ -255,23 +258,23 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     tx.respond({ status: 500, reason: 'Server Internal Error' });
   });
   dispatcher.on('SUBSCRIBE', (tx) => n.handleSubscribe(tx));
-  dispatcher.on('PUBLISH', (tx) =>
-    handlePublish(tx, pa, {
-      minExpires: config.presence.publish_min_expires,
-      defaultExpires: config.presence.publish_default_expires,
-      maxExpires: config.presence.publish_max_expires,
-      maxDocumentBytes: config.presence.max_document_bytes,
-      maxXmlDepth: config.presence.max_xml_depth,
-      commonHeaders: common,
-      identify,
-      maxPerPresentity: config.limits.max_publications_per_presentity,
-      arrived: (presentity) => metrics.published(presentity),
-      onForeignPublish: (tx, publisher) => {
-        logAuthFailure(log, tx.request.source.address, publisher || undefined, 'foreign-publish');
-        metrics.authFailure('sip', 'foreign-publish');
-      },
-    }),
-  );
+  // Built once: handlePublish runs for every PUBLISH.
+  const publishOptions: PublishOptions = {
+    minExpires: config.presence.publish_min_expires,
+    defaultExpires: config.presence.publish_default_expires,
+    maxExpires: config.presence.publish_max_expires,
+    maxDocumentBytes: config.presence.max_document_bytes,
+    maxXmlDepth: config.presence.max_xml_depth,
+    commonHeaders: common,
+    identify,
+    maxPerPresentity: config.limits.max_publications_per_presentity,
+    arrived: (presentity) => metrics.published(presentity),
+    onForeignPublish: (tx, publisher) => {
+      logAuthFailure(log, tx.request.source.address, publisher || undefined, 'foreign-publish');
+      metrics.authFailure('sip', 'foreign-publish');
+    },
+  };
+  dispatcher.on('PUBLISH', (tx) => handlePublish(tx, pa, publishOptions));
   // NOTIFY arrives only in dialogs of upstream subscriptions (the SIP gateway, the reg source).
   dispatcher.on('NOTIFY', (tx) => {
     if (sipGateway?.handleNotify(tx) || reg?.handleNotify(tx)) return;

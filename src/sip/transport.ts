@@ -7,6 +7,7 @@
 // RFC 3261 §18.3 and RFC 5626 §4.4.1 (CRLF keep-alives); parsing is parser.ts (through codec.ts).
 import dgram from 'node:dgram';
 import net from 'node:net';
+import dns from 'node:dns';
 import tls from 'node:tls';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -170,6 +171,17 @@ export class StreamFramer {
   }
 }
 
+/**
+ * The address lookup of Herald's UDP sockets. Herald sends only to resolved flows (RFC 3263 is done
+ * before a flow exists), so the address is an IP literal, handed back at once; node's default, dns.lookup,
+ * answers a literal on the next tick, one deferred callback per datagram sent.
+ */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  const f = net.isIP(address);
+  if (f !== 0) callback(null, address, f);
+  else dns.lookup(address, { family: family === 6 ? 6 : 4 }, callback);
+}
+
 export class Transports {
   /** UDP sockets with their bound port (read once: socket.address() is a system call). */
   private readonly udp: { socket: dgram.Socket; local: ListenAddress; port: number }[] = [];
@@ -225,7 +237,7 @@ export class Transports {
   }
 
   private listenUdp(l: ListenAddress): Promise<void> {
-    const socket = dgram.createSocket({ type: net.isIPv6(l.address) ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+    const socket = dgram.createSocket({ type: net.isIPv6(l.address) ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024, lookup: literalLookup });
     let localPort = 0;
     socket.on('message', (data, rinfo) => {
       const flow: Flow = { protocol: 'UDP', address: rinfo.address, port: rinfo.port, localPort };
