@@ -32,7 +32,7 @@ import { performance } from 'node:perf_hooks';
 import { parseMultipart, rootPart } from '../src/formats/multipart.js';
 import { parseRlmi } from '../src/formats/rlmi.js';
 import { xcap } from '../test/support/xcap.js';
-import { cpuSeconds, freeUdpPort, machineBusySeconds, memory, sleep } from './proc.js';
+import { cpuSeconds, freeUdpPort, machineBusySeconds, memory, sleep, udpReceiveBufferDrops } from './proc.js';
 import { BenchUA, windowed, type Wire } from './rls.js';
 import { HERALD_CLI, heraldConfig, kamailioMissing, startHerald, startKamailio, type Server } from './targets.js';
 
@@ -42,7 +42,8 @@ const LISTS = 100;
 const MEMBERS = 50;
 /** Mean seconds between two PUBLISHes of one presentity (uniform on 0 … 2× this). */
 const PUBLISH_MEAN_MS = 2000;
-const QUIET_MS = 3500;
+/** No list NOTIFY for this long after the last PUBLISH was answered: every server has said what it will say. */
+const QUIET_MS = 5000;
 const OWNER = { username: 'owner', password: 'owner-pw' };
 const RLS_DOC_TYPE = 8; // Kamailio's xcap table doc_type for rls-services (xcap_client's RLS_SERVICE, 1 << 3)
 
@@ -267,12 +268,16 @@ export interface RlsLoadFigures {
   updates: number;
   parts: number;
   pssPerList: number;
+  /** Herald: V8 heap used after a full GC; Kamailio: shared memory in use (core.shmmem). */
+  internalPerList: number;
   stale: number;
   publishOk: number;
   publishFailed: number;
   unreadable: number;
   serverCores: number;
   otherCores: number;
+  /** Datagrams the kernel dropped for a full receive buffer, machine-wide, in the window. */
+  udpDrops: number;
 }
 
 async function session(name: Name, seconds: number, log: (s: string) => void, profDir?: string): Promise<RlsLoadFigures> {
@@ -301,7 +306,9 @@ async function session(name: Name, seconds: number, log: (s: string) => void, pr
       const put = await xcap('PUT', `http://127.0.0.1:${xcapPort}/xcap-root`, `rls-services/users/${uri(OWNER.username)}/index`, OWNER, rlsServices(Array.from({ length: LISTS }, (_, l) => l)), 'application/rls-services+xml');
       if (put.status !== 201 && put.status !== 200) throw new Error(`XCAP PUT of the lists: ${put.status} ${put.body.slice(0, 300)}`);
     } else {
-      server = startKamailio({ dir, port, cpu: undefined, children: 4, shmMb: 1024, maxBuffer: undefined, rls: { xcapRows: kamailioXcapRows() } });
+      // maxbuffer: its UDP receive buffer as large as the kernel allows (rls talks to its own presence
+      // agent through that socket: every back-end NOTIFY crosses it twice).
+      server = startKamailio({ dir, port, cpu: undefined, children: 4, shmMb: 1024, maxBuffer: 4 * 1024 * 1024, rls: { xcapRows: kamailioXcapRows() } });
       await server.ready(20_000);
     }
     const s = server;
@@ -310,10 +317,16 @@ async function session(name: Name, seconds: number, log: (s: string) => void, pr
     // Every presentity has a state before any list is subscribed.
     await windowed(Array.from({ length: PRESENTITIES }, (_, p) => p), 50, (p) => ld.publish(p));
     if (ld.publishOk < PRESENTITIES) log(`${name}: only ${ld.publishOk} of ${PRESENTITIES} initial PUBLISHes answered 200`);
-    await sleep(1000);
-    // Herald: after a full GC (the bench's heap probe); Kamailio's memory is its allocators'.
-    await s.internalMemory();
-    const pss0 = memory(s.pid).pssTree;
+    const settle = async (): Promise<{ pss: number; internal: number | undefined }> => {
+      // Herald: after a full GC (the bench's heap probe), twice, so freed pages have gone back;
+      // Kamailio: its shared memory in use (kamcmd). PSS of the whole process tree.
+      await sleep(1000);
+      await s.internalMemory();
+      await sleep(1000);
+      const internal = await s.internalMemory();
+      return { pss: memory(s.pid).pssTree, internal: internal?.bytes };
+    };
+    const mem0 = await settle();
     const statuses = new Map<number, number>();
     await windowed(Array.from({ length: LISTS }, (_, l) => l), 20, async (l) => {
       const st = await ld.subscribe(l);
@@ -323,22 +336,21 @@ async function session(name: Name, seconds: number, log: (s: string) => void, pr
     const deadline = performance.now() + 30_000;
     while (ld.membersShown() < LISTS * MEMBERS && performance.now() < deadline) await sleep(50);
     if (ld.membersShown() < LISTS * MEMBERS) log(`${name}: only ${ld.membersShown()} of ${LISTS * MEMBERS} member states shown after the list SUBSCRIBEs`);
-    await sleep(2000);
-    await s.internalMemory();
-    const pss1 = memory(s.pid).pssTree;
+    const mem1 = await settle();
 
     // The paced load, measured until the NOTIFYs went quiet after the last PUBLISH.
     const pids = s.pids;
     const t0 = { ...ld.tally };
     const cpu0 = cpuSeconds(pids);
     const m0 = machineBusySeconds();
+    const drops0 = udpReceiveBufferDrops();
     const own0 = process.cpuUsage();
     const w0 = performance.now();
     const ok0 = ld.publishOk;
     const failed0 = ld.publishFailed;
     await ld.pace(seconds * 1000);
     const paceS = (performance.now() - w0) / 1000;
-    await ld.waitQuiet(QUIET_MS, 20_000);
+    await ld.waitQuiet(QUIET_MS, 30_000);
     const cpuS = cpuSeconds(pids) - cpu0;
     const wallS = (performance.now() - w0) / 1000;
     const own = process.cpuUsage(own0);
@@ -354,13 +366,15 @@ async function session(name: Name, seconds: number, log: (s: string) => void, pr
       notifies,
       updates,
       parts: t1.parts - t0.parts,
-      pssPerList: (pss1 - pss0) / LISTS,
+      pssPerList: (mem1.pss - mem0.pss) / LISTS,
+      internalPerList: mem0.internal !== undefined && mem1.internal !== undefined ? (mem1.internal - mem0.internal) / LISTS : NaN,
       stale: ld.stale(),
       publishOk: ld.publishOk - ok0,
       publishFailed: ld.publishFailed - failed0,
       unreadable: t1.unreadable,
       serverCores: cpuS / wallS,
       otherCores,
+      udpDrops: udpReceiveBufferDrops() - drops0,
     };
   } finally {
     load?.close();
@@ -437,11 +451,13 @@ export async function runRlsLoadBench(opts: RlsLoadOptions = {}): Promise<Record
     ['list NOTIFYs in the window', (f) => f.notifies.toFixed(0), false],
     ['member parts (new or repeated)', (f) => f.parts.toFixed(0), false],
     ['PSS per list subscription (KB)', (f) => (f.pssPerList / 1024).toFixed(1), true],
+    ['live memory per list subscription (KB) †', (f) => (f.internalPerList / 1024).toFixed(1), true],
     [`stale member states (of ${LISTS * MEMBERS})`, (f) => f.stale.toFixed(0), false],
     ['PUBLISH answered 200 / failed', (f) => `${f.publishOk.toFixed(0)} / ${f.publishFailed.toFixed(0)}`, false],
     ['unreadable list NOTIFYs', (f) => f.unreadable.toFixed(0), false],
     ['server cores busy', (f) => f.serverCores.toFixed(2), false],
     ['other processes, cores', (f) => f.otherCores.toFixed(2), false],
+    ['UDP receive-buffer drops (machine)', (f) => f.udpDrops.toFixed(0), false],
   ];
   const ratioOf = (label: string): string => {
     if (!h || !k) return '';
@@ -450,6 +466,7 @@ export async function runRlsLoadBench(opts: RlsLoadOptions = {}): Promise<Record
       'member updates delivered per s': [h.updatesPerS, k.updatesPerS],
       'bytes per list NOTIFY': [h.bytesPerNotify, k.bytesPerNotify],
       'PSS per list subscription (KB)': [h.pssPerList, k.pssPerList],
+      'live memory per list subscription (KB) †': [h.internalPerList, k.internalPerList],
     };
     const v = pick[label];
     return v && v[1]! > 0 ? `${(v[0]! / v[1]!).toFixed(2)}×` : '';
@@ -462,6 +479,8 @@ export async function runRlsLoadBench(opts: RlsLoadOptions = {}): Promise<Record
   const widths = head.map((x, i) => Math.max(x.length, ...body.map((b) => b[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ');
   console.log([line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n'));
+  console.log('\n(†) Herald: V8 heap used after a forced full GC; Kamailio: shared memory in use (kamcmd core.shmmem). Memory: from before the');
+  console.log('    100 list SUBSCRIBEs (every presentity published) to after every list showed all its members, over 100.');
   console.log(`\nMachine: ${machineLoad.toFixed(2)} of ${cpus().length} cores busy on average over the list load (everything, bench included).`);
   return { herald: h, kamailio: k };
 }
