@@ -1,7 +1,9 @@
 // The RLS figure of `npm run bench`: what one watcher pays for a buddy list of N members held as ONE
 // list subscription (RFC 4662) against N direct presence subscriptions, for N = 100 and N = 1000.
 //
-//   node dist/bench/rls.js [--sizes 100,1000] [--changes 5]      (or runRlsBench() from bench/run.ts)
+//   node dist/bench/rls.js [--sizes 100,1000] [--changes 5] [--no-load | --load-only] [--rounds N] [--seconds S]
+//                        [--only herald|kamailio] [--prof DIR]
+//   (or runRlsBench() from bench/run.ts; then the list load against Kamailio's rls, bench/rls-load.ts)
 //
 // Herald runs in-process (test/support/herald.ts: loopback, memory store, auth off, policy allow) with
 // rls.min_notify_interval = 0 and rls.max_notify_bytes large enough for one full-state NOTIFY of the
@@ -25,6 +27,7 @@ import { startTestHerald, type TestHerald } from '../test/support/herald.js';
 import { xcap } from '../test/support/xcap.js';
 import { parseMultipart, rootPart } from '../src/formats/multipart.js';
 import { parseRlmi } from '../src/formats/rlmi.js';
+import type { RlsLoadOptions } from './rls-load.js';
 
 const D = 'example.test';
 const OWNER = { username: 'owner', password: 'owner-pw' };
@@ -205,15 +208,22 @@ export class BenchUA {
       body,
     ].join('\r\n');
     return new Promise((resolve, reject) => {
-      // UDP: retransmitted (same branch) every 500 ms until answered, as RFC 3261 Timer E would.
-      const again = this.udp ? setInterval(() => this.write(text), 500) : undefined;
+      // UDP: retransmitted (same branch) until answered, as RFC 3261 Timer E: 500 ms doubling up to T2 = 4 s.
+      let again: NodeJS.Timeout | undefined;
+      const retransmit = (ms: number): void => {
+        again = setTimeout(() => {
+          this.write(text);
+          retransmit(Math.min(ms * 2, 4000));
+        }, ms);
+      };
+      if (this.udp) retransmit(500);
       const t = setTimeout(() => {
-        if (again) clearInterval(again);
+        clearTimeout(again);
         this.pending.delete(branch);
         reject(new Error(`${method} ${target}: no final response in ${WAIT_MS} ms`));
       }, WAIT_MS);
       this.pending.set(branch, (m) => {
-        if (again) clearInterval(again);
+        clearTimeout(again);
         clearTimeout(t);
         resolve(m);
       });
@@ -493,18 +503,30 @@ export async function runRlsBench(opts: RlsBenchOptions = {}): Promise<RlsBenchR
   return rows;
 }
 
-function parseArgs(argv: readonly string[]): RlsBenchOptions {
-  const o: RlsBenchOptions = {};
+function parseArgs(argv: readonly string[]): RlsBenchOptions & RlsLoadOptions & { load: 'no' | 'also' | 'only' } {
+  const o: RlsBenchOptions & RlsLoadOptions & { load: 'no' | 'also' | 'only' } = { load: 'also' };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--sizes') o.sizes = (argv[++i] ?? '').split(',').map(Number).filter((x) => Number.isInteger(x) && x > 0);
     else if (argv[i] === '--changes') o.changes = Number(argv[++i]) || 5;
-    else throw new Error(`rls bench: unknown option ${argv[i]} (use --sizes 100,1000 --changes 5)`);
+    else if (argv[i] === '--no-load') o.load = 'no';
+    else if (argv[i] === '--load-only') o.load = 'only';
+    else if (argv[i] === '--rounds') o.rounds = Number(argv[++i]) || 2;
+    else if (argv[i] === '--seconds') o.seconds = Number(argv[++i]) || 20;
+    else if (argv[i] === '--only') o.only = argv[++i] === 'kamailio' ? 'kamailio' : 'herald';
+    else if (argv[i] === '--prof') o.profDir = argv[++i] ?? 'bench/results/prof-rls';
+    else throw new Error(`rls bench: unknown option ${argv[i]} (use --sizes 100,1000 --changes 5 --no-load|--load-only --rounds 2 --seconds 20 --only herald|kamailio --prof DIR)`);
   }
   return o;
 }
 
+async function main(o: ReturnType<typeof parseArgs>): Promise<void> {
+  if (o.load !== 'only') await runRlsBench(o);
+  // Imported here: bench/rls-load.ts builds on this module's UA.
+  if (o.load !== 'no') await (await import('./rls-load.js')).runRlsLoadBench(o);
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runRlsBench(parseArgs(process.argv.slice(2))).then(
+  main(parseArgs(process.argv.slice(2))).then(
     () => process.exit(0),
     (e: unknown) => {
       console.error(e);

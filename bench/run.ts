@@ -30,6 +30,7 @@
 // only; the bench stops what it started, by pid, also on SIGINT/SIGTERM. Prints a table and writes
 // bench/results/latest.json. No assertions.
 import { runRlsBench } from './rls.js';
+import { runRlsLoadBench } from './rls-load.js';
 import { runStandardsBench } from './standards.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -598,6 +599,7 @@ async function main(): Promise<void> {
   if (!process.argv.includes('--no-rls') && !o.quick && o.only !== 'kamailio') {
     console.log('\nRLS: one change and the initial state, a list of N against N direct subscriptions');
     await runRlsBench({ sizes: [100, 1000], print: true });
+    await runRlsLoadBench({ rounds: o.runs > 1 ? o.runs : 2 });
   }
   // The standards figures (issue 15): partial PIDF and conditional NOTIFY on the wire.
   if (!process.argv.includes('--no-standards') && o.only !== 'kamailio') await runStandardsBench({ lists: o.quick ? 200 : 1000 });

@@ -2,7 +2,7 @@
 // a config of its own in a temp dir, known by pid, and stopped by that pid (its own process tree
 // only, for Kamailio's workers).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import dgram from 'node:dgram';
@@ -11,12 +11,14 @@ import { processTree, sleep } from './proc.js';
 import { optionsRequest } from './sip.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const HERALD_CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+export const HERALD_CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const HEAP_PROBE = fileURLToPath(new URL('./heap-probe.js', import.meta.url));
 export const KAMAILIO_BIN = '/usr/sbin/kamailio';
 export const KAMAILIO_CFG = join(REPO_ROOT, 'bench', 'kamailio', 'presence.cfg');
 const KAMAILIO_DBTEXT = '/usr/share/kamailio/dbtext/kamailio';
 const KAMAILIO_TABLES = ['version', 'presentity', 'watchers', 'active_watchers', 'xcap'];
+/** The resource list server's tables beside them (rls + pua, bench/rls-load.ts). */
+const KAMAILIO_RLS_TABLES = ['rls_watchers', 'rls_presentity', 'pua'];
 
 export interface StartOptions {
   dir: string;
@@ -27,6 +29,8 @@ export interface StartOptions {
   cpuProfDir?: string;
   /** Herald only: its store, SQLite in the temp dir (the default, as deployed) or memory://. */
   store?: 'sqlite' | 'memory';
+  /** Herald only: config keys set beside (or instead of) the bench's own, as [section, key, TOML value]. */
+  config?: readonly [string, string, string][];
 }
 
 /** A server's own account of its live memory (what a GC or an allocator says is in use). */
@@ -183,14 +187,15 @@ const HERALD_OVERRIDES: [string, string, string][] = [
   ['policy', 'default', '"allow"'],
 ];
 
-export function heraldConfig(dir: string, port: number, store: 'sqlite' | 'memory' = 'sqlite'): string {
+export function heraldConfig(dir: string, port: number, store: 'sqlite' | 'memory' = 'sqlite', extra: readonly [string, string, string][] = []): string {
   const known = knownConfigKeys();
   const sections = new Map<string, string[]>([
     ['sip', [`listen = ["udp:127.0.0.1:${port}"]`, 'domains = ["example.test"]']],
     ['store', [store === 'memory' ? 'url = "memory://"' : `url = "sqlite://${join(dir, 'herald.sqlite')}"`]],
     ['log', ['level = "warn"', 'format = "json"']],
   ]);
-  for (const [section, key, value] of HERALD_OVERRIDES) {
+  const given = new Set(extra.map(([section, key]) => `${section}.${key}`));
+  for (const [section, key, value] of [...HERALD_OVERRIDES.filter(([sec, key]) => !given.has(`${sec}.${key}`)), ...extra]) {
     if (!known.get(section)?.has(key)) continue;
     const lines = sections.get(section) ?? [];
     lines.push(`${key} = ${value}`);
@@ -201,7 +206,7 @@ export function heraldConfig(dir: string, port: number, store: 'sqlite' | 'memor
 
 export function startHerald(o: StartOptions): Server {
   const cfg = join(o.dir, 'herald.toml');
-  writeFileSync(cfg, heraldConfig(o.dir, o.port, o.store));
+  writeFileSync(cfg, heraldConfig(o.dir, o.port, o.store, o.config));
   const probeFile = join(o.dir, 'heap-probe.json');
   const nodeArgs = ['--expose-gc', '--import', pathToFileURL(HEAP_PROBE).href, ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
   const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, HERALD_CLI, '--config', cfg]);
@@ -272,11 +277,21 @@ export function kamailioMissing(): string | undefined {
   return undefined;
 }
 
-export function startKamailio(o: StartOptions & { children: number; shmMb: number; maxBuffer: number | undefined }): Server {
+/**
+ * Kamailio's rls reads each subscriber's rls-services document from its `xcap` table
+ * (integrated_xcap_server): rows in db_text's line format, written before it starts.
+ */
+export interface KamailioRls {
+  /** Rows of the xcap table: id:username:domain:doc:doc_type:etag:source:doc_uri:port, values escaped. */
+  xcapRows: string[];
+}
+
+export function startKamailio(o: StartOptions & { children: number; shmMb: number; maxBuffer: number | undefined; rls?: KamailioRls }): Server {
   // presence needs a db_url even with everything in memory; db_text tables in the temp dir.
   const db = join(o.dir, 'dbtext');
   mkdirSync(db, { recursive: true });
-  for (const t of KAMAILIO_TABLES) copyFileSync(join(KAMAILIO_DBTEXT, t), join(db, t));
+  for (const t of [...KAMAILIO_TABLES, ...(o.rls ? KAMAILIO_RLS_TABLES : [])]) copyFileSync(join(KAMAILIO_DBTEXT, t), join(db, t));
+  if (o.rls) appendFileSync(join(db, 'xcap'), o.rls.xcapRows.map((r) => `${r}\n`).join(''));
   const runtime = join(o.dir, 'run');
   mkdirSync(runtime, { recursive: true });
   const [cmd, args] = pinned(o.cpu, KAMAILIO_BIN, [
@@ -291,6 +306,7 @@ export function startKamailio(o: StartOptions & { children: number; shmMb: numbe
     '-A',
     `BENCH_CHILDREN=${o.children}`,
     ...(o.maxBuffer ? ['-A', `BENCH_MAXBUFFER=${o.maxBuffer}`] : []),
+    ...(o.rls ? ['-A', 'BENCH_RLS', '-A', `BENCH_RLS_ADDRESS="sip:rls@127.0.0.1:${o.port}"`] : []),
     '-m',
     String(o.shmMb),
     '-M',

@@ -7,7 +7,7 @@
 // Pure: no I/O, no clock.
 
 import {
-  NS, XmlError, childElements, parseXml, serializeXml, textOf, toReasonPhrase,
+  NS, XmlError, childElements, escapeXml, parseXml, textOf, toReasonPhrase,
   type XmlElement, type XmlLimits,
 } from './xml.js';
 
@@ -78,41 +78,43 @@ function checkInstances(res: RlmiResource): void {
   }
 }
 
-function nameElements(names: readonly { lang?: string; text: string }[]): XmlElement[] {
-  return names.map((n) => ({
-    ns: NS.RLMI,
-    name: 'name',
-    attrs: n.lang === undefined ? {} : { [XML_LANG]: n.lang },
-    children: n.text === '' ? [] : [n.text],
-  }));
+/** `<name>` elements (RFC 4662 §5.3), written as serializeXml would write them. */
+function nameElements(names: readonly { lang?: string; text: string }[]): string {
+  let out = '';
+  for (const n of names) {
+    out += n.lang === undefined ? '<name' : `<name xml:lang="${escapeXml(n.lang, true)}"`;
+    out += n.text === '' ? '/>' : `>${escapeXml(n.text, false)}</name>`;
+  }
+  return out;
 }
 
-/** Serializes an RLMI document (UTF-8 declaration, RLMI as the default namespace, no indentation). */
+/**
+ * Serializes an RLMI document (UTF-8 declaration, RLMI as the default namespace, no indentation).
+ * Written as a string directly rather than through serializeXml's tree: a list NOTIFY renders one
+ * RLMI per NOTIFY with an element per member, and the document has one namespace and a fixed shape,
+ * so the generic writer's namespace passes bought nothing; the output is the same bytes.
+ */
 export function renderRlmi(list: RlmiList): string {
   if (list.uri === '') throw bad('list without uri');
   if (!Number.isSafeInteger(list.version) || list.version < 0 || list.version > MAX_VERSION) {
     throw bad('version must be an integer from 0 to 4294967295');
   }
-  const attrs: Record<string, string> = {
-    uri: list.uri,
-    version: String(list.version),
-    fullState: list.fullState ? 'true' : 'false',
-  };
-  if (list.cid !== undefined) attrs['cid'] = list.cid;
-  const children: XmlElement[] = nameElements(list.names);
+  let head = `<?xml version="1.0" encoding="UTF-8"?><list xmlns="${NS.RLMI}" uri="${escapeXml(list.uri, true)}" version="${list.version}" fullState="${list.fullState ? 'true' : 'false'}"`;
+  if (list.cid !== undefined) head += ` cid="${escapeXml(list.cid, true)}"`;
+  let children = nameElements(list.names);
   for (const res of list.resources) {
     if (res.uri === '') throw bad('resource without uri');
     checkInstances(res);
-    const kids = nameElements(res.names);
+    let kids = nameElements(res.names);
     for (const inst of res.instances) {
-      const a: Record<string, string> = { id: inst.id, state: inst.state };
-      if (inst.reason !== undefined) a['reason'] = inst.reason;
-      if (inst.cid !== undefined) a['cid'] = inst.cid;
-      kids.push({ ns: NS.RLMI, name: 'instance', attrs: a, children: [] });
+      kids += `<instance id="${escapeXml(inst.id, true)}" state="${inst.state}"`;
+      if (inst.reason !== undefined) kids += ` reason="${escapeXml(inst.reason, true)}"`;
+      if (inst.cid !== undefined) kids += ` cid="${escapeXml(inst.cid, true)}"`;
+      kids += '/>';
     }
-    children.push({ ns: NS.RLMI, name: 'resource', attrs: { uri: res.uri }, children: kids });
+    children += kids === '' ? `<resource uri="${escapeXml(res.uri, true)}"/>` : `<resource uri="${escapeXml(res.uri, true)}">${kids}</resource>`;
   }
-  return serializeXml({ ns: NS.RLMI, name: 'list', attrs, children });
+  return children === '' ? `${head}/>` : `${head}>${children}</list>`;
 }
 
 // ---------------------------------------------------------------------------------------------

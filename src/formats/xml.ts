@@ -451,7 +451,7 @@ export function parseXml(text: string, limits?: Partial<XmlLimits>): XmlElement 
 
 const ATTR_KEY = /^\{([^}]*)\}(.+)$/;
 
-function escapeXml(s: string, inAttr: boolean): string {
+export function escapeXml(s: string, inAttr: boolean): string {
   let out = '';
   let start = 0;
   for (let i = 0; i < s.length; i++) {

@@ -56,6 +56,12 @@ interface Member {
   path: string[];
   /** RFC 5263 parts: the document this watcher last got for the member (undefined: full owed). */
   lastDoc?: PidfDocument;
+  /**
+   * What the member looks like to this subscriber, kept from the entity-tag check before a NOTIFY
+   * (RFC 5839) to its rendering, which would otherwise see the member twice; dropped once the
+   * NOTIFY is rendered (or found unneeded), so a held list keeps no per-member views.
+   */
+  seen?: MemberView;
 }
 
 /** What the size bound has left for one NOTIFY, shared by every level of nesting. */
@@ -206,6 +212,10 @@ class ListBinding implements Binding {
   private forceNext = false;
   /** Each member's last fingerprint (for the list's entity-tag). */
   private readonly fingerprints = new Map<string, string>();
+  /** The list's entity-tag as last computed; undefined once anything it covers may have changed. */
+  private tag: string | undefined;
+  /** The RLMI root part's instance token (from the list URI, fixed for the subscription). */
+  private rootId: string | undefined;
 
   constructor(
     private readonly rls: ResourceListServer,
@@ -234,6 +244,7 @@ class ListBinding implements Binding {
       const old = this.members.get(m.uri);
       if (old && old.fixed !== 'terminated') {
         old.displayName = m.displayName;
+        old.seen = undefined;
         next.set(m.uri, old);
         continue;
       }
@@ -271,10 +282,12 @@ class ListBinding implements Binding {
       old.view = undefined;
       old.fixed = 'terminated';
       old.reason = 'deactivated';
+      old.seen = undefined;
       this.removed.set(uri, old);
       this.dirty.add(uri);
     }
     this.members = next;
+    this.tag = undefined;
   }
 
   private readonly removed = new Map<string, Member>();
@@ -292,6 +305,9 @@ class ListBinding implements Binding {
   }
 
   private memberChanged(uri: string): void {
+    const m = this.members.get(uri);
+    if (m) m.seen = undefined;
+    this.tag = undefined;
     this.dirty.add(uri);
     this.schedule();
   }
@@ -316,13 +332,17 @@ class ListBinding implements Binding {
       list: this.ctx.resource,
       watcher: this.ctx.watcher,
       members: [...this.members.values()].map((m) => {
-        const inst = this.view(m).resource.instances[0];
+        const inst = (m.seen ?? this.see(m)).resource.instances[0];
         return { uri: m.uri, state: inst?.state ?? 'unknown', ...(inst?.reason ? { reason: inst.reason } : {}) };
       }),
     };
   }
 
   private view(m: Member): MemberView {
+    return (m.seen ??= this.see(m));
+  }
+
+  private see(m: Member): MemberView {
     const names = m.displayName ? [{ text: m.displayName }] : [];
     const resource = (instances: RlmiInstance[]): RlmiResource => ({ uri: m.uri, names, instances });
     const fp = (state: string, extra = ''): string => `${m.uri}|${m.displayName ?? ''}|${state}|${extra}`;
@@ -350,6 +370,7 @@ class ListBinding implements Binding {
    */
   currentTag(): string | undefined {
     if (this.forceNext) return undefined;
+    if (this.tag !== undefined) return this.tag;
     const h = createHash('sha1');
     for (const m of this.members.values()) {
       let f = this.dirty.has(m.uri) ? undefined : this.fingerprints.get(m.uri);
@@ -359,11 +380,15 @@ class ListBinding implements Binding {
       }
       h.update(f).update('\n');
     }
-    return h.digest('base64url').slice(0, 20);
+    this.tag = h.digest('base64url').slice(0, 20);
+    return this.tag;
   }
 
   synced(): void {
-    if (this.partial) for (const m of this.members.values()) m.lastDoc = this.view(m).doc?.();
+    for (const m of this.members.values()) {
+      if (this.partial) m.lastDoc = this.view(m).doc?.();
+      m.seen = undefined;
+    }
     this.full = false;
     this.dirty.clear();
     this.removed.clear();
@@ -372,13 +397,19 @@ class ListBinding implements Binding {
   content(): NotifyContent {
     const full = this.full;
     this.full = false;
+    if (full) {
+      // Full state is the subscriber's resync (first NOTIFY, refresh): every member is seen anew.
+      for (const m of this.members.values()) m.seen = undefined;
+      this.tag = undefined;
+    }
     const pick = full ? [...this.members.values()] : [...this.dirty].map((u) => this.members.get(u) ?? this.removed.get(u)).filter((m): m is Member => m !== undefined);
     this.dirty.clear();
     const nested = !this.opts.flatten?.(this.ctx.resource);
     const { resources, parts } = this.level(pick, 0, full, nested, { bytes: RLMI_OVERHEAD, parts: 0 });
+    for (const m of pick) m.seen = undefined;
     this.removed.clear();
     const version = this.ctx.nextVersion();
-    const rlmiCid = `rlmi.${version}.${this.instanceId(this.ctx.resource)}@${this.opts.domain}`;
+    const rlmiCid = `rlmi.${version}.${(this.rootId ??= this.instanceId(this.ctx.resource))}@${this.opts.domain}`;
     const rlmi = renderRlmi({ uri: this.ctx.resource, version, fullState: full, names: [], resources });
     const mp = renderMultipart({
       type: CT.RLMI,
