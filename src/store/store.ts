@@ -12,6 +12,25 @@ import Keyv, { type KeyvOptions, type KeyvStoreAdapter } from 'keyv';
 import KeyvRedis from '@keyv/redis';
 import type { Logger } from 'pino';
 import { SqliteDatabase } from './sqlite.js';
+import { isStoreUnavailable } from './unavailable.js';
+
+/**
+ * What a Collection asks of its backend: keyv (SQLite, memory) fits it, and so does the cluster's
+ * Redis backend (src/store/redis.ts), which writes a batch's sets and deletes in one round trip.
+ */
+export interface CollectionBackend {
+  get(key: string): Promise<unknown>;
+  setMany(entries: { key: string; value: unknown }[]): Promise<unknown>;
+  delete(keys: string[]): Promise<unknown>;
+  iterator?: (namespace: undefined) => AsyncGenerator<unknown[], void>;
+  /** Every record at once, where the backend lists faster than keyv's iterator (the shared store). */
+  entries?(): Promise<[string, unknown][]>;
+  /** A whole batch at once, where the backend can. */
+  write?(sets: { key: string; value: unknown }[], dels: string[]): Promise<void>;
+}
+
+/** Opens a namespace's backend on a shared store; `entries` lists it whole. */
+export type SharedBackend = (namespace: string, groupBy?: string) => CollectionBackend;
 
 const DELETE = Symbol('delete');
 
@@ -23,7 +42,7 @@ export class Collection<T> {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly kv: Keyv,
+    private readonly kv: CollectionBackend,
     private readonly log: Logger,
     /** Told how long each batch took to write (metrics). */
     private readonly written?: (ms: number, records: number) => void,
@@ -44,11 +63,12 @@ export class Collection<T> {
     const p = this.pending.get(key);
     if (p === DELETE) return undefined;
     if (p !== undefined) return p;
-    return (await this.kv.get<T>(key)) ?? undefined;
+    return ((await this.kv.get(key)) as T | undefined) ?? undefined;
   }
 
   /** Every record; used once at start-up to restore state. */
   async all(): Promise<[string, T][]> {
+    if (this.kv.entries) return (await this.kv.entries()) as [string, T][];
     const out: [string, T][] = [];
     if (!this.kv.iterator) return out;
     for await (const [k, v] of this.kv.iterator(undefined)) out.push([String(k), v as T]);
@@ -60,6 +80,9 @@ export class Collection<T> {
       this.waiters.push(resolve);
       this.failers.push(reject);
     });
+    // A caller that awaits still sees the failure; one that does not (`void c.delete(k)`) must not
+    // end the process with an unhandled rejection when the store is away — the failure is logged below.
+    p.catch(() => undefined);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
@@ -85,12 +108,16 @@ export class Collection<T> {
     }
     try {
       const started = performance.now();
-      if (sets.length > 0) await this.kv.setMany(sets);
-      if (dels.length > 0) await this.kv.delete(dels);
+      if (this.kv.write) await this.kv.write(sets, dels);
+      else {
+        if (sets.length > 0) await this.kv.setMany(sets);
+        if (dels.length > 0) await this.kv.delete(dels);
+      }
       this.written?.(performance.now() - started, sets.length + dels.length);
       for (const w of waiters) w();
     } catch (e) {
-      this.log.error({ err: (e as Error).message }, 'store write failed');
+      // An unreachable shared store is logged once per outage by the Redis link, not per batch.
+      if (!isStoreUnavailable(e)) this.log.error({ err: (e as Error).message }, 'store write failed');
       for (const f of failers) f(e as Error);
     }
   }
@@ -114,7 +141,13 @@ export class Store {
     /** keyv options of the backend (the SQLite adapter encodes its records itself). */
     private readonly keyvOptions: Partial<KeyvOptions> = {},
     private readonly sqlite?: SqliteDatabase,
+    private readonly shared?: SharedBackend,
   ) {}
+
+  /** A store whose collections live on a shared backend (the cluster's Redis: src/store/redis.ts). */
+  static shared(backend: SharedBackend, log: Logger): Store {
+    return new Store(() => new Map<unknown, unknown>(), log, {}, undefined, backend);
+  }
 
   static open(url: string, log: Logger): Store {
     if (url.startsWith('sqlite://')) {
@@ -133,7 +166,14 @@ export class Store {
     return new Store(() => new Map<unknown, unknown>(), log);
   }
 
-  collection<T>(namespace: string): Collection<T> {
+  /** `groupBy`: a string field the shared backend indexes records by (ignored where everything is local). */
+  collection<T>(namespace: string, opts: { groupBy?: keyof T & string } = {}): Collection<T> {
+    if (this.shared) {
+      const backend = this.shared(namespace, opts.groupBy);
+      const c = new Collection<T>(backend, this.log, (ms, n) => this.onWrite?.(ms, n));
+      this.collections.push(c as Collection<unknown>);
+      return c;
+    }
     const adapter = this.makeAdapter();
     const kv = new Keyv({ store: adapter, namespace, throwOnErrors: true, ...this.keyvOptions });
     kv.on('error', (e: unknown) => this.log.error({ err: String(e) }, 'store error'));
