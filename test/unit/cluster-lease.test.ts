@@ -8,10 +8,9 @@ import { ClusterNodes, type LuaRedis } from '../../src/cluster/nodes.js';
 import { DialogLeases } from '../../src/cluster/lease.js';
 import { Takeover, type OwnedKind } from '../../src/cluster/takeover.js';
 import { silentLogger } from '../../src/log.js';
-import { RedisServer, redisMissing } from '../support/redis.js';
+import { SKIP_WITHOUT_REDIS, TestRedis } from '../support/redis.js';
 
-const missing = redisMissing();
-const redis = new RedisServer();
+let redis: TestRedis;
 /** What the tests do with a connection: Lua and closing it. */
 type Client = LuaRedis & { close(): Promise<void> };
 const clients: Client[] = [];
@@ -19,12 +18,12 @@ const started: ClusterNodes[] = [];
 let prefixN = 0;
 
 before(async () => {
-  if (!missing) await redis.start();
+  if (!SKIP_WITHOUT_REDIS) redis = await TestRedis.start();
 });
 after(async () => {
   for (const n of started) await n.stop();
   for (const c of clients) await c.close().catch(() => undefined);
-  await redis.close();
+  await redis?.dispose();
 });
 
 async function client(): Promise<Client> {
@@ -58,7 +57,7 @@ function recorder(): OwnedKind & { adopted: Map<string, number>; kept: Set<strin
   };
 }
 
-const skip = missing ? { skip: missing } : {};
+const skip = SKIP_WITHOUT_REDIS ? { skip: SKIP_WITHOUT_REDIS } : {};
 
 test('one owner per dialog; reservations only by the owner; a released dialog is free', skip, async () => {
   const p = `t${prefixN++}:`;
