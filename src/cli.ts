@@ -42,7 +42,8 @@ function fail(e: unknown): never {
 /** Runs `fn` on the user directory of the store named by the config file, then closes the store. */
 async function withUsers(fn: (users: UserDirectory, config: Config) => Promise<void>): Promise<void> {
   const config = readConfig();
-  const store = Store.open(config.store.url, silentLogger);
+  // A cluster node keeps its users in the cluster's Redis, like the server ([store] url is then not used).
+  const store = Store.open(config.cluster.redis || config.store.url, silentLogger);
   try {
     await fn(new UserDirectory(store.collection<UserRecord>('user')), config);
   } finally {

@@ -44,6 +44,8 @@ import { MessageRelay } from './im/relay.js';
 import type { ImSender } from './im/types.js';
 import { ImRulesAuthorizer } from './im/rules-authorizer.js';
 import { openCluster, type Cluster } from './cluster/cluster.js';
+import { openOwnership } from './cluster/ownership.js';
+import { notifierOwnership, serveNotifierDialogs } from './cluster/dialogs.js';
 import { isStoreUnavailable } from './store/unavailable.js';
 
 export interface Herald {
@@ -86,7 +88,10 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   await checkEnvironment(config);
   // cluster.redis empty (the default): nothing below touches Redis, the store is [store] url.
   const cluster = config.cluster.redis ? await openCluster(config.cluster, log) : undefined;
-  const store = Store.open(config.store.url, log);
+  // In a cluster the store is the cluster's Redis ([store] url is not used).
+  const store = Store.open(cluster ? config.cluster.redis : config.store.url, log);
+  // Who owns each dialog (heartbeat, leases, takeover); nothing of it on a single node.
+  const ownership = cluster ? openOwnership(cluster, log) : undefined;
   const stack = new SipStack({
     sipTrace: config.log.sip_trace,
     listen: config.sip.listen.map(parseListen),
@@ -223,6 +228,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       observer: metrics.notifyObserver,
       maxPerSource: config.limits.max_subscriptions_per_source,
       unbounded: (address) => isTrustedAddress(address, config.auth.trusted_peers),
+      ...(cluster && ownership ? { ownership: notifierOwnership(ownership.leases, cluster.bus) } : {}),
     },
     log,
   );
@@ -323,7 +329,15 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   await sipGateway?.restore();
   await reg?.restore();
   const pubs = await pa.restore();
-  const subs = await n.restore();
+  // A cluster node restores nothing by itself: the stored dialogs are other nodes' until they die, and
+  // then the survivors take them over (a whole cluster restarted: the first node up takes them all).
+  const subs = cluster && ownership ? 0 : await n.restore();
+  if (cluster && ownership) {
+    serveNotifierDialogs(n, ownership.takeover, cluster.bus);
+    // NOTIFYs that waited for Redis (a CSeq reservation) go out when it is back.
+    cluster.link.on('up', () => n.retryOwed());
+    await ownership.start();
+  }
   try {
     await stack.start();
   } catch (e) {
@@ -333,6 +347,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     await cluster?.close();
     throw bindError(at.key, at.what, e);
   }
+  ownership?.scan();
   await xmpp?.start();
   let xcap: XcapServer | undefined;
   if (config.xcap.enabled) {
@@ -439,6 +454,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       await admin?.stop();
       relay?.stop();
       await n.stop();
+      await ownership?.stop();
       await xmpp?.stop();
       await sipGateway?.stop();
       await reg?.stop();

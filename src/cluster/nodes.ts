@@ -102,14 +102,16 @@ export class ClusterNodes {
     this.rejoinHandlers.push(handler);
   }
 
-  /** Joins the cluster and starts the heartbeat and the watch for dead nodes. */
+  /**
+   * Joins the cluster and starts the heartbeat and the watch for dead nodes (every lease/3). The first
+   * scan is the caller's (scanDead()), once it can serve what it takes over: nodes that died while none
+   * was running (a whole-cluster restart) are then taken over at once.
+   */
   async start(): Promise<void> {
     await this.join();
     const every = Math.max(50, Math.floor(this.leaseMs / 3));
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
-    // Nodes that died while none was running (a whole-cluster restart) are taken over at once.
-    await this.scanDead();
   }
 
   private async join(): Promise<void> {
