@@ -45,6 +45,7 @@ import type { ImSender } from './im/types.js';
 import { ImRulesAuthorizer } from './im/rules-authorizer.js';
 import { openCluster, type Cluster } from './cluster/cluster.js';
 import { openOwnership } from './cluster/ownership.js';
+import { holdSingleton } from './cluster/singleton.js';
 import { notifierOwnership, serveNotifierDialogs } from './cluster/dialogs.js';
 import { isStoreUnavailable } from './store/unavailable.js';
 
@@ -347,8 +348,10 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     await cluster?.close();
     throw bindError(at.key, at.what, e);
   }
+  // The XMPP component connection: one node of a cluster holds it (src/cluster/singleton.ts).
+  if (xmpp && ownership) await holdSingleton(ownership, 'xmpp', 'component', xmpp, log);
+  else await xmpp?.start();
   ownership?.scan();
-  await xmpp?.start();
   let xcap: XcapServer | undefined;
   if (config.xcap.enabled) {
     const at = config.xcap.listen.lastIndexOf(':');

@@ -1,7 +1,8 @@
 // Dialog ownership across Herald processes on one real redis-server (issue 10): the node holding 100
 // presence dialogs and a list subscription is SIGKILLed, and a survivor notifies every one of them in
 // its old dialog with a higher CSeq (the list's RLMI versions going on); a node paused (SIGSTOP) past
-// its lease and resumed sends nothing in the dialogs taken over meanwhile, so no CSeq is used twice.
+// its lease and resumed sends nothing in the dialogs taken over meanwhile, so no CSeq is used twice;
+// a refresh and an un-SUBSCRIBE at the node that does not own the dialog are notified by the owner.
 // Each node gets a public_host of its own here (a deployment gives them one, the load balancer's) so
 // the Via of each NOTIFY says which node sent it. Behaviour is asserted, never time: each wait is a
 // bounded deadline for something that must happen.
@@ -207,7 +208,7 @@ describe('cluster: dialog ownership and takeover', { skip: SKIP_WITHOUT_REDIS },
     assert.match(b.proc.output, /took over the dialogs of a dead node/);
   });
 
-  test('a node paused (SIGSTOP) past its lease and resumed sends nothing in the dialogs it lost: no CSeq used twice', { timeout: 120_000 }, async () => {
+  test('in-dialog requests at a non-owner are notified by the owner; a node paused (SIGSTOP) past its lease and resumed sends nothing in the dialogs it lost: no CSeq used twice', { timeout: 120_000 }, async () => {
     const dir = tempDir();
     const redis = await cluster();
     const a = await startNode(dir, 'stop-a', redis);
@@ -232,6 +233,29 @@ describe('cluster: dialog ownership and takeover', { skip: SKIP_WITHOUT_REDIS },
     const dialogs = await subscribeMany(w, uri('alice'), 20);
     const diag = () => `node A:\n${a.proc.output.slice(-3000)}\nnode B:\n${b.proc.output.slice(-3000)}`;
     await until(() => dialogs.every((d) => notifiesOf(w, d).length >= 1), 'the first NOTIFYs from A', 20_000, diag);
+
+    // In-dialog requests at the node that does not own the dialog (a load balancer chose B): B answers
+    // them, the owner A sends the NOTIFY, one CSeq sequence. (The watcher sends them to B and answers
+    // NOTIFYs to A: its answers go to its current peer.)
+    const atB = (d: Dialog, expires: number) => {
+      w.setPeer(b.port);
+      const r = w.request('SUBSCRIBE', uri('alice'), { from: uri('watcher'), fromTag: d.fromTag, toTag: d.toTag, callId: d.callId, cseq: 2, headers: { Event: 'presence', Expires: String(expires) } });
+      w.setPeer(a.port);
+      return r;
+    };
+    const [refreshed, unsubscribed] = dialogs.splice(0, 2) as [Dialog, Dialog];
+    assert.equal((await atB(refreshed, 600)).status, 200);
+    assert.equal((await atB(unsubscribed, 0)).status, 200);
+    await until(() => notifiesOf(w, refreshed).length >= 2 && notifiesOf(w, unsubscribed).length >= 2, 'the owner notifies after requests at B', 20_000, diag);
+    const [afterRefresh] = notifiesOf(w, refreshed).slice(1);
+    const [final] = notifiesOf(w, unsubscribed).slice(1);
+    assert.equal(senderPort(afterRefresh!), a.port, 'the owner sends the refresh NOTIFY');
+    assert.equal(afterRefresh!.cseq, 2);
+    assert.match(afterRefresh!.h('subscription-state') ?? '', /^active/);
+    assert.equal(senderPort(final!), a.port);
+    assert.equal(final!.cseq, 2);
+    assert.match(final!.h('subscription-state') ?? '', /^terminated/);
+    dialogs.push(refreshed);
     w.setPeer(b.port);
 
     a.proc.child!.kill('SIGSTOP');
