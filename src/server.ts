@@ -45,6 +45,9 @@ import type { ImSender } from './im/types.js';
 import { ImRulesAuthorizer } from './im/rules-authorizer.js';
 import { openCluster, shareState, type Cluster } from './cluster/cluster.js';
 import type { ResourceFeed } from './cluster/feed.js';
+import { openOwnership } from './cluster/ownership.js';
+import { holdSingleton } from './cluster/singleton.js';
+import { notifierOwnership, serveNotifierDialogs } from './cluster/dialogs.js';
 import { isStoreUnavailable } from './store/unavailable.js';
 import { sharedStore } from './store/redis.js';
 import { SharedNonceCounts, sharedNonceSecret } from './cluster/shared-auth.js';
@@ -92,6 +95,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   // cluster.redis empty (the default): nothing below touches Redis, the store is [store] url.
   const cluster = config.cluster.redis ? await openCluster(config.cluster, log) : undefined;
   const store = cluster ? sharedStore(cluster.link, log) : Store.open(config.store.url, log);
+  // Who owns each dialog (heartbeat, leases, takeover); nothing of it on a single node.
+  const ownership = cluster ? openOwnership(cluster, log) : undefined;
   const stack = new SipStack({
     sipTrace: config.log.sip_trace,
     listen: config.sip.listen.map(parseListen),
@@ -237,6 +242,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       observer: metrics.notifyObserver,
       maxPerSource: config.limits.max_subscriptions_per_source,
       unbounded: (address) => isTrustedAddress(address, config.auth.trusted_peers),
+      ...(cluster && ownership ? { ownership: notifierOwnership(ownership.leases, cluster.bus) } : {}),
     },
     log,
   );
@@ -344,7 +350,15 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     await reg?.restore();
   }
   const pubs = await pa.restore();
-  const subs = cluster ? { restored: 0, expired: 0 } : await n.restore();
+  // A cluster node restores nothing by itself: the stored dialogs are other nodes' until they die, and
+  // then the survivors take them over (a whole cluster restarted: the first node up takes them all).
+  const subs = cluster && ownership ? 0 : await n.restore();
+  if (cluster && ownership) {
+    serveNotifierDialogs(n, ownership.takeover, cluster.bus);
+    // NOTIFYs that waited for Redis (a CSeq reservation) go out when it is back.
+    cluster.link.on('up', () => n.retryOwed());
+    await ownership.start();
+  }
   try {
     await stack.start();
   } catch (e) {
@@ -354,7 +368,10 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     await cluster?.close();
     throw bindError(at.key, at.what, e);
   }
-  await xmpp?.start();
+  // The XMPP component connection: one node of a cluster holds it (src/cluster/singleton.ts).
+  if (xmpp && ownership) await holdSingleton(ownership, 'xmpp', 'component', xmpp, log);
+  else await xmpp?.start();
+  ownership?.scan();
   let xcap: XcapServer | undefined;
   if (config.xcap.enabled) {
     const at = config.xcap.listen.lastIndexOf(':');
@@ -462,6 +479,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       await admin?.stop();
       relay?.stop();
       await n.stop();
+      await ownership?.stop();
       await xmpp?.stop();
       await sipGateway?.stop();
       await reg?.stop();
