@@ -43,6 +43,8 @@ import { ResourceListServer } from './rls/rls.js';
 import { MessageRelay } from './im/relay.js';
 import type { ImSender } from './im/types.js';
 import { ImRulesAuthorizer } from './im/rules-authorizer.js';
+import { openCluster, type Cluster } from './cluster/cluster.js';
+import { isStoreUnavailable } from './store/unavailable.js';
 
 export interface Herald {
   readonly config: Config;
@@ -60,6 +62,8 @@ export interface Herald {
   readonly rls: ResourceListServer;
   readonly metrics: HeraldMetrics;
   readonly admin: AdminServer | undefined;
+  /** This node's membership of a cluster (cluster.redis set); undefined for a single node. */
+  readonly cluster: Cluster | undefined;
   /** Listening addresses as "proto:addr:port". */
   readonly addresses: string[];
   /**
@@ -80,6 +84,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const log = opts.log;
   // What the machine must offer (addresses, files, the store's folder): a mistake is one line naming the key.
   await checkEnvironment(config);
+  // cluster.redis empty (the default): nothing below touches Redis, the store is [store] url.
+  const cluster = config.cluster.redis ? await openCluster(config.cluster, log) : undefined;
   const store = Store.open(config.store.url, log);
   const stack = new SipStack({
     sipTrace: config.log.sip_trace,
@@ -251,6 +257,12 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   n.register(new WinfoPackage(watchers, (r) => pa.handles(r)));
 
   const dispatcher = new Dispatcher(common, (e, tx) => {
+    // The shared store away (a cluster's Redis): what could not be made durable is not acknowledged,
+    // and the client may try again (RFC 3261 §21.5.1 with Retry-After). The link logs the outage once.
+    if (isStoreUnavailable(e)) {
+      tx.respond({ status: 500, reason: 'Store Unavailable', headers: [...common(), ['Retry-After', String(config.limits.retry_after)]] });
+      return;
+    }
     log.error({ err: e, method: tx.request.method, callId: tx.request.callId }, 'handler failed');
     tx.respond({ status: 500, reason: 'Server Internal Error' });
   });
@@ -318,6 +330,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     const at = listenKeyOf(config, e);
     await stack.stop();
     await store.close();
+    await cluster?.close();
     throw bindError(at.key, at.what, e);
   }
   await xmpp?.start();
@@ -347,6 +360,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     } catch (e) {
       await stack.stop();
       await store.close();
+      await cluster?.close();
       throw bindError('xcap.listen', config.xcap.listen, e);
     }
   }
@@ -374,6 +388,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       await xcap?.stop();
       await stack.stop();
       await store.close();
+      await cluster?.close();
       throw bindError('admin.listen', config.admin.listen, e);
     }
   }
@@ -407,6 +422,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     rls,
     metrics,
     admin,
+    cluster,
     addresses,
     reload(next: Config): string[] {
       log.level = next.log.level;
@@ -432,6 +448,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       await xcapClient?.close();
       await stack.stop();
       await store.close();
+      await cluster?.close();
     },
   };
 }

@@ -164,6 +164,15 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    // Several nodes on one Redis (docs/cluster.md). `redis` is the one key that switches to the cluster.
+    cluster: z
+      .object({
+        redis: z.string().regex(/^(rediss?:\/\/.+)?$/, 'expected redis://HOST:PORT, rediss://HOST:PORT or ""').default(''),
+        node_id: z.string().regex(/^([A-Za-z0-9._-]{1,64})?$/, 'expected letters, digits, ".", "_" or "-" (at most 64) or ""').default(''),
+        lease: z.number().int().min(2).max(3600).default(10),
+      })
+      .strict()
+      .prefault({}),
     admin: z
       .object({
         enabled: z.boolean().default(true),
@@ -204,6 +213,11 @@ export const ConfigSchema = z
     }
     if (needsTls && (!c.sip.tls_cert || !c.sip.tls_key)) {
       ctx.addIssue({ code: 'custom', path: ['sip', 'tls_cert'], message: 'a tls or wss listen address needs tls_cert and tls_key' });
+    }
+    // Every node of a cluster puts one address in Contact and Via, so in-dialog requests may land on any
+    // node behind the load balancer (docs/cluster.md).
+    if (c.cluster.redis && !c.sip.public_host) {
+      ctx.addIssue({ code: 'custom', path: ['sip', 'public_host'], message: 'must be set when cluster.redis is set (the address every node puts in Contact and Via)' });
     }
     // The admin listener has a port of its own: sharing one with SIP or XCAP could only fail to bind.
     if (c.admin.enabled) {

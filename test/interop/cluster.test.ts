@@ -176,8 +176,8 @@ describe('one presence service on Redis (issue 10)', { timeout: 180_000 }, () =>
     assertOneCseqSequence(lister);
   });
 
-  test('Redis restarted (append-only file on): nothing lost — publication, ETag, dialog, users', { skip: skipFor('bus') }, async (t) => {
-    const c = await startCluster(t, { appendonly: true, users: ['alice'] });
+  test('Redis restarted (append-only file): nothing lost — publication, ETag, dialog, users', { skip: skipFor('bus') }, async (t) => {
+    const c = await startCluster(t, { users: ['alice'] });
     if (!c?.redis) return;
     const ua = await c.ua();
     const etag = await published(ua, 'alice', 'kept', 1);
@@ -185,7 +185,7 @@ describe('one presence service on Redis (issue 10)', { timeout: 180_000 }, () =>
     const first = await subscribed(w, 2);
 
     await c.redis.stop();
-    await c.redis.start({ appendonly: true });
+    await c.redis.restart();
 
     // The publication and its ETag: a refresh with SIP-If-Match (RFC 3903 §4.1) is known after the restart.
     const refreshed = await until200(() => publish(ua, 'alice', 'kept', 3, etag), 20_000);
@@ -205,7 +205,7 @@ describe('one presence service on Redis (issue 10)', { timeout: 180_000 }, () =>
   });
 
   test('Redis away for 10 s: PUBLISH answered 500 with Retry-After meanwhile, never 200; changes flow again when it is back', { skip: skipFor('outage') }, async (t) => {
-    const c = await startCluster(t, { appendonly: true });
+    const c = await startCluster(t);
     if (!c?.redis) return;
     const ua = await c.ua();
     await published(ua, 'alice', 'before', 1);
@@ -223,7 +223,7 @@ describe('one presence service on Redis (issue 10)', { timeout: 180_000 }, () =>
       assert.equal(o.status, 200, `node ${i} answers while Redis is away`);
     }
     await sleep(Math.max(0, 10_000 - (Date.now() - away)));
-    await c.redis.start({ appendonly: true });
+    await c.redis.restart();
 
     const after = await until200(() => publish(ua, 'alice', 'after', 1), 30_000);
     assert.equal(after.status, 200, `PUBLISH once Redis is back: ${after.status}`);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import sip from 'sip';
 import { validateConfig } from '../../src/config/load.js';
-import { RedisServer, redisMissing } from '../support/redis.js';
+import { SKIP_WITHOUT_REDIS, TestRedis } from '../support/redis.js';
 import { TestUA, rnd, type Msg } from '../support/ua.js';
 import { Kamailio, requireKamailio } from './kamailio/kamailio.js';
 import { DOMAIN, freePort, heraldCli, startHerald, type Herald } from './peers.js';
@@ -37,8 +37,6 @@ export interface ClusterOptions {
   nodes?: number;
   /** Seconds (default 3: the tests stay short; the default of the config is 10). */
   lease?: number;
-  /** Redis with an append-only file, so that a restart keeps the data (default off: `--save ''` only). */
-  appendonly?: boolean;
   /** Users added (password `<user>-pw`) with `herald user add` on the shared store before the nodes start. */
   users?: readonly string[];
   /** Run the nodes as one cluster on Redis (default: when this build knows `[cluster]`). */
@@ -47,7 +45,7 @@ export interface ClusterOptions {
 
 export interface Cluster {
   /** Undefined when the nodes run on their own (clustered: false). */
-  redis: RedisServer | undefined;
+  redis: TestRedis | undefined;
   kamailio: Kamailio;
   /** Kamailio's port on 127.0.0.1: the cluster's one public address. */
   port: number;
@@ -63,17 +61,16 @@ export interface Cluster {
 export async function startCluster(t: TestContext, o: ClusterOptions = {}): Promise<Cluster | undefined> {
   if (!requireKamailio(t)) return undefined;
   const clustered = o.clustered ?? clusterConfigMissing() === undefined;
-  let redis: RedisServer | undefined;
+  let redis: TestRedis | undefined;
   if (clustered) {
-    const missing = redisMissing();
-    if (missing) {
-      if (process.env.CI === 'true') assert.fail(missing);
-      t.skip(missing);
+    if (SKIP_WITHOUT_REDIS) {
+      if (process.env.CI === 'true') assert.fail(SKIP_WITHOUT_REDIS);
+      t.skip(SKIP_WITHOUT_REDIS);
       return undefined;
     }
-    redis = new RedisServer();
-    t.after(() => redis?.close());
-    await redis.start({ appendonly: o.appendonly ?? false });
+    // `--save ''` and an append-only file: a restart keeps the data, as a production Redis would.
+    redis = await TestRedis.start();
+    t.after(() => redis?.dispose());
   }
   const port = await freePort();
   const publicHost = `127.0.0.1:${port}`;

@@ -1,66 +1,76 @@
-// A real redis-server for tests: its own temp dir and a free loopback port, started and stopped by pid
-// (never by name). Tests that need it skip with a clear message when redis-server is not installed.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+// A real redis-server for tests: its own temp dir and a free loopback port, append-only persistence
+// on (so a stop and start keeps the data, as a production Redis would), started and stopped by its
+// own pid only. A machine without redis-server skips the test with a line that says so.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './process.js';
 
-/** Why Redis tests cannot run here, or undefined when they can. */
-export function redisMissing(): string | undefined {
-  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  return r.status === 0 ? undefined : 'redis-server is not installed (Debian: apt-get install redis-server); cluster tests skipped';
-}
+export const REDIS_SERVER = '/usr/bin/redis-server';
 
-export class RedisServer {
+/** For `describe(…, { skip })`: false when redis-server is installed, otherwise the reason to skip. */
+export const SKIP_WITHOUT_REDIS: string | false = existsSync(REDIS_SERVER) ? false : 'redis-server not installed (Debian package redis-server; scripts/install-peers.sh installs it)';
+
+export class TestRedis {
   private child: ChildProcess | undefined;
-  readonly dir = mkdtempSync(join(tmpdir(), 'herald-redis-'));
-  port = 0;
+  output = '';
+
+  private constructor(
+    readonly port: number,
+    readonly dir: string,
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  /** Starts redis-server (no persistence unless asked) and resolves once it accepts connections. */
-  async start(opts: { appendonly?: boolean; port?: number } = {}): Promise<void> {
-    this.port = opts.port ?? (this.port || (await freePort()));
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', opts.appendonly ? 'yes' : 'no', '--daemonize', 'no'];
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  static async start(): Promise<TestRedis> {
+    const r = new TestRedis(await freePort(), mkdtempSync(join(tmpdir(), 'herald-redis-')));
+    await r.restart();
+    return r;
+  }
+
+  /** Starts (again) on the same port and dir; resolves when it accepts connections. */
+  restart(timeoutMs = 10000): Promise<void> {
+    const child = spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    let out = '';
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 10_000);
-      child.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('Ready to accept connections')) {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`redis-server did not start: ${this.output}`)), timeoutMs);
+      const onData = (d: Buffer) => {
+        this.output += d.toString();
+        if (this.output.includes('Ready to accept connections')) {
           clearTimeout(t);
+          child.stdout?.off('data', onData);
           resolve();
         }
-      });
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
       child.once('exit', (code) => {
         clearTimeout(t);
-        reject(new Error(`redis-server exited with ${code}: ${out}`));
+        reject(new Error(`redis-server exited with ${code}: ${this.output}`));
       });
     });
   }
 
-  /** Stops the server this object started (SIGTERM to its pid) and waits for it to exit. */
-  async stop(): Promise<void> {
+  /** Stops the server this helper started (by its pid), waiting for it to exit. */
+  stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 10000): Promise<void> {
     const child = this.child;
     this.child = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       child.once('exit', () => {
         clearTimeout(t);
         resolve();
       });
-      child.kill('SIGTERM');
+      child.kill(signal);
     });
   }
 
   /** Stops the server and removes its temp dir. */
-  async close(): Promise<void> {
+  async dispose(): Promise<void> {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
