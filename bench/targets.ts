@@ -27,6 +27,8 @@ export interface StartOptions {
   cpuProfDir?: string;
   /** Herald only: its store, SQLite in the temp dir (the default, as deployed) or memory://. */
   store?: 'sqlite' | 'memory';
+  /** Herald only: a node of a cluster on this Redis URL (bench/cluster.ts). */
+  clusterRedis?: string;
 }
 
 /** A server's own account of its live memory (what a GC or an allocator says is in use). */
@@ -183,14 +185,17 @@ const HERALD_OVERRIDES: [string, string, string][] = [
   ['policy', 'default', '"allow"'],
 ];
 
-export function heraldConfig(dir: string, port: number, store: 'sqlite' | 'memory' = 'sqlite'): string {
+export function heraldConfig(dir: string, port: number, store: 'sqlite' | 'memory' = 'sqlite', clusterRedis?: string): string {
   const known = knownConfigKeys();
   const sections = new Map<string, string[]>([
     ['sip', [`listen = ["udp:127.0.0.1:${port}"]`, 'domains = ["example.test"]']],
     ['store', [store === 'memory' ? 'url = "memory://"' : `url = "sqlite://${join(dir, 'herald.sqlite')}"`]],
     ['log', ['level = "warn"', 'format = "json"']],
   ]);
-  for (const [section, key, value] of HERALD_OVERRIDES) {
+  // A cluster node: sip.public_host is required with cluster.redis; the bench sends nothing in-dialog,
+  // so each node names itself.
+  const cluster: [string, string, string][] = clusterRedis ? [['sip', 'public_host', `"127.0.0.1:${port}"`], ['cluster', 'redis', `"${clusterRedis}"`]] : [];
+  for (const [section, key, value] of [...HERALD_OVERRIDES, ...cluster]) {
     if (!known.get(section)?.has(key)) continue;
     const lines = sections.get(section) ?? [];
     lines.push(`${key} = ${value}`);
@@ -201,7 +206,7 @@ export function heraldConfig(dir: string, port: number, store: 'sqlite' | 'memor
 
 export function startHerald(o: StartOptions): Server {
   const cfg = join(o.dir, 'herald.toml');
-  writeFileSync(cfg, heraldConfig(o.dir, o.port, o.store));
+  writeFileSync(cfg, heraldConfig(o.dir, o.port, o.store, o.clusterRedis));
   const probeFile = join(o.dir, 'heap-probe.json');
   const nodeArgs = ['--expose-gc', '--import', pathToFileURL(HEAP_PROBE).href, ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
   const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, HERALD_CLI, '--config', cfg]);
