@@ -8,6 +8,7 @@ import type { Element } from '@xmpp/xml';
 import type { Logger } from 'pino';
 import type { Collection } from '../../src/store/store.js';
 import { fromLtx, toLtx, type XNode } from './wire.js';
+import { withTimeout } from '../../src/util/timeout.js';
 
 export interface Backoff {
   initialMs: number;
@@ -204,21 +205,6 @@ export class ComponentConnection {
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Persisted authorizations
