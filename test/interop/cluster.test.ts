@@ -4,7 +4,8 @@
 // NOTIFY arrives, in which dialog, with which CSeq and RLMI version — never how long it took; the
 // waits are bounds only. Leases are 3 s here (the config's default is 10) to keep the file short.
 //
-// Tests of features that have not landed on this branch are skipped with what is missing (NOT_YET).
+// Tests of features that have not landed on this branch are skipped with what is missing (NOT_YET;
+// HERALD_CLUSTER_ALL=1 runs them anyway).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +27,8 @@ const NOT_YET: Record<'bus' | 'inDialog' | 'takeover' | 'outage' | 'fencing', st
   fencing: 'needs h10own: the lease check before each NOTIFY and the CSeq block reserved above the stored mark',
 };
 const clusterMissing = clusterConfigMissing();
-const skipFor = (need: keyof typeof NOT_YET): string | false => clusterMissing ?? NOT_YET[need];
+/** HERALD_CLUSTER_ALL=1 runs the tests of NOT_YET too (for whoever is building the part). */
+const skipFor = (need: keyof typeof NOT_YET): string | false => clusterMissing ?? (process.env.HERALD_CLUSTER_ALL === '1' ? false : NOT_YET[need]);
 
 function publish(ua: TestUA, presentity: string, note: string, node?: number, etag?: string): Promise<Msg> {
   return ua.request('PUBLISH', uri(presentity), {
