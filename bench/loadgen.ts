@@ -70,6 +70,10 @@ class Generator {
     private readonly sockets: dgram.Socket[],
     private readonly sentBy: string[],
     readonly domain: string,
+    /** The first socket the publish phases use (0: the same ones as the subscribe phases). */
+    private readonly publishBase: number,
+    /** Sockets per target. */
+    private readonly perTarget: number,
   ) {
     sockets.forEach((s, i) => {
       s.on('message', (d) => this.onMessage(i, d));
@@ -78,10 +82,16 @@ class Generator {
     this.ticker = setInterval(() => this.tick(), TICK_MS);
   }
 
-  static async open(target: Target, domain: string, count: number): Promise<Generator> {
+  /**
+   * `count` sockets connected to `target`; with `publishTarget` (a cluster: watchers on one node,
+   * publishers on another), `count` more connected there, which the publish phases use.
+   */
+  static async open(target: Target, domain: string, count: number, publishTarget?: Target): Promise<Generator> {
     const sockets: dgram.Socket[] = [];
     const sentBy: string[] = [];
-    for (let i = 0; i < count; i++) {
+    const targets = publishTarget ? [target, publishTarget] : [target];
+    for (let i = 0; i < count * targets.length; i++) {
+      const to = targets[Math.floor(i / count)]!;
       const s = dgram.createSocket('udp4');
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
@@ -97,11 +107,11 @@ class Generator {
         // Capped by net.core.rmem_max / wmem_max: the default is what we get.
       }
       // Connected: sends skip the address lookup, and only the server's datagrams come in.
-      await new Promise<void>((resolve) => s.connect(target.port, target.host, () => resolve()));
+      await new Promise<void>((resolve) => s.connect(to.port, to.host, () => resolve()));
       sockets.push(s);
       sentBy.push(`127.0.0.1:${s.address().port}`);
     }
-    return new Generator(sockets, sentBy, domain);
+    return new Generator(sockets, sentBy, domain, publishTarget ? count : 0, count);
   }
 
   get ports(): number[] {
@@ -294,7 +304,7 @@ class Generator {
     const counts = await this.windowed(total, ph.window, ph.maxMs, start.t0, ph.ratePerS, (k, done) => {
       const i = Math.floor(k / ph.watchersPer);
       const j = k % ph.watchersPer;
-      const sock = k % this.sockets.length;
+      const sock = k % this.perTarget;
       const branch = `z9hG4bK${this.nextId()}`;
       const presentity = `sip:${ph.prefix}${i}@${this.domain}`;
       const user = `w${j}x${ph.prefix}${i}`;
@@ -350,7 +360,7 @@ class Generator {
       if (i < 0) return false;
       rr = (i + 1) % ph.presentities;
       busy[i] = 1;
-      const sock = i % this.sockets.length;
+      const sock = this.publishBase + (i % this.perTarget);
       const dlg = dialogs[i]!;
       dlg.cseq++;
       const branch = `z9hG4bK-${this.id}-${this.phaseNo}-${i}-${dlg.cseq}`;
@@ -406,7 +416,7 @@ process.on('message', (m: unknown) => {
   void (async () => {
     try {
       if (m.type === 'start') {
-        gen = await Generator.open(m.target, m.domain, m.sockets);
+        gen = await Generator.open(m.target, m.domain, m.sockets, m.publishTarget);
         send({ type: 'ready', ports: gen.ports });
       } else if (m.type === 'phase') {
         if (!gen) throw new Error('phase before start');

@@ -39,7 +39,8 @@ export interface PublishPhase {
 export type Phase = SubscribePhase | PublishPhase;
 
 export type ToLoadgen =
-  | { type: 'start'; target: Target; domain: string; sockets: number }
+  /** publishTarget: PUBLISH goes there (another node of a cluster) instead of to target, from sockets of its own. */
+  | { type: 'start'; target: Target; domain: string; sockets: number; publishTarget?: Target }
   | { type: 'phase'; phase: Phase }
   | { type: 'stop' };
 

@@ -1,6 +1,6 @@
 // Herald's load bench: `npm run bench` (builds, then `node dist/bench/run.js`).
 //
-//   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards]
+//   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards] [--no-cluster]
 //                          [--herald-store sqlite|memory] [--kamailio-children N] [--kamailio-maxbuffer BYTES]
 //                          [--realistic]
 //
@@ -29,20 +29,20 @@
 // deadline. --prof writes Herald's V8 CPU profile to bench/results/prof/. Traffic goes to 127.0.0.1
 // only; the bench stops what it started, by pid, also on SIGINT/SIGTERM. Prints a table and writes
 // bench/results/latest.json. No assertions.
+import { runClusterBench } from './cluster.js';
 import { runRlsBench } from './rls.js';
 import { runRlsLoadBench } from './rls-load.js';
 import { runStandardsBench } from './standards.js';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { isFromLoadgen, type FromLoadgen, type Phase, type PhaseResult, type ToLoadgen } from './protocol.js';
+import { Loadgen } from './loadgen-client.js';
+import type { PhaseResult } from './protocol.js';
 import { cpuSeconds, freeUdpPort, haveCommand, machineBusySeconds, memory, sleep, udpReceiveBufferDrops, type MemoryReading } from './proc.js';
 import { kamailioMissing, REPO_ROOT, startHerald, startKamailio, type InternalMemory, type Server } from './targets.js';
 
-const LOADGEN = fileURLToPath(new URL('./loadgen.js', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 /** RFC 3261 Timer J over UDP (64·T1), and a margin for the server's once-a-second sweep. */
 const TIMER_J_MS = 32_000 + 2_000;
@@ -83,6 +83,7 @@ function parseArgs(argv: string[]): Options {
       o.heraldStore = v;
     } else if (a === '--no-rls') continue; // read in main(): skip the RLS figure
     else if (a === '--no-standards') continue; // read in main(): skip the issue-15 figures
+    else if (a === '--no-cluster') continue; // read in main(): skip the issue-10 cluster figure (bench/cluster.ts)
     else throw new Error(`unknown option ${a}`);
   }
   return o;
@@ -106,85 +107,6 @@ function planFor(o: Options): Plan {
   return o.quick
     ? { fanPresentities: 50, fanWatchers: 10, fanMs: 5_000, pacedMs: 3_000, unwatchedMs: 3_000, held: 2_000, heldPresentities: 200, heldRatePerS: 1_000, timerJ: false, realisticPresentities: 1_000, realisticMs: 10_000 }
     : { fanPresentities: 50, fanWatchers: 10, fanMs: 15_000, pacedMs: 5_000, unwatchedMs: 5_000, held: 10_000, heldPresentities: 1_000, heldRatePerS: 1_000, timerJ: true, realisticPresentities: 5_000, realisticMs: 20_000 };
-}
-
-// ---- the load generator process ----------------------------------------------------------------
-
-class Loadgen {
-  private waiters: ((m: FromLoadgen) => void)[] = [];
-  private exited = false;
-
-  private constructor(readonly child: ChildProcess) {
-    child.on('message', (m: unknown) => {
-      if (!isFromLoadgen(m)) return;
-      const w = this.waiters.shift();
-      if (w) w(m);
-    });
-    const gone = (why: string) => {
-      this.exited = true;
-      for (const w of this.waiters.splice(0)) w({ type: 'error', message: why });
-    };
-    child.once('exit', () => gone('load generator exited'));
-    child.once('error', (e) => gone(`load generator could not run: ${e.message}`));
-  }
-
-  static start(cpu: number | undefined, lifetimeMs: number): Loadgen {
-    const args = [LOADGEN, String(lifetimeMs)];
-    const child =
-      cpu === undefined
-        ? spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-        : spawn('taskset', ['-c', String(cpu), process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    return new Loadgen(child);
-  }
-
-  get pid(): number {
-    return this.child.pid ?? 0;
-  }
-
-  call(m: ToLoadgen, timeoutMs: number): Promise<FromLoadgen> {
-    return new Promise((resolve, reject) => {
-      if (this.exited) return reject(new Error('load generator is not running'));
-      const t = setTimeout(() => {
-        const i = this.waiters.indexOf(w);
-        if (i >= 0) this.waiters.splice(i, 1);
-        reject(new Error(`load generator gave no answer to ${m.type} in ${timeoutMs} ms`));
-      }, timeoutMs);
-      const w = (r: FromLoadgen) => {
-        clearTimeout(t);
-        if (r.type === 'error') reject(new Error(r.message));
-        else resolve(r);
-      };
-      this.waiters.push(w);
-      this.child.send(m);
-    });
-  }
-
-  async phase(p: Phase): Promise<PhaseResult> {
-    const r = await this.call({ type: 'phase', phase: p }, p.maxMs + p.drainMs + 20_000);
-    if (r.type !== 'result') throw new Error(`unexpected ${r.type} from the load generator`);
-    return r.result;
-  }
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
-    try {
-      this.child.send({ type: 'stop' } satisfies ToLoadgen);
-    } catch {
-      // channel closed
-    }
-    await Promise.race([gone, sleep(3000)]);
-    if (!this.exited) this.killNow();
-  }
-
-  killNow(): void {
-    if (this.exited || !this.child.pid) return;
-    try {
-      process.kill(this.child.pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
 }
 
 // ---- bookkeeping of what we started, for exit handlers -----------------------------------------
@@ -603,6 +525,8 @@ async function main(): Promise<void> {
   }
   // The standards figures (issue 15): partial PIDF and conditional NOTIFY on the wire.
   if (!process.argv.includes('--no-standards') && o.only !== 'kamailio') await runStandardsBench({ lists: o.quick ? 200 : 1000 });
+  // The cluster figure (issue 10): 1 node and 2 nodes on one Redis, Redis commands per PUBLISH and per NOTIFY.
+  if (!process.argv.includes('--no-cluster') && o.only !== 'kamailio') await runClusterBench({ quick: o.quick });
 }
 
 main()

@@ -131,6 +131,8 @@ export interface Herald {
   start(): Promise<void>;
   /** SIGTERM (orderly) or SIGKILL (crash) to our child's pid, then waits for its exit. */
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Pauses (SIGSTOP) or resumes (SIGCONT) our child, by its pid: a node frozen past its lease. */
+  signal(signal: 'SIGSTOP' | 'SIGCONT'): void;
   /** The end of Herald's own output, for failure messages. */
   logTail(): string;
 }
@@ -153,6 +155,10 @@ export interface HeraldOptions {
   beforeStart?: (setup: HeraldSetup) => Promise<void>;
   /** The admin listener's port (the admin page test); default an ephemeral one nobody needs to know. */
   adminPort?: number;
+  /** `sip.public_host`: the address put in Contact and Via (a SIP load balancer's, in front of several nodes). */
+  publicHost?: string;
+  /** One node of a cluster (issue 10): `[cluster] redis` and its lease (seconds). Its own SQLite store is then not used. */
+  cluster?: { redis: string; lease?: number; nodeId?: string };
 }
 
 /** What a beforeStart hook gets: the temp dir, the config file and the port Herald will listen on. */
@@ -224,7 +230,11 @@ export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Pro
       '[sip]',
       `listen = ["udp:${HOST}:${port}", "tcp:${HOST}:${port}"]`,
       `domains = ["${DOMAIN}"]`,
+      ...(opts.publicHost ? [`public_host = "${opts.publicHost}"`] : []),
       '',
+      ...(opts.cluster
+        ? ['[cluster]', `redis = "${opts.cluster.redis}"`, `node_id = "${opts.cluster.nodeId ?? ''}"`, `lease = ${opts.cluster.lease ?? 10}`, '']
+        : []),
       '[auth]',
       `enabled = ${opts.auth !== 'off'}`,
       `trusted_peers = [${(opts.auth ?? 'trusted') === 'trusted' ? `"${HOST}"` : ''}]`,
@@ -290,6 +300,9 @@ export async function startHerald(t: TestContext, opts: HeraldOptions = {}): Pro
       }
       await herald.stop('SIGKILL');
       assert.fail(`Herald did not answer OPTIONS on udp:${HOST}:${port} within 20 s${gone ? ' (it exited)' : ''}\n${tail(logFile)}`);
+    },
+    signal(signal) {
+      child?.kill(signal);
     },
     async stop(signal = 'SIGTERM') {
       const proc = child;

@@ -1,5 +1,6 @@
-// A real Kamailio for the interop suite (Debian `kamailio`, `kamailio-presence-modules`): the config
-// test/interop/kamailio/remote-presence.cfg copied into a temp dir with its port and db_text tables,
+// A real Kamailio for the interop suite (Debian `kamailio`, `kamailio-presence-modules`): a config of
+// test/interop/kamailio/ (remote-presence.cfg unless told) copied into a temp dir with its port, its
+// db_text tables and the config's own @NAME@ values,
 // loopback only, started and stopped by its own pid, every wait bounded. Defines (-A) switch on its
 // optional roles (REG: registrar with the reg event; MESSAGE relaying to registered contacts).
 import assert from 'node:assert/strict';
@@ -23,7 +24,14 @@ export function requireKamailio(t: TestContext): boolean {
 export class Kamailio {
   private child: ChildProcess | undefined;
   log = '';
-  constructor(readonly port: number, readonly dir: string, readonly defines: string[] = []) {}
+  /** `cfg`: a file of test/interop/kamailio/; `vars`: its @NAME@ placeholders besides @PORT@ and @DBDIR@. */
+  constructor(
+    readonly port: number,
+    readonly dir: string,
+    readonly defines: string[] = [],
+    readonly cfg = 'remote-presence.cfg',
+    readonly vars: Readonly<Record<string, string>> = {},
+  ) {}
 
   /** Starts Kamailio; `fresh` gives it an empty copy of the db_text tables (a restart that lost everything). */
   async start(fresh = true): Promise<void> {
@@ -32,7 +40,8 @@ export class Kamailio {
       rmSync(db, { recursive: true, force: true });
       cpSync(DBTEXT, db, { recursive: true });
     }
-    const cfg = readFileSync(join(ROOT, 'test', 'interop', 'kamailio', 'remote-presence.cfg'), 'utf8').replaceAll('@PORT@', String(this.port)).replaceAll('@DBDIR@', db);
+    const values: Record<string, string> = { ...this.vars, PORT: String(this.port), DBDIR: db };
+    const cfg = readFileSync(join(ROOT, 'test', 'interop', 'kamailio', this.cfg), 'utf8').replace(/@([A-Z]+)@/g, (all, name: string) => values[name] ?? all);
     writeFileSync(join(this.dir, 'kamailio.cfg'), cfg);
     mkdirSync(join(this.dir, 'run'), { recursive: true });
     const child = spawn(KAMAILIO, [...this.defines.flatMap((d) => ['-A', d]), '-f', join(this.dir, 'kamailio.cfg'), '-P', join(this.dir, 'kamailio.pid'), '-DD', '-E', '-Y', join(this.dir, 'run'), '-w', this.dir, '-m', '64', '-M', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });

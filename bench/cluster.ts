@@ -1,0 +1,255 @@
+// The cluster figure of issue 10 (`npm run bench`, or alone: `node dist/bench/cluster.js [--quick]`).
+//
+// One Herald node on a Redis, then two nodes on one Redis with the watchers on node A and the
+// publishers on node B (so every NOTIFY crosses Redis), each on a fresh redis-server (own temp dir,
+// free loopback port, append-only file as a durable deployment runs it) and fresh nodes:
+//   1. 50 presentities × 10 watchers SUBSCRIBE at node A;
+//   2. PUBLISH to 200 presentities nobody watches, at node B (node A with one node): Redis commands
+//      per PUBLISH alone;
+//   3. closed-loop PUBLISH of the 50 watched presentities at node B: NOTIFY/s, publish→NOTIFY p50/p99,
+//      Redis commands per NOTIFY = (commands of the phase − PUBLISHes × step 2's per-PUBLISH) / NOTIFYs;
+//   4. the same PUBLISHes paced at half of the one-node closed-loop rate, for both set-ups alike:
+//      publish→NOTIFY p50/p99 at equal load.
+// Redis is measured from its own `INFO commandstats` (commands executed, the bench's own INFO calls
+// left out) and `INFO cpu`; a MULTI/EXEC or a pipeline is one round trip but several commands, so
+// commands are an upper bound of round trips. Herald's CPU from /proc. No pinning (three processes
+// and the generator on two cores). Every phase bounded in count and time; everything stopped by pid.
+import { createClient } from '@redis/client';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { SKIP_WITHOUT_REDIS, TestRedis } from '../test/support/redis.js';
+import { Loadgen } from './loadgen-client.js';
+import type { PhaseResult } from './protocol.js';
+import { cpuSeconds, freeUdpPort, machineBusySeconds } from './proc.js';
+import { startHerald, type Server } from './targets.js';
+
+const PRESENTITIES = 50;
+const WATCHERS = 10;
+
+export interface ClusterBenchOptions {
+  quick?: boolean;
+  print?: boolean;
+}
+
+/** The figures of one set-up (1 or 2 nodes). */
+export interface ClusterFigures {
+  nodes: number;
+  subscriptions: number;
+  publishPerS: number;
+  notifyPerS: number;
+  notifies: number;
+  /** NOTIFYs per PUBLISH (10: each reached every watcher). */
+  notifiesPerPublish: number;
+  latencyP50: number | undefined;
+  latencyP99: number | undefined;
+  pacedRate: number | undefined;
+  pacedP50: number | undefined;
+  pacedP99: number | undefined;
+  redisCommandsPerPublish: number | undefined;
+  redisCommandsPerNotify: number | undefined;
+  /** The commands most called in the closed-loop phase, per NOTIFY. */
+  topCommands: [string, number][];
+  /** Herald CPU-µs per NOTIFY (every node), Redis CPU-µs per NOTIFY. */
+  heraldCpuUsPerNotify: number | undefined;
+  redisCpuUsPerNotify: number | undefined;
+  /** PUBLISH answered other than 2xx in the closed loop (e.g. 500 while Redis is away). */
+  failed: number;
+}
+
+interface RedisStats {
+  calls: Map<string, number>;
+  cpuS: number;
+}
+
+type RedisClient = ReturnType<typeof createClient>;
+
+/** Commands executed by Redis so far, by name (`INFO commandstats`), and its CPU seconds (`INFO cpu`). */
+async function redisStats(client: RedisClient): Promise<RedisStats> {
+  const calls = new Map<string, number>();
+  for (const m of (await client.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1]!, Number(m[2]));
+  const cpu = await client.info('cpu');
+  const num = (k: string): number => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0);
+  return { calls, cpuS: num('used_cpu_user') + num('used_cpu_sys') };
+}
+
+/** Commands between two readings, by name, without the bench's own INFO. */
+function commandsBetween(a: RedisStats, b: RedisStats): Map<string, number> {
+  const d = new Map<string, number>();
+  for (const [k, v] of b.calls) if (k !== 'info' && v - (a.calls.get(k) ?? 0) > 0) d.set(k, v - (a.calls.get(k) ?? 0));
+  return d;
+}
+
+const total = (m: Map<string, number>): number => [...m.values()].reduce((x, y) => x + y, 0);
+
+interface Setup {
+  redis: TestRedis;
+  client: RedisClient;
+  nodes: Server[];
+  gen: Loadgen;
+  dirs: string[];
+}
+
+/**
+ * A cluster node's config: sip.public_host is required with cluster.redis; the bench sends nothing
+ * in-dialog, so each node names itself.
+ */
+function clusterNode(port: number, redisUrl: string): [string, string, string][] {
+  return [
+    ['sip', 'public_host', `"127.0.0.1:${port}"`],
+    ['cluster', 'redis', `"${redisUrl}"`],
+  ];
+}
+
+async function startSetup(nodes: 1 | 2, log: (s: string) => void): Promise<Setup> {
+  const redis = await TestRedis.start();
+  const setup: Setup = { redis, client: createClient({ url: redis.url }), nodes: [], gen: Loadgen.start(undefined, 180_000), dirs: [] };
+  try {
+    setup.client.on('error', () => undefined);
+    await setup.client.connect();
+    for (let i = 0; i < nodes; i++) {
+      const dir = mkdtempSync(join(tmpdir(), 'herald-bench-cluster-'));
+      setup.dirs.push(dir);
+      const port = await freeUdpPort();
+      const server = startHerald({ dir, port, cpu: undefined, config: clusterNode(port, redis.url) });
+      setup.nodes.push(server);
+      await server.ready(20_000);
+    }
+    const [a, b] = setup.nodes;
+    const ready = await setup.gen.call({ type: 'start', target: { host: '127.0.0.1', port: a!.port }, domain: 'example.test', sockets: 4, ...(b ? { publishTarget: { host: '127.0.0.1', port: b.port } } : {}) }, 10_000);
+    if (ready.type !== 'ready') throw new Error('load generator did not start');
+    log(`cluster bench: ${nodes} node(s) (pids ${setup.nodes.map((n) => n.pid).join(', ')}) on ${redis.url}, generator pid ${setup.gen.pid}`);
+    return setup;
+  } catch (e) {
+    await stopSetup(setup);
+    throw e;
+  }
+}
+
+async function stopSetup(s: Setup): Promise<void> {
+  await s.gen.stop();
+  for (const n of s.nodes) await n.stop();
+  await s.client.quit().catch(() => undefined);
+  await s.redis.dispose();
+  for (const d of s.dirs) rmSync(d, { recursive: true, force: true });
+}
+
+/** Runs a phase and reads Redis and the nodes' CPU around it. */
+async function measured(s: Setup, run: () => Promise<PhaseResult>): Promise<{ r: PhaseResult; commands: Map<string, number>; redisCpuS: number; heraldCpuS: number }> {
+  const pids = s.nodes.map((n) => n.pid);
+  const r0 = await redisStats(s.client);
+  const c0 = cpuSeconds(pids);
+  const r = await run();
+  const c1 = cpuSeconds(pids);
+  const r1 = await redisStats(s.client);
+  return { r, commands: commandsBetween(r0, r1), redisCpuS: r1.cpuS - r0.cpuS, heraldCpuS: c1 - c0 };
+}
+
+async function oneSetup(nodes: 1 | 2, o: ClusterBenchOptions, pacedRate: number | undefined, log: (s: string) => void): Promise<ClusterFigures> {
+  const s = await startSetup(nodes, log);
+  try {
+    const closedMs = o.quick ? 4_000 : 10_000;
+    const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'c', presentities: PRESENTITIES, watchersPer: WATCHERS, window: 100, maxMs: 20_000, drainMs: 3_000 });
+    const alone = await measured(s, () => s.gen.phase({ kind: 'publish', prefix: 'u', presentities: 200, count: o.quick ? 1_000 : 3_000, window: 50, maxMs: closedMs, drainMs: 500 }));
+    const perPublish = alone.r.ok > 0 ? total(alone.commands) / alone.r.ok : undefined;
+    const closed = await measured(s, () => s.gen.phase({ kind: 'publish', prefix: 'c', presentities: PRESENTITIES, count: 2_000_000, window: PRESENTITIES, maxMs: closedMs, drainMs: 3_000 }));
+    const c = closed.r;
+    const notifyCommands = perPublish !== undefined ? total(closed.commands) - perPublish * c.ok : undefined;
+    const rate = pacedRate ?? (c.requestMs > 0 ? (c.ok * 1000) / c.requestMs / 2 : undefined);
+    let paced: PhaseResult | undefined;
+    if (rate && rate > 0) {
+      const ms = o.quick ? 3_000 : 5_000;
+      paced = await s.gen.phase({ kind: 'publish', prefix: 'c', presentities: PRESENTITIES, count: Math.ceil((rate * ms) / 1000), window: PRESENTITIES, ratePerS: rate, maxMs: ms + 2_000, drainMs: 3_000 });
+    }
+    const figures: ClusterFigures = {
+      nodes,
+      subscriptions: sub.ok,
+      publishPerS: c.requestMs > 0 ? (c.ok * 1000) / c.requestMs : 0,
+      notifyPerS: c.notifyMs > 0 ? (c.notifies * 1000) / c.notifyMs : 0,
+      notifies: c.notifies,
+      notifiesPerPublish: c.ok > 0 ? c.notifies / c.ok : 0,
+      latencyP50: c.latency?.p50,
+      latencyP99: c.latency?.p99,
+      pacedRate: rate,
+      pacedP50: paced?.latency?.p50,
+      pacedP99: paced?.latency?.p99,
+      redisCommandsPerPublish: perPublish,
+      redisCommandsPerNotify: notifyCommands !== undefined && c.notifies > 0 ? Math.max(0, notifyCommands) / c.notifies : undefined,
+      topCommands: [...closed.commands].sort((x, y) => y[1] - x[1]).slice(0, 6).map(([k, v]) => [k, c.notifies > 0 ? v / c.notifies : v]),
+      heraldCpuUsPerNotify: c.notifies > 0 ? (closed.heraldCpuS * 1e6) / c.notifies : undefined,
+      redisCpuUsPerNotify: c.notifies > 0 ? (closed.redisCpuS * 1e6) / c.notifies : undefined,
+      failed: c.sent - c.ok,
+    };
+    log(`cluster bench: ${nodes} node(s): ${sub.ok} subscriptions, ${c.ok} PUBLISH → ${c.notifies} NOTIFY (${fmt(figures.notifyPerS)} NOTIFY/s), ${fmt(perPublish, 1)} Redis commands per PUBLISH alone`);
+    for (const n of s.nodes) if (!n.alive) throw new Error(`a Herald node exited during the bench: ${n.output.slice(-2000)}`);
+    return figures;
+  } finally {
+    await stopSetup(s);
+  }
+}
+
+function fmt(x: number | undefined, digits = 0): string {
+  if (x === undefined || !Number.isFinite(x)) return '—';
+  return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function table(one: ClusterFigures | undefined, two: ClusterFigures | undefined): string {
+  const rows: [string, (f: ClusterFigures) => string][] = [
+    ['subscriptions (50 × 10, at node A)', (f) => fmt(f.subscriptions)],
+    ['closed loop: PUBLISH/s (at node B)', (f) => fmt(f.publishPerS)],
+    ['closed loop: NOTIFY/s (from node A)', (f) => fmt(f.notifyPerS)],
+    ['NOTIFYs per PUBLISH (10 = every watcher)', (f) => fmt(f.notifiesPerPublish, 2)],
+    ['closed loop: publish→NOTIFY p50 / p99 (ms)', (f) => `${fmt(f.latencyP50, 1)} / ${fmt(f.latencyP99, 1)}`],
+    ['paced PUBLISH/s (half of 1 node closed loop)', (f) => fmt(f.pacedRate)],
+    ['paced: publish→NOTIFY p50 / p99 (ms)', (f) => `${fmt(f.pacedP50, 2)} / ${fmt(f.pacedP99, 2)}`],
+    ['Redis commands per PUBLISH (unwatched)', (f) => fmt(f.redisCommandsPerPublish, 2)],
+    ['Redis commands per NOTIFY', (f) => fmt(f.redisCommandsPerNotify, 2)],
+    ['Herald CPU-µs per NOTIFY (all nodes)', (f) => fmt(f.heraldCpuUsPerNotify, 1)],
+    ['Redis CPU-µs per NOTIFY', (f) => fmt(f.redisCpuUsPerNotify, 1)],
+    ['PUBLISH not answered 2xx (closed loop)', (f) => fmt(f.failed)],
+  ];
+  const pad = (s: string, n: number): string => s.padEnd(n);
+  const lpad = (s: string, n: number): string => s.padStart(n);
+  const lines = [`${pad('', 52)}${lpad('1 node', 18)}${lpad('2 nodes', 18)}`];
+  for (const [label, get] of rows) lines.push(`${pad('  ' + label, 52)}${lpad(one ? get(one) : '—', 18)}${lpad(two ? get(two) : '—', 18)}`);
+  for (const f of [one, two]) if (f) lines.push(`  Redis commands per NOTIFY, closed loop, ${f.nodes} node(s): ${f.topCommands.map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ') || '—'}`);
+  return lines.join('\n');
+}
+
+/** Runs both set-ups (1 node, then 2) and prints the table; figures undefined where a set-up failed. */
+export async function runClusterBench(o: ClusterBenchOptions = {}): Promise<{ one?: ClusterFigures; two?: ClusterFigures; skipped?: string }> {
+  const log = (s: string): void => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
+  if (SKIP_WITHOUT_REDIS) {
+    log(`cluster bench skipped: ${SKIP_WITHOUT_REDIS}`);
+    return { skipped: SKIP_WITHOUT_REDIS };
+  }
+  const machine0 = machineBusySeconds();
+  const wall0 = performance.now();
+  const out: { one?: ClusterFigures; two?: ClusterFigures } = {};
+  try {
+    out.one = await oneSetup(1, o, undefined, log);
+  } catch (e) {
+    log(`cluster bench, 1 node: FAILED: ${(e as Error).message}`);
+  }
+  try {
+    out.two = await oneSetup(2, o, out.one?.pacedRate, log);
+  } catch (e) {
+    log(`cluster bench, 2 nodes: FAILED: ${(e as Error).message}`);
+  }
+  const load = (machineBusySeconds() - machine0) / ((performance.now() - wall0) / 1000);
+  if (o.print !== false) {
+    console.log(`\nCluster (issue 10): Herald nodes on one redis-server (append-only file); 2 nodes: watchers on A, publishers on B${o.quick ? ' (quick)' : ''}`);
+    console.log(table(out.one, out.two));
+    console.log(`Machine: ${fmt(load, 2)} of ${cpus().length} cores busy on average over the cluster bench (everything, bench included). Redis "commands" from INFO commandstats: a MULTI/EXEC or pipeline is one round trip but several commands.`);
+  }
+  return out;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runClusterBench({ quick: process.argv.includes('--quick') }).catch((e: unknown) => {
+    console.error(`cluster bench failed: ${(e as Error).stack ?? String(e)}`);
+    process.exitCode = 1;
+  });
+}
