@@ -66,7 +66,10 @@ class ScriptedUpstream {
   private constructor(private readonly socket: dgram.Socket, readonly port: number) {}
 
   static async start(): Promise<ScriptedUpstream> {
-    const s = dgram.createSocket('udp4');
+    // A receive buffer as large as Herald's own (src/sip/transport.ts): the figures test sends it 1,000
+    // SUBSCRIBEs at once, and the default buffer (~200 kB) dropped most of them, so the figure measured
+    // Timer E retransmissions (12–20 s, past the test's bound on a loaded machine) rather than Herald.
+    const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
     const up = new ScriptedUpstream(s, s.address().port);
     s.on('message', (d) => up.onData(d));
