@@ -322,8 +322,9 @@ async function session(name: Name, seconds: number, log: (s: string) => void, pr
       // Kamailio: its shared memory in use (kamcmd). PSS of the whole process tree.
       await sleep(1000);
       await s.internalMemory();
-      await sleep(1000);
+      await sleep(2000);
       const internal = await s.internalMemory();
+      await sleep(2000);
       return { pss: memory(s.pid).pssTree, internal: internal?.bytes };
     };
     const mem0 = await settle();

@@ -151,6 +151,24 @@ const entityDecoder = {
   setXmlVersion: (): void => { /* XML 1.0 rules are applied regardless */ },
 };
 
+/**
+ * One parser per depth limit, made once: the library builds its options in the constructor (a
+ * measurable share of a small PUBLISH's parse when done per document) and keeps no state between
+ * parse() calls (each makes its own OrderedObjParser; no entities are ever added).
+ */
+const parsers = new Map<number, XMLParser>();
+
+function parserFor(maxDepth: number): XMLParser {
+  let p = parsers.get(maxDepth);
+  if (p === undefined) {
+    // Depth limits are a handful of constants; bounded all the same.
+    if (parsers.size >= 16) parsers.clear();
+    p = makeParser(maxDepth);
+    parsers.set(maxDepth, p);
+  }
+  return p;
+}
+
 function makeParser(maxDepth: number): XMLParser {
   return new XMLParser({
     preserveOrder: true,
@@ -418,7 +436,7 @@ export function parseXml(text: string, limits?: Partial<XmlLimits>): XmlElement 
   if (!isBlank(text.slice(text.lastIndexOf('>') + 1))) throw new XmlError('malformed XML: text after the root element');
   let out: unknown;
   try {
-    out = makeParser(lim.maxDepth).parse(text);
+    out = parserFor(lim.maxDepth).parse(text);
   } catch (e) {
     if (e instanceof XmlError) throw e;
     const msg = e instanceof Error ? e.message : '';
