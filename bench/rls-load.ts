@@ -318,13 +318,21 @@ async function session(name: Name, seconds: number, log: (s: string) => void, pr
     await windowed(Array.from({ length: PRESENTITIES }, (_, p) => p), 50, (p) => ld.publish(p));
     if (ld.publishOk < PRESENTITIES) log(`${name}: only ${ld.publishOk} of ${PRESENTITIES} initial PUBLISHes answered 200`);
     const settle = async (): Promise<{ pss: number; internal: number | undefined }> => {
-      // Herald: after a full GC (the bench's heap probe), twice, so freed pages have gone back;
-      // Kamailio: its shared memory in use (kamcmd). PSS of the whole process tree.
-      await sleep(1000);
-      await s.internalMemory();
+      // Herald: after a full GC (the bench's heap probe); Kamailio: its shared memory in use
+      // (kamcmd). Then PSS of the whole process tree once it has stopped moving (freed pages go
+      // back to the kernel lazily: V8's memory reducer, malloc trimming): two readings a second
+      // apart within 256 KB, at most 20 s.
       await sleep(1000);
       const internal = await s.internalMemory();
-      return { pss: memory(s.pid).pssTree, internal: internal?.bytes };
+      let pss = memory(s.pid).pssTree;
+      for (let i = 0; i < 20; i++) {
+        await sleep(1000);
+        const next = memory(s.pid).pssTree;
+        const still = Math.abs(next - pss) < 256 * 1024;
+        pss = next;
+        if (still) break;
+      }
+      return { pss, internal: internal?.bytes };
     };
     const mem0 = await settle();
     const statuses = new Map<number, number>();

@@ -82,6 +82,26 @@ test('render then parse gives the same list back', () => {
   assert.match(xml, /<resource uri="sip:dave@example.com"><name xml:lang="fr">Dave<\/name><\/resource>/);
 });
 
+test('values that XML must escape survive the string writer: quotes, markup, CR, tabs, newlines in attributes', () => {
+  const awkward: RlmiList = {
+    uri: 'sip:a"b&c<d>@example.com',
+    version: 3,
+    fullState: true,
+    names: [{ lang: 'x"y', text: 'one\ttwo\nthree & <four>' }, { text: '' }],
+    resources: [
+      { uri: "sip:o'neil@example.com", names: [{ text: 'CR\rhere' }], instances: [{ id: 'i"1', state: 'terminated', reason: 'no\tresource' }] },
+      { uri: 'sip:e@example.com', names: [], instances: [{ id: 'x', state: 'active', cid: 'c&1@example.com' }] },
+    ],
+  };
+  const back = parseRlmi(renderRlmi(awkward));
+  assert.equal(back.uri, awkward.uri);
+  assert.deepEqual(back.names, [{ lang: 'x"y', text: 'one\ttwo\nthree & <four>' }, { text: '' }]);
+  assert.equal(back.resources[0]?.uri, "sip:o'neil@example.com");
+  assert.equal(back.resources[0]?.names[0]?.text, 'CR\rhere');
+  assert.deepEqual(back.resources[0]?.instances, [{ id: 'i"1', state: 'terminated', reason: 'no\tresource' }]);
+  assert.deepEqual(back.resources[1]?.instances, [{ id: 'x', state: 'active', cid: 'c&1@example.com' }]);
+});
+
 test('a nested list carries its own cid attribute', () => {
   const nested: RlmiList = { ...SAMPLE, cid: 'self@rls.example.com' };
   const xml = renderRlmi(nested);
