@@ -45,6 +45,7 @@ import type { ImSender } from './im/types.js';
 import { ImRulesAuthorizer } from './im/rules-authorizer.js';
 import { openCluster, shareState, type Cluster } from './cluster/cluster.js';
 import type { ResourceFeed } from './cluster/feed.js';
+import { xmppClusterLink } from './cluster/xmpp.js';
 import { isStoreUnavailable } from './store/unavailable.js';
 import { sharedStore } from './store/redis.js';
 import { SharedNonceCounts, sharedNonceSecret } from './cluster/shared-auth.js';
@@ -186,6 +187,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   if (config.gateway.xmpp.enabled) {
     xmpp = createXmppGateway({
       hub, views, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp,
+      ...(cluster ? { cluster: xmppClusterLink(cluster.bus, cluster.link, log) } : {}),
       // The relay is built below; messages arrive only once the gateway has started, after it.
       ...(config.im.enabled ? { deliverMessage: (m) => relay!.fromGateway(m) } : {}),
     });
