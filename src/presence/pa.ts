@@ -116,6 +116,14 @@ export class PresenceAgent implements Provider {
   }
 
   /**
+   * Brings this node's copy of a presentity's publications up to date before a decision on it (a new
+   * SUBSCRIBE: whether the presentity exists, its first NOTIFY). At once on a single node.
+   */
+  fresh(presentity: string): Promise<void> {
+    return this.sharing ? this.resync(presentity) : Promise.resolve();
+  }
+
+  /**
    * The shared store's publications of a presentity replace this node's copy (publications are
    * immutable per entity-tag: a refresh or modify makes a new one, so comparing entity-tags is enough).
    * Returns whether anything changed.
