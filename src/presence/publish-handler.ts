@@ -25,6 +25,10 @@ export interface PublishOptions {
   identify?: (tx: ServerTx) => Promise<string | undefined>;
   /** Most live publications one presentity may have (limits.max_publications_per_presentity). */
   maxPerPresentity?: number;
+  /** Most live publications one source address may hold (limits.max_publications_per_source). */
+  maxPerSource?: number;
+  /** Addresses exempt from maxPerSource (trusted peers: a proxy in front carries everybody's). */
+  unbounded?: (address: string) => boolean;
   /** Told of a PUBLISH for another user (by identity or by PIDF entity), for the auth-failure log. */
   onForeignPublish?: (tx: ServerTx, publisher: string, presentity: string) => void;
 }
@@ -101,6 +105,9 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
     if (expires === 0) return answer(400, 'Initial PUBLISH With Expires 0');
     // Each initial PUBLISH makes a publication that lives until it expires: bounded per presentity.
     if (o.maxPerPresentity !== undefined && pa.publicationCountOf(presentity) >= o.maxPerPresentity) return answer(403, 'Too Many Publications For Presentity');
+    // ... and per source address, or one peer could spread them over many presentities.
+    const src = rq.source.address;
+    if (o.maxPerSource !== undefined && pa.publicationCountFrom(src) >= o.maxPerSource && !o.unbounded?.(src)) return answer(403, 'Too Many Publications From This Address');
     op = { kind: 'initial', presentity, document, body, expires, ...(version !== undefined ? { version } : {}) };
   } else if (expires === 0) {
     // §4.5: removal carries no body; one that does is still a removal (the body is ignored).
@@ -128,7 +135,7 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
   } else {
     op = { kind: 'refresh', presentity, etag: ifMatch, expires };
   }
-  const result = await pa.publish(op);
+  const result = await pa.publish({ ...op, source: rq.source.address });
   if (!result.ok) return answer(result.status, result.reason ?? 'Conditional Request Failed');
   answer(200, 'OK', [
     ['SIP-ETag', result.etag],
