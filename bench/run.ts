@@ -1,6 +1,6 @@
 // Herald's load bench: `npm run bench` (builds, then `node dist/bench/run.js`).
 //
-//   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards]
+//   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards] [--no-overload]
 //                          [--herald-store sqlite|memory] [--kamailio-children N] [--kamailio-maxbuffer BYTES]
 //                          [--realistic]
 //
@@ -31,6 +31,7 @@
 // bench/results/latest.json. No assertions.
 import { runRlsBench } from './rls.js';
 import { runStandardsBench } from './standards.js';
+import { runOverloadBench } from './overload.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -82,6 +83,7 @@ function parseArgs(argv: string[]): Options {
       o.heraldStore = v;
     } else if (a === '--no-rls') continue; // read in main(): skip the RLS figure
     else if (a === '--no-standards') continue; // read in main(): skip the issue-15 figures
+    else if (a === '--no-overload') continue; // read in main(): skip the shedding sweep (bench/overload.ts)
     else throw new Error(`unknown option ${a}`);
   }
   return o;
@@ -595,6 +597,8 @@ async function main(): Promise<void> {
   }
   // The standards figures (issue 15): partial PIDF and conditional NOTIFY on the wire.
   if (!process.argv.includes('--no-standards') && o.only !== 'kamailio') await runStandardsBench({ lists: o.quick ? 200 : 1000 });
+  // Where Herald starts shedding (issue 16): a rate sweep, each method on a fresh Herald.
+  if (!process.argv.includes('--no-overload') && o.only !== 'kamailio') await runOverloadBench((body) => withServer('herald', o, 180_000, log, (s) => body(s.gen, s.pids)), o.quick, log);
 }
 
 main()
