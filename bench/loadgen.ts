@@ -40,6 +40,8 @@ function percentile(sorted: Float64Array, q: number): number {
   return sorted[i]!;
 }
 
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
 class Generator {
   private readonly id = randomBytes(4).toString('hex');
   private seq = 0;
@@ -55,6 +57,8 @@ class Generator {
   private tokenPrefix = '\u0000';
   private sendTimes = new Float64Array(0);
   private latencies: number[] = [];
+  /** First send → 2xx of each request served in the phase, ms. */
+  private answerTimes: number[] = [];
   private phaseNo = 0;
   /**
    * Each presentity's publisher, kept across phases: a later phase on the same presentities (the paced
@@ -159,6 +163,7 @@ class Generator {
       const pending = this.inflight.get(p.branch);
       if (!pending) return; // a retransmitted response, or one after give-up
       this.inflight.delete(p.branch);
+      if (p.status < 300) this.answerTimes.push(performance.now() - pending.firstAt);
       pending.onFinal(p.status, p);
       return;
     }
@@ -192,6 +197,7 @@ class Generator {
     this.lastNotifyAt = 0;
     this.seenNotify = new Set();
     this.latencies = [];
+    this.answerTimes = [];
     this.tokenPrefix = `bt${this.id}p${this.phaseNo}n`;
     return { t0: performance.now(), cpu: process.cpuUsage(), retx: this.retransmits };
   }
@@ -215,11 +221,13 @@ class Generator {
     let latency: PhaseResult['latency'];
     if (kind === 'publish' && this.latencies.length > 0) {
       const sorted = Float64Array.from(this.latencies).sort();
-      const r = (x: number) => Math.round(x * 100) / 100;
-      latency = { matched: sorted.length, p50: r(percentile(sorted, 0.5)), p90: r(percentile(sorted, 0.9)), p99: r(percentile(sorted, 0.99)), max: r(sorted[sorted.length - 1]!) };
+      latency = { matched: sorted.length, p50: round2(percentile(sorted, 0.5)), p90: round2(percentile(sorted, 0.9)), p99: round2(percentile(sorted, 0.99)), max: round2(sorted[sorted.length - 1]!) };
     }
+    const answeredSorted = Float64Array.from(this.answerTimes).sort();
+    const answered = answeredSorted.length > 0 ? { p50: round2(percentile(answeredSorted, 0.5)), p99: round2(percentile(answeredSorted, 0.99)) } : undefined;
     const result: PhaseResult = {
       kind,
+      ...(answered ? { answered } : {}),
       sent: counts.sent,
       ok: counts.ok,
       statuses: counts.statuses,
@@ -236,6 +244,7 @@ class Generator {
     // Free the phase's bookkeeping before the next one (and before the server's memory is read).
     this.seenNotify = new Set();
     this.latencies = [];
+    this.answerTimes = [];
     this.sendTimes = new Float64Array(0);
     return result;
   }

@@ -65,6 +65,8 @@ export interface PhaseResult {
   notifyMs: number;
   /** Publish→NOTIFY latencies matched by token: count and percentiles in ms. */
   latency: { matched: number; p50: number; p90: number; p99: number; max: number } | undefined;
+  /** Time to the final answer of the requests answered 2xx (first send to answer): percentiles, ms. */
+  answered?: { p50: number; p99: number };
   /** Wall time of the whole phase including the drain, ms. */
   wallMs: number;
   /** The generator's own CPU time during the phase (user + system), seconds. */

@@ -1,6 +1,6 @@
 // Herald's load bench: `npm run bench` (builds, then `node dist/bench/run.js`).
 //
-//   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards] [--no-cluster]
+//   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards] [--no-cluster] [--no-overload]
 //                          [--herald-store sqlite|memory] [--kamailio-children N] [--kamailio-maxbuffer BYTES]
 //                          [--realistic]
 //
@@ -33,6 +33,7 @@ import { runClusterBench } from './cluster.js';
 import { runRlsBench } from './rls.js';
 import { runRlsLoadBench } from './rls-load.js';
 import { runStandardsBench } from './standards.js';
+import { runOverloadBench } from './overload.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -84,6 +85,7 @@ function parseArgs(argv: string[]): Options {
     } else if (a === '--no-rls') continue; // read in main(): skip the RLS figure
     else if (a === '--no-standards') continue; // read in main(): skip the issue-15 figures
     else if (a === '--no-cluster') continue; // read in main(): skip the issue-10 cluster figure (bench/cluster.ts)
+    else if (a === '--no-overload') continue; // read in main(): skip the shedding sweep (bench/overload.ts)
     else throw new Error(`unknown option ${a}`);
   }
   return o;
@@ -528,6 +530,8 @@ async function main(): Promise<void> {
   if (!process.argv.includes('--no-standards') && o.only !== 'kamailio') await runStandardsBench({ lists: o.quick ? 200 : 1000 });
   // The cluster figure (issue 10): 1 node and 2 nodes on one Redis, Redis commands per PUBLISH and per NOTIFY.
   if (!process.argv.includes('--no-cluster') && o.only !== 'kamailio') await runClusterBench({ quick: o.quick });
+  // Where Herald starts shedding (issue 16): a rate sweep, each method on a fresh Herald.
+  if (!process.argv.includes('--no-overload') && o.only !== 'kamailio') await runOverloadBench((body) => withServer('herald', o, 180_000, log, (s) => body(s.gen, s.pids)), o.quick, log);
 }
 
 main()

@@ -299,6 +299,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     commonHeaders: common,
     identify,
     maxPerPresentity: config.limits.max_publications_per_presentity,
+    maxPerSource: config.limits.max_publications_per_source,
+    unbounded: (address) => isTrustedAddress(address, config.auth.trusted_peers),
     arrived: (presentity) => metrics.published(presentity),
     onForeignPublish: (tx, publisher) => {
       logAuthFailure(log, tx.request.source.address, publisher || undefined, 'foreign-publish');

@@ -120,6 +120,7 @@ export const ConfigSchema = z
         retry_after: z.number().int().min(1).max(3600).default(5),
         max_subscriptions_per_source: z.number().int().min(1).max(10_000_000).default(20_000),
         max_publications_per_presentity: z.number().int().min(1).max(100_000).default(32),
+        max_publications_per_source: z.number().int().min(1).max(10_000_000).default(5000),
         max_connections: z.number().int().min(1).max(1_000_000).default(4096),
         connection_idle_timeout: z.number().int().min(1).max(86400).default(900),
         max_retained_response_bytes: z.number().int().min(0).max(16 * 1024 * 1024).default(16384),

@@ -8,6 +8,7 @@ import { acceptInDialog, grantExpires, inDialogTarget, newTag, notifyAnswerEnds,
 import { header, mergeHeaders, type Flow, type HeaderList } from '../sip/message.js';
 import type { PreparedRequest, ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';
+import { Tally } from '../util/tally.js';
 import { ExpiryWheel } from '../util/expiry.js';
 import {
   nextVersion,
@@ -151,7 +152,7 @@ export class Notifier {
   private readonly packages = new Map<string, EventPackage>();
   private readonly live = new Map<string, Live>();
   /** Live subscriptions per source address (what one peer makes Herald hold). */
-  private readonly perSource = new Map<string, number>();
+  private readonly perSource = new Tally<string>();
   private readonly expiry = new ExpiryWheel<string>();
   /** Dialogs whose stored lastTag is unknown (undefined) while their last body's tag is not. */
   private readonly unknownTag = new Set<Live>();
@@ -229,7 +230,7 @@ export class Notifier {
 
     if (rq.contact.length !== 1) return this.answer(tx, 400, rq.contact.length === 0 ? 'Missing Contact' : 'Too Many Contacts');
     const max = this.opts.maxPerSource;
-    if (max !== undefined && (this.perSource.get(rq.source.address) ?? 0) >= max && !this.opts.unbounded?.(rq.source.address)) {
+    if (max !== undefined && this.perSource.get(rq.source.address) >= max && !this.opts.unbounded?.(rq.source.address)) {
       return this.answer(tx, 403, 'Too Many Subscriptions From This Address');
     }
     const fromTag = rq.from.params['tag'];
@@ -346,6 +347,9 @@ export class Notifier {
     if (!g.ok) return this.answer(tx, 423, 'Interval Too Brief', [['Min-Expires', String(g.minExpires)]]);
     const granted = g.expires;
     acceptInDialog(rec, rq);
+    // The subscription is now held from the refreshing address (a move is never refused: refusing a
+    // refresh would end a subscription its owner keeps alive; the cap gates new ones).
+    this.perSource.move(rec.flow.address, rq.source.address);
     rec.flow = rq.source;
     const okHeaders: HeaderList = [['Expires', String(granted)], ['Contact', `<${this.stack.contactUri(rq.source.protocol)}>`]];
     if (!live) {
@@ -557,18 +561,14 @@ export class Notifier {
   private hold(live: Live): void {
     if (this.live.has(live.rec.key)) return;
     this.live.set(live.rec.key, live);
-    const a = live.rec.flow.address;
-    this.perSource.set(a, (this.perSource.get(a) ?? 0) + 1);
+    this.perSource.add(live.rec.flow.address);
   }
 
   private release(key: string): void {
     const live = this.live.get(key);
     if (!live) return;
     this.live.delete(key);
-    const a = live.rec.flow.address;
-    const n = (this.perSource.get(a) ?? 1) - 1;
-    if (n <= 0) this.perSource.delete(a);
-    else this.perSource.set(a, n);
+    this.perSource.remove(live.rec.flow.address);
   }
 
   /** Removes a subscription without a NOTIFY. */

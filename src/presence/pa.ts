@@ -7,6 +7,7 @@ import type { Provider, ProviderState, ProviderWatch } from '../hub/types.js';
 import { unexpired, type Collection } from '../store/store.js';
 import type { ResourceSharing } from '../store/sharing.js';
 import { ExpiryWheel, KeyedQueue } from '../util/expiry.js';
+import { Tally } from '../util/tally.js';
 import { composePresence, type PublishedDocument } from './compose.js';
 
 /** A publication as persisted: the raw PIDF is kept, and parsed again on restore. */
@@ -21,17 +22,21 @@ export interface PublicationRecord {
   expiresAt: number;
   /** RFC 5262/5264: the pidf-diff version of the publication's state, when the EPA sends versions. */
   version?: number;
+  /** The address the publication was last made or refreshed from (limits.max_publications_per_source). */
+  source?: string;
 }
 
 /** RFC 5264 partial publication: the change against the publication's current state and version. */
 export type PatchResult = { ok: true; document: PidfDocument; body: string } | { ok: false; status: 400 | 412; reason: string };
 
-export type PublishOp =
+/** `source`: the publisher's address; a publication is held from the address that last sent it. */
+export type PublishOp = { source?: string } & (
   | { kind: 'initial'; presentity: string; document: PidfDocument; body: string; expires: number; version?: number; maxPerPresentity?: number }
   | { kind: 'refresh'; presentity: string; etag: string; expires: number }
   | { kind: 'modify'; presentity: string; etag: string; document: PidfDocument; body: string; expires: number; version?: number }
   | { kind: 'patch'; presentity: string; etag: string; version: number; apply: (old: PidfDocument) => PatchResult; expires: number }
-  | { kind: 'remove'; presentity: string; etag: string };
+  | { kind: 'remove'; presentity: string; etag: string }
+);
 
 export type PublishResult = { ok: true; etag: string; expires: number } | { ok: false; status: 400 | 403 | 412; reason?: string };
 
@@ -65,6 +70,13 @@ export interface RegistrationState {
  */
 const ETAG_PREFIX = randomBase64url(12);
 let etagCounter = 0;
+
+/** The source a (new version of a) publication is held from: the op's, else the old one's. */
+function sourceOf(op: PublishOp, old?: PublicationRecord): { source?: string } {
+  const source = op.source ?? old?.source;
+  return source !== undefined ? { source } : {};
+}
+
 function newEtag(): string {
   etagCounter = (etagCounter + 1) % Number.MAX_SAFE_INTEGER;
   return `${ETAG_PREFIX}.${etagCounter.toString(36)}`;
@@ -74,6 +86,7 @@ export class PresenceAgent implements Provider {
   readonly name = 'local-pa';
   private readonly byEtag = new Map<string, Publication>();
   private readonly byPresentity = new Map<string, Set<Publication>>();
+  private readonly bySource = new Tally<string>();
   private readonly watchers = new Map<string, Set<(s: ProviderState) => void>>();
   /** Per watched presentity, ends listening to the other nodes' changes (in a cluster). */
   private readonly unhold = new Map<string, () => void>();
@@ -213,6 +226,11 @@ export class PresenceAgent implements Provider {
     return this.byPresentity.get(presentity)?.size ?? 0;
   }
 
+  /** Live publications made or last refreshed from one address. */
+  publicationCountFrom(address: string): number {
+    return this.bySource.get(address);
+  }
+
   /** The composed document of a presentity (undefined: nothing published). */
   document(presentity: string): PidfDocument | undefined {
     return this.composedDocument(presentity);
@@ -264,7 +282,7 @@ export class PresenceAgent implements Provider {
       // counted here after the reload so that a cluster counts every node's.
       if (op.maxPerPresentity !== undefined && this.publicationCountOf(op.presentity) >= op.maxPerPresentity) return { ok: false, status: 403, reason: 'Too Many Publications For Presentity' };
       const etag = newEtag();
-      const rec: PublicationRecord = { etag, presentity: op.presentity, body: op.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(op.version !== undefined ? { version: op.version } : {}) };
+      const rec: PublicationRecord = { etag, presentity: op.presentity, body: op.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(op.version !== undefined ? { version: op.version } : {}), ...sourceOf(op) };
       await this.store.put(etag, rec);
       this.add({ key: etag, record: rec, document: op.document });
       this.recompose(op.presentity);
@@ -290,8 +308,8 @@ export class PresenceAgent implements Provider {
     }
     const etag = newEtag();
     const rec: PublicationRecord = change
-      ? { etag, presentity: op.presentity, body: change.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(change.version !== undefined ? { version: change.version } : {}) }
-      : { ...old.record, etag, expiresAt: now + op.expires * 1000 };
+      ? { etag, presentity: op.presentity, body: change.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(change.version !== undefined ? { version: change.version } : {}), ...sourceOf(op, old.record) }
+      : { ...old.record, etag, expiresAt: now + op.expires * 1000, ...sourceOf(op, old.record) };
     // One write of the publication's row: the new entity-tag is durable exactly when the old one is gone.
     await this.store.put(old.key, rec);
     this.remove(old);
@@ -334,6 +352,7 @@ export class PresenceAgent implements Provider {
     }
     set.add(p);
     this.expiry.set(p.record.etag, p.record.expiresAt);
+    if (p.record.source !== undefined) this.bySource.add(p.record.source);
   }
 
   private remove(p: Publication): void {
@@ -342,6 +361,7 @@ export class PresenceAgent implements Provider {
     const set = this.byPresentity.get(p.record.presentity);
     set?.delete(p);
     if (set && set.size === 0) this.byPresentity.delete(p.record.presentity);
+    if (p.record.source !== undefined) this.bySource.remove(p.record.source);
   }
 
   /**

@@ -27,6 +27,10 @@ export interface PublishOptions {
   maxPerPresentity?: number;
   /** Told of each PUBLISH for a presentity of this ESC as it arrives (metrics: publish→NOTIFY latency). */
   arrived?: (presentity: string) => void;
+  /** Most live publications one source address may hold (limits.max_publications_per_source). */
+  maxPerSource?: number;
+  /** Addresses exempt from maxPerSource (trusted peers: a proxy in front carries everybody's). */
+  unbounded?: (address: string) => boolean;
   /** Told of a PUBLISH for another user (by identity or by PIDF entity), for the auth-failure log. */
   onForeignPublish?: (tx: ServerTx, publisher: string, presentity: string) => void;
 }
@@ -102,6 +106,11 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
     // A patch needs the state it patches: an initial publication is full state.
     if (!document) return answer(400, diff ? 'Initial PUBLISH Must Be Full State' : 'Initial PUBLISH Without Body');
     if (expires === 0) return answer(400, 'Initial PUBLISH With Expires 0');
+    // Each initial PUBLISH makes a publication that lives until it expires: bounded per source address
+    // (one peer could spread them over many presentities; counted per node) and per presentity (by the
+    // PA, which sees every node's publications in a cluster).
+    const src = rq.source.address;
+    if (o.maxPerSource !== undefined && pa.publicationCountFrom(src) >= o.maxPerSource && !o.unbounded?.(src)) return answer(403, 'Too Many Publications From This Address');
     op = { kind: 'initial', presentity, document, body, expires, ...(version !== undefined ? { version } : {}), ...(o.maxPerPresentity !== undefined ? { maxPerPresentity: o.maxPerPresentity } : {}) };
   } else if (expires === 0) {
     // §4.5: removal carries no body; one that does is still a removal (the body is ignored).
@@ -129,7 +138,7 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
   } else {
     op = { kind: 'refresh', presentity, etag: ifMatch, expires };
   }
-  const result = await pa.publish(op);
+  const result = await pa.publish({ ...op, source: rq.source.address });
   if (!result.ok) return answer(result.status, result.reason ?? 'Conditional Request Failed');
   answer(200, 'OK', [
     ['SIP-ETag', result.etag],

@@ -60,6 +60,8 @@ export interface StackCounters {
 
 /** RFC 3263 §4.3 tries the next target after a failure; a bounded number of them. */
 const MAX_TARGETS = 8;
+/** The largest UDP payload over IPv4: 65,535 − 20 (IP header) − 8 (UDP header). */
+const MAX_UDP_PAYLOAD = 65_507;
 
 /** Told of every message through the stack (metrics); direction from Herald's side. */
 export interface StackObserver {
@@ -308,10 +310,24 @@ export class SipStack {
   }
 
   /** One client transaction to one flow. */
-  private sendOnce<R>(method: string, flow: Flow, table: ClientTransactions<R>, encode: (via: Via, flow: Flow) => Buffer): Promise<R | undefined> {
+  private sendOnce<R>(method: string, target: Flow, table: ClientTransactions<R>, encode: (via: Via, flow: Flow) => Buffer): Promise<R | undefined> {
     const branch = newBranch();
-    const [host, port] = this.sentBy(flow.protocol);
-    const data = encode({ protocol: flow.protocol, host, port, params: flow.protocol === 'UDP' ? { branch, rport: null } : { branch } }, flow);
+    const encodeFor = (flow: Flow): Buffer => {
+      const [host, port] = this.sentBy(flow.protocol);
+      return encode({ protocol: flow.protocol, host, port, params: flow.protocol === 'UDP' ? { branch, rport: null } : { branch } }, flow);
+    };
+    let flow = target;
+    let data = encodeFor(flow);
+    // RFC 3261 §18.1.1: a request too large for UDP goes over a congestion-controlled transport, TCP,
+    // to the same address and port (its Via re-encoded for TCP). Only a request that no datagram can
+    // carry is moved, not the section's "larger than 1300 bytes" ones: real phones (baresip and
+    // linphonec in the interop suite) listen on UDP only, and would lose every larger NOTIFY.
+    const oversized = flow.protocol === 'UDP' && data.length > MAX_UDP_PAYLOAD;
+    if (oversized) {
+      flow = { protocol: 'TCP', address: target.address, port: target.port };
+      data = encodeFor(flow);
+      this.log.debug({ method, bytes: data.length, to: `${flow.address}:${flow.port}` }, 'request larger than a UDP datagram: sent over TCP (RFC 3261 §18.1.1)');
+    }
     this.counters.requestsOut++;
     this.observer?.message('out', 'request', method, undefined, flow.protocol);
     const key = `${branch}|${method}`;
@@ -323,7 +339,12 @@ export class SipStack {
           if (!this.transports.send(flow, data, () => table.finish(key, undefined))) table.finish(key, undefined);
         },
         flow.protocol !== 'UDP',
-        resolve,
+        (r) => {
+          if (oversized && r === undefined) {
+            this.log.warn({ method, bytes: data.length, to: `${flow.address}:${flow.port}` }, 'request larger than a UDP datagram not delivered: TCP to the same target failed too (RFC 3261 §18.1.1)');
+          }
+          resolve(r);
+        },
       );
     });
   }

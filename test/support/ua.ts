@@ -81,11 +81,14 @@ export class TestUA {
   private closer!: () => void;
   localPort = 0;
 
-  private constructor(readonly protocol: UaProtocol, readonly host: string, public port: number, private readonly clientCert?: { cert: Buffer; key: Buffer }) {}
+  private constructor(readonly protocol: UaProtocol, readonly host: string, public port: number, private readonly clientCert?: { cert: Buffer; key: Buffer }, readonly localHost = '127.0.0.1') {}
 
-  /** `clientCert`: a TLS client certificate to present (peers trusted by TLS name). */
-  static async open(protocol: UaProtocol, host: string, port: number, clientCert?: { cert: Buffer; key: Buffer }): Promise<TestUA> {
-    const ua = new TestUA(protocol, host, port, clientCert);
+  /**
+   * `clientCert`: a TLS client certificate to present (peers trusted by TLS name). `localHost`: the
+   * loopback address a UDP UA sends from (another source address: 127.0.0.2, …).
+   */
+  static async open(protocol: UaProtocol, host: string, port: number, clientCert?: { cert: Buffer; key: Buffer }, localHost?: string): Promise<TestUA> {
+    const ua = new TestUA(protocol, host, port, clientCert, localHost);
     await ua.connect();
     return ua;
   }
@@ -94,7 +97,7 @@ export class TestUA {
     if (this.protocol === 'udp') {
       const s = dgram.createSocket('udp4');
       s.on('message', (d) => this.onData(d));
-      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      await new Promise<void>((r) => s.bind(0, this.localHost, () => r()));
       this.localPort = s.address().port;
       this.send = (d) => s.send(d, this.port, this.host);
       this.closer = () => s.close();
@@ -152,7 +155,7 @@ export class TestUA {
   }
 
   get contactUri(): string {
-    return `sip:ua@127.0.0.1:${this.localPort}${this.transportParam}`;
+    return `sip:ua@${this.localHost}:${this.localPort}${this.transportParam}`;
   }
 
   sendRaw(text: string | Buffer): void {
@@ -223,7 +226,7 @@ export class TestUA {
   /** Sends a request and resolves with its final response. */
   request(method: string, uri: string, o: RequestOptions, timeoutMs = 5000): Promise<Msg> {
     const branch = `z9hG4bK${rnd()}`;
-    const via = `SIP/2.0/${this.protocol.toUpperCase()} 127.0.0.1:${this.localPort};branch=${branch};rport`;
+    const via = `SIP/2.0/${this.protocol.toUpperCase()} ${this.localHost}:${this.localPort};branch=${branch};rport`;
     const body = o.body ? Buffer.from(o.body, 'utf8') : undefined;
     const lines = [
       `${method} ${uri} SIP/2.0`,
