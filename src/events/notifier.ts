@@ -722,8 +722,25 @@ export class Notifier {
         this.expiry.set(key, live.rec.expiresAt);
         continue;
       }
-      this.terminate(live, 'timeout');
+      if (this.opts.ownership) void this.expireShared(live);
+      else this.terminate(live, 'timeout');
     }
+  }
+
+  /**
+   * Cluster: a refresh answered at another node reaches the owner on the bus, which may lose a message;
+   * the shared record, written before that refresh was answered, has the last word on expiry.
+   */
+  private async expireShared(live: Live): Promise<void> {
+    const stored = await this.store.get(live.rec.key).catch(() => undefined);
+    if (live.gone) return;
+    if (stored && stored.remoteTag === live.rec.remoteTag && stored.expiresAt > Date.now()) {
+      live.rec.expiresAt = stored.expiresAt;
+      live.rec.remoteCseq = Math.max(live.rec.remoteCseq, stored.remoteCseq);
+      this.expiry.set(live.rec.key, live.rec.expiresAt);
+      return;
+    }
+    this.terminate(live, 'timeout');
   }
 
   // ---- restart ---------------------------------------------------------------------------------
