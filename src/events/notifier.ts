@@ -682,6 +682,7 @@ export class Notifier {
     if (owner?.alive) return { rec, owner: owner.node };
     const claimed = await own.claim(key, 0);
     if (!claimed.ok) return { rec, owner: claimed.owner };
+    this.log.info({ key, dead: owner?.node }, 'cluster: took over a dead node’s dialog for a request in it');
     // The request itself is answered (and its NOTIFY sent) as a refresh here.
     await this.adopt(key, claimed.cseq, false);
     return this.live.has(key) ? 'adopted' : undefined;
