@@ -354,9 +354,9 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     await reg?.restore();
   }
   const pubs = await pa.restore();
-  // A cluster node restores nothing by itself: the stored dialogs are other nodes' until they die, and
-  // then the survivors take them over (a whole cluster restarted: the first node up takes them all).
-  const subs = cluster && ownership ? 0 : await n.restore();
+  // A cluster node restores no notifier dialog by itself either: the survivors take a dead node's over
+  // (a whole cluster restarted: the first node up takes them all).
+  const subs = cluster ? { restored: 0, expired: 0 } : await n.restore();
   if (cluster && ownership) {
     serveNotifierDialogs(n, ownership.takeover, cluster.bus);
     // NOTIFYs that waited for Redis (a CSeq reservation) go out when it is back.

@@ -66,6 +66,12 @@ export class ClusterNodes {
   private away = false;
   /** The heartbeat was found gone: nothing is sent until the node has joined again and reconciled. */
   private lost = false;
+  /**
+   * performance.now() before which no node is declared dead: after a Redis outage every node's
+   * heartbeat may have run out, and each needs a lease's time to renew (or join again) before its
+   * silence means death — else the first node back would take every other node's dialogs over.
+   */
+  private scanAfter = 0;
   private timer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
   private stopped = false;
@@ -142,7 +148,7 @@ export class ClusterNodes {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     await this.renew();
-    if (!this.lost && !this.away) await this.scanDead();
+    if (!this.lost && !this.away && performance.now() >= this.scanAfter) await this.scanDead();
   }
 
   private renew(): Promise<void> {
@@ -161,7 +167,10 @@ export class ClusterNodes {
       this.away = true;
       return;
     }
-    if (this.away) this.opts.log.info({ node: this.nodeId }, 'cluster: heartbeat renewed again');
+    if (this.away) {
+      this.opts.log.info({ node: this.nodeId }, 'cluster: heartbeat renewed again');
+      this.scanAfter = performance.now() + this.leaseMs;
+    }
     this.away = false;
     const renewed = Number(r) === 1;
     if (renewed && !this.lost) {
