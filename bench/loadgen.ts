@@ -21,6 +21,10 @@ const lifetimeMs = Math.min(Number(process.argv[2]) || 600_000, 3_600_000);
 
 type Final = (status: number | 'timeout', p: Parsed | undefined) => void;
 
+/** A SUBSCRIBE shed (503) or unanswered is sent again, after RESUBSCRIBE_MS × the tries so far. */
+const SUBSCRIBE_TRIES = 6;
+const RESUBSCRIBE_MS = 1000;
+
 interface Pending {
   sock: number;
   data: Buffer;
@@ -60,6 +64,8 @@ class Generator {
   /** First send → 2xx of each request served in the phase, ms. */
   private answerTimes: number[] = [];
   private phaseNo = 0;
+  /** SUBSCRIBEs of the last subscribe phase sent again after a 503 or no answer. */
+  private resubscribed = 0;
   /**
    * Each presentity's publisher, kept across phases: a later phase on the same presentities (the paced
    * one after the closed loop) goes on modifying the publication it made (SIP-If-Match) instead of
@@ -199,6 +205,7 @@ class Generator {
     this.latencies = [];
     this.answerTimes = [];
     this.tokenPrefix = `bt${this.id}p${this.phaseNo}n`;
+    this.resubscribed = 0;
     return { t0: performance.now(), cpu: process.cpuUsage(), retx: this.retransmits };
   }
 
@@ -240,6 +247,7 @@ class Generator {
       latency,
       wallMs: performance.now() - start.t0,
       generatorCpuS: (cpu.user + cpu.system) / 1e6,
+      resubscribed: kind === 'subscribe' ? this.resubscribed : 0,
     };
     // Free the phase's bookkeeping before the next one (and before the server's memory is read).
     this.seenNotify = new Set();
@@ -310,29 +318,45 @@ class Generator {
   async subscribe(ph: SubscribePhase): Promise<PhaseResult> {
     const start = this.beginPhase();
     const total = ph.presentities * ph.watchersPer;
+    const deadline = start.t0 + ph.maxMs;
+    let retried = 0;
     const counts = await this.windowed(total, ph.window, ph.maxMs, start.t0, ph.ratePerS, (k, done) => {
       const i = Math.floor(k / ph.watchersPer);
       const j = k % ph.watchersPer;
       const sock = k % this.perTarget;
-      const branch = `z9hG4bK${this.nextId()}`;
       const presentity = `sip:${ph.prefix}${i}@${this.domain}`;
       const user = `w${j}x${ph.prefix}${i}`;
-      this.request(
-        sock,
-        branch,
-        subscribeRequest({
-          via: { sentBy: this.sentBy[sock]!, branch },
-          presentity,
-          watcher: `sip:${user}@${this.domain}`,
-          fromTag: this.nextId(),
-          callId: `${this.nextId()}@bench`,
-          contact: `sip:${user}@${this.sentBy[sock]!}`,
-          expires: EXPIRES,
-        }),
-        done,
-      );
+      // The subscriptions are the phase's set-up, not its measurement: one a server sheds (503, its
+      // overload control) or does not answer is asked for again, a bounded number of times, the
+      // request still counting against the window (so the generator backs off with it).
+      const attempt = (n: number): void => {
+        const branch = `z9hG4bK${this.nextId()}`;
+        this.request(
+          sock,
+          branch,
+          subscribeRequest({
+            via: { sentBy: this.sentBy[sock]!, branch },
+            presentity,
+            watcher: `sip:${user}@${this.domain}`,
+            fromTag: this.nextId(),
+            callId: `${this.nextId()}@bench`,
+            contact: `sip:${user}@${this.sentBy[sock]!}`,
+            expires: EXPIRES,
+          }),
+          (status, p) => {
+            if ((status === 503 || status === 'timeout') && n < SUBSCRIBE_TRIES && performance.now() + RESUBSCRIBE_MS * n < deadline) {
+              retried++;
+              setTimeout(() => attempt(n + 1), RESUBSCRIBE_MS * n);
+              return;
+            }
+            done(status, p);
+          },
+        );
+      };
+      attempt(1);
       return true;
     });
+    this.resubscribed = retried;
     await this.drain(Math.max(counts.lastFinalAt, start.t0), ph.drainMs);
     return this.finish('subscribe', start, counts);
   }

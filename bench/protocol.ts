@@ -71,6 +71,8 @@ export interface PhaseResult {
   wallMs: number;
   /** The generator's own CPU time during the phase (user + system), seconds. */
   generatorCpuS: number;
+  /** Subscribe phases: SUBSCRIBEs sent again after a 503 (overload) or no answer. */
+  resubscribed: number;
 }
 
 export type FromLoadgen =

@@ -253,6 +253,7 @@ async function fanOut(name: Name, o: Options, plan: Plan, f: Record<string, numb
   const err = await withServer(name, o, 120_000, log, async (s) => {
     const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'f', presentities: plan.fanPresentities, watchersPer: plan.fanWatchers, window: 100, maxMs: 20_000, drainMs: 3_000 });
     if (sub.ok < plan.fanPresentities * plan.fanWatchers) log(`${name}: only ${sub.ok} of ${sub.sent} fan-out subscriptions accepted`);
+    if (sub.resubscribed > 0) log(`${name}: ${sub.resubscribed} fan-out SUBSCRIBEs sent again after a 503 or no answer`);
     f['fan.subscriptions'] = sub.ok;
 
     let m0 = await s.mark();
@@ -291,6 +292,7 @@ async function held(name: Name, o: Options, plan: Plan, f: Record<string, number
     const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'h', presentities: plan.heldPresentities, watchersPer: plan.held / plan.heldPresentities, window: 200, ratePerS: plan.heldRatePerS, maxMs: (plan.held / plan.heldRatePerS) * 1000 + 10_000, drainMs: 3_000 });
     const c1 = { cpu: cpuSeconds(s.pids), drops: udpReceiveBufferDrops(), machine: machineBusySeconds(), internal: undefined };
     phaseFigures('held', sub, c0, c1, f);
+    f['held.resubscribed'] = sub.resubscribed;
     const n = Math.max(1, sub.ok);
     // The phase returns after 400 ms without a NOTIFY: the storm reading is ~2 s after the last one.
     await sleep(1_600);
@@ -319,15 +321,18 @@ async function held(name: Name, o: Options, plan: Plan, f: Record<string, number
 async function realistic(name: Name, o: Options, plan: Plan, f: Record<string, number>, log: (s: string) => void): Promise<void> {
   const err = await withServer(name, o, 240_000, log, async (s) => {
     const subs = plan.realisticPresentities * 10;
-    const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'r', presentities: plan.realisticPresentities, watchersPer: 10, window: 200, ratePerS: 2_000, maxMs: (subs / 2_000) * 1000 + 20_000, drainMs: 3_000 });
+    // Set-up, not measured: offered at 2,000/s, a SUBSCRIBE shed with 503 is asked for again (loadgen.ts),
+    // so the time allowed is that of a server admitting 500/s.
+    const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'r', presentities: plan.realisticPresentities, watchersPer: 10, window: 200, ratePerS: 2_000, maxMs: (subs / 500) * 1000 + 20_000, drainMs: 3_000 });
     f['real.subscriptions'] = sub.ok;
+    f['real.resubscribed'] = sub.resubscribed;
     const rate = plan.realisticPresentities / 2;
     const m0 = await s.mark();
     const r = await s.gen.phase({ kind: 'publish', prefix: 'r', presentities: plan.realisticPresentities, count: Math.ceil((rate * plan.realisticMs) / 1000), window: plan.realisticPresentities, ratePerS: rate, maxMs: plan.realisticMs + 5_000, drainMs: 3_000 });
     const m1 = await s.mark();
     phaseFigures('real', r, m0, m1, f);
     f['real.rate'] = rate;
-    log(`${name}: realistic ${sub.ok} subscriptions, ${r.ok} PUBLISH at ${fmt(rate)}/s, ${r.notifies} NOTIFY, ${fmt(f['real.cpu_us_per_notify'], 1)} CPU-µs/NOTIFY`);
+    log(`${name}: realistic ${sub.ok} subscriptions (${sub.resubscribed} SUBSCRIBEs sent again after a 503 or no answer), ${r.ok} PUBLISH at ${fmt(rate)}/s, ${r.notifies} NOTIFY, ${fmt(f['real.cpu_us_per_notify'], 1)} CPU-µs/NOTIFY`);
   });
   if (err) f['real.error'] = 1;
 }
@@ -390,8 +395,9 @@ const ROWS: (Row | string)[] = [
   { label: 'after Timer J (+34 s): bytes PSS (process tree)', key: 'steady.pss_bytes_per_sub', digits: 0 },
   { label: 'after Timer J: bytes RSS (main process)', key: 'steady.rss_bytes_per_sub', digits: 0 },
   { label: 'after Timer J: live bytes (†)', key: 'steady.live_bytes_per_sub', digits: 0 },
-  { label: 'subscriptions held / SUBSCRIBE failed', key: 'held.subscriptions|held.failed', digits: 0 },
+  { label: 'subscriptions held / SUBSCRIBE failed / sent again after 503', key: 'held.subscriptions|held.failed|held.resubscribed', digits: 0 },
   '3. realistic (--realistic): {realP} presentities × 10 watchers, one PUBLISH each per 2 s',
+  { label: 'subscriptions / SUBSCRIBEs sent again after 503 (set-up)', key: 'real.subscriptions|real.resubscribed', digits: 0 },
   { label: 'PUBLISH/s offered / answered 2xx', key: 'real.rate|real.ok_per_s', digits: 0 },
   { label: 'NOTIFY/s', key: 'real.notify_per_s', digits: 0 },
   { label: 'NOTIFYs per PUBLISH answered (10 = every watcher told)', key: 'real.notifies_per_ok', digits: 2 },

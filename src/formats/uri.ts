@@ -56,6 +56,19 @@ export interface UriParts {
 /** A domain for comparison, by RFC 4745 §7.1.3: percent-decode, ToASCII, compare in ASCII.
  *  undefined when the conversion fails, and then "the domains are not equal". */
 export function asciiDomain(d: string): string | undefined {
+  // Every URI Herald reads goes through here (Request-URI, From, To, PIDF entities), and a deployment
+  // sees few distinct domains: the answers are kept (a bounded table, emptied when full).
+  const known = asciiDomains.get(d);
+  if (known !== undefined || asciiDomains.has(d)) return known;
+  const a = toAsciiDomain(d);
+  if (asciiDomains.size >= 4096) asciiDomains.clear();
+  asciiDomains.set(d, a);
+  return a;
+}
+
+const asciiDomains = new Map<string, string | undefined>();
+
+function toAsciiDomain(d: string): string | undefined {
   let s: string;
   try {
     s = decodeURIComponent(d).trim();
