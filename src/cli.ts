@@ -12,6 +12,8 @@ import { LOG_FORMATS, LOG_LEVELS, type Config } from './config/schema.js';
 import { createLogger, silentLogger } from './log.js';
 import { startHerald } from './server.js';
 import { Store } from './store/store.js';
+import { sharedStore } from './store/redis.js';
+import { RedisLink } from './cluster/redis.js';
 import { UserDirectory, UserError, type UserRecord } from './auth/users.js';
 import { AdminClient, AdminClientError } from './admin/client.js';
 import { DECISIONS } from './admin/watcher-decision.js';
@@ -42,11 +44,14 @@ function fail(e: unknown): never {
 /** Runs `fn` on the user directory of the store named by the config file, then closes the store. */
 async function withUsers(fn: (users: UserDirectory, config: Config) => Promise<void>): Promise<void> {
   const config = readConfig();
-  const store = Store.open(config.store.url, silentLogger);
+  // A cluster's users live in its Redis (cluster.redis), where every node reads them.
+  const link = config.cluster.redis ? await RedisLink.open(config.cluster.redis, silentLogger).catch((e: Error) => fail(new ConfigError(`cluster.redis: ${e.message}`))) : undefined;
+  const store = link ? sharedStore(link, silentLogger) : Store.open(config.store.url, silentLogger);
   try {
     await fn(new UserDirectory(store.collection<UserRecord>('user')), config);
   } finally {
     await store.close();
+    await link?.close();
   }
 }
 

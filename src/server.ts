@@ -6,10 +6,10 @@ import { CT } from './formats/content-types.js';
 import { Hub } from './hub/hub.js';
 import { Notifier } from './events/notifier.js';
 import type { SubscriptionRecord } from './events/subscription.js';
-import { PresenceAgent, type PublicationRecord } from './presence/pa.js';
+import { PUBLICATIONS, PresenceAgent, type PublicationRecord } from './presence/pa.js';
 import { PresencePackage } from './presence/presence-package.js';
 import { WinfoPackage } from './presence/winfo-package.js';
-import { WatcherRegistry, type WatcherRecord } from './presence/watchers.js';
+import { WATCHERS, WatcherRegistry, type WatcherRecord } from './presence/watchers.js';
 import { handlePublish } from './presence/publish-handler.js';
 import type { Authorizer } from './policy/authorizer.js';
 import { WatcherViews } from './policy/view.js';
@@ -19,7 +19,7 @@ import { SipStack } from './sip/stack.js';
 import { Store } from './store/store.js';
 import { aorOf, canonicalSipUri } from './formats/uri.js';
 import { UserDirectory, type UserRecord } from './auth/users.js';
-import { NonceManager, ReplayGuard } from './auth/digest.js';
+import { NonceManager, ReplayGuard, type NonceCounts } from './auth/digest.js';
 import { SipAuthenticator } from './auth/sip-auth.js';
 import { isTrustedAddress } from './auth/trust.js';
 import { AuthThrottle, logAuthFailure } from './auth/throttle.js';
@@ -43,8 +43,14 @@ import { ResourceListServer } from './rls/rls.js';
 import { MessageRelay } from './im/relay.js';
 import type { ImSender } from './im/types.js';
 import { ImRulesAuthorizer } from './im/rules-authorizer.js';
-import { openCluster, type Cluster } from './cluster/cluster.js';
+import { openCluster, shareState, type Cluster } from './cluster/cluster.js';
+import type { ResourceFeed } from './cluster/feed.js';
+import { openOwnership } from './cluster/ownership.js';
+import { holdSingleton } from './cluster/singleton.js';
+import { notifierOwnership, serveNotifierDialogs } from './cluster/dialogs.js';
 import { isStoreUnavailable } from './store/unavailable.js';
+import { sharedStore } from './store/redis.js';
+import { SharedNonceCounts, sharedNonceSecret } from './cluster/shared-auth.js';
 
 export interface Herald {
   readonly config: Config;
@@ -64,6 +70,8 @@ export interface Herald {
   readonly admin: AdminServer | undefined;
   /** This node's membership of a cluster (cluster.redis set); undefined for a single node. */
   readonly cluster: Cluster | undefined;
+  /** Resource changes between the nodes (cluster only). */
+  readonly feed: ResourceFeed | undefined;
   /** Listening addresses as "proto:addr:port". */
   readonly addresses: string[];
   /**
@@ -86,7 +94,9 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   await checkEnvironment(config);
   // cluster.redis empty (the default): nothing below touches Redis, the store is [store] url.
   const cluster = config.cluster.redis ? await openCluster(config.cluster, log) : undefined;
-  const store = Store.open(config.store.url, log);
+  const store = cluster ? sharedStore(cluster.link, log) : Store.open(config.store.url, log);
+  // Who owns each dialog (heartbeat, leases, takeover); nothing of it on a single node.
+  const ownership = cluster ? openOwnership(cluster, log) : undefined;
   const stack = new SipStack({
     sipTrace: config.log.sip_trace,
     listen: config.sip.listen.map(parseListen),
@@ -110,6 +120,9 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   });
   const users = new UserDirectory(store.collection<UserRecord>('user'));
   const replay = new ReplayGuard(config.auth.replay_nonces, config.auth.replay_nonces_per_identity);
+  // A cluster's nodes share the nonce secret and the nonce counts (src/cluster/shared-auth.ts).
+  const secret = cluster ? await sharedNonceSecret(cluster.link) : await nonceSecret(store);
+  const sharedCounts = (local: ReplayGuard): NonceCounts => (cluster ? new SharedNonceCounts(cluster.link, local) : local);
   // One throttle for SIP and XCAP digest: a guesser is the same whichever door it knocks on.
   const throttle = new AuthThrottle({
     maxPerSource: config.auth.throttle_source_failures,
@@ -124,8 +137,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     trustedPeers: config.auth.trusted_peers,
     trustedTlsNames: config.auth.trusted_tls_names,
     users,
-    nonces: new NonceManager(await nonceSecret(store), config.auth.nonce_lifetime * 1000),
-    replay,
+    nonces: new NonceManager(secret, config.auth.nonce_lifetime * 1000),
+    replay: sharedCounts(replay),
     throttle,
     algorithms: config.auth.algorithms,
     challenge: config.auth.challenge,
@@ -165,10 +178,13 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const reg = gw.reg.enabled
     ? createRegSource({ stack, store, log, config: gw.reg, identity: gw.identity, refreshFraction: gw.refresh_fraction, minRetryMs: gw.min_retry * 1000, maxRetryMs: gw.max_retry * 1000 })
     : undefined;
-  const pa = new PresenceAgent(config.sip.domains, store.collection<PublicationRecord>('publication'), log, reg);
+  // Grouped by presentity on a shared store: composition reads every node's publications of one presentity.
+  const pa = new PresenceAgent(config.sip.domains, store.collection<PublicationRecord>(PUBLICATIONS, { groupBy: 'presentity' }), log, reg);
   hub.register(pa);
   // The XMPP gateway before any provider for remote SIP domains, which would claim its addresses.
-  const watchers = new WatcherRegistry(store.collection<WatcherRecord>('watcher'), config.presence.winfo_history * 1000);
+  const watchers = new WatcherRegistry(store.collection<WatcherRecord>(WATCHERS, { groupBy: 'resource' }), config.presence.winfo_history * 1000);
+  // In a cluster: publications, watcher lists and XCAP documents are the other nodes' too.
+  const feed = cluster ? await shareState(cluster, { pa, watchers, documents: xcapDocuments }, log) : undefined;
   // What each watcher may see, for every front end (SIP, lists, Jabber): one view, reported to winfo.
   const views = new WatcherViews(authorizer, watchers, (uri) => pa.handles(uri));
   let xmpp: XmppGateway | undefined;
@@ -223,6 +239,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       observer: metrics.notifyObserver,
       maxPerSource: config.limits.max_subscriptions_per_source,
       unbounded: (address) => isTrustedAddress(address, config.auth.trusted_peers),
+      ...(cluster && ownership ? { ownership: notifierOwnership(ownership.leases, cluster.bus) } : {}),
     },
     log,
   );
@@ -319,11 +336,25 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   stack.onRequest = (tx) => dispatcher.dispatch(tx);
 
   await watchers.restore();
-  // Upstream dialogs first: the subscriptions restored next claim them again (and keep them in-dialog).
-  await sipGateway?.restore();
-  await reg?.restore();
+  // Dialogs (notifier, upstream, reg) are restored by a single node only: in a cluster the shared store
+  // holds every node's dialogs, and a (re)started process is a new node that owns none of them. A dead
+  // node's dialogs are taken over through their leases (src/cluster/lease.ts, nodes.ts: the seam is
+  // here, `cluster`), not restored at start.
+  if (!cluster) {
+    // Upstream dialogs first: the subscriptions restored next claim them again (and keep them in-dialog).
+    await sipGateway?.restore();
+    await reg?.restore();
+  }
   const pubs = await pa.restore();
-  const subs = await n.restore();
+  // A cluster node restores no notifier dialog by itself either: the survivors take a dead node's over
+  // (a whole cluster restarted: the first node up takes them all).
+  const subs = cluster ? { restored: 0, expired: 0 } : await n.restore();
+  if (cluster && ownership) {
+    serveNotifierDialogs(n, ownership.takeover, cluster.bus);
+    // NOTIFYs that waited for Redis (a CSeq reservation) go out when it is back.
+    cluster.link.on('up', () => n.retryOwed());
+    await ownership.start();
+  }
   try {
     await stack.start();
   } catch (e) {
@@ -333,7 +364,10 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     await cluster?.close();
     throw bindError(at.key, at.what, e);
   }
-  await xmpp?.start();
+  // The XMPP component connection: one node of a cluster holds it (src/cluster/singleton.ts).
+  if (xmpp && ownership) await holdSingleton(ownership, 'xmpp', 'component', xmpp, log);
+  else await xmpp?.start();
+  ownership?.scan();
   let xcap: XcapServer | undefined;
   if (config.xcap.enabled) {
     const at = config.xcap.listen.lastIndexOf(':');
@@ -349,7 +383,8 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       // The digest realm of global documents (xcap-caps) is the SIP domain, so users' SIP HA1s pass.
       realm: config.sip.domains[0]!,
       nonceLifetimeMs: config.auth.nonce_lifetime * 1000,
-      replay: new ReplayGuard(config.auth.replay_nonces, config.auth.replay_nonces_per_identity),
+      replay: sharedCounts(new ReplayGuard(config.auth.replay_nonces, config.auth.replay_nonces_per_identity)),
+      ...(cluster ? { nonceSecret: secret } : {}),
       throttle,
       // The same registry as the admin listener's /metrics, kept here for scrapers configured before it.
       metrics: () => metrics.render(),
@@ -404,7 +439,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   }, 1000);
   sweeper.unref();
   if (admin) addresses.push(`admin:${admin.url}`);
-  log.info({ listen: addresses, domains: config.sip.domains, store: config.store.url, publications: pubs, subscriptions: subs }, `Herald listening on ${addresses.join(' ')}`);
+  log.info({ listen: addresses, domains: config.sip.domains, store: cluster ? config.cluster.redis : config.store.url, publications: pubs, subscriptions: subs }, `Herald listening on ${addresses.join(' ')}`);
 
   return {
     config,
@@ -423,6 +458,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     metrics,
     admin,
     cluster,
+    feed,
     addresses,
     reload(next: Config): string[] {
       log.level = next.log.level;
@@ -439,6 +475,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       await admin?.stop();
       relay?.stop();
       await n.stop();
+      await ownership?.stop();
       await xmpp?.stop();
       await sipGateway?.stop();
       await reg?.stop();

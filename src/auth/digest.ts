@@ -40,6 +40,11 @@ export class NonceManager {
 
 export type ReplayVerdict = 'accepted' | 'replayed' | 'stale';
 
+/** Nonce counts as verifyDigest needs them: this process's ReplayGuard, or the cluster's (src/cluster/shared-auth.ts). */
+export interface NonceCounts {
+  accept(nonce: string, nc: number | undefined, expiresAt: number, owner: string, now?: number): ReplayVerdict | Promise<ReplayVerdict>;
+}
+
 interface SeenNonce {
   nc: number;
   expiresAt: number;
@@ -54,7 +59,7 @@ interface SeenNonce {
  * overall. An evicted nonce cannot be replayed: nonces no newer than the last one evicted (for its
  * owner, or overall) are answered "stale", and the client simply retries with a fresh nonce.
  */
-export class ReplayGuard {
+export class ReplayGuard implements NonceCounts {
   private readonly seen = new Map<string, SeenNonce>();
   private readonly byOwner = new Map<string, string[]>();
   /** Per owner, and overall: nonces expiring no later than this were evicted or are older. */
@@ -198,7 +203,7 @@ export type DigestVerdict =
 
 export interface DigestContext {
   nonces: NonceManager;
-  replay: ReplayGuard;
+  replay: NonceCounts;
   users: Pick<UserDirectory, 'byCredentials'>;
 }
 
@@ -215,7 +220,7 @@ export async function verifyDigest(d: DigestParams, method: string, c: DigestCon
   // Only a digest that was otherwise right earns stale=true (RFC 7616 §3.3).
   if (state === 'stale') return { ok: false, reason: 'stale-nonce', stale: true, guess: false };
   const nc = d.nc !== undefined ? parseInt(d.nc, 16) : undefined;
-  const v = c.replay.accept(d.nonce, nc, c.nonces.expiresAt(d.nonce), user.aor, now);
+  const v = await c.replay.accept(d.nonce, nc, c.nonces.expiresAt(d.nonce), user.aor, now);
   if (v === 'replayed') return { ok: false, reason: 'replay', stale: true, guess: true };
   if (v === 'stale') return { ok: false, reason: 'stale-nonce', stale: true, guess: false };
   return { ok: true, user };

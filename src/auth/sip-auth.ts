@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { aorOf, sipUriEquivalent } from '../formats/uri.js';
 import { header, type HeaderList, type SipRequest } from '../sip/message.js';
 import type { ServerTx } from '../sip/stack.js';
-import { challenges, readDigest, verifyDigest, type NonceManager, type ReplayGuard } from './digest.js';
+import { challenges, readDigest, verifyDigest, type NonceCounts, type NonceManager } from './digest.js';
 import { logAuthFailure, type AuthFailureReason, type AuthThrottle } from './throttle.js';
 import type { DigestAlgorithm, UserDirectory } from './users.js';
 import { isTrustedAddress } from './trust.js';
@@ -29,7 +29,7 @@ export interface SipAuthOptions {
   trustedTlsNames: readonly string[];
   users: UserDirectory;
   nonces: NonceManager;
-  replay: ReplayGuard;
+  replay: NonceCounts;
   throttle: AuthThrottle;
   /** Accepted in credentials; the first is the one challenged. Credentials in others are refused. */
   algorithms: readonly DigestAlgorithm[];

@@ -66,6 +66,12 @@ export class ClusterNodes {
   private away = false;
   /** The heartbeat was found gone: nothing is sent until the node has joined again and reconciled. */
   private lost = false;
+  /**
+   * performance.now() before which no node is declared dead: after a Redis outage every node's
+   * heartbeat may have run out, and each needs a lease's time to renew (or join again) before its
+   * silence means death — else the first node back would take every other node's dialogs over.
+   */
+  private scanAfter = 0;
   private timer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
   private stopped = false;
@@ -102,14 +108,16 @@ export class ClusterNodes {
     this.rejoinHandlers.push(handler);
   }
 
-  /** Joins the cluster and starts the heartbeat and the watch for dead nodes. */
+  /**
+   * Joins the cluster and starts the heartbeat and the watch for dead nodes (every lease/3). The first
+   * scan is the caller's (scanDead()), once it can serve what it takes over: nodes that died while none
+   * was running (a whole-cluster restart) are then taken over at once.
+   */
   async start(): Promise<void> {
     await this.join();
     const every = Math.max(50, Math.floor(this.leaseMs / 3));
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
-    // Nodes that died while none was running (a whole-cluster restart) are taken over at once.
-    await this.scanDead();
   }
 
   private async join(): Promise<void> {
@@ -140,7 +148,7 @@ export class ClusterNodes {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     await this.renew();
-    if (!this.lost && !this.away) await this.scanDead();
+    if (!this.lost && !this.away && performance.now() >= this.scanAfter) await this.scanDead();
   }
 
   private renew(): Promise<void> {
@@ -159,7 +167,10 @@ export class ClusterNodes {
       this.away = true;
       return;
     }
-    if (this.away) this.opts.log.info({ node: this.nodeId }, 'cluster: heartbeat renewed again');
+    if (this.away) {
+      this.opts.log.info({ node: this.nodeId }, 'cluster: heartbeat renewed again');
+      this.scanAfter = performance.now() + this.leaseMs;
+    }
     this.away = false;
     const renewed = Number(r) === 1;
     if (renewed && !this.lost) {

@@ -66,7 +66,8 @@ export async function checkEnvironment(c: Config): Promise<void> {
   checkPem('sip.tls_cert', c.sip.tls_cert, 'certificate');
   checkPem('sip.tls_key', c.sip.tls_key, 'key');
   checkPem('sip.tls_ca', c.sip.tls_ca, 'certificate');
-  if (c.store.url.startsWith('sqlite://')) {
+  // A cluster's store is its Redis: [store] url is not used then.
+  if (c.store.url.startsWith('sqlite://') && !c.cluster.redis) {
     const path = c.store.url.slice('sqlite://'.length);
     if (path !== ':memory:') checkWritableFile('store.url', path);
   }

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { aorOf } from '../formats/uri.js';
 import { acceptInDialog, grantExpires, inDialogTarget, newTag, notifyAnswerEnds, outOfOrder, uasDialog } from '../sip/dialog.js';
-import { header, mergeHeaders, type HeaderList } from '../sip/message.js';
+import { header, mergeHeaders, type Flow, type HeaderList } from '../sip/message.js';
 import type { PreparedRequest, ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';
 import { ExpiryWheel } from '../util/expiry.js';
@@ -38,6 +38,46 @@ export interface NotifierOptions {
   maxPerSource?: number;
   /** Sources the bound does not apply to (trusted peers: a proxy carries everybody's). */
   unbounded?: (address: string) => boolean;
+  /**
+   * Several nodes on one Redis (src/cluster/dialogs.ts): who owns each dialog. Absent on a single node,
+   * where nothing below asks it anything (no Redis, no extra work on the NOTIFY path).
+   */
+  ownership?: DialogOwnership;
+}
+
+/**
+ * What an in-dialog request at a node that does not own the dialog tells the owner (CLUSTER.md): the
+ * receiving node validated and answered it and wrote the record; the owner applies the same dialog
+ * changes to its copy and sends the NOTIFY, so the dialog keeps one CSeq sequence.
+ */
+export interface InDialogNotice {
+  kind: 'refresh' | 'unsubscribe';
+  dialog: string;
+  expiresAt: number;
+  remoteCseq: number;
+  remoteTarget: string;
+  flow: Flow;
+}
+
+/**
+ * Dialog ownership as the notifier needs it (the cluster's leases, src/cluster/lease.ts). One owner
+ * per dialog; the owner sends its NOTIFYs, with CSeqs from blocks reserved in Redis.
+ */
+export interface DialogOwnership {
+  /** The local fence: this node's lease is known to run (a clock comparison, no I/O). */
+  mayAct(): boolean;
+  /** The fence was closed: re-check in Redis (dialogs lost meanwhile are dropped first); true: go on. */
+  check(): Promise<boolean>;
+  /** Takes a new dialog (or one whose owner is dead); ok with the highest CSeq any owner reserved. */
+  claim(key: string, cseq: number): Promise<{ ok: true; cseq: number } | { ok: false; owner: string }>;
+  /** Raises the dialog's CSeq reservation; false when another node owns it now. */
+  reserve(key: string, upTo: number): Promise<boolean>;
+  /** The dialog is over. */
+  release(key: string): void;
+  /** The owner of a dialog not held here, and whether it lives. */
+  ownerOf(key: string): Promise<{ node: string; alive: boolean } | undefined>;
+  /** Tells the owning node of an in-dialog request answered here. */
+  forward(node: string, notice: InDialogNotice): Promise<void>;
 }
 
 
@@ -112,6 +152,12 @@ export class Notifier {
   private readonly unknownTag = new Set<Live>();
   /** Dialogs that sent a NOTIFY lately (they keep their prepared NOTIFY until sweep() finds them quiet). */
   private readonly busy = new Set<Live>();
+  /**
+   * Cluster only: dialogs whose NOTIFY waits for the fence to open again or for Redis to record a CSeq
+   * reservation (true: a forced one). Sent by retryOwed() once this node knows it still owns them.
+   */
+  private readonly owed = new Map<Live, boolean>();
+  private checking = false;
   private stopped = false;
   /** NOTIFY transactions sent; the bench and the metrics read it. */
   notifiesSent = 0;
@@ -240,6 +286,21 @@ export class Notifier {
       live.binding.close('timeout');
       return;
     }
+    const own = this.opts.ownership;
+    if (own) {
+      // Cluster: the dialog is this node's before it exists, with its first CSeq block reserved in the
+      // same step (so its first NOTIFYs need no further write). Redis away: the dispatcher answers 500
+      // with Retry-After.
+      const claimed = await own.claim(rec.key, CSEQ_BLOCK).catch((e: unknown) => {
+        live.binding.close();
+        throw e;
+      });
+      if (!claimed.ok) {
+        live.binding.close();
+        return this.answer(tx, 500, 'Server Internal Error', [['Retry-After', '1']]);
+      }
+      rec.cseqReserved = claimed.cseq;
+    }
     this.hold(live);
     this.expiry.set(rec.key, rec.expiresAt);
     // The dialog is durable before the 200 says it exists.
@@ -259,19 +320,27 @@ export class Notifier {
 
   private async refresh(tx: ServerTx, toTag: string, event: string, eventId: string | undefined, expires: number | undefined): Promise<void> {
     const rq = tx.request;
-    const live = this.live.get(`${rq.callId}|${toTag}`);
-    if (!live || live.gone || live.rec.remoteTag !== rq.from.params['tag'] || live.rec.event !== event || live.rec.eventId !== eventId) {
+    const key = `${rq.callId}|${toTag}`;
+    let live = this.live.get(key);
+    // Cluster: a dialog held by no one here is another node's, or a dead node's (taken over first).
+    const elsewhere = !live && this.opts.ownership ? await this.notHeld(key) : undefined;
+    if (elsewhere === 'adopted') live = this.live.get(key);
+    const rec = live?.rec ?? (elsewhere !== 'adopted' ? elsewhere?.rec : undefined);
+    if (!rec || live?.gone || rec.remoteTag !== rq.from.params['tag'] || rec.event !== event || rec.eventId !== eventId) {
       return this.answer(tx, 481, 'Subscription Does Not Exist');
     }
-    const rec = live.rec;
     if (outOfOrder(rec, rq)) return this.answer(tx, 500, 'CSeq Out of Order');
     const g = grantExpires(expires, this.bounds(this.packages.get(event)!));
     if (!g.ok) return this.answer(tx, 423, 'Interval Too Brief', [['Min-Expires', String(g.minExpires)]]);
     const granted = g.expires;
     acceptInDialog(rec, rq);
     rec.flow = rq.source;
-    live.prepared = undefined; // the target and flow may have changed
     const okHeaders: HeaderList = [['Expires', String(granted)], ['Contact', `<${this.stack.contactUri(rq.source.protocol)}>`]];
+    if (!live) {
+      if (elsewhere && elsewhere !== 'adopted') await this.forwardInDialog(tx, rec, elsewhere.owner, granted, okHeaders);
+      return;
+    }
+    live.prepared = undefined; // the target and flow may have changed
     if (granted === 0) {
       // Unsubscribe: a final NOTIFY, terminated. The reason is "timeout", as for an expiry: the
       // subscription's duration has run out because the subscriber set it to zero.
@@ -326,6 +395,8 @@ export class Notifier {
    */
   private async sendNotify(live: Live, force = true, conditional?: string): Promise<void> {
     const rec = live.rec;
+    const own = this.opts.ownership;
+    if (own && !own.mayAct()) return this.fenced(live, force);
     // RFC 5839 §6.1: an unchanged entity-tag (after a restart, or a change that came back) owes the
     // watcher nothing. Packages whose content() spends something (RLMI versions) are asked before it;
     // the others after (one rendering, not two, on the hot path).
@@ -363,9 +434,14 @@ export class Notifier {
     rec.localCseq++;
     const final = live.terminating !== undefined;
     const tag = content.tag;
+    // Cluster: a CSeq above the reservation is reserved in Redis first, and only by the owner (the
+    // fencing that keeps a resumed old owner's CSeqs below a new owner's, src/cluster/lease.ts). A
+    // fetch's dialog (never claimed, nobody else's) has no reservation.
+    if (own && rec.cseqReserved !== undefined && rec.localCseq > rec.cseqReserved && !(await this.reserveCseqs(live, rec.localCseq + CSEQ_BLOCK - 1))) return;
     if (final) {
       this.unknownTag.delete(live);
       await this.persist(rec, true);
+      if (own && rec.cseqReserved !== undefined) own.release(rec.key);
     } else {
       // The record is written before this NOTIFY leaves only when something durable must change:
       // its CSeq goes above the reserved block, its document version moved (winfo, RLMI), or the
@@ -384,6 +460,11 @@ export class Notifier {
       }
       if (rec.lastTag === undefined && tag !== undefined) this.unknownTag.add(live);
       else this.unknownTag.delete(live);
+    }
+    // The writes above took time: the fence is looked at again right before the NOTIFY leaves.
+    if (own && !own.mayAct()) {
+      live.inFlight = false;
+      return this.fenced(live, true);
     }
     live.sentTag = tag;
     live.sentAt = Date.now();
@@ -478,13 +559,142 @@ export class Notifier {
 
   /** Removes a subscription without a NOTIFY. */
   private drop(live: Live): void {
+    this.forget(live, 'timeout');
+    void this.store.delete(live.rec.key);
+    if (live.rec.cseqReserved !== undefined) this.opts.ownership?.release(live.rec.key);
+  }
+
+  /**
+   * Forgets a subscription here, nothing more: `reason` undefined when it goes on elsewhere (another
+   * node owns it now, or Herald stops), so its binding does not report it ended.
+   */
+  private forget(live: Live, reason: TerminationReason | undefined): void {
     live.gone = true;
     this.unknownTag.delete(live);
     this.busy.delete(live);
+    this.owed.delete(live);
     this.release(live.rec.key);
     this.expiry.delete(live.rec.key);
-    live.binding.close('timeout');
-    void this.store.delete(live.rec.key);
+    live.binding.close(reason);
+  }
+
+  // ---- cluster (src/cluster/dialogs.ts) --------------------------------------------------------
+
+  /**
+   * The fence is closed: nothing is sent. The NOTIFY is owed; Redis decides whether this node still
+   * owns the dialog (dialogs lost meanwhile are dropped by reconcile() before the check resolves).
+   */
+  private fenced(live: Live, force: boolean): void {
+    this.owed.set(live, (this.owed.get(live) ?? false) || force);
+    if (this.checking) return;
+    this.checking = true;
+    void this.opts.ownership!.check().then(
+      (ok) => {
+        this.checking = false;
+        if (ok) this.retryOwed();
+      },
+      () => (this.checking = false),
+    );
+  }
+
+  /** Sends the NOTIFYs that waited for the fence or for Redis (the wiring calls it when Redis is back). */
+  retryOwed(): void {
+    const owed = [...this.owed];
+    this.owed.clear();
+    for (const [live, force] of owed) if (!live.gone || live.terminating) this.changed(live, force);
+  }
+
+  /** Reserves CSeqs in Redis; false (and the NOTIFY not sent) when the dialog is lost or Redis is away. */
+  private async reserveCseqs(live: Live, upTo: number): Promise<boolean> {
+    let mine: boolean;
+    try {
+      mine = await this.opts.ownership!.reserve(live.rec.key, upTo);
+    } catch {
+      // Redis away: no CSeq goes above a reservation Redis has not recorded; this NOTIFY waits for it.
+      live.rec.localCseq--;
+      live.inFlight = false;
+      this.owed.set(live, true);
+      return false;
+    }
+    if (mine) return true;
+    live.inFlight = false;
+    this.log.info({ key: live.rec.key }, 'cluster: dialog owned by another node now; dropped here without a NOTIFY');
+    this.forget(live, undefined);
+    return false;
+  }
+
+  /**
+   * After this node lost its lease and joined again: the dialogs another node took over meanwhile are
+   * forgotten here without a word (the new owner notifies them, from the shared record).
+   */
+  reconcile(stillOwned: (key: string) => boolean): void {
+    for (const live of [...this.live.values()]) if (!stillOwned(live.rec.key)) this.forget(live, undefined);
+  }
+
+  /**
+   * A dialog is this node's now (its owner died): loaded from the shared store and, unless `notify` is
+   * false, sent a NOTIFY at once — the watcher learns the dialog lives on and gets what changed while
+   * no node held it. `cseq`: the highest CSeq any owner reserved; the next NOTIFY goes above it.
+   */
+  async adopt(key: string, cseq: number, notify = true): Promise<void> {
+    if (this.live.has(key) || this.stopped) return;
+    const rec = await this.store.get(key);
+    if (!rec || rec.expiresAt <= Date.now() || !this.packages.has(rec.event)) {
+      if (rec) void this.store.delete(key);
+      this.opts.ownership?.release(key);
+      return;
+    }
+    rec.localCseq = Math.max(rec.localCseq, rec.cseqReserved ?? 0, cseq);
+    rec.cseqReserved = rec.localCseq;
+    const live = await this.revive(key, rec);
+    if (live && notify) this.changed(live, true);
+  }
+
+  /** An in-dialog request answered at another node (InDialogNotice): the owner's side. */
+  inDialogElsewhere(n: InDialogNotice): void {
+    const live = this.live.get(n.dialog);
+    if (!live || live.gone) return;
+    const rec = live.rec;
+    rec.remoteCseq = Math.max(rec.remoteCseq, n.remoteCseq);
+    rec.remoteTarget = n.remoteTarget;
+    rec.flow = n.flow;
+    live.prepared = undefined;
+    if (n.kind === 'unsubscribe') {
+      this.terminate(live, 'timeout');
+      return;
+    }
+    rec.expiresAt = n.expiresAt;
+    this.expiry.set(rec.key, rec.expiresAt);
+    void this.persist(rec);
+    live.binding.refreshed?.();
+    this.changed(live, true);
+  }
+
+  /**
+   * A dialog not held here: its stored record and live owner, or 'adopted' when its owner was dead
+   * (or none) and this node took it over; undefined when there is no such dialog.
+   */
+  private async notHeld(key: string): Promise<{ rec: SubscriptionRecord; owner: string } | 'adopted' | undefined> {
+    const own = this.opts.ownership!;
+    const rec = await this.store.get(key);
+    if (!rec || rec.expiresAt <= Date.now()) return undefined;
+    const owner = await own.ownerOf(key);
+    if (owner?.alive) return { rec, owner: owner.node };
+    const claimed = await own.claim(key, 0);
+    if (!claimed.ok) return { rec, owner: claimed.owner };
+    // The request itself is answered (and its NOTIFY sent) as a refresh here.
+    await this.adopt(key, claimed.cseq, false);
+    return this.live.has(key) ? 'adopted' : undefined;
+  }
+
+  /** Answers an in-dialog SUBSCRIBE for a dialog another node owns; the owner sends the NOTIFY. */
+  private async forwardInDialog(tx: ServerTx, rec: SubscriptionRecord, owner: string, granted: number, okHeaders: HeaderList): Promise<void> {
+    if (granted > 0) rec.expiresAt = Date.now() + granted * 1000;
+    // The record is durable before the answer: if the owner dies now, its successor has the refresh.
+    await this.persist(rec);
+    this.answer(tx, 200, 'OK', okHeaders);
+    const notice: InDialogNotice = { kind: granted === 0 ? 'unsubscribe' : 'refresh', dialog: rec.key, expiresAt: rec.expiresAt, remoteCseq: rec.remoteCseq, remoteTarget: rec.remoteTarget, flow: rec.flow };
+    await this.opts.ownership!.forward(owner, notice).catch((e: unknown) => this.log.warn({ err: (e as Error).message, key: rec.key, owner }, 'cluster: in-dialog request not passed to the owner'));
   }
 
   /** Ends subscriptions whose time ran out, with `terminated;reason=timeout`; writes back quiet dialogs' tags. */
@@ -526,27 +736,37 @@ export class Notifier {
     let restored = 0;
     const { live: records, expired } = await unexpired(this.store, now);
     for (const [key, rec] of records) {
-      const pkg = this.packages.get(rec.event);
-      if (!pkg) {
+      if (!this.packages.has(rec.event)) {
         void this.store.delete(key);
         continue;
       }
-      // Go on above every CSeq the dialog may have used before the restart.
-      rec.localCseq = Math.max(rec.localCseq, rec.cseqReserved ?? 0);
-      const live = newLive(rec);
-      const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: versionCounter(live) });
-      if (!admission.ok) {
-        live.binding = { content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }), close: () => undefined };
-        this.terminate(live, 'noresource');
-        continue;
-      }
-      live.binding = admission.binding;
-      this.hold(live);
-      this.expiry.set(key, rec.expiresAt);
+      const live = await this.revive(key, rec);
+      if (!live) continue;
       restored++;
       this.changed(live);
     }
     return { restored, expired };
+  }
+
+  /**
+   * A stored dialog bound to its package again and held (a restart, a takeover); undefined when the
+   * package no longer admits it (it is terminated, noresource).
+   */
+  private async revive(key: string, rec: SubscriptionRecord): Promise<Live | undefined> {
+    const pkg = this.packages.get(rec.event)!;
+    // Go on above every CSeq the dialog may have used before the restart.
+    rec.localCseq = Math.max(rec.localCseq, rec.cseqReserved ?? 0);
+    const live = newLive(rec);
+    const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: versionCounter(live) });
+    if (!admission.ok) {
+      live.binding = { content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }), close: () => undefined };
+      this.terminate(live, 'noresource');
+      return undefined;
+    }
+    live.binding = admission.binding;
+    this.hold(live);
+    this.expiry.set(key, rec.expiresAt);
+    return live;
   }
 
   /** Stops sending; subscriptions stay in the store for the next start (SIGTERM is not an unsubscribe). */
@@ -560,6 +780,7 @@ export class Notifier {
     }
     this.unknownTag.clear();
     this.busy.clear();
+    this.owed.clear();
     for (const l of this.live.values()) l.binding.close();
     this.live.clear();
     this.perSource.clear();

@@ -5,10 +5,14 @@ import type { Logger } from 'pino';
 import { buildTuple, closedDocument, parsePidf, type PidfDocument } from '../formats/pidf.js';
 import type { Provider, ProviderState, ProviderWatch } from '../hub/types.js';
 import { unexpired, type Collection } from '../store/store.js';
+import type { ResourceSharing } from '../store/sharing.js';
 import { ExpiryWheel, KeyedQueue } from '../util/expiry.js';
 import { composePresence, type PublishedDocument } from './compose.js';
 
 /** A publication as persisted: the raw PIDF is kept, and parsed again on restore. */
+/** The store collection of publications (a shared store groups it by presentity). */
+export const PUBLICATIONS = 'publication';
+
 export interface PublicationRecord {
   etag: string;
   presentity: string;
@@ -58,10 +62,13 @@ export class PresenceAgent implements Provider {
   private readonly byEtag = new Map<string, Publication>();
   private readonly byPresentity = new Map<string, Set<Publication>>();
   private readonly watchers = new Map<string, Set<(s: ProviderState) => void>>();
+  /** Per watched presentity, ends listening to the other nodes' changes (in a cluster). */
+  private readonly unhold = new Map<string, () => void>();
   private readonly composed = new Map<string, PidfDocument | undefined>();
   private readonly expiry = new ExpiryWheel<string>();
   private readonly queue = new KeyedQueue();
   private lastStamp = 0;
+  private sharing: ResourceSharing<PublicationRecord> | undefined;
 
   constructor(
     private readonly domains: readonly string[],
@@ -92,6 +99,58 @@ export class PresenceAgent implements Provider {
     return { restored, expired };
   }
 
+  /** Joins a cluster: publications are read from, and changes told to, the other nodes. */
+  share(sharing: ResourceSharing<PublicationRecord>): void {
+    this.sharing = sharing;
+  }
+
+  /**
+   * Reads a presentity's publications again from the shared store (another node changed them, or Redis
+   * is back) and notifies the watchers if the set changed. In the presentity's queue, after any PUBLISH
+   * being applied here.
+   */
+  resync(presentity: string, now = Date.now()): Promise<void> {
+    return this.queue.run(presentity, async () => {
+      await this.reload(presentity, now);
+    });
+  }
+
+  /**
+   * The shared store's publications of a presentity replace this node's copy (publications are
+   * immutable per entity-tag: a refresh or modify makes a new one, so comparing entity-tags is enough).
+   * Returns whether anything changed.
+   */
+  private async reload(presentity: string, now: number): Promise<boolean> {
+    if (!this.sharing) return false;
+    const stored = await this.sharing.load(presentity);
+    const live = new Map<string, PublicationRecord>();
+    for (const r of stored) {
+      if (r.presentity !== presentity) continue;
+      // Expired while its node was away (or dead): the first node that sees it removes it.
+      if (r.expiresAt <= now) void this.store.delete(r.etag);
+      else live.set(r.etag, r);
+    }
+    let changed = false;
+    for (const p of [...(this.byPresentity.get(presentity) ?? [])]) {
+      if (!live.has(p.record.etag)) {
+        this.remove(p);
+        changed = true;
+      }
+    }
+    for (const r of live.values()) {
+      if (this.byEtag.has(r.etag)) continue;
+      try {
+        this.add({ record: r, document: parsePidf(r.body) });
+        this.lastStamp = Math.max(this.lastStamp, r.publishedAt);
+        changed = true;
+      } catch (e) {
+        this.log.warn({ etag: r.etag, err: (e as Error).message }, 'unreadable shared publication ignored');
+      }
+    }
+    if (changed) this.recompose(presentity);
+    return changed;
+  }
+
   handles(resource: string): boolean {
     const at = resource.lastIndexOf('@');
     return at > 0 && this.domains.includes(resource.slice(at + 1).toLowerCase());
@@ -104,13 +163,20 @@ export class PresenceAgent implements Provider {
       this.watchers.set(resource, set);
     }
     const release = this.registration?.watch(resource);
+    // The first watcher of a presentity on this node: listen for other nodes' changes (and read what
+    // the shared store has once listening, so nothing falls between).
+    if (set.size === 0 && this.sharing) this.unhold.set(resource, this.sharing.hold(resource, () => void this.resync(resource).catch(() => undefined)));
     set.add(update);
     update({ document: this.composedDocument(resource) });
     return {
       stop: () => {
         release?.();
         set.delete(update);
-        if (set.size === 0) this.watchers.delete(resource);
+        if (set.size === 0 && this.watchers.get(resource) === set) {
+          this.watchers.delete(resource);
+          this.unhold.get(resource)?.();
+          this.unhold.delete(resource);
+        }
       },
     };
   }
@@ -160,43 +226,53 @@ export class PresenceAgent implements Provider {
    */
   publish(op: PublishOp, now = Date.now()): Promise<PublishResult> {
     return this.queue.run(op.presentity, async () => {
-      if (op.kind === 'initial') {
-        const etag = newEtag();
-        const rec: PublicationRecord = { etag, presentity: op.presentity, body: op.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(op.version !== undefined ? { version: op.version } : {}) };
-        await this.store.put(etag, rec);
-        this.add({ record: rec, document: op.document });
-        this.recompose(op.presentity);
-        return { ok: true, etag, expires: op.expires };
-      }
-      const old = this.byEtag.get(op.etag);
-      // §6 step 4: an unknown (or expired, or someone else's) entity-tag is 412.
-      if (!old || old.record.presentity !== op.presentity || old.record.expiresAt <= now) return { ok: false, status: 412 };
-      if (op.kind === 'remove') {
-        this.remove(old);
-        await this.store.delete(op.etag);
-        this.recompose(op.presentity);
-        return { ok: true, etag: op.etag, expires: 0 };
-      }
-      let change: { document: PidfDocument; body: string; version?: number } | undefined;
-      if (op.kind === 'modify') change = { document: op.document, body: op.body, ...(op.version !== undefined ? { version: op.version } : {}) };
-      else if (op.kind === 'patch') {
-        // RFC 5264 §5: a partial change applies to the version the ESC holds, the next one exactly.
-        if (old.record.version === undefined || op.version !== old.record.version + 1) return { ok: false, status: 412, reason: 'Version Out Of Sequence' };
-        const r = op.apply(old.document);
-        if (!r.ok) return { ok: false, status: r.status, reason: r.reason };
-        change = { document: r.document, body: r.body, version: op.version };
-      }
-      const etag = newEtag();
-      const rec: PublicationRecord = change
-        ? { etag, presentity: op.presentity, body: change.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(change.version !== undefined ? { version: change.version } : {}) }
-        : { ...old.record, etag, expiresAt: now + op.expires * 1000 };
-      // Both in one group commit: the new entity-tag is durable exactly when the old one is gone.
-      await Promise.all([this.store.put(etag, rec), this.store.delete(op.etag)]);
-      this.remove(old);
-      this.add({ record: rec, document: change ? change.document : old.document });
-      if (change) this.recompose(op.presentity);
-      return { ok: true, etag, expires: op.expires };
+      // In a cluster the entity-tag may have been made on another node, and composition and the
+      // per-presentity limit count every node's publications: read them first (one round trip).
+      await this.reload(op.presentity, now);
+      const result = await this.apply(op, now);
+      if (result.ok) this.sharing?.changed(op.presentity);
+      return result;
     });
+  }
+
+  /** One PUBLISH against this node's (reloaded) copy: durable before it resolves. */
+  private async apply(op: PublishOp, now: number): Promise<PublishResult> {
+    if (op.kind === 'initial') {
+      const etag = newEtag();
+      const rec: PublicationRecord = { etag, presentity: op.presentity, body: op.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(op.version !== undefined ? { version: op.version } : {}) };
+      await this.store.put(etag, rec);
+      this.add({ record: rec, document: op.document });
+      this.recompose(op.presentity);
+      return { ok: true, etag, expires: op.expires };
+    }
+    const old = this.byEtag.get(op.etag);
+    // §6 step 4: an unknown (or expired, or someone else's) entity-tag is 412.
+    if (!old || old.record.presentity !== op.presentity || old.record.expiresAt <= now) return { ok: false, status: 412 };
+    if (op.kind === 'remove') {
+      this.remove(old);
+      await this.store.delete(op.etag);
+      this.recompose(op.presentity);
+      return { ok: true, etag: op.etag, expires: 0 };
+    }
+    let change: { document: PidfDocument; body: string; version?: number } | undefined;
+    if (op.kind === 'modify') change = { document: op.document, body: op.body, ...(op.version !== undefined ? { version: op.version } : {}) };
+    else if (op.kind === 'patch') {
+      // RFC 5264 §5: a partial change applies to the version the ESC holds, the next one exactly.
+      if (old.record.version === undefined || op.version !== old.record.version + 1) return { ok: false, status: 412, reason: 'Version Out Of Sequence' };
+      const r = op.apply(old.document);
+      if (!r.ok) return { ok: false, status: r.status, reason: r.reason };
+      change = { document: r.document, body: r.body, version: op.version };
+    }
+    const etag = newEtag();
+    const rec: PublicationRecord = change
+      ? { etag, presentity: op.presentity, body: change.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(change.version !== undefined ? { version: change.version } : {}) }
+      : { ...old.record, etag, expiresAt: now + op.expires * 1000 };
+    // Both in one group commit: the new entity-tag is durable exactly when the old one is gone.
+    await Promise.all([this.store.put(etag, rec), this.store.delete(op.etag)]);
+    this.remove(old);
+    this.add({ record: rec, document: change ? change.document : old.document });
+    if (change) this.recompose(op.presentity);
+    return { ok: true, etag, expires: op.expires };
   }
 
   /** Drops publications whose time is up (RFC 3903 §6: the ESC removes expired state). */
@@ -210,8 +286,10 @@ export class PresenceAgent implements Provider {
         continue;
       }
       this.remove(p);
-      void this.store.delete(etag);
-      touched.add(p.record.presentity);
+      const presentity = p.record.presentity;
+      // The other nodes that watch it learn of the expiry once the store has it.
+      this.store.delete(etag).then(() => this.sharing?.changed(presentity), () => undefined);
+      touched.add(presentity);
     }
     for (const presentity of touched) this.recompose(presentity);
   }

@@ -4,6 +4,10 @@
 import { createHash } from 'node:crypto';
 import type { WatcherEntry, WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
 import type { Collection } from '../store/store.js';
+import type { ResourceSharing } from '../store/sharing.js';
+
+/** The store collection of watcher records (a shared store groups it by resource). */
+export const WATCHERS = 'watcher';
 
 export interface WatcherRecord extends WatcherEntry {
   resource: string;
@@ -22,8 +26,37 @@ export function watcherId(subscriptionKey: string): string {
 export class WatcherRegistry {
   private readonly byResource = new Map<string, Map<string, WatcherRecord>>();
   private readonly listeners = new Map<string, Set<Listener>>();
+  private sharing: ResourceSharing<WatcherRecord> | undefined;
+  /** Per followed resource, ends listening to the other nodes' changes (in a cluster). */
+  private readonly unhold = new Map<string, () => void>();
 
   constructor(private readonly store: Collection<WatcherRecord>, private readonly historyMs: number) {}
+
+  /**
+   * Joins a cluster: a resource's watchers may subscribe at any node, so a winfo subscription held here
+   * reads the resource's list again from the shared store whenever another node changed it.
+   */
+  share(sharing: ResourceSharing<WatcherRecord>): void {
+    this.sharing = sharing;
+  }
+
+  /** Reads a resource's watcher list again from the shared store; tells followers what changed. */
+  async resync(resource: string, now = Date.now()): Promise<void> {
+    if (!this.sharing) return;
+    const stored = await this.sharing.load(resource);
+    const m = this.map(resource);
+    const changed: WatcherRecord[] = [];
+    // Only newer records count: one this node wrote a moment ago may not be in the read yet, and entries
+    // gone from the store leave this copy by the same history sweep that removed them there.
+    for (const rec of stored) {
+      if (rec.resource !== resource || this.isStale(rec, now)) continue;
+      const old = m.get(rec.id);
+      if (old && old.updatedAt >= rec.updatedAt) continue;
+      m.set(rec.id, rec);
+      if (!old || old.status !== rec.status || old.event !== rec.event) changed.push(rec);
+    }
+    if (changed.length > 0) for (const l of this.listeners.get(resource) ?? []) l(changed);
+  }
 
   async restore(now = Date.now()): Promise<number> {
     let n = 0;
@@ -66,7 +99,7 @@ export class WatcherRegistry {
     if (old && old.status === status && old.event === event) return;
     const rec: WatcherRecord = { resource, package: pkg, id, uri, status, event, since: old?.since ?? now, updatedAt: now };
     m.set(id, rec);
-    void this.store.put(`${resource}|${id}`, rec);
+    this.store.put(`${resource}|${id}`, rec).then(() => this.sharing?.changed(resource), () => undefined);
     for (const l of this.listeners.get(resource) ?? []) l([rec]);
   }
 
@@ -75,11 +108,16 @@ export class WatcherRegistry {
     if (!set) {
       set = new Set();
       this.listeners.set(resource, set);
+      if (this.sharing) this.unhold.set(resource, this.sharing.hold(resource, () => void this.resync(resource).catch(() => undefined)));
     }
     set.add(listener);
     return () => {
       set.delete(listener);
-      if (set.size === 0) this.listeners.delete(resource);
+      if (set.size === 0 && this.listeners.get(resource) === set) {
+        this.listeners.delete(resource);
+        this.unhold.get(resource)?.();
+        this.unhold.delete(resource);
+      }
     };
   }
 

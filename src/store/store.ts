@@ -12,6 +12,7 @@ import Keyv, { type KeyvStoreAdapter } from 'keyv';
 import KeyvSqlite from '@keyv/sqlite';
 import KeyvRedis from '@keyv/redis';
 import type { Logger } from 'pino';
+import { isStoreUnavailable } from './unavailable.js';
 
 type SqliteQuery = (sql: string, ...params: unknown[]) => Promise<unknown[]>;
 
@@ -71,6 +72,22 @@ class BatchingSqlite extends KeyvSqlite {
   }
 }
 
+/**
+ * What a Collection asks of its backend: keyv (SQLite, memory) fits it, and so does the cluster's
+ * Redis backend (src/store/redis.ts), which writes a batch's sets and deletes in one round trip.
+ */
+export interface CollectionBackend {
+  get(key: string): Promise<unknown>;
+  setMany(entries: { key: string; value: unknown }[]): Promise<unknown>;
+  delete(keys: string[]): Promise<unknown>;
+  iterator?: (namespace: undefined) => AsyncGenerator<unknown[], void>;
+  /** A whole batch at once, where the backend can. */
+  write?(sets: { key: string; value: unknown }[], dels: string[]): Promise<void>;
+}
+
+/** Opens a namespace's backend on a shared store; `entries` lists it whole. */
+export type SharedBackend = (namespace: string, groupBy?: string) => CollectionBackend & { entries(): Promise<[string, unknown][]> };
+
 const DELETE = Symbol('delete');
 
 export class Collection<T> {
@@ -81,7 +98,7 @@ export class Collection<T> {
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly kv: Keyv,
+    private readonly kv: CollectionBackend,
     private readonly log: Logger,
     /** A faster full listing where the backend has one (SQLite); keyv's iterator otherwise. */
     private readonly lister?: () => Promise<[string, unknown][]>,
@@ -104,7 +121,7 @@ export class Collection<T> {
     const p = this.pending.get(key);
     if (p === DELETE) return undefined;
     if (p !== undefined) return p;
-    return (await this.kv.get<T>(key)) ?? undefined;
+    return ((await this.kv.get(key)) as T | undefined) ?? undefined;
   }
 
   /** Every record; used once at start-up to restore state. */
@@ -121,6 +138,9 @@ export class Collection<T> {
       this.waiters.push(resolve);
       this.failers.push(reject);
     });
+    // A caller that awaits still sees the failure; one that does not (`void c.delete(k)`) must not
+    // end the process with an unhandled rejection when the store is away — the failure is logged below.
+    p.catch(() => undefined);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
@@ -146,12 +166,16 @@ export class Collection<T> {
     }
     try {
       const started = performance.now();
-      if (sets.length > 0) await this.kv.setMany(sets);
-      if (dels.length > 0) await this.kv.delete(dels);
+      if (this.kv.write) await this.kv.write(sets, dels);
+      else {
+        if (sets.length > 0) await this.kv.setMany(sets);
+        if (dels.length > 0) await this.kv.delete(dels);
+      }
       this.written?.(performance.now() - started, sets.length + dels.length);
       for (const w of waiters) w();
     } catch (e) {
-      this.log.error({ err: (e as Error).message }, 'store write failed');
+      // An unreachable shared store is logged once per outage by the Redis link, not per batch.
+      if (!isStoreUnavailable(e)) this.log.error({ err: (e as Error).message }, 'store write failed');
       for (const f of failers) f(e as Error);
     }
   }
@@ -173,7 +197,13 @@ export class Store {
     private readonly makeAdapter: () => KeyvStoreAdapter | Map<unknown, unknown>,
     private readonly log: Logger,
     private readonly sqlite?: BatchingSqlite,
+    private readonly shared?: SharedBackend,
   ) {}
+
+  /** A store whose collections live on a shared backend (the cluster's Redis: src/store/redis.ts). */
+  static shared(backend: SharedBackend, log: Logger): Store {
+    return new Store(() => new Map<unknown, unknown>(), log, undefined, backend);
+  }
 
   static open(url: string, log: Logger): Store {
     if (url.startsWith('sqlite://')) {
@@ -193,7 +223,14 @@ export class Store {
     return new Store(() => new Map<unknown, unknown>(), log);
   }
 
-  collection<T>(namespace: string): Collection<T> {
+  /** `groupBy`: a string field the shared backend indexes records by (ignored where everything is local). */
+  collection<T>(namespace: string, opts: { groupBy?: keyof T & string } = {}): Collection<T> {
+    if (this.shared) {
+      const backend = this.shared(namespace, opts.groupBy);
+      const c = new Collection<T>(backend, this.log, () => backend.entries(), (ms, n) => this.onWrite?.(ms, n));
+      this.collections.push(c as Collection<unknown>);
+      return c;
+    }
     const adapter = this.makeAdapter();
     const kv = new Keyv({ store: adapter, namespace, throwOnErrors: true });
     kv.on('error', (e: unknown) => this.log.error({ err: String(e) }, 'store error'));

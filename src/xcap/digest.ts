@@ -9,7 +9,7 @@
 //
 // Client: parses challenges, prefers SHA-256, computes the response.
 import { randomBytes } from 'node:crypto';
-import { NonceManager, ReplayGuard, authorizationValue, challenges, readDigest, verifyDigest } from '../auth/digest.js';
+import { NonceManager, ReplayGuard, authorizationValue, type NonceCounts, challenges, readDigest, verifyDigest } from '../auth/digest.js';
 import type { AuthFailureReason, AuthThrottle } from '../auth/throttle.js';
 import type { DigestAlgorithm, UserDirectory, UserRecord } from '../auth/users.js';
 import { parseAuthList } from '../sip/parser.js';
@@ -42,7 +42,7 @@ export interface DigestServerOptions {
   /** The key nonces are bound with (default: random, per process). */
   secret?: Buffer;
   /** Nonce counts remembered (default: 10,000 nonces, 32 per identity). */
-  replay?: ReplayGuard;
+  replay?: NonceCounts;
   /** Brute-force throttle (shared with SIP digest in Herald); default: none. */
   throttle?: AuthThrottle;
   now?: () => number;
@@ -51,7 +51,7 @@ export interface DigestServerOptions {
 /** The server side, on the nonce and replay machinery Herald's SIP digest uses (src/auth/digest.ts). */
 export class DigestServer {
   private readonly nonces: NonceManager;
-  private readonly replay: ReplayGuard;
+  private readonly replay: NonceCounts;
 
   constructor(private readonly opts: DigestServerOptions) {
     this.nonces = new NonceManager(opts.secret ?? randomBytes(32), opts.lifetimeMs ?? 5 * 60_000);

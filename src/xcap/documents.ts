@@ -68,6 +68,7 @@ export class XcapDocuments {
   private globalIndex: Entry | undefined;
   private readonly caps: Entry;
   private queue: Promise<unknown> = Promise.resolve();
+  private announce: XcapChangeListener | undefined;
 
   constructor(private readonly opts: XcapDocumentsOptions) {
     const body = xcapCapsDocument();
@@ -82,14 +83,52 @@ export class XcapDocuments {
 
   /** Loads every stored document into memory; a document that no longer parses is logged and skipped. */
   async load(): Promise<void> {
-    for (const [k, doc] of await this.opts.collection.all()) {
-      const usage = usageFor(doc.auid);
-      try {
-        if (!usage) throw new Error('unknown application usage');
-        this.commit(k, doc, parseXml(doc.body, { maxBytes: Math.max(this.opts.maxDocumentBytes, doc.body.length * 3) }), usage);
-      } catch (e) {
-        this.opts.log.error({ auid: doc.auid, owner: doc.owner, name: doc.name, err: (e as Error).message }, 'stored XCAP document skipped');
-      }
+    for (const [k, doc] of await this.opts.collection.all()) this.adopt(k, doc);
+  }
+
+  /**
+   * Joins a cluster: every write is told to the other nodes once durable (`announce`), and a write
+   * decides on the shared store's copy of its document, read again first (another node may have
+   * changed it a moment ago).
+   */
+  share(announce: XcapChangeListener): void {
+    this.announce = announce;
+  }
+
+  /** Another node changed a document: read it again from the shared store and tell the listeners. */
+  reload(auid: string, owner: string, name: string): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.adopt(docKey(auid, owner, name), await this.opts.collection.get(docKey(auid, owner, name)))) this.emit(auid, owner, name);
+    });
+  }
+
+  /** Every document read again (the catch-up after the shared store was away); listeners hear of each change. */
+  resync(): Promise<void> {
+    return this.exclusive(async () => {
+      const stored = new Map(await this.opts.collection.all());
+      const changed: StoredXcapDoc[] = [];
+      for (const [k, e] of [...this.cache]) if (!stored.has(k) && this.adopt(k, undefined)) changed.push(e.doc);
+      for (const [k, doc] of stored) if (this.adopt(k, doc)) changed.push(doc);
+      for (const d of changed) this.emit(d.auid, d.owner, d.name);
+    });
+  }
+
+  /** Takes the stored copy of a document (undefined: gone) in place of the cached one; true if that changed anything. */
+  private adopt(k: string, doc: StoredXcapDoc | undefined): boolean {
+    const prev = this.cache.get(k);
+    if (!doc) {
+      if (prev) this.forget(k, prev);
+      return prev !== undefined;
+    }
+    if (prev?.doc.etag === doc.etag) return false;
+    const usage = usageFor(doc.auid);
+    try {
+      if (!usage) throw new Error('unknown application usage');
+      this.commit(k, doc, parseXml(doc.body, { maxBytes: Math.max(this.opts.maxDocumentBytes, doc.body.length * 3) }), usage);
+      return true;
+    } catch (e) {
+      this.opts.log.error({ auid: doc.auid, owner: doc.owner, name: doc.name, err: (e as Error).message }, 'stored XCAP document skipped');
+      return false;
     }
   }
 
@@ -138,7 +177,7 @@ export class XcapDocuments {
   async put(path: XcapPath, body: string, mediaType: string | undefined, pre: Preconditions = {}): Promise<XcapWrite> {
     const usage = this.writable(path);
     return this.exclusive(async () => {
-      const k = docKey(path.auid, path.owner, path.document);
+      const k = await this.current(path);
       const cur = this.cache.get(k);
       checkPreconditions(cur?.doc.etag, pre);
       let text: string;
@@ -172,7 +211,7 @@ export class XcapDocuments {
   async delete(path: XcapPath, pre: Preconditions = {}): Promise<{ etag?: string }> {
     const usage = this.writable(path);
     return this.exclusive(async () => {
-      const k = docKey(path.auid, path.owner, path.document);
+      const k = await this.current(path);
       const cur = this.cache.get(k);
       if (!cur) throw notFound('no such document');
       checkPreconditions(cur.doc.etag, pre);
@@ -180,6 +219,7 @@ export class XcapDocuments {
         await this.opts.collection.delete(k);
         this.forget(k, cur);
         this.emit(path.auid, path.owner, path.document);
+        this.announce?.(path.auid, path.owner, path.document);
         return {};
       }
       const sel = this.selector(path, usage);
@@ -297,6 +337,7 @@ export class XcapDocuments {
     await this.opts.collection.put(k, doc);
     this.commit(k, doc, root, usage);
     this.emit(doc.auid, doc.owner, doc.name);
+    this.announce?.(doc.auid, doc.owner, doc.name);
     return doc.etag;
   }
 
@@ -391,6 +432,13 @@ export class XcapDocuments {
       if (e instanceof XcapPathError) throw new XcapError(e.status, e.message);
       throw e;
     }
+  }
+
+  /** The document's key, its cached copy brought up to date from the shared store first in a cluster. */
+  private async current(path: XcapPath): Promise<string> {
+    const k = docKey(path.auid, path.owner, path.document);
+    if (this.announce && this.adopt(k, await this.opts.collection.get(k))) this.emit(path.auid, path.owner, path.document);
+    return k;
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {

@@ -18,7 +18,7 @@ import { UserDirectory, type UserRecord } from '../auth/users.js';
 import { CT, mediaType } from '../formats/content-types.js';
 import { ifMatchFails, ifNoneMatchFails, parseTagList, quoteEtag, type Preconditions } from './conditions.js';
 import { DigestServer } from './digest.js';
-import type { ReplayGuard } from '../auth/digest.js';
+import type { NonceCounts } from '../auth/digest.js';
 import { logAuthFailure, type AuthThrottle } from '../auth/throttle.js';
 import type { XcapDocuments } from './documents.js';
 import { XcapError, conflict, xcapErrorBody } from './errors.js';
@@ -41,7 +41,9 @@ export interface XcapServerOptions {
   /** Digest nonce lifetime (default 5 minutes). */
   nonceLifetimeMs?: number;
   /** Nonce-count memory (its own, apart from SIP's: XCAP nonces are its own). */
-  replay?: ReplayGuard;
+  replay?: NonceCounts;
+  /** The key nonces are bound with (default: random, per process); a cluster's nodes share one. */
+  nonceSecret?: Buffer;
   /** The brute-force throttle, shared with SIP digest. */
   throttle?: AuthThrottle;
   /**
@@ -78,6 +80,7 @@ export class XcapServer {
       users: opts.users,
       ...(opts.nonceLifetimeMs !== undefined ? { lifetimeMs: opts.nonceLifetimeMs } : {}),
       ...(opts.replay ? { replay: opts.replay } : {}),
+      ...(opts.nonceSecret ? { secret: opts.nonceSecret } : {}),
       ...(opts.throttle ? { throttle: opts.throttle } : {}),
     });
   }

@@ -2,30 +2,17 @@
 // by pid): messages reach the nodes listening on a topic and not the sender; malformed ones are
 // dropped; Redis away is one log line, StoreUnavailable for commands, and one line when it is back,
 // with the subscriptions working again.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
-import { Writable } from 'node:stream';
 import { RedisLink } from '../../src/cluster/redis.js';
 import { RedisBus, type BusMessage } from '../../src/cluster/bus.js';
 import { isStoreUnavailable } from '../../src/store/unavailable.js';
 import { ConfigError, validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
+import { capturedLog } from '../support/log-lines.js';
 import { startTestHerald } from '../support/herald.js';
-import { SKIP_WITHOUT_REDIS, TestRedis } from '../support/redis.js';
-
-/** A pino logger whose lines the test reads. */
-function capture(): { log: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      for (const l of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { log: pino({ level: 'info' }, sink), lines };
-}
+import { SKIP_WITHOUT_REDIS, redisForSuite } from '../support/redis.js';
 
 async function until(what: string, ok: () => boolean, ms = 10000): Promise<void> {
   for (let waited = 0; !ok(); waited += 20) {
@@ -35,17 +22,11 @@ async function until(what: string, ok: () => boolean, ms = 10000): Promise<void>
 }
 
 describe('cluster bus on a real redis-server', { skip: SKIP_WITHOUT_REDIS }, () => {
-  let redis: TestRedis;
-  before(async () => {
-    redis = await TestRedis.start();
-  });
-  after(async () => {
-    await redis?.dispose();
-  });
+  const redisServer = redisForSuite();
 
   test('a message reaches the nodes listening on its topic, not the sender; malformed ones are dropped', async () => {
-    const la = await RedisLink.open(redis.url, silentLogger);
-    const lb = await RedisLink.open(redis.url, silentLogger);
+    const la = await RedisLink.open(redisServer().url, silentLogger);
+    const lb = await RedisLink.open(redisServer().url, silentLogger);
     try {
       const a = new RedisBus('node-a', la, silentLogger);
       const b = new RedisBus('node-b', lb, silentLogger);
@@ -83,9 +64,9 @@ describe('cluster bus on a real redis-server', { skip: SKIP_WITHOUT_REDIS }, () 
   });
 
   test('Redis stopped: one line, commands fail as StoreUnavailable; Redis back: one line, subscriptions work again', async () => {
-    const { log, lines } = capture();
-    const la = await RedisLink.open(redis.url, log);
-    const lb = await RedisLink.open(redis.url, silentLogger);
+    const { log, lines } = capturedLog();
+    const la = await RedisLink.open(redisServer().url, log);
+    const lb = await RedisLink.open(redisServer().url, silentLogger);
     try {
       const a = new RedisBus('node-a', la, log);
       const b = new RedisBus('node-b', lb, silentLogger);
@@ -95,14 +76,14 @@ describe('cluster bus on a real redis-server', { skip: SKIP_WITHOUT_REDIS }, () 
       const events: string[] = [];
       la.on('down', () => events.push('down'));
       la.on('up', () => events.push('up'));
-      await redis.stop();
+      await redisServer().stop();
       await until('the link down', () => !la.up);
       await assert.rejects(la.run((c) => c.ping()), (e: unknown) => isStoreUnavailable(e));
       await assert.rejects(a.publish('res:x', { kind: 'x' }), (e: unknown) => isStoreUnavailable(e));
       // A topic listened to while Redis is away is subscribed when it is back.
       a.listen('res:sip:carol@example.test', (m) => got.push(m));
       await sleep(600);
-      await redis.restart();
+      await redisServer().restart();
       await until('the link up', () => la.up && lb.up);
       await a.subscribed('res:sip:carol@example.test');
       for (let i = 0; i < 100 && got.length < 2; i++) {
@@ -121,7 +102,7 @@ describe('cluster bus on a real redis-server', { skip: SKIP_WITHOUT_REDIS }, () 
   });
 
   test('a Herald node with cluster.redis set joins; without it nothing opens Redis', async () => {
-    const h = await startTestHerald({ cluster: { redis: redis.url, node_id: 'n1' }, sip: { public_host: '127.0.0.1' } });
+    const h = await startTestHerald({ cluster: { redis: redisServer().url, node_id: 'n1' }, sip: { public_host: '127.0.0.1' } });
     const single = await startTestHerald();
     try {
       assert.equal(h.herald.cluster?.nodeId, 'n1');

@@ -23,3 +23,15 @@ export const AUTH_FAILURE_REASONS = ['wrong-password', 'unknown-user', 'stale-no
 export function authFailure(log: pino.Logger, src: string, aor: string, reason: string): void {
   log.warn({ src, aor, reason }, `auth failure: src=${src} aor=${aor} reason=${reason}`);
 }
+
+/** A pino logger at info whose lines (parsed) a test reads as they are written. */
+export function capturedLog(): { log: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      for (const l of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { log: pino({ level: 'info' }, sink), lines };
+}

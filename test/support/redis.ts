@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { freePort } from './process.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
@@ -74,4 +75,19 @@ export class TestRedis {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A redis-server for the enclosing describe(): started before its tests, removed after them. */
+export function redisForSuite(): () => TestRedis {
+  let redis: TestRedis | undefined;
+  before(async () => {
+    redis = await TestRedis.start();
+  });
+  after(async () => {
+    await redis?.dispose();
+  });
+  return () => {
+    if (!redis) throw new Error('redis-server not started');
+    return redis;
+  };
 }

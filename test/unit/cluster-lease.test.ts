@@ -7,6 +7,8 @@ import { createClient } from '@redis/client';
 import { ClusterNodes, type LuaRedis } from '../../src/cluster/nodes.js';
 import { DialogLeases } from '../../src/cluster/lease.js';
 import { Takeover, type OwnedKind } from '../../src/cluster/takeover.js';
+import type { Ownership } from '../../src/cluster/ownership.js';
+import { holdSingleton } from '../../src/cluster/singleton.js';
 import { silentLogger } from '../../src/log.js';
 import { SKIP_WITHOUT_REDIS, TestRedis } from '../support/redis.js';
 
@@ -144,4 +146,24 @@ test('a node paused past its lease is fenced at once, and after resuming serves 
   assert.equal(taken![0]!.cseq, 1000);
   // Alive again: B cannot take the other dialog any more.
   assert.equal(await b.leases.takeover('A', 10), undefined);
+});
+
+test('the XMPP component connection: one node holds it, a survivor connects when that node leaves', skip, async () => {
+  const p = `t${prefixN++}:`;
+  const held = async (id: string) => {
+    const { nodes, leases } = await node(p, id);
+    const takeover = new Takeover(leases, silentLogger);
+    const ownership: Ownership = { nodes, leases, takeover, start: () => nodes.start(), scan: () => void nodes.scanDead(), stop: () => nodes.stop() };
+    const service = { running: false, start: async () => void (service.running = true), stop: async () => void (service.running = false) };
+    await holdSingleton(ownership, 'xmpp', 'component', service, silentLogger);
+    return { nodes, service };
+  };
+  const a = await held('A');
+  const b = await held('B');
+  assert.equal(a.service.running, true);
+  assert.equal(b.service.running, false, 'a second connection would be refused by the XMPP server');
+  await a.nodes.stop();
+  await b.nodes.scanDead();
+  for (let i = 0; i < 200 && !b.service.running; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(b.service.running, true);
 });

@@ -2,7 +2,7 @@
 // answers them as each test wants.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Notifier } from '../../src/events/notifier.js';
+import { Notifier, type DialogOwnership } from '../../src/events/notifier.js';
 import type { EventPackage, NotifyContent, SubscriptionRecord, TerminationReason } from '../../src/events/subscription.js';
 import { decode } from '../../src/sip/codec.js';
 import type { HeaderList, OutgoingRequest, SipRequest, SipResponse } from '../../src/sip/message.js';
@@ -53,12 +53,12 @@ function fakeStack(sent: OutgoingRequest[], answer: (r: OutgoingRequest) => Prom
   } as unknown as SipStack;
 }
 
-function harness() {
+function harness(ownership?: DialogOwnership) {
   const sent: OutgoingRequest[] = [];
   let answer: (r: OutgoingRequest) => Promise<SipResponse | undefined> = async () => ({ status: 200 } as SipResponse);
   const stack = fakeStack(sent, (r) => answer(r).then((a) => a?.status));
   const store = Store.open('memory://', silentLogger).collection<SubscriptionRecord>('subscription');
-  const n = new Notifier(stack, store, { minExpires: 10, defaultExpires: 3600, maxExpires: 7200, commonHeaders: () => [] }, silentLogger);
+  const n = new Notifier(stack, store, { minExpires: 10, defaultExpires: 3600, maxExpires: 7200, commonHeaders: () => [], ...(ownership ? { ownership } : {}) }, silentLogger);
   let body = 'v1';
   let changed: () => void = () => undefined;
   const closed: (TerminationReason | undefined)[] = [];
@@ -334,4 +334,76 @@ test('a quiet dialog keeps its tag in the store: after a crash nothing unchanged
   await tick();
   await tick();
   assert.deepEqual(r.sent, []);
+});
+
+/** Dialog ownership as a cluster node sees it (src/cluster/dialogs.ts), played by the test. */
+function owner(reserved: number) {
+  const state = { fenceOpen: true, stillOurs: true, checks: [] as ((ok: boolean) => void)[], reservations: [] as number[], released: [] as string[] };
+  const own: DialogOwnership = {
+    mayAct: () => state.fenceOpen,
+    check: () => new Promise<boolean>((r) => state.checks.push(r)),
+    claim: async () => ({ ok: true as const, cseq: reserved }),
+    reserve: async (_key, upTo) => (state.reservations.push(upTo), state.stillOurs),
+    release: (key) => void state.released.push(key),
+    ownerOf: async () => undefined,
+    forward: async () => undefined,
+  };
+  return Object.assign(state, { own });
+}
+
+test('cluster: while the fence is closed nothing is sent; the NOTIFY goes out once Redis says the dialog is still ours', async () => {
+  const o = owner(1000);
+  const h = harness(o.own);
+  await h.n.handleSubscribe(tx(subscribeRequest()));
+  await tick();
+  assert.equal(h.sent.length, 1);
+  o.fenceOpen = false;
+  h.setBody('v2');
+  h.change();
+  await tick();
+  assert.equal(h.sent.length, 1, 'fenced: no NOTIFY');
+  assert.equal(o.checks.length, 1, 'the lease is re-checked in Redis');
+  o.fenceOpen = true;
+  o.checks[0]!(true);
+  await tick();
+  await tick();
+  assert.equal(h.sent.length, 2);
+  assert.equal(h.sent[1]!.cseq, 2);
+  assert.equal(h.sent[1]!.body, 'v2');
+});
+
+test('cluster: dialogs another node took over meanwhile are forgotten without a NOTIFY, their records kept for it', async () => {
+  const o = owner(1000);
+  const h = harness(o.own);
+  await h.n.handleSubscribe(tx(subscribeRequest()));
+  await tick();
+  h.n.reconcile(() => false);
+  h.setBody('v2');
+  h.change();
+  await tick();
+  assert.equal(h.sent.length, 1);
+  assert.equal(h.n.size, 0);
+  assert.deepEqual(h.closed, [undefined], 'closed as "goes on elsewhere", not ended');
+  assert.equal((await h.store.all()).length, 1, 'the new owner reads the record');
+  assert.deepEqual(o.released, []);
+});
+
+test('cluster: a CSeq above the reserved block is reserved in Redis first; refused (another owner) ⇒ dropped silently', async () => {
+  const o = owner(2);
+  const h = harness(o.own);
+  await h.n.handleSubscribe(tx(subscribeRequest()));
+  await tick();
+  h.setBody('v2');
+  h.change();
+  await tick();
+  assert.deepEqual(h.sent.map((r) => r.cseq), [1, 2]);
+  assert.deepEqual(o.reservations, [], 'within the block claimed with the dialog');
+  o.stillOurs = false;
+  h.setBody('v3');
+  h.change();
+  await tick();
+  await tick();
+  assert.deepEqual(h.sent.map((r) => r.cseq), [1, 2], 'no CSeq 3 from a node that lost the dialog');
+  assert.deepEqual(o.reservations, [1002]);
+  assert.equal(h.n.size, 0);
 });
