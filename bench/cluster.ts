@@ -57,6 +57,8 @@ export interface ClusterFigures {
   redisCpuUsPerNotify: number | undefined;
   /** PUBLISH answered other than 2xx in the closed loop (e.g. 500 while Redis is away). */
   failed: number;
+  /** Answers other than 2xx, by status ("timeout": none), of the SUBSCRIBEs and of the closed-loop PUBLISHes. */
+  refused: { subscribe: Record<string, number>; publish: Record<string, number> };
 }
 
 interface RedisStats {
@@ -169,6 +171,7 @@ async function oneSetup(nodes: 1 | 2, o: ClusterBenchOptions, pacedRate: number 
       heraldCpuUsPerNotify: c.notifies > 0 ? (closed.heraldCpuS * 1e6) / c.notifies : undefined,
       redisCpuUsPerNotify: c.notifies > 0 ? (closed.redisCpuS * 1e6) / c.notifies : undefined,
       failed: c.sent - c.ok,
+      refused: { subscribe: notOk(sub.statuses), publish: notOk(c.statuses) },
     };
     log(`cluster bench: ${nodes} node(s): ${sub.ok} subscriptions, ${c.ok} PUBLISH → ${c.notifies} NOTIFY (${fmt(figures.notifyPerS)} NOTIFY/s), ${fmt(perPublish, 1)} Redis commands per PUBLISH alone`);
     for (const n of s.nodes) if (!n.alive) throw new Error(`a Herald node exited during the bench: ${n.output.slice(-2000)}`);
@@ -177,6 +180,8 @@ async function oneSetup(nodes: 1 | 2, o: ClusterBenchOptions, pacedRate: number 
     await stopSetup(s);
   }
 }
+
+const notOk = (statuses: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(statuses).filter(([k]) => !/^2\d\d$/.test(k)));
 
 function fmt(x: number | undefined, digits = 0): string {
   if (x === undefined || !Number.isFinite(x)) return '—';
@@ -202,7 +207,12 @@ function table(one: ClusterFigures | undefined, two: ClusterFigures | undefined)
   const lpad = (s: string, n: number): string => s.padStart(n);
   const lines = [`${pad('', 52)}${lpad('1 node', 18)}${lpad('2 nodes', 18)}`];
   for (const [label, get] of rows) lines.push(`${pad('  ' + label, 52)}${lpad(one ? get(one) : '—', 18)}${lpad(two ? get(two) : '—', 18)}`);
-  for (const f of [one, two]) if (f) lines.push(`  Redis commands per NOTIFY, closed loop, ${f.nodes} node(s): ${f.topCommands.map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ') || '—'}`);
+  for (const f of [one, two]) {
+    if (!f) continue;
+    lines.push(`  Redis commands per NOTIFY, closed loop, ${f.nodes} node(s): ${f.topCommands.map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ') || '—'}`);
+    const refused = (r: Record<string, number>): string => Object.entries(r).map(([k, v]) => `${v} × ${k}`).join(', ') || 'none';
+    lines.push(`  not 2xx, ${f.nodes} node(s): SUBSCRIBE ${refused(f.refused.subscribe)}; PUBLISH ${refused(f.refused.publish)}`);
+  }
   return lines.join('\n');
 }
 
