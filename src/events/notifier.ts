@@ -682,6 +682,7 @@ export class Notifier {
     if (owner?.alive) return { rec, owner: owner.node };
     const claimed = await own.claim(key, 0);
     if (!claimed.ok) return { rec, owner: claimed.owner };
+    this.log.info({ key, dead: owner?.node }, 'cluster: took over a dead node’s dialog for a request in it');
     // The request itself is answered (and its NOTIFY sent) as a refresh here.
     await this.adopt(key, claimed.cseq, false);
     return this.live.has(key) ? 'adopted' : undefined;
@@ -722,8 +723,25 @@ export class Notifier {
         this.expiry.set(key, live.rec.expiresAt);
         continue;
       }
-      this.terminate(live, 'timeout');
+      if (this.opts.ownership) void this.expireShared(live);
+      else this.terminate(live, 'timeout');
     }
+  }
+
+  /**
+   * Cluster: a refresh answered at another node reaches the owner on the bus, which may lose a message;
+   * the shared record, written before that refresh was answered, has the last word on expiry.
+   */
+  private async expireShared(live: Live): Promise<void> {
+    const stored = await this.store.get(live.rec.key).catch(() => undefined);
+    if (live.gone) return;
+    if (stored && stored.remoteTag === live.rec.remoteTag && stored.expiresAt > Date.now()) {
+      live.rec.expiresAt = stored.expiresAt;
+      live.rec.remoteCseq = Math.max(live.rec.remoteCseq, stored.remoteCseq);
+      this.expiry.set(live.rec.key, live.rec.expiresAt);
+      return;
+    }
+    this.terminate(live, 'timeout');
   }
 
   // ---- restart ---------------------------------------------------------------------------------

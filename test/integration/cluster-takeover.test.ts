@@ -18,6 +18,7 @@ import { tempDir } from '../support/herald.js';
 import { xcap } from '../support/xcap.js';
 import { decodeList, rlsServices } from '../support/rls.js';
 import { SKIP_WITHOUT_REDIS, TestRedis } from '../support/redis.js';
+import { createClient } from '@redis/client';
 
 const D = 'example.test';
 const uri = (u: string): string => `sip:${u}@${D}`;
@@ -38,7 +39,7 @@ interface Dialog {
   toTag: string;
 }
 
-function writeNodeConfig(dir: string, port: number, id: string, redisUrl: string): string {
+function writeNodeConfig(dir: string, port: number, id: string, redisUrl: string, lease: number): string {
   const path = join(dir, `${id}.toml`);
   writeFileSync(
     path,
@@ -53,7 +54,7 @@ url = "sqlite://${join(dir, `${id}.sqlite`)}"
 [cluster]
 redis = "${redisUrl}"
 node_id = "${id}"
-lease = ${LEASE}
+lease = ${lease}
 [rls]
 min_notify_interval = 0
 [log]
@@ -108,9 +109,9 @@ describe('cluster: dialog ownership and takeover', { skip: SKIP_WITHOUT_REDIS },
     return r;
   }
 
-  async function startNode(dir: string, id: string, redis: TestRedis): Promise<Node> {
+  async function startNode(dir: string, id: string, redis: TestRedis, lease = LEASE): Promise<Node> {
     const port = await freePort();
-    const proc = new HeraldProcess(writeNodeConfig(dir, port, id, redis.url));
+    const proc = new HeraldProcess(writeNodeConfig(dir, port, id, redis.url, lease));
     procs.push(proc);
     const line = await proc.start();
     return { proc, port, id, xcapUrl: xcapUrlOf(line) };
@@ -280,5 +281,50 @@ describe('cluster: dialog ownership and takeover', { skip: SKIP_WITHOUT_REDIS },
       assert.equal(new Set(cseqs).size, cseqs.length, `no CSeq used twice in ${d.callId}: ${cseqs.join(', ')}`);
       for (let i = 1; i < cseqs.length; i++) assert.ok(cseqs[i]! > cseqs[i - 1]!, `CSeqs grow in ${d.callId}: ${cseqs.join(', ')}`);
     }
+  });
+
+  test('a refresh at a node whose dialog owner is dead: that node takes the dialog over and notifies it, above the dead owner’s CSeqs', { timeout: 120_000 }, async () => {
+    const dir = tempDir();
+    const redis = await cluster();
+    const a = await startNode(dir, 'dead-a', redis);
+    // C scans for dead nodes only every 20 minutes (lease/3 of its own lease): here the refresh, not the
+    // scan, finds A dead.
+    const c = await startNode(dir, 'late-c', redis, 3600);
+    const pubA = await ua(a.port);
+    const r = await pubA.request('PUBLISH', uri('alice'), { from: uri('alice'), headers: { Event: 'presence', Expires: '600' }, body: pidf(uri('alice'), { note: 'x' }) });
+    assert.equal(r.status, 200);
+    const w = await ua(a.port);
+    const [d] = (await subscribeMany(w, uri('alice'), 1)) as [Dialog];
+    const diag = () => `node A:\n${a.proc.output.slice(-2000)}\nnode C:\n${c.proc.output.slice(-3000)}`;
+    await until(() => notifiesOf(w, d).length >= 1, 'the first NOTIFY from A', 20_000, diag);
+    assert.equal(await a.proc.stop('SIGKILL'), 'SIGKILL');
+    // A is dead once its heartbeat key is gone (read in Redis, not guessed from the clock).
+    const probe = createClient({ url: redis.url });
+    probe.on('error', () => undefined);
+    await probe.connect();
+    try {
+      const end = Date.now() + 30_000;
+      while ((await probe.exists('herald:node:dead-a')) === 1) {
+        assert.ok(Date.now() < end, 'the dead node’s heartbeat runs out');
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    } finally {
+      await probe.close();
+    }
+    w.setPeer(c.port);
+    const ref = await w.request('SUBSCRIBE', uri('alice'), { from: uri('watcher'), fromTag: d.fromTag, toTag: d.toTag, callId: d.callId, cseq: 2, headers: { Event: 'presence', Expires: '600' } });
+    assert.equal(ref.status, 200);
+    await until(() => notifiesOf(w, d).some((m) => senderPort(m) === c.port), 'the NOTIFY of the refresh from C', 20_000, diag);
+    // The refresh's NOTIFY (and the state the takeover found, when the stored record did not say the
+    // watcher had it): in the old dialog, above A's reserved block, growing.
+    const fromC = notifiesOf(w, d).filter((m) => senderPort(m) === c.port);
+    let prev = 1000;
+    for (const m of fromC) {
+      assert.ok(m.cseq > prev, `CSeq ${m.cseq} above ${prev}`);
+      assert.equal(m.fromTag, d.toTag);
+      assert.match(m.h('subscription-state') ?? '', /^active/);
+      prev = m.cseq;
+    }
+    assert.match(c.proc.output, /dead-a/);
   });
 });
