@@ -48,6 +48,7 @@ import type { ResourceFeed } from './cluster/feed.js';
 import { openOwnership } from './cluster/ownership.js';
 import { holdSingleton } from './cluster/singleton.js';
 import { notifierOwnership, serveNotifierDialogs } from './cluster/dialogs.js';
+import { xmppClusterLink } from './cluster/xmpp.js';
 import { isStoreUnavailable } from './store/unavailable.js';
 import { sharedStore } from './store/redis.js';
 import { SharedNonceCounts, sharedNonceSecret } from './cluster/shared-auth.js';
@@ -191,6 +192,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   if (config.gateway.xmpp.enabled) {
     xmpp = createXmppGateway({
       hub, views, store, log, localDomains: config.sip.domains, config: config.gateway.xmpp,
+      ...(cluster ? { cluster: xmppClusterLink(cluster.bus, cluster.link, log) } : {}),
       // The relay is built below; messages arrive only once the gateway has started, after it.
       ...(config.im.enabled ? { deliverMessage: (m) => relay!.fromGateway(m) } : {}),
     });

@@ -6,12 +6,12 @@ import type { Hub } from '../../src/hub/hub.js';
 import type { Provider } from '../../src/hub/types.js';
 import type { WatcherViews } from '../../src/policy/view.js';
 import type { Store } from '../../src/store/store.js';
-import { GatewayAddressing } from './address.js';
+import { GatewayAddressing, bareJid } from './address.js';
 import { AuthorizationStore, ComponentConnection, DISCO_INFO, type AuthorizationRecord, type EntityFactory } from './component.js';
 import { XmppFrontend } from './frontend.js';
-import { XmppProvider } from './provider.js';
+import { XmppProvider, type StanzaSink } from './provider.js';
 import { RosterManager, type ClientFactory, type LinkedAccount, type RosterLists } from './roster.js';
-import { el, errorReply, readPresenceStanza, type XNode } from './wire.js';
+import { el, errorReply, readPresenceStanza, type PresenceStanza, type XNode } from './wire.js';
 import { XmppMessaging } from './im.js';
 import type { GatewayMessage } from '../../src/im/relay.js';
 import type { ImBridge, ImOutcome } from '../../src/im/types.js';
@@ -30,9 +30,31 @@ export interface XmppGatewayDeps {
    * IM rules, then delivery). Absent: messages are refused (service-unavailable).
    */
   deliverMessage?: (m: GatewayMessage) => Promise<ImOutcome>;
+  /** On a cluster's node: how the gateway reaches the node holding the component connection. */
+  cluster?: XmppClusterLink;
   /** Test seams. */
   entityFactory?: EntityFactory;
   clientFactory?: ClientFactory;
+}
+
+/**
+ * The gateway on a cluster's node (implemented by src/cluster/xmpp.ts). One node holds the component
+ * connection (the XMPP server accepts one per component domain; its lease decides which node); SIP
+ * watchers of Jabber contacts may be held by any node. A node whose connection is not online forwards
+ * its stanzas to the one that is, and that node shares each contact's presence with the nodes watching
+ * the contact (`res:<the contact's SIP address>`).
+ */
+export interface XmppClusterLink {
+  /** A stanza this node cannot send itself: the node whose component connection is online sends it. */
+  forward(stanza: XNode, queue: boolean): void;
+  /** Stanzas forwarded by other nodes (sent here when this node's connection is online), and their call to probe again (a new holder is online). */
+  onForwarded(send: (stanza: XNode, queue: boolean) => void, resend: () => void): void;
+  /** This node's component connection came online: the other nodes probe their contacts through it. */
+  online(): void;
+  /** A presence stanza from a Jabber contact, for the nodes watching it. */
+  share(contactSip: string, stanza: XNode): void;
+  /** This node watches a Jabber contact: `receive` gets the stanzas the connection's node shares. */
+  hold(contactSip: string, receive: (stanza: XNode) => void): () => void;
 }
 
 export interface RosterAccounts extends RosterLists {
@@ -84,7 +106,27 @@ export function createXmppGateway(deps: XmppGatewayDeps): XmppGateway {
     reconnectMs: cfg.reconnect_initial * 1000,
     ...(deps.clientFactory ? { clientFactory: deps.clientFactory } : {}),
   });
-  const provider = new XmppProvider({ addressing, sink: conn, auths, log, minRequestIntervalMs: cfg.min_request_interval * 1000, feed: roster });
+  const cluster = deps.cluster;
+  // In a cluster a node without the component connection online sends through the node that has it.
+  const sink: StanzaSink = cluster
+    ? {
+        send: (stanza, opts) => (conn.state === 'online' ? conn.send(stanza, opts) : cluster.forward(stanza, opts?.queue ?? false)),
+        get state() {
+          return conn.state;
+        },
+      }
+    : conn;
+  const holdContact = cluster
+    ? (contactJid: string, receive: (p: PresenceStanza) => void): (() => void) => {
+        const sip = addressing.sipOfJabber(contactJid);
+        if (sip === undefined) return () => undefined;
+        return cluster.hold(sip, (n) => {
+          const p = readPresenceStanza(n);
+          if (p) receive(p);
+        });
+      }
+    : undefined;
+  const provider = new XmppProvider({ addressing, sink, auths, log, minRequestIntervalMs: cfg.min_request_interval * 1000, feed: roster, ...(holdContact ? { hold: holdContact } : {}) });
   // Jabber users may watch users of Herald's own domains only: the gateway is not an open relay into
   // other SIP domains (RFC 8048 §8 amplification).
   const localHub: Pick<Hub, 'providerFor' | 'watch'> = {
@@ -102,14 +144,27 @@ export function createXmppGateway(deps: XmppGatewayDeps): XmppGateway {
   conn.onOnline(() => {
     provider.resend();
     frontend.resend();
+    cluster?.online();
   });
+  cluster?.onForwarded(
+    (stanza, queue) => {
+      if (conn.state === 'online') conn.send(stanza, { queue });
+    },
+    () => {
+      if (conn.state !== 'online') provider.resend();
+    },
+  );
 
   function route(n: XNode): void {
     const type = n.attrs['type'];
     if (n.name === 'presence') {
       const p = readPresenceStanza(n);
       if (!p) return;
-      if (!frontend.handle(p, n)) provider.handle(p);
+      if (!frontend.handle(p, n)) {
+        provider.handle(p);
+        const contactSip = addressing.sipOfJabber(bareJid(p.from));
+        if (cluster && contactSip !== undefined) cluster.share(contactSip, n);
+      }
       return;
     }
     if (type === 'error' || type === 'result') return; // RFC 6120 §8.2.3: never answer an error

@@ -31,6 +31,11 @@ export interface XmppProviderOptions {
   /** Most resources remembered per contact (closed ones are dropped first). */
   maxResources?: number;
   feed?: PresenceFeed;
+  /**
+   * In a cluster: receive the presence stanzas of a Jabber contact that the node holding the component
+   * connection shares (while this node watches the contact); returns the function that stops it.
+   */
+  hold?: (contactJid: string, receive: (p: PresenceStanza) => void) => () => void;
   now?: () => number;
 }
 
@@ -47,6 +52,8 @@ interface OutSub {
   listeners: Map<(s: ProviderState) => void, string>;
   retry: NodeJS.Timeout | undefined;
   feed: { stop(): void } | undefined;
+  /** Ends hearing the contact's presence from the component connection's node (cluster). */
+  unhold: (() => void) | undefined;
 }
 
 const subKey = (watcherSip: string, contact: string): string => `${watcherSip}\n${contact}`;
@@ -107,8 +114,10 @@ export class XmppProvider implements Provider {
         listeners: new Map(),
         retry: undefined,
         feed: undefined,
+        unhold: undefined,
       };
       this.subs.set(key, sub);
+      sub.unhold = this.o.hold?.(ja.jid, (p) => this.handle(p));
     }
     const s = sub;
     s.listeners.set(update, resource);
@@ -131,6 +140,7 @@ export class XmppProvider implements Provider {
         if (!s.feed && s.upstream.state === 'active') this.o.sink.send(presenceStanza(s.localJid, s.contact, 'unavailable'));
         s.feed?.stop();
         s.feed = undefined;
+        s.unhold?.();
         clearTimeout(s.retry);
         this.subs.delete(key);
       },
@@ -215,6 +225,7 @@ export class XmppProvider implements Provider {
     for (const s of this.subs.values()) {
       clearTimeout(s.retry);
       s.feed?.stop();
+      s.unhold?.();
     }
   }
 

@@ -20,6 +20,11 @@ const backoff = (retries: number): number => Math.min(100 * 2 ** retries, 2000);
 const START_RETRIES = 3;
 /** A start that cannot reach Redis fails after this long with one line naming cluster.redis. */
 const CONNECT_TIMEOUT_MS = 5000;
+/**
+ * A command unanswered this long fails (StoreUnavailable): a Redis that hangs without closing the
+ * socket (paused, a network black hole) must not hold requests for ever.
+ */
+const COMMAND_TIMEOUT_MS = 5000;
 
 export interface RedisLinkEvents {
   down: [];
@@ -44,7 +49,7 @@ export class RedisLink extends EventEmitter<RedisLinkEvents> {
   ) {
     super();
     const reconnectStrategy = (retries: number, cause: Error): number | Error => (!this.opened && retries >= START_RETRIES ? cause : backoff(retries));
-    this.client = createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy } });
+    this.client = createClient({ url, disableOfflineQueue: true, commandOptions: { timeout: COMMAND_TIMEOUT_MS }, socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy } });
     this.subscriber = this.client.duplicate();
     for (const c of [this.client, this.subscriber]) {
       // An 'error' listener is required (an unhandled one would end the process); the state change is

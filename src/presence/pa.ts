@@ -27,13 +27,13 @@ export interface PublicationRecord {
 export type PatchResult = { ok: true; document: PidfDocument; body: string } | { ok: false; status: 400 | 412; reason: string };
 
 export type PublishOp =
-  | { kind: 'initial'; presentity: string; document: PidfDocument; body: string; expires: number; version?: number }
+  | { kind: 'initial'; presentity: string; document: PidfDocument; body: string; expires: number; version?: number; maxPerPresentity?: number }
   | { kind: 'refresh'; presentity: string; etag: string; expires: number }
   | { kind: 'modify'; presentity: string; etag: string; document: PidfDocument; body: string; expires: number; version?: number }
   | { kind: 'patch'; presentity: string; etag: string; version: number; apply: (old: PidfDocument) => PatchResult; expires: number }
   | { kind: 'remove'; presentity: string; etag: string };
 
-export type PublishResult = { ok: true; etag: string; expires: number } | { ok: false; status: 400 | 412; reason?: string };
+export type PublishResult = { ok: true; etag: string; expires: number } | { ok: false; status: 400 | 403 | 412; reason?: string };
 
 interface Publication {
   record: PublicationRecord;
@@ -113,6 +113,14 @@ export class PresenceAgent implements Provider {
     return this.queue.run(presentity, async () => {
       await this.reload(presentity, now);
     });
+  }
+
+  /**
+   * Brings this node's copy of a presentity's publications up to date before a decision on it (a new
+   * SUBSCRIBE: whether the presentity exists, its first NOTIFY). At once on a single node.
+   */
+  fresh(presentity: string): Promise<void> {
+    return this.sharing ? this.resync(presentity) : Promise.resolve();
   }
 
   /**
@@ -238,6 +246,9 @@ export class PresenceAgent implements Provider {
   /** One PUBLISH against this node's (reloaded) copy: durable before it resolves. */
   private async apply(op: PublishOp, now: number): Promise<PublishResult> {
     if (op.kind === 'initial') {
+      // Each initial PUBLISH makes a publication that lives until it expires: bounded per presentity,
+      // counted here after the reload so that a cluster counts every node's.
+      if (op.maxPerPresentity !== undefined && this.publicationCountOf(op.presentity) >= op.maxPerPresentity) return { ok: false, status: 403, reason: 'Too Many Publications For Presentity' };
       const etag = newEtag();
       const rec: PublicationRecord = { etag, presentity: op.presentity, body: op.body, publishedAt: this.stamp(now), expiresAt: now + op.expires * 1000, ...(op.version !== undefined ? { version: op.version } : {}) };
       await this.store.put(etag, rec);

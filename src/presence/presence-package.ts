@@ -71,6 +71,8 @@ export class PresencePackage implements EventPackage {
     const provider = this.hub.providerFor(ctx.resource);
     if (!provider) return { ok: false, status: 404, reason: 'Not Found' };
     const local = this.pa.handles(ctx.resource);
+    // In a cluster the presentity may have published at another node a moment ago.
+    if (ctx.request && local) await this.pa.fresh(ctx.resource);
     if (ctx.request && local && this.opts.isUser && !(await this.opts.isUser(ctx.resource))) return { ok: false, status: 404, reason: 'Not Found' };
     const refusal = ctx.request ? provider.refuse?.(ctx.resource, ctx.watcher) : undefined;
     if (refusal) return { ok: false, status: refusal.status, reason: refusal.reason };

@@ -99,9 +99,7 @@ export async function handlePublish(tx: ServerTx, pa: PresenceAgent, o: PublishO
     // A patch needs the state it patches: an initial publication is full state.
     if (!document) return answer(400, diff ? 'Initial PUBLISH Must Be Full State' : 'Initial PUBLISH Without Body');
     if (expires === 0) return answer(400, 'Initial PUBLISH With Expires 0');
-    // Each initial PUBLISH makes a publication that lives until it expires: bounded per presentity.
-    if (o.maxPerPresentity !== undefined && pa.publicationCountOf(presentity) >= o.maxPerPresentity) return answer(403, 'Too Many Publications For Presentity');
-    op = { kind: 'initial', presentity, document, body, expires, ...(version !== undefined ? { version } : {}) };
+    op = { kind: 'initial', presentity, document, body, expires, ...(version !== undefined ? { version } : {}), ...(o.maxPerPresentity !== undefined ? { maxPerPresentity: o.maxPerPresentity } : {}) };
   } else if (expires === 0) {
     // §4.5: removal carries no body; one that does is still a removal (the body is ignored).
     op = { kind: 'remove', presentity, etag: ifMatch };

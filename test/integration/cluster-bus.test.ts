@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisLink } from '../../src/cluster/redis.js';
 import { RedisBus, type BusMessage } from '../../src/cluster/bus.js';
+import { xmppClusterLink } from '../../src/cluster/xmpp.js';
+import { el, type XNode } from '../../gateways/xmpp/wire.js';
 import { isStoreUnavailable } from '../../src/store/unavailable.js';
 import { ConfigError, validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
@@ -95,6 +97,41 @@ describe('cluster bus on a real redis-server', { skip: SKIP_WITHOUT_REDIS }, () 
       assert.deepEqual(events, ['down', 'up']);
       const outage = lines.filter((l) => /Redis unreachable|Redis reachable again/.test(String(l['msg'])));
       assert.equal(outage.length, 2, `one line down, one line back: ${JSON.stringify(outage)}`);
+    } finally {
+      await la.close();
+      await lb.close();
+    }
+  });
+
+  test('XMPP across nodes: stanzas forwarded to the node holding the component, contacts\' presence shared with watching nodes', async () => {
+    const la = await RedisLink.open(redisServer().url, silentLogger);
+    const lb = await RedisLink.open(redisServer().url, silentLogger);
+    try {
+      const a = xmppClusterLink(new RedisBus('holder', la, silentLogger), la, silentLogger);
+      const busB = new RedisBus('watcher', lb, silentLogger);
+      const b = xmppClusterLink(busB, lb, silentLogger);
+      const sent: [XNode, boolean][] = [];
+      let resends = 0;
+      a.onForwarded((s, q) => sent.push([s, q]), () => resends++);
+      b.onForwarded(() => assert.fail('the watcher node sent nothing'), () => resends++);
+      const heard: XNode[] = [];
+      b.hold('sip:juliet@xmpp.example', (n) => heard.push(n));
+      await busB.subscribed('res:sip:juliet@xmpp.example');
+      await busB.subscribed('xmpp');
+      await sleep(50);
+      const probe = el('presence', { from: 'bob@sip.example', to: 'juliet@xmpp.example', type: 'probe' });
+      b.forward(probe, false);
+      await until('the stanza at the holder', () => sent.length === 1);
+      assert.deepEqual(sent[0], [probe, false]);
+      const available = el('presence', { from: 'juliet@xmpp.example/balcony', to: 'bob@sip.example' }, el('show', {}, 'away'));
+      a.share('sip:juliet@xmpp.example', available);
+      await until('the presence at the watching node', () => heard.length === 1);
+      assert.deepEqual(heard[0], available);
+      // A malformed stanza (not a tree of names, attributes and children) is dropped.
+      await la.run((c) => c.publish('herald:res:sip:juliet@xmpp.example', JSON.stringify({ from: 'holder', message: { kind: 'xmpp-presence', stanza: { name: 'presence', attrs: { to: 1 } } } })));
+      a.online();
+      await until('the watcher probes again when a holder comes online', () => resends === 1);
+      assert.equal(heard.length, 1);
     } finally {
       await la.close();
       await lb.close();

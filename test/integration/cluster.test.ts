@@ -89,6 +89,30 @@ describe('cluster: nodes on one redis-server', { skip: SKIP_WITHOUT_REDIS }, () 
     }
   });
 
+  test('a new watcher at node 2 gets node 1\'s publication in its first NOTIFY; the per-presentity publication limit counts every node\'s publications', async () => {
+    const limit = { limits: { max_publications_per_presentity: 1 } };
+    const n1 = await node(redisServer(), 'l1', limit);
+    const n2 = await node(redisServer(), 'l2', limit);
+    const ua = await TestUA.open('udp', '127.0.0.1', n1.port('udp'));
+    try {
+      const frank = uri('frank');
+      const publish = () => ua.request('PUBLISH', frank, { from: frank, headers: { Event: 'presence', Expires: '600' }, body: pidf(frank) });
+      assert.equal((await publish()).status, 200);
+      ua.setPeer(n2.port('udp'));
+      const callId = rnd();
+      assert.equal((await ua.request('SUBSCRIBE', frank, { from: uri('gina'), callId, headers: { Event: 'presence', Expires: '600' } })).status, 200);
+      const first = await ua.nextRequest((m) => m.method === 'NOTIFY' && m.callId === callId);
+      assert.match(first.body, /<basic>open<\/basic>/, 'the first NOTIFY already shows what was published at node 1');
+      const second = await publish();
+      assert.equal(second.status, 403, 'node 2 counts the publication made at node 1');
+      assert.equal(second.reason, 'Too Many Publications For Presentity');
+    } finally {
+      ua.close();
+      await n1.stop();
+      await n2.stop();
+    }
+  });
+
   test('pres-rules PUT at node 2 blocks a watcher held by node 1 at once; a digest challenge of node 1 is answered at node 2, not replayed at node 1', async () => {
     const auth = { auth: { enabled: true } };
     const n1 = await node(redisServer(), 'r1', auth);
