@@ -100,12 +100,9 @@ describe('one presence service on Redis (issue 10)', { timeout: 180_000 }, () =>
     assertOneCseqSequence(w);
   });
 
-  // todo: fails now and then (2 of about 100 such SUBSCRIBEs here). PresenceAgent.watch() (src/presence/pa.ts)
-  // hands the first watcher of a presentity on a node the document composed from that node's memory, and
-  // reads the shared store only afterwards (hold → resync): the first NOTIFY can say "closed" for a
-  // presentity whose PUBLISH another node had already answered 200; the right state follows in a
-  // second NOTIFY.
-  test('a SUBSCRIBE right after the 200 of a PUBLISH at another node sees it in the first NOTIFY', { todo: 'h10core: the first NOTIFY at a node new to the presentity is composed before the shared store is read (pa.ts watch())' }, async (t) => {
+  // The 200 of a PUBLISH means durable in the shared store (RFC 3903): a SUBSCRIBE at another node a
+  // moment later must be composed from it, not from that node's memory (which knew nothing of it).
+  test('a SUBSCRIBE right after the 200 of a PUBLISH at another node sees it in the first NOTIFY', async (t) => {
     const c = await startCluster(t);
     if (!c) return;
     const ua = await c.ua();
