@@ -3,7 +3,7 @@
 // One Herald node on a Redis, then two nodes on one Redis with the watchers on node A and the
 // publishers on node B (so every NOTIFY crosses Redis), each on a fresh redis-server (own temp dir,
 // free loopback port, append-only file as a durable deployment runs it) and fresh nodes:
-//   1. 50 presentities × 10 watchers SUBSCRIBE at node A;
+//   1. 50 presentities × 10 watchers SUBSCRIBE at node A (Redis memory per subscription);
 //   2. PUBLISH to 200 presentities nobody watches, at node B (node A with one node): Redis commands
 //      per PUBLISH alone;
 //   3. closed-loop PUBLISH of the 50 watched presentities at node B: NOTIFY/s, publish→NOTIFY p50/p99,
@@ -50,18 +50,26 @@ export interface ClusterFigures {
   pacedP99: number | undefined;
   redisCommandsPerPublish: number | undefined;
   redisCommandsPerNotify: number | undefined;
+  /** Commands of the closed-loop phase per PUBLISH answered: a watched PUBLISH with its NOTIFYs. */
+  redisCommandsPerWatchedPublish: number | undefined;
   /** The commands most called in the closed-loop phase, per NOTIFY. */
   topCommands: [string, number][];
   /** Herald CPU-µs per NOTIFY (every node), Redis CPU-µs per NOTIFY. */
   heraldCpuUsPerNotify: number | undefined;
   redisCpuUsPerNotify: number | undefined;
+  /** Redis memory (used_memory) grown by the subscribe phase, per subscription accepted. */
+  redisBytesPerSubscription: number | undefined;
   /** PUBLISH answered other than 2xx in the closed loop (e.g. 500 while Redis is away). */
   failed: number;
+  /** Answers other than 2xx, by status ("timeout": none), of the SUBSCRIBEs and of the closed-loop PUBLISHes. */
+  refused: { subscribe: Record<string, number>; publish: Record<string, number> };
 }
 
 interface RedisStats {
   calls: Map<string, number>;
   cpuS: number;
+  /** used_memory (INFO memory), bytes. */
+  memory: number;
 }
 
 type RedisClient = ReturnType<typeof createClient>;
@@ -70,9 +78,9 @@ type RedisClient = ReturnType<typeof createClient>;
 async function redisStats(client: RedisClient): Promise<RedisStats> {
   const calls = new Map<string, number>();
   for (const m of (await client.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1]!, Number(m[2]));
-  const cpu = await client.info('cpu');
-  const num = (k: string): number => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0);
-  return { calls, cpuS: num('used_cpu_user') + num('used_cpu_sys') };
+  const info = (await client.info('cpu')) + (await client.info('memory'));
+  const num = (k: string): number => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return { calls, cpuS: num('used_cpu_user') + num('used_cpu_sys'), memory: num('used_memory') };
 }
 
 /** Commands between two readings, by name, without the bench's own INFO. */
@@ -137,21 +145,22 @@ async function stopSetup(s: Setup): Promise<void> {
 }
 
 /** Runs a phase and reads Redis and the nodes' CPU around it. */
-async function measured(s: Setup, run: () => Promise<PhaseResult>): Promise<{ r: PhaseResult; commands: Map<string, number>; redisCpuS: number; heraldCpuS: number }> {
+async function measured(s: Setup, run: () => Promise<PhaseResult>): Promise<{ r: PhaseResult; commands: Map<string, number>; redisCpuS: number; redisMemory: number; heraldCpuS: number }> {
   const pids = s.nodes.map((n) => n.pid);
   const r0 = await redisStats(s.client);
   const c0 = cpuSeconds(pids);
   const r = await run();
   const c1 = cpuSeconds(pids);
   const r1 = await redisStats(s.client);
-  return { r, commands: commandsBetween(r0, r1), redisCpuS: r1.cpuS - r0.cpuS, heraldCpuS: c1 - c0 };
+  return { r, commands: commandsBetween(r0, r1), redisCpuS: r1.cpuS - r0.cpuS, redisMemory: r1.memory - r0.memory, heraldCpuS: c1 - c0 };
 }
 
 async function oneSetup(nodes: 1 | 2, o: ClusterBenchOptions, pacedRate: number | undefined, log: (s: string) => void): Promise<ClusterFigures> {
   const s = await startSetup(nodes, log);
   try {
     const closedMs = o.quick ? 4_000 : 10_000;
-    const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'c', presentities: PRESENTITIES, watchersPer: WATCHERS, window: 100, maxMs: 20_000, drainMs: 3_000 });
+    const subscribing = await measured(s, () => s.gen.phase({ kind: 'subscribe', prefix: 'c', presentities: PRESENTITIES, watchersPer: WATCHERS, window: 100, maxMs: 20_000, drainMs: 3_000 }));
+    const sub = subscribing.r;
     const alone = await measured(s, () => s.gen.phase({ kind: 'publish', prefix: 'u', presentities: 200, count: o.quick ? 1_000 : 3_000, window: 50, maxMs: closedMs, drainMs: 500 }));
     const perPublish = alone.r.ok > 0 ? total(alone.commands) / alone.r.ok : undefined;
     const closed = await measured(s, () => s.gen.phase({ kind: 'publish', prefix: 'c', presentities: PRESENTITIES, count: 2_000_000, window: PRESENTITIES, maxMs: closedMs, drainMs: 3_000 }));
@@ -176,11 +185,14 @@ async function oneSetup(nodes: 1 | 2, o: ClusterBenchOptions, pacedRate: number 
       pacedP50: paced?.latency?.p50,
       pacedP99: paced?.latency?.p99,
       redisCommandsPerPublish: perPublish,
+      redisCommandsPerWatchedPublish: c.ok > 0 ? total(closed.commands) / c.ok : undefined,
       redisCommandsPerNotify: notifyCommands !== undefined && c.notifies > 0 ? Math.max(0, notifyCommands) / c.notifies : undefined,
       topCommands: [...closed.commands].sort((x, y) => y[1] - x[1]).slice(0, 6).map(([k, v]) => [k, c.notifies > 0 ? v / c.notifies : v]),
       heraldCpuUsPerNotify: c.notifies > 0 ? (closed.heraldCpuS * 1e6) / c.notifies : undefined,
       redisCpuUsPerNotify: c.notifies > 0 ? (closed.redisCpuS * 1e6) / c.notifies : undefined,
+      redisBytesPerSubscription: sub.ok > 0 ? subscribing.redisMemory / sub.ok : undefined,
       failed: c.sent - c.ok,
+      refused: { subscribe: notOk(sub.statuses), publish: notOk(c.statuses) },
     };
     log(`cluster bench: ${nodes} node(s): ${sub.ok} subscriptions, ${c.ok} PUBLISH → ${c.notifies} NOTIFY (${fmt(figures.notifyPerS)} NOTIFY/s), ${fmt(perPublish, 1)} Redis commands per PUBLISH alone`);
     for (const n of s.nodes) if (!n.alive) throw new Error(`a Herald node exited during the bench: ${n.output.slice(-2000)}`);
@@ -189,6 +201,8 @@ async function oneSetup(nodes: 1 | 2, o: ClusterBenchOptions, pacedRate: number 
     await stopSetup(s);
   }
 }
+
+const notOk = (statuses: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(statuses).filter(([k]) => !/^2\d\d$/.test(k)));
 
 function fmt(x: number | undefined, digits = 0): string {
   if (x === undefined || !Number.isFinite(x)) return '—';
@@ -200,12 +214,14 @@ function table(one: ClusterFigures | undefined, two: ClusterFigures | undefined)
     ['subscriptions (50 × 10, at node A)', (f) => fmt(f.subscriptions)],
     ['closed loop: PUBLISH/s (at node B)', (f) => fmt(f.publishPerS)],
     ['closed loop: NOTIFY/s (from node A)', (f) => fmt(f.notifyPerS)],
-    ['NOTIFYs per PUBLISH (10 = every watcher)', (f) => fmt(f.notifiesPerPublish, 2)],
+    ['NOTIFYs per PUBLISH (10: none coalesced)', (f) => fmt(f.notifiesPerPublish, 2)],
     ['closed loop: publish→NOTIFY p50 / p99 (ms)', (f) => `${fmt(f.latencyP50, 1)} / ${fmt(f.latencyP99, 1)}`],
     ['paced PUBLISH/s (half of 1 node closed loop)', (f) => fmt(f.pacedRate)],
     ['paced: publish→NOTIFY p50 / p99 (ms)', (f) => `${fmt(f.pacedP50, 2)} / ${fmt(f.pacedP99, 2)}`],
+    ['Redis memory per subscription (bytes)', (f) => fmt(f.redisBytesPerSubscription)],
     ['Redis commands per PUBLISH (unwatched)', (f) => fmt(f.redisCommandsPerPublish, 2)],
     ['Redis commands per NOTIFY', (f) => fmt(f.redisCommandsPerNotify, 2)],
+    ['Redis commands per watched PUBLISH (with its NOTIFYs)', (f) => fmt(f.redisCommandsPerWatchedPublish, 2)],
     ['Herald CPU-µs per NOTIFY (all nodes)', (f) => fmt(f.heraldCpuUsPerNotify, 1)],
     ['Redis CPU-µs per NOTIFY', (f) => fmt(f.redisCpuUsPerNotify, 1)],
     ['PUBLISH not answered 2xx (closed loop)', (f) => fmt(f.failed)],
@@ -214,7 +230,12 @@ function table(one: ClusterFigures | undefined, two: ClusterFigures | undefined)
   const lpad = (s: string, n: number): string => s.padStart(n);
   const lines = [`${pad('', 52)}${lpad('1 node', 18)}${lpad('2 nodes', 18)}`];
   for (const [label, get] of rows) lines.push(`${pad('  ' + label, 52)}${lpad(one ? get(one) : '—', 18)}${lpad(two ? get(two) : '—', 18)}`);
-  for (const f of [one, two]) if (f) lines.push(`  Redis commands per NOTIFY, closed loop, ${f.nodes} node(s): ${f.topCommands.map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ') || '—'}`);
+  for (const f of [one, two]) {
+    if (!f) continue;
+    lines.push(`  Redis commands per NOTIFY, closed loop, ${f.nodes} node(s): ${f.topCommands.map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ') || '—'}`);
+    const refused = (r: Record<string, number>): string => Object.entries(r).map(([k, v]) => `${v} × ${k}`).join(', ') || 'none';
+    lines.push(`  not 2xx, ${f.nodes} node(s): SUBSCRIBE ${refused(f.refused.subscribe)}; PUBLISH ${refused(f.refused.publish)}`);
+  }
   return lines.join('\n');
 }
 

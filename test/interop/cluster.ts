@@ -11,26 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import sip from 'sip';
-import { validateConfig } from '../../src/config/load.js';
 import { SKIP_WITHOUT_REDIS, TestRedis } from '../support/redis.js';
 import { TestUA, rnd, type Msg } from '../support/ua.js';
 import { Kamailio, requireKamailio } from './kamailio/kamailio.js';
 import { DOMAIN, freePort, heraldCli, startHerald, type Herald } from './peers.js';
 
 export const uri = (user: string): string => `sip:${user}@${DOMAIN}`;
-
-/**
- * Why the cluster tests cannot run as a cluster here: the `[cluster]` config section is not in this
- * build yet (h10core). The dispatcher tests then run against independent nodes.
- */
-export function clusterConfigMissing(): string | undefined {
-  try {
-    validateConfig({ sip: { public_host: '127.0.0.1:5060' }, cluster: { redis: 'redis://127.0.0.1:6379', lease: 3 } });
-    return undefined;
-  } catch (e) {
-    return `the [cluster] config section is not in this build (h10core): ${(e as Error).message.split('\n')[0]}`;
-  }
-}
 
 export interface ClusterOptions {
   /** Herald processes (default 3). */
@@ -39,13 +25,10 @@ export interface ClusterOptions {
   lease?: number;
   /** Users added (password `<user>-pw`) with `herald user add` on the shared store before the nodes start. */
   users?: readonly string[];
-  /** Run the nodes as one cluster on Redis (default: when this build knows `[cluster]`). */
-  clustered?: boolean;
 }
 
 export interface Cluster {
-  /** Undefined when the nodes run on their own (clustered: false). */
-  redis: TestRedis | undefined;
+  redis: TestRedis;
   kamailio: Kamailio;
   /** Kamailio's port on 127.0.0.1: the cluster's one public address. */
   port: number;
@@ -60,18 +43,14 @@ export interface Cluster {
 /** Redis, the nodes and Kamailio in front; undefined (the test skipped) when a peer is missing. */
 export async function startCluster(t: TestContext, o: ClusterOptions = {}): Promise<Cluster | undefined> {
   if (!requireKamailio(t)) return undefined;
-  const clustered = o.clustered ?? clusterConfigMissing() === undefined;
-  let redis: TestRedis | undefined;
-  if (clustered) {
-    if (SKIP_WITHOUT_REDIS) {
-      if (process.env.CI === 'true') assert.fail(SKIP_WITHOUT_REDIS);
-      t.skip(SKIP_WITHOUT_REDIS);
-      return undefined;
-    }
-    // `--save ''` and an append-only file: a restart keeps the data, as a production Redis would.
-    redis = await TestRedis.start();
-    t.after(() => redis?.dispose());
+  if (SKIP_WITHOUT_REDIS) {
+    if (process.env.CI === 'true') assert.fail(SKIP_WITHOUT_REDIS);
+    t.skip(SKIP_WITHOUT_REDIS);
+    return undefined;
   }
+  // `--save ''` and an append-only file: a restart keeps the data, as a production Redis would.
+  const redis = await TestRedis.start();
+  t.after(() => redis.dispose());
   const port = await freePort();
   const publicHost = `127.0.0.1:${port}`;
   const nodes: Herald[] = [];
@@ -80,10 +59,10 @@ export async function startCluster(t: TestContext, o: ClusterOptions = {}): Prom
     nodes.push(
       await startHerald(t, {
         publicHost,
-        ...(redis ? { cluster: { redis: redis.url, lease: o.lease ?? 3, nodeId: `node${i}` } } : {}),
-        // Users go into the shared store once, through the first node's config (each node's own store without Redis).
+        cluster: { redis: redis.url, lease: o.lease ?? 3, nodeId: `node${i}` },
+        // Users go into the shared store once, through the first node's config.
         beforeStart: async ({ configFile }) => {
-          if (i === 1 || !redis) for (const u of o.users ?? []) await heraldCli(configFile, ['user', 'add', uri(u), '--password', `${u}-pw`]);
+          if (i === 1) for (const u of o.users ?? []) await heraldCli(configFile, ['user', 'add', uri(u), '--password', `${u}-pw`]);
         },
       }),
     );
