@@ -31,17 +31,16 @@
 // bench/results/latest.json. No assertions.
 import { runRlsBench } from './rls.js';
 import { runStandardsBench } from './standards.js';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { isFromLoadgen, type FromLoadgen, type Phase, type PhaseResult, type ToLoadgen } from './protocol.js';
+import { Loadgen } from './loadgen-client.js';
+import type { PhaseResult } from './protocol.js';
 import { cpuSeconds, freeUdpPort, haveCommand, machineBusySeconds, memory, sleep, udpReceiveBufferDrops, type MemoryReading } from './proc.js';
 import { kamailioMissing, REPO_ROOT, startHerald, startKamailio, type InternalMemory, type Server } from './targets.js';
 
-const LOADGEN = fileURLToPath(new URL('./loadgen.js', import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 /** RFC 3261 Timer J over UDP (64·T1), and a margin for the server's once-a-second sweep. */
 const TIMER_J_MS = 32_000 + 2_000;
@@ -105,85 +104,6 @@ function planFor(o: Options): Plan {
   return o.quick
     ? { fanPresentities: 50, fanWatchers: 10, fanMs: 5_000, pacedMs: 3_000, unwatchedMs: 3_000, held: 2_000, heldPresentities: 200, heldRatePerS: 1_000, timerJ: false, realisticPresentities: 1_000, realisticMs: 10_000 }
     : { fanPresentities: 50, fanWatchers: 10, fanMs: 15_000, pacedMs: 5_000, unwatchedMs: 5_000, held: 10_000, heldPresentities: 1_000, heldRatePerS: 1_000, timerJ: true, realisticPresentities: 5_000, realisticMs: 20_000 };
-}
-
-// ---- the load generator process ----------------------------------------------------------------
-
-class Loadgen {
-  private waiters: ((m: FromLoadgen) => void)[] = [];
-  private exited = false;
-
-  private constructor(readonly child: ChildProcess) {
-    child.on('message', (m: unknown) => {
-      if (!isFromLoadgen(m)) return;
-      const w = this.waiters.shift();
-      if (w) w(m);
-    });
-    const gone = (why: string) => {
-      this.exited = true;
-      for (const w of this.waiters.splice(0)) w({ type: 'error', message: why });
-    };
-    child.once('exit', () => gone('load generator exited'));
-    child.once('error', (e) => gone(`load generator could not run: ${e.message}`));
-  }
-
-  static start(cpu: number | undefined, lifetimeMs: number): Loadgen {
-    const args = [LOADGEN, String(lifetimeMs)];
-    const child =
-      cpu === undefined
-        ? spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-        : spawn('taskset', ['-c', String(cpu), process.execPath, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    return new Loadgen(child);
-  }
-
-  get pid(): number {
-    return this.child.pid ?? 0;
-  }
-
-  call(m: ToLoadgen, timeoutMs: number): Promise<FromLoadgen> {
-    return new Promise((resolve, reject) => {
-      if (this.exited) return reject(new Error('load generator is not running'));
-      const t = setTimeout(() => {
-        const i = this.waiters.indexOf(w);
-        if (i >= 0) this.waiters.splice(i, 1);
-        reject(new Error(`load generator gave no answer to ${m.type} in ${timeoutMs} ms`));
-      }, timeoutMs);
-      const w = (r: FromLoadgen) => {
-        clearTimeout(t);
-        if (r.type === 'error') reject(new Error(r.message));
-        else resolve(r);
-      };
-      this.waiters.push(w);
-      this.child.send(m);
-    });
-  }
-
-  async phase(p: Phase): Promise<PhaseResult> {
-    const r = await this.call({ type: 'phase', phase: p }, p.maxMs + p.drainMs + 20_000);
-    if (r.type !== 'result') throw new Error(`unexpected ${r.type} from the load generator`);
-    return r.result;
-  }
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
-    try {
-      this.child.send({ type: 'stop' } satisfies ToLoadgen);
-    } catch {
-      // channel closed
-    }
-    await Promise.race([gone, sleep(3000)]);
-    if (!this.exited) this.killNow();
-  }
-
-  killNow(): void {
-    if (this.exited || !this.child.pid) return;
-    try {
-      process.kill(this.child.pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
 }
 
 // ---- bookkeeping of what we started, for exit handlers -----------------------------------------
@@ -360,7 +280,7 @@ async function fanOut(name: Name, o: Options, plan: Plan, f: Record<string, numb
 async function held(name: Name, o: Options, plan: Plan, f: Record<string, number>, log: (s: string) => void): Promise<void> {
   const err = await withServer(name, o, 120_000, log, async (s) => {
     const i0 = await s.server.internalMemory();
-    const m0 = memory(s.server.pid);
+    const m0 = memory(s.server.pid); // after the GC of the reading above
     const c0 = { cpu: cpuSeconds(s.pids), drops: udpReceiveBufferDrops(), machine: machineBusySeconds(), internal: undefined };
     const calledAt = performance.now();
     const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'h', presentities: plan.heldPresentities, watchersPer: plan.held / plan.heldPresentities, window: 200, ratePerS: plan.heldRatePerS, maxMs: (plan.held / plan.heldRatePerS) * 1000 + 10_000, drainMs: 3_000 });
@@ -376,12 +296,17 @@ async function held(name: Name, o: Options, plan: Plan, f: Record<string, number
       f[`${k}.pss_bytes_per_sub`] = (m.pssTree - m0.pssTree) / n;
       if (i && i0) f[`${k}.live_bytes_per_sub`] = (i.bytes - i0.bytes) / n;
     };
-    read('storm', memory(s.server.pid), await s.server.internalMemory());
+    // The server's own reading first (for Herald a forced, compacting GC), then RSS/PSS after it.
+    const memNow = async (): Promise<[MemoryReading, InternalMemory | undefined]> => {
+      const i = await s.server.internalMemory();
+      return [memory(s.server.pid), i];
+    };
+    read('storm', ...(await memNow()));
     log(`${name}: ${sub.ok} held subscriptions; storm: ${fmt(f['storm.pss_bytes_per_sub'])} B PSS, ${fmt(f['storm.live_bytes_per_sub'])} B live per subscription`);
     if (plan.timerJ) {
       const until = calledAt + sub.requestMs + TIMER_J_MS;
       await sleep(Math.max(0, until - performance.now()));
-      read('steady', memory(s.server.pid), await s.server.internalMemory());
+      read('steady', ...(await memNow()));
       log(`${name}: after Timer J: ${fmt(f['steady.pss_bytes_per_sub'])} B PSS, ${fmt(f['steady.live_bytes_per_sub'])} B live per subscription`);
     }
     f['held.subscriptions'] = sub.ok;

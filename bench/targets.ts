@@ -27,6 +27,10 @@ export interface StartOptions {
   cpuProfDir?: string;
   /** Herald only: its store, SQLite in the temp dir (the default, as deployed) or memory://. */
   store?: 'sqlite' | 'memory';
+  /** Herald only: more config lines by section (keys this Herald has), e.g. limits for a large run. */
+  config?: Record<string, string[]>;
+  /** Herald only: more node options (e.g. --heapsnapshot-signal=SIGUSR1, --max-old-space-size=…). */
+  nodeArgs?: string[];
 }
 
 /** A server's own account of its live memory (what a GC or an allocator says is in use). */
@@ -38,6 +42,9 @@ export interface InternalMemory {
   gcs?: number;
   gcMs?: number;
   newSpace?: number;
+  /** Herald only: V8's heap as reserved (committed) after that GC, and memory outside it (Buffers, native). */
+  heapTotal?: number;
+  external?: number;
 }
 
 export class Server {
@@ -183,7 +190,7 @@ const HERALD_OVERRIDES: [string, string, string][] = [
   ['policy', 'default', '"allow"'],
 ];
 
-export function heraldConfig(dir: string, port: number, store: 'sqlite' | 'memory' = 'sqlite'): string {
+export function heraldConfig(dir: string, port: number, store: 'sqlite' | 'memory' = 'sqlite', extra: Record<string, string[]> = {}): string {
   const known = knownConfigKeys();
   const sections = new Map<string, string[]>([
     ['sip', [`listen = ["udp:127.0.0.1:${port}"]`, 'domains = ["example.test"]']],
@@ -196,14 +203,15 @@ export function heraldConfig(dir: string, port: number, store: 'sqlite' | 'memor
     lines.push(`${key} = ${value}`);
     sections.set(section, lines);
   }
+  for (const [section, lines] of Object.entries(extra)) sections.set(section, [...(sections.get(section) ?? []), ...lines]);
   return [...sections].map(([name, lines]) => `[${name}]\n${lines.join('\n')}\n`).join('');
 }
 
 export function startHerald(o: StartOptions): Server {
   const cfg = join(o.dir, 'herald.toml');
-  writeFileSync(cfg, heraldConfig(o.dir, o.port, o.store));
+  writeFileSync(cfg, heraldConfig(o.dir, o.port, o.store, o.config));
   const probeFile = join(o.dir, 'heap-probe.json');
-  const nodeArgs = ['--expose-gc', '--import', pathToFileURL(HEAP_PROBE).href, ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
+  const nodeArgs = ['--expose-gc', ...(o.nodeArgs ?? []), '--import', pathToFileURL(HEAP_PROBE).href, ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
   const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, HERALD_CLI, '--config', cfg]);
   const env = { ...process.env, HERALD_BENCH_PROBE: probeFile, ...(o.cpuProfDir ? { HERALD_BENCH_ALLOC_PROFILE: join(o.cpuProfDir, `Alloc.${Date.now()}.heapprofile`) } : {}) };
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -214,6 +222,8 @@ export function startHerald(o: StartOptions): Server {
 
 interface ProbeReport {
   heapUsed: number;
+  heapTotal?: number;
+  external?: number;
   allocated?: number;
   gcs?: number;
   gcMs?: number;
@@ -245,7 +255,7 @@ async function heapAfterGc(server: Server, file: string): Promise<InternalMemory
     await sleep(50);
     const r = readProbe(file);
     if (r && r.at !== before.at && r.gc) {
-      return { measure: 'V8 heap used after a forced full GC', bytes: r.heapUsed, allocated: r.allocated, gcs: r.gcs, gcMs: r.gcMs, newSpace: r.newSpace };
+      return { measure: 'V8 heap used after a forced full GC', bytes: r.heapUsed, allocated: r.allocated, gcs: r.gcs, gcMs: r.gcMs, newSpace: r.newSpace, heapTotal: r.heapTotal, external: r.external };
     }
   }
   return undefined;

@@ -359,7 +359,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     admin = new AdminServer({
       host: config.admin.listen.slice(0, at).replace(/^\[|\]$/g, ''),
       port: Number(config.admin.listen.slice(at + 1)),
-      source: { config, pa, notifier: n, watchers, rls, sipGateway, xmpp, users, hub, addresses, lastNotify: (k) => metrics.lastAnswer.get(k) },
+      source: { config, pa, notifier: n, watchers, rls, sipGateway, xmpp, users, hub, addresses, lastNotify: (k) => n.lastNotify(k) },
       documents: xcapDocuments,
       metrics,
       auth: new AdminAuth({ token, admins: config.admin.admins, users, realm: config.sip.domains[0]!, nonceLifetimeMs: config.auth.nonce_lifetime * 1000 }),
@@ -384,7 +384,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     if (now % 60_000 < 1000) {
       replay.sweep(now);
       watchers.sweep(now);
-      metrics.sweep(new Set(n.records().map((r) => r.key)), now);
+      metrics.sweep(now);
     }
   }, 1000);
   sweeper.unref();

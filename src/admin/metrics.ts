@@ -34,9 +34,8 @@ export class HeraldMetrics {
   private readonly authFailures: Counter<'protocol' | 'reason'>;
   private readonly publishToNotify: Histogram;
   private readonly storeWrite: Histogram;
-  /** When a PUBLISH for a presentity last arrived, and when each subscription's last NOTIFY left. */
+  /** When a PUBLISH for a presentity last arrived. */
   private readonly publishedAt = new Map<string, number>();
-  private readonly notifiedAt = new Map<string, number>();
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -126,25 +125,22 @@ export class HeraldMetrics {
     },
   };
 
-  /** The notifier's hook. */
+  /**
+   * The notifier's hook. `previousAt` is when the subscription's NOTIFY before this one left (the
+   * notifier keeps it, and each NOTIFY's answer, on the subscription: no map per subscription here).
+   */
   readonly notifyObserver = {
-    sent: (rec: SubscriptionRecord): void => {
+    sent: (rec: SubscriptionRecord, previousAt: number): void => {
       const now = Date.now();
       const published = this.publishedAt.get(rec.resource);
-      const last = this.notifiedAt.get(rec.key) ?? 0;
-      if (rec.event === 'presence' && published !== undefined && published > last && now - published < CAUSE_WINDOW_MS) {
+      if (rec.event === 'presence' && published !== undefined && published > previousAt && now - published < CAUSE_WINDOW_MS) {
         this.publishToNotify.observe((now - published) / 1000);
       }
-      this.notifiedAt.set(rec.key, now);
     },
-    answered: (rec: SubscriptionRecord, status: number | undefined): void => {
+    answered: (_rec: SubscriptionRecord, status: number | undefined): void => {
       this.notifyAnswers.inc({ status: status === undefined ? 'timeout' : String(status) });
-      this.lastAnswer.set(rec.key, { at: this.notifiedAt.get(rec.key) ?? Date.now(), status: status ?? 'timeout' });
     },
   };
-
-  /** The last NOTIFY of each subscription and its answer (for the admin API). */
-  readonly lastAnswer = new Map<string, { at: number; status: number | 'timeout' }>();
 
   storeWritten(ms: number): void {
     this.storeWrite.observe(ms / 1000);
@@ -154,10 +150,8 @@ export class HeraldMetrics {
     this.authFailures.inc({ protocol, reason });
   }
 
-  /** Forgets per-subscription figures of subscriptions that are gone (bounded memory). */
-  sweep(liveKeys: ReadonlySet<string>, now = Date.now()): void {
-    for (const k of this.notifiedAt.keys()) if (!liveKeys.has(k)) this.notifiedAt.delete(k);
-    for (const k of this.lastAnswer.keys()) if (!liveKeys.has(k)) this.lastAnswer.delete(k);
+  /** Forgets PUBLISH arrivals too old to be the cause of a NOTIFY (bounded memory). */
+  sweep(now = Date.now()): void {
     for (const [p, t] of this.publishedAt) if (now - t > CAUSE_WINDOW_MS) this.publishedAt.delete(p);
   }
 
