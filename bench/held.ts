@@ -6,15 +6,17 @@
 //   npm run bench -- --held N      (the same, after the alternating table)
 //
 // One fresh Herald (own process, own temp dir, free loopback UDP port, pinned to CPU 0 with the load
-// generator on CPU 1), N SUBSCRIBEs (P presentities × N/P watchers, paced at R/s), no publishing:
+// generator on CPU 1), N SUBSCRIBEs (P presentities × N/P watchers, paced at R/s) in two halves, no
+// publishing. Read after each half:
 //   storm   2 s after the last initial NOTIFY (the SUBSCRIBE server transactions still held),
 //   steady  after RFC 3261 Timer J (32 s over UDP: the transactions are gone),
-// as growth of the process's RSS and PSS over the reading before the storm, and of the V8 heap used
-// after a forced full GC (bench/heap-probe.ts), divided by the subscriptions held. Then one PUBLISH
+// as growth of the process's RSS and PSS over the reading before the first storm, and of the V8 heap
+// used, each after a forced, compacting full GC (bench/heap-probe.ts), divided by the subscriptions
+// held; and the second half's own growth after its Timer J divided by the subscriptions it added (the
+// marginal cost: what a storm costs once — V8's young generation growing to its maximum, code, the
+// allocator's high-water mark of the storm's transactions — is in the first half). Then one PUBLISH
 // per presentity: every subscription must get one NOTIFY (the generator answers each and counts
-// them). The per-subscription figure is extrapolated to 1,000,000 subscriptions against this
-// machine's memory. Fixed costs (V8's semi-spaces and heap reservation, code, the store's cache)
-// are in the reading before the storm, so a large N shows the per-subscription cost itself.
+// them). The RSS is extrapolated to 1,000,000 subscriptions with the marginal figure.
 //
 // Bounded: the SUBSCRIBE phase by count and time (2·N/R + 60 s), each drain, the generator's lifetime;
 // stops what it started by pid, also on SIGINT/SIGTERM. Loopback only. Prints; no assertions.
@@ -49,6 +51,10 @@ export interface HeldFigures {
   subscribeCpuUs: number;
   storm: PerSub;
   steady: PerSub | undefined;
+  /** The second half's growth per subscription it added (after Timer J): the marginal cost. */
+  marginal: PerSub | undefined;
+  /** RSS after the last Timer J. */
+  rss: number;
   notified: number;
   expectedNotifies: number;
   publishes: number;
@@ -161,26 +167,52 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
     const cpu0 = cpuSeconds([s.pid]);
     const busy0 = machineBusySeconds();
     const t0 = performance.now();
-    const sub = await gen.phase({ kind: 'subscribe', prefix: 'h', presentities: o.presentities, watchersPer, window: 200, ratePerS: o.ratePerS, maxMs: (total / o.ratePerS) * 2000 + 60_000, drainMs: 5_000 });
-    const cpuS = cpuSeconds([s.pid]) - cpu0;
-    const n = Math.max(1, sub.ok);
-    log(`${fmt(sub.ok)} subscriptions held, ${fmt(sub.sent - sub.ok)} failed (${JSON.stringify(sub.statuses)}), ${fmt(sub.notifies)} initial NOTIFYs, in ${fmt(sub.wallMs / 1000, 1)} s; ${fmt((cpuS * 1e6) / n, 1)} server CPU-µs per SUBSCRIBE; machine ${fmt((machineBusySeconds() - busy0) / ((performance.now() - t0) / 1000), 2)} of ${cpus().length} cores busy`);
-    await sleep(1_600);
-    const storm = perSub(m0, i0, ...(await reading(s)), n);
-    log(`storm (+2 s): ${fmt(storm.pss)} B PSS, ${fmt(storm.rss)} B RSS, ${fmt(storm.live)} B live heap per subscription (V8 heap committed ${fmt(storm.heapTotal)} B, outside it ${fmt(storm.external)} B)`);
+    // In two halves, each left past Timer J: the growth of the second half alone is the marginal
+    // cost of a held subscription, without what any storm costs once (young generation, code, the
+    // allocator's high-water mark of the storm's transactions).
+    const halves = [
+      { prefix: 'ha', presentities: Math.ceil(o.presentities / 2) },
+      { prefix: 'hb', presentities: Math.floor(o.presentities / 2) },
+    ].filter((h) => h.presentities > 0);
+    let held = 0;
+    let failed = 0;
+    let storm: PerSub | undefined;
     let steady: PerSub | undefined;
-    if (o.timerJ) {
-      await sleep(Math.max(0, t0 + sub.requestMs + TIMER_J_MS - performance.now()));
-      steady = perSub(m0, i0, ...(await reading(s)), n);
-      log(`after Timer J: ${fmt(steady.pss)} B PSS, ${fmt(steady.rss)} B RSS, ${fmt(steady.live)} B live heap per subscription (V8 heap committed ${fmt(steady.heapTotal)} B, outside it ${fmt(steady.external)} B; RSS ${fmt(memory(s.pid).rss / 2 ** 20)} MB in all)`);
+    let marginal: PerSub | undefined;
+    let half: [MemoryReading, InternalMemory | undefined] | undefined;
+    for (const [k, h] of halves.entries()) {
+      const at = performance.now();
+      const n0 = held;
+      const sub = await gen.phase({ kind: 'subscribe', prefix: h.prefix, presentities: h.presentities, watchersPer, window: 200, ratePerS: o.ratePerS, maxMs: ((h.presentities * watchersPer) / o.ratePerS) * 2000 + 60_000, drainMs: 5_000 });
+      held += sub.ok;
+      failed += sub.sent - sub.ok;
+      log(`half ${k + 1}: ${fmt(sub.ok)} subscriptions held, ${fmt(sub.sent - sub.ok)} failed (${JSON.stringify(sub.statuses)}), ${fmt(sub.notifies)} initial NOTIFYs, in ${fmt(sub.wallMs / 1000, 1)} s`);
+      await sleep(1_600);
+      storm = perSub(m0, i0, ...(await reading(s)), Math.max(1, held));
+      log(`storm (+2 s): ${fmt(storm.pss)} B PSS, ${fmt(storm.rss)} B RSS, ${fmt(storm.live)} B live heap per subscription held (V8 heap committed ${fmt(storm.heapTotal)} B, outside it ${fmt(storm.external)} B)`);
+      if (!o.timerJ) continue;
+      await sleep(Math.max(0, at + sub.requestMs + TIMER_J_MS - performance.now()));
+      const r = await reading(s);
+      steady = perSub(m0, i0, ...r, Math.max(1, held));
+      if (half && held > n0) marginal = perSub(half[0], half[1], ...r, held - n0);
+      half = r;
+      log(`after Timer J: ${fmt(steady.pss)} B PSS, ${fmt(steady.rss)} B RSS, ${fmt(steady.live)} B live heap per subscription held (V8 heap committed ${fmt(steady.heapTotal)} B, outside it ${fmt(steady.external)} B; RSS ${fmt(r[0].rss / 2 ** 20)} MB in all)${marginal ? `; this half alone: ${fmt(marginal.pss)} B PSS, ${fmt(marginal.rss)} B RSS, ${fmt(marginal.live)} B live heap each` : ''}`);
       log(`RSS by kind of mapping (MB): ${JSON.stringify(rssBreakdown(s.pid))}`);
-      if (o.snapshotDir) await snapshot(s, log, 'steady');
     }
+    const cpuS = cpuSeconds([s.pid]) - cpu0;
+    log(`${fmt(held)} held in all; ${fmt((cpuS * 1e6) / Math.max(1, held), 1)} server CPU-µs per SUBSCRIBE (Timer J waits included); machine ${fmt((machineBusySeconds() - busy0) / ((performance.now() - t0) / 1000), 2)} of ${cpus().length} cores busy`);
+    if (o.snapshotDir) await snapshot(s, log, 'steady');
     // A change for everybody: one PUBLISH per presentity; each of its watchers must get a NOTIFY.
-    const pub = await gen.phase({ kind: 'publish', prefix: 'h', presentities: o.presentities, count: o.presentities, window: Math.min(o.presentities, 50), maxMs: 180_000, drainMs: 10_000 });
-    log(`${fmt(pub.ok)} of ${fmt(o.presentities)} PUBLISHes answered 200 (${JSON.stringify(pub.statuses)}); ${fmt(pub.notifies)} of ${fmt(sub.ok)} subscriptions notified (each NOTIFY answered 200 by the generator), in ${fmt(pub.wallMs / 1000, 1)} s`);
+    let notified = 0;
+    let publishes = 0;
+    for (const h of halves) {
+      const pub = await gen.phase({ kind: 'publish', prefix: h.prefix, presentities: h.presentities, count: h.presentities, window: Math.min(h.presentities, 50), maxMs: 180_000, drainMs: 10_000 });
+      notified += pub.notifies;
+      publishes += pub.ok;
+      log(`${fmt(pub.ok)} of ${fmt(h.presentities)} PUBLISHes answered 200 (${JSON.stringify(pub.statuses)}); ${fmt(pub.notifies)} NOTIFYs (each answered 200 by the generator), in ${fmt(pub.wallMs / 1000, 1)} s`);
+    }
     if (!s.alive) throw new Error(`herald exited: ${s.output.slice(-2000)}`);
-    return { subscriptions: sub.ok, failed: sub.sent - sub.ok, subscribeCpuUs: (cpuS * 1e6) / n, storm, steady, notified: pub.notifies, expectedNotifies: sub.ok, publishes: pub.ok, baseRss: m0.rss };
+    return { subscriptions: held, failed, subscribeCpuUs: (cpuS * 1e6) / Math.max(1, held), storm: storm!, steady, marginal, notified, expectedNotifies: held, publishes, baseRss: m0.rss, rss: half?.[0].rss ?? m0.rss };
   } catch (e) {
     log(`FAILED: ${(e as Error).message}`);
     return undefined;
@@ -195,17 +227,18 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
 
 /** The figures and their extrapolation to 1,000,000 subscriptions on this machine. */
 export function printHeld(f: HeldFigures): void {
-  const per = f.steady ?? f.storm;
-  const projected = f.baseRss + per.rss * TARGET;
-  const projectedPss = f.baseRss + per.pss * TARGET;
+  const per = f.marginal ?? f.steady ?? f.storm;
+  const projected = f.rss + per.rss * (TARGET - f.subscriptions);
+  const row = (label: string, x: PerSub) => `  ${label.padEnd(38)}${fmt(x.pss).padStart(10)} ${fmt(x.rss).padStart(10)} ${fmt(x.live).padStart(10)}  bytes`;
   const lines = [
     '',
     `Held subscriptions: ${fmt(f.subscriptions)} held (${fmt(f.failed)} SUBSCRIBE failed), ${fmt(f.subscribeCpuUs, 1)} server CPU-µs per SUBSCRIBE`,
-    `  per subscription            ${'PSS'.padStart(10)} ${'RSS'.padStart(10)} ${'live heap'.padStart(10)}`,
-    `  storm (+2 s)                ${fmt(f.storm.pss).padStart(10)} ${fmt(f.storm.rss).padStart(10)} ${fmt(f.storm.live).padStart(10)}  bytes`,
-    ...(f.steady ? [`  after Timer J (+34 s)       ${fmt(f.steady.pss).padStart(10)} ${fmt(f.steady.rss).padStart(10)} ${fmt(f.steady.live).padStart(10)}  bytes`] : []),
-    `  one PUBLISH per presentity: ${fmt(f.notified)} of ${fmt(f.expectedNotifies)} subscriptions notified${f.notified >= f.expectedNotifies ? ' (all)' : ''}`,
-    `  extrapolated to ${fmt(TARGET)} subscriptions: ${fmt(projected / 2 ** 30, 2)} GB RSS (${fmt(projectedPss / 2 ** 30, 2)} GB by PSS) = start-up ${fmt(f.baseRss / 2 ** 20)} MB + ${fmt(TARGET)} × ${fmt(per.rss)} B; this machine has ${fmt(totalmem() / 2 ** 30, 1)} GB`,
+    `  per subscription${' '.repeat(22)}${'PSS'.padStart(10)} ${'RSS'.padStart(10)} ${'live heap'.padStart(10)}`,
+    row('storm (+2 s), over all held', f.storm),
+    ...(f.steady ? [row('after Timer J, over all held', f.steady)] : []),
+    ...(f.marginal ? [row('after Timer J, second half alone', f.marginal)] : []),
+    `  one PUBLISH per presentity: ${fmt(f.notified)} NOTIFYs for ${fmt(f.expectedNotifies)} subscriptions${f.notified >= f.expectedNotifies ? ' (every one notified)' : ''}`,
+    `  extrapolated to ${fmt(TARGET)} subscriptions: ${fmt(projected / 2 ** 30, 2)} GB RSS = ${fmt(f.rss / 2 ** 20)} MB at ${fmt(f.subscriptions)} + ${fmt(TARGET - f.subscriptions)} × ${fmt(per.rss)} B (${f.marginal ? 'the second half\'s RSS per subscription' : 'RSS per subscription'}); this machine has ${fmt(totalmem() / 2 ** 30, 1)} GB`,
   ];
   console.log(lines.join('\n'));
 }

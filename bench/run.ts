@@ -2,7 +2,7 @@
 //
 //   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards]
 //                          [--herald-store sqlite|memory] [--kamailio-children N] [--kamailio-maxbuffer BYTES]
-//                          [--realistic]
+//                          [--realistic] [--held N]
 //
 // The load of issue 9, both servers started fresh (own process, own temp dir, free loopback UDP port)
 // and measured alternately in the same run: Herald, Kamailio, Herald, Kamailio… --runs N repeats the
@@ -23,6 +23,9 @@
 //      of the process tree and, for Herald, as V8 heap after a forced GC (Kamailio: shared memory in
 //      use, kamcmd core.shmmem).
 //   3. --realistic: 5,000 presentities × 10 watchers, one PUBLISH per presentity every 2 s (2,500/s).
+//   4. --held N (Herald alone, bench/held.ts): N held subscriptions in two halves, each past Timer J,
+//      memory per subscription (over all, and the second half alone), one PUBLISH per presentity
+//      with every NOTIFY counted, and the RSS extrapolated to 1,000,000 subscriptions.
 //
 // --quick (for development): fan-out 5 s, paced 3 s, 2,000 held subscriptions measured at the storm
 // only (no Timer J wait), no RLS figure. Every phase is bounded in count and time; a run has a global
@@ -31,6 +34,7 @@
 // bench/results/latest.json. No assertions.
 import { runRlsBench } from './rls.js';
 import { runStandardsBench } from './standards.js';
+import { printHeld, runHeldBench } from './held.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -58,10 +62,12 @@ interface Options {
   heraldStore: 'sqlite' | 'memory';
   /** Kamailio's maxbuffer (UDP receive buffer probing limit), bytes; undefined: its default. */
   kamailioMaxBuffer: number | undefined;
+  /** --held N: afterwards, N held subscriptions on one Herald (bench/held.ts), extrapolated to 1M. */
+  held: number | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 1, only: undefined, pin: true, quick: false, prof: false, realistic: false, kamailioChildren: 4, heraldStore: 'sqlite', kamailioMaxBuffer: undefined };
+  const o: Options = { runs: 1, only: undefined, pin: true, quick: false, prof: false, realistic: false, kamailioChildren: 4, heraldStore: 'sqlite', kamailioMaxBuffer: undefined, held: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--runs') o.runs = Math.max(1, Math.min(5, Number(argv[++i]) || 1));
@@ -79,7 +85,8 @@ function parseArgs(argv: string[]): Options {
       const v = argv[++i];
       if (v !== 'sqlite' && v !== 'memory') throw new Error('--herald-store takes sqlite or memory');
       o.heraldStore = v;
-    } else if (a === '--no-rls') continue; // read in main(): skip the RLS figure
+    } else if (a === '--held') o.held = Math.max(100, Math.min(2_000_000, Number(argv[++i]) || 100_000));
+    else if (a === '--no-rls') continue; // read in main(): skip the RLS figure
     else if (a === '--no-standards') continue; // read in main(): skip the issue-15 figures
     else throw new Error(`unknown option ${a}`);
   }
@@ -520,6 +527,11 @@ async function main(): Promise<void> {
   }
   // The standards figures (issue 15): partial PIDF and conditional NOTIFY on the wire.
   if (!process.argv.includes('--no-standards') && o.only !== 'kamailio') await runStandardsBench({ lists: o.quick ? 200 : 1000 });
+  // Held subscriptions at scale (issue 9): one Herald, --held N, every one notified once, 1M extrapolated.
+  if (o.held !== undefined && o.only !== 'kamailio') {
+    const f = await runHeldBench({ held: o.held, presentities: Math.max(1, Math.round(o.held / 10)), ratePerS: 1_500, timerJ: true, pin: o.pin, store: o.heraldStore, snapshotDir: undefined, maxOldSpaceMb: undefined });
+    if (f) printHeld(f);
+  }
 }
 
 main()

@@ -11,10 +11,9 @@ import type { Flow } from '../sip/message.js';
 import type { PreparedRequest } from '../sip/stack.js';
 import type { Interner, StringPool } from '../util/intern.js';
 import { owned } from '../util/intern.js';
+import { EPOCH } from '../util/epoch.js';
 import { nextVersion, type Binding, type SubscriptionHandle, type SubscriptionRecord, type TerminationReason } from './subscription.js';
 
-/** Process-relative milliseconds: small integers for about 24 days of uptime, correct after. */
-const EPOCH = Date.now();
 const NEVER = -1;
 
 const VERSION_UNWRITTEN = 1;
