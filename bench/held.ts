@@ -112,6 +112,8 @@ export function rssBreakdown(pid: number): Record<string, number> {
 /** Memory after a forced full GC: the heap probe's reading first, then RSS/PSS (so the GC's release counts). */
 async function reading(s: Server): Promise<[MemoryReading, InternalMemory | undefined]> {
   const i = await s.internalMemory();
+  // V8 hands emptied pages back from a background task: a moment for it before RSS is read.
+  await sleep(1_000);
   return [memory(s.pid), i];
 }
 

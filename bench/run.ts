@@ -306,6 +306,7 @@ async function held(name: Name, o: Options, plan: Plan, f: Record<string, number
     // The server's own reading first (for Herald a forced, compacting GC), then RSS/PSS after it.
     const memNow = async (): Promise<[MemoryReading, InternalMemory | undefined]> => {
       const i = await s.server.internalMemory();
+      await sleep(1_000); // V8 hands emptied pages back from a background task
       return [memory(s.server.pid), i];
     };
     read('storm', ...(await memNow()));

@@ -46,8 +46,12 @@ export function serverKey(rq: SipRequest): string | undefined {
 interface ServerEntry {
   /** The transaction's key, an own copy: the caller's is cut from the request's text. */
   key: string;
-  /** The last response sent, or undefined while the TU has not answered (Trying). */
-  response: Buffer | undefined;
+  /**
+   * The last response sent (its bytes as a latin1 string: byte for byte, on V8's heap), or undefined
+   * while the TU has not answered (Trying). Not the Buffer: a small Buffer is a slice of an 8 KB pool
+   * slab, and thousands kept 32 s each leave the C allocator's arena grown after a storm.
+   */
+  response: string | undefined;
   final: boolean;
   flow: Flow | undefined;
 }
@@ -80,7 +84,7 @@ export class ServerTransactions {
   absorb(key: string): boolean {
     const e = this.live.get(key);
     if (!e) return false;
-    if (e.response && e.flow) this.send(e.flow, e.response);
+    if (e.response !== undefined && e.flow) this.send(e.flow, Buffer.from(e.response, 'latin1'));
     return true;
   }
 
@@ -96,7 +100,7 @@ export class ServerTransactions {
     e.final = final;
     e.flow = flow;
     if (!final) {
-      e.response = data;
+      e.response = data.toString('latin1');
       return;
     }
     if (reliable) {
@@ -104,7 +108,7 @@ export class ServerTransactions {
       return;
     }
     const keep = data.length <= this.maxResponseBytes && this.retainedBytes + data.length <= this.maxTotalBytes;
-    e.response = keep ? data : undefined;
+    e.response = keep ? data.toString('latin1') : undefined;
     const bytes = keep ? data.length : 0;
     this.retainedBytes += bytes;
     this.expiry.push({ key: e.key, at: now + TIMER_J_UNRELIABLE, bytes });
