@@ -1,6 +1,6 @@
 // Preloaded into the Herald process the bench starts (node --expose-gc --import <this file>): on
 // SIGUSR2 it writes process.memoryUsage() as JSON to $HERALD_BENCH_PROBE, with the V8 heap used
-// after a forced full GC and the bytes allocated so far, so the bench can read the live heap
+// after a forced full, compacting GC and the bytes allocated so far, so the bench can read the live heap
 // independently of when V8 last collected and the allocation per message. Herald's code is untouched.
 //
 // Bytes allocated: V8 does not count them, but every byte allocated is either still in the heap or
@@ -55,10 +55,13 @@ if (out) {
   process.on('SIGUSR2', () => {
     harvest(true);
     const allocated = freed + process.memoryUsage().heapUsed;
-    const gc = (globalThis as { gc?: () => void }).gc;
+    const gc = (globalThis as { gc?: (o?: { type: string; execution: string; flavor?: string }) => void }).gc;
     if (gc) {
       gc();
-      gc();
+      // The collection V8 makes under memory pressure: it compacts, and gives the pages it empties
+      // back to the system, so the RSS read after it is what the live objects need, not what the
+      // last burst of garbage left committed.
+      gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     }
     harvest(false);
     write({ gc: gc !== undefined, allocated, gcs, gcMs, newSpace: newSpace() });

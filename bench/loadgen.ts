@@ -9,7 +9,8 @@ import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { isToLoadgen, type FromLoadgen, type PhaseResult, type PublishPhase, type SubscribePhase, type Target } from './protocol.js';
-import { okFor, parseMessage, pidfBody, publishRequest, subscribeRequest, type Parsed } from './sip.js';
+import { openConnectedSockets } from './udp.js';
+import { okFor, receive, pidfBody, publishRequest, subscribeRequest, type Parsed } from './sip.js';
 
 const T1 = 500;
 const T2 = 4000;
@@ -97,31 +98,9 @@ class Generator {
    * publishers on another), `count` more connected there, which the publish phases use.
    */
   static async open(target: Target, domain: string, count: number, publishTarget?: Target): Promise<Generator> {
-    const sockets: dgram.Socket[] = [];
-    const sentBy: string[] = [];
-    const targets = publishTarget ? [target, publishTarget] : [target];
-    for (let i = 0; i < count * targets.length; i++) {
-      const to = targets[Math.floor(i / count)]!;
-      const s = dgram.createSocket('udp4');
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.bind(0, '127.0.0.1', () => {
-          s.off('error', reject);
-          resolve();
-        });
-      });
-      try {
-        s.setRecvBufferSize(4 * 1024 * 1024);
-        s.setSendBufferSize(4 * 1024 * 1024);
-      } catch {
-        // Capped by net.core.rmem_max / wmem_max: the default is what we get.
-      }
-      // Connected: sends skip the address lookup, and only the server's datagrams come in.
-      await new Promise<void>((resolve) => s.connect(to.port, to.host, () => resolve()));
-      sockets.push(s);
-      sentBy.push(`127.0.0.1:${s.address().port}`);
-    }
-    return new Generator(sockets, sentBy, domain, publishTarget ? count : 0, count);
+    const watch = await openConnectedSockets(target.host, target.port, count);
+    const publish = publishTarget ? await openConnectedSockets(publishTarget.host, publishTarget.port, count) : { sockets: [], sentBy: [] };
+    return new Generator([...watch.sockets, ...publish.sockets], [...watch.sentBy, ...publish.sentBy], domain, publishTarget ? count : 0, count);
   }
 
   get ports(): number[] {
@@ -161,16 +140,12 @@ class Generator {
   }
 
   private onMessage(sock: number, d: Buffer): void {
-    const msg = d.toString('latin1');
-    const p = parseMessage(msg);
-    if (!p) return;
-    if (p.response) {
-      if (p.status < 200) return;
-      const pending = this.inflight.get(p.branch);
-      if (!pending) return; // a retransmitted response, or one after give-up
-      this.inflight.delete(p.branch);
-      if (p.status < 300) this.answerTimes.push(performance.now() - pending.firstAt);
-      pending.onFinal(p.status, p);
+    const r = receive(d, this.inflight);
+    if (!r) return;
+    const { p, msg } = r;
+    if (r.waiting) {
+      if (p.status < 300) this.answerTimes.push(performance.now() - r.waiting.firstAt);
+      r.waiting.onFinal(p.status, p);
       return;
     }
     if (p.method !== 'NOTIFY') return;

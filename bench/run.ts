@@ -2,7 +2,7 @@
 //
 //   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards] [--no-cluster] [--no-overload]
 //                          [--herald-store sqlite|memory] [--kamailio-children N] [--kamailio-maxbuffer BYTES]
-//                          [--realistic]
+//                          [--realistic] [--held N]
 //
 // The load of issue 9, both servers started fresh (own process, own temp dir, free loopback UDP port)
 // and measured alternately in the same run: Herald, Kamailio, Herald, Kamailio… --runs N repeats the
@@ -23,6 +23,9 @@
 //      of the process tree and, for Herald, as V8 heap after a forced GC (Kamailio: shared memory in
 //      use, kamcmd core.shmmem).
 //   3. --realistic: 5,000 presentities × 10 watchers, one PUBLISH per presentity every 2 s (2,500/s).
+//   4. --held N (Herald alone, bench/held.ts): N held subscriptions in two halves, each past Timer J,
+//      memory per subscription (over all, and the second half alone), one PUBLISH per presentity
+//      with every NOTIFY counted, and the RSS extrapolated to 1,000,000 subscriptions.
 //
 // --quick (for development): fan-out 5 s, paced 3 s, 2,000 held subscriptions measured at the storm
 // only (no Timer J wait), no RLS figure. Every phase is bounded in count and time; a run has a global
@@ -34,6 +37,7 @@ import { runRlsBench } from './rls.js';
 import { runRlsLoadBench } from './rls-load.js';
 import { runStandardsBench } from './standards.js';
 import { runOverloadBench } from './overload.js';
+import { printHeld, runHeldBench } from './held.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -61,10 +65,12 @@ interface Options {
   heraldStore: 'sqlite' | 'memory';
   /** Kamailio's maxbuffer (UDP receive buffer probing limit), bytes; undefined: its default. */
   kamailioMaxBuffer: number | undefined;
+  /** --held N: afterwards, N held subscriptions on one Herald (bench/held.ts), extrapolated to 1M. */
+  held: number | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 1, only: undefined, pin: true, quick: false, prof: false, realistic: false, kamailioChildren: 4, heraldStore: 'sqlite', kamailioMaxBuffer: undefined };
+  const o: Options = { runs: 1, only: undefined, pin: true, quick: false, prof: false, realistic: false, kamailioChildren: 4, heraldStore: 'sqlite', kamailioMaxBuffer: undefined, held: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--runs') o.runs = Math.max(1, Math.min(5, Number(argv[++i]) || 1));
@@ -82,7 +88,8 @@ function parseArgs(argv: string[]): Options {
       const v = argv[++i];
       if (v !== 'sqlite' && v !== 'memory') throw new Error('--herald-store takes sqlite or memory');
       o.heraldStore = v;
-    } else if (a === '--no-rls') continue; // read in main(): skip the RLS figure
+    } else if (a === '--held') o.held = Math.max(100, Math.min(2_000_000, Number(argv[++i]) || 100_000));
+    else if (a === '--no-rls') continue; // read in main(): skip the RLS figure
     else if (a === '--no-standards') continue; // read in main(): skip the issue-15 figures
     else if (a === '--no-cluster') continue; // read in main(): skip the issue-10 cluster figure (bench/cluster.ts)
     else if (a === '--no-overload') continue; // read in main(): skip the shedding sweep (bench/overload.ts)
@@ -286,7 +293,7 @@ async function fanOut(name: Name, o: Options, plan: Plan, f: Record<string, numb
 async function held(name: Name, o: Options, plan: Plan, f: Record<string, number>, log: (s: string) => void): Promise<void> {
   const err = await withServer(name, o, 120_000, log, async (s) => {
     const i0 = await s.server.internalMemory();
-    const m0 = memory(s.server.pid);
+    const m0 = memory(s.server.pid); // after the GC of the reading above
     const c0 = { cpu: cpuSeconds(s.pids), drops: udpReceiveBufferDrops(), machine: machineBusySeconds(), internal: undefined };
     const calledAt = performance.now();
     const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'h', presentities: plan.heldPresentities, watchersPer: plan.held / plan.heldPresentities, window: 200, ratePerS: plan.heldRatePerS, maxMs: (plan.held / plan.heldRatePerS) * 1000 + 10_000, drainMs: 3_000 });
@@ -303,12 +310,18 @@ async function held(name: Name, o: Options, plan: Plan, f: Record<string, number
       f[`${k}.pss_bytes_per_sub`] = (m.pssTree - m0.pssTree) / n;
       if (i && i0) f[`${k}.live_bytes_per_sub`] = (i.bytes - i0.bytes) / n;
     };
-    read('storm', memory(s.server.pid), await s.server.internalMemory());
+    // The server's own reading first (for Herald a forced, compacting GC), then RSS/PSS after it.
+    const memNow = async (): Promise<[MemoryReading, InternalMemory | undefined]> => {
+      const i = await s.server.internalMemory();
+      await sleep(1_000); // V8 hands emptied pages back from a background task
+      return [memory(s.server.pid), i];
+    };
+    read('storm', ...(await memNow()));
     log(`${name}: ${sub.ok} held subscriptions; storm: ${fmt(f['storm.pss_bytes_per_sub'])} B PSS, ${fmt(f['storm.live_bytes_per_sub'])} B live per subscription`);
     if (plan.timerJ) {
       const until = calledAt + sub.requestMs + TIMER_J_MS;
       await sleep(Math.max(0, until - performance.now()));
-      read('steady', memory(s.server.pid), await s.server.internalMemory());
+      read('steady', ...(await memNow()));
       log(`${name}: after Timer J: ${fmt(f['steady.pss_bytes_per_sub'])} B PSS, ${fmt(f['steady.live_bytes_per_sub'])} B live per subscription`);
     }
     f['held.subscriptions'] = sub.ok;
@@ -538,6 +551,11 @@ async function main(): Promise<void> {
   if (!process.argv.includes('--no-cluster') && o.only !== 'kamailio') await runClusterBench({ quick: o.quick });
   // Where Herald starts shedding (issue 16): a rate sweep, each method on a fresh Herald.
   if (!process.argv.includes('--no-overload') && o.only !== 'kamailio') await runOverloadBench((body) => withServer('herald', o, 180_000, log, (s) => body(s.gen, s.pids)), o.quick, log);
+  // Held subscriptions at scale (issue 9): one Herald, --held N, every one notified once, 1M extrapolated.
+  if (o.held !== undefined && o.only !== 'kamailio') {
+    const f = await runHeldBench({ held: o.held, presentities: Math.max(1, Math.round(o.held / 10)), ratePerS: 1_500, timerJ: true, pin: o.pin, store: o.heraldStore, snapshotDir: undefined, maxOldSpaceMb: undefined });
+    if (f) printHeld(f);
+  }
 }
 
 main()

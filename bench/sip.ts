@@ -74,6 +74,23 @@ export function parseMessage(msg: string): Parsed | undefined {
   return { response, status, method, branch, etag, copied, bodyStart: headEnd + 4 };
 }
 
+/**
+ * A datagram from the server, read: a final response with the request waiting for it (taken out of
+ * `pending` by its branch), or a request; undefined for what needs nothing (not SIP-shaped, a
+ * provisional response, a response nobody waits for: retransmitted, or after giving up).
+ */
+export function receive<W>(d: Buffer, pending: Map<string, W>): { p: Parsed; msg: string; waiting: W | undefined } | undefined {
+  const msg = d.toString('latin1');
+  const p = parseMessage(msg);
+  if (!p) return undefined;
+  if (!p.response) return { p, msg, waiting: undefined };
+  if (p.status < 200) return undefined;
+  const waiting = pending.get(p.branch);
+  if (waiting === undefined) return undefined;
+  pending.delete(p.branch);
+  return { p, msg, waiting };
+}
+
 /** A 200 OK answering a request whose dialog lines were copied by parseMessage. */
 export function okFor(p: Parsed): string {
   return `SIP/2.0 200 OK\r\n${p.copied}Content-Length: 0\r\n\r\n`;

@@ -31,6 +31,8 @@ export interface StartOptions {
   store?: 'sqlite' | 'memory';
   /** Herald only: config keys set beside (or instead of) the bench's own, as [section, key, TOML value]. */
   config?: readonly [string, string, string][];
+  /** Herald only: more node options (e.g. --heapsnapshot-signal=SIGUSR1, --max-old-space-size=…). */
+  nodeArgs?: string[];
 }
 
 /** A server's own account of its live memory (what a GC or an allocator says is in use). */
@@ -42,6 +44,9 @@ export interface InternalMemory {
   gcs?: number;
   gcMs?: number;
   newSpace?: number;
+  /** Herald only: V8's heap as reserved (committed) after that GC, and memory outside it (Buffers, native). */
+  heapTotal?: number;
+  external?: number;
 }
 
 export class Server {
@@ -211,7 +216,7 @@ export function startHerald(o: StartOptions): Server {
   const cfg = join(o.dir, 'herald.toml');
   writeFileSync(cfg, heraldConfig(o.dir, o.port, o.store, o.config));
   const probeFile = join(o.dir, 'heap-probe.json');
-  const nodeArgs = ['--expose-gc', '--import', pathToFileURL(HEAP_PROBE).href, ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
+  const nodeArgs = ['--expose-gc', ...(o.nodeArgs ?? []), '--import', pathToFileURL(HEAP_PROBE).href, ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
   const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, HERALD_CLI, '--config', cfg]);
   const env = { ...process.env, HERALD_BENCH_PROBE: probeFile, ...(o.cpuProfDir ? { HERALD_BENCH_ALLOC_PROFILE: join(o.cpuProfDir, `Alloc.${Date.now()}.heapprofile`) } : {}) };
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -222,6 +227,8 @@ export function startHerald(o: StartOptions): Server {
 
 interface ProbeReport {
   heapUsed: number;
+  heapTotal?: number;
+  external?: number;
   allocated?: number;
   gcs?: number;
   gcMs?: number;
@@ -253,7 +260,7 @@ async function heapAfterGc(server: Server, file: string): Promise<InternalMemory
     await sleep(50);
     const r = readProbe(file);
     if (r && r.at !== before.at && r.gc) {
-      return { measure: 'V8 heap used after a forced full GC', bytes: r.heapUsed, allocated: r.allocated, gcs: r.gcs, gcMs: r.gcMs, newSpace: r.newSpace };
+      return { measure: 'V8 heap used after a forced full GC', bytes: r.heapUsed, allocated: r.allocated, gcs: r.gcs, gcMs: r.gcMs, newSpace: r.newSpace, heapTotal: r.heapTotal, external: r.external };
     }
   }
   return undefined;

@@ -9,12 +9,14 @@ import { header, mergeHeaders, type Flow, type HeaderList } from '../sip/message
 import type { PreparedRequest, ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';
 import { Tally } from '../util/tally.js';
-import { ExpiryWheel } from '../util/expiry.js';
+import { ExpiryBuckets } from '../util/expiry.js';
+import { Interner, StringPool } from '../util/intern.js';
+import type { SipRequest } from '../sip/message.js';
+import { LiveSubscription, UNBOUND, type Pools } from './live.js';
 import {
-  nextVersion,
   parseDeltaSeconds,
   parseEventHeader,
-  type Binding,
+  type AdmitContext,
   type EventPackage,
   type NotifyContent,
   type SubscriptionRecord,
@@ -33,11 +35,12 @@ export interface NotifierOptions {
    * request was answered (a 401 challenge). Without it the From address is taken.
    */
   identify?: (tx: ServerTx) => Promise<string | undefined>;
-  /**
-   * Told of every NOTIFY leaving (with when the dialog's previous one left, 0: none since start) and of
-   * its answer (undefined: timeout); the admin's metrics.
-   */
-  observer?: { sent(rec: SubscriptionRecord, previous: number): void; answered(rec: SubscriptionRecord, status: number | undefined): void };
+  /** Told of every NOTIFY leaving and of its answer (undefined: timeout); the admin's metrics and views. */
+  observer?: {
+    /** `previousAt`: when this subscription's NOTIFY before this one left (ms; 0: none since start). */
+    sent(rec: SubscriptionRecord, previousAt: number): void;
+    answered(rec: SubscriptionRecord, status: number | undefined): void;
+  };
   /** Most subscriptions one source address may hold (limits.max_subscriptions_per_source). */
   maxPerSource?: number;
   /** Sources the bound does not apply to (trusted peers: a proxy carries everybody's). */
@@ -85,31 +88,6 @@ export interface DialogOwnership {
 }
 
 
-interface Live {
-  rec: SubscriptionRecord;
-  binding: Binding;
-  /** The tag of the last NOTIFY's body as sent (rec.lastTag is that, or undefined while not durable). */
-  sentTag: string | undefined;
-  /** When the last NOTIFY left (ms; 0: none since start). */
-  sentAt: number;
-  /** The answer to the last NOTIFY answered (0: none yet, -1: timeout); the admin API shows it. */
-  answer: number;
-  /**
-   * A document version (rec.version or a nested one in rec.versions) was spent since the record was
-   * last written: a versioned package's NOTIFY waits for its version to be durable.
-   */
-  versionUnwritten: boolean;
-  /** The dialog's NOTIFY serialized but for CSeq, state and body, while the dialog is busy. */
-  prepared: PreparedRequest | undefined;
-  inFlight: boolean;
-  /** Another NOTIFY is due once the one in flight is answered. */
-  again: boolean;
-  /** ...and it must go out even if its body is unchanged (a refresh came in meanwhile, RFC 6665 §4.2.1.2). */
-  forced: boolean;
-  terminating: TerminationReason | undefined;
-  gone: boolean;
-}
-
 /** CSeqs reserved per dialog write: a NOTIFY costs a store write once per this many. */
 const CSEQ_BLOCK = 1000;
 /**
@@ -121,22 +99,24 @@ const QUIET_MS = 5000;
 /** Bound on the quiet dialogs written back per sweep (a background write, batched by the store). */
 const CLEAN_PER_SWEEP = 5000;
 
-function newLive(rec: SubscriptionRecord): Live {
-  return { rec, binding: undefined as unknown as Binding, sentTag: rec.lastTag, sentAt: 0, answer: 0, versionUnwritten: false, prepared: undefined, inFlight: false, again: false, forced: false, terminating: undefined, gone: false };
-}
-
-/** The package's version counter for this dialog (RFC 4662 nested lists included), marked unwritten. */
-function versionCounter(live: Live): (nested?: string) => number {
-  return (nested) => {
-    live.versionUnwritten = true;
-    return nextVersion(live.rec, nested);
+/** What a package is told at admission; `changed`/`nextVersion` closures only for a package that asks. */
+function admitContext(sub: LiveSubscription, request: SipRequest | undefined): AdmitContext {
+  return {
+    key: sub.key,
+    resource: sub.resource,
+    watcher: sub.watcher,
+    request,
+    contentType: request ? undefined : sub.contentType,
+    userAgent: sub.userAgent,
+    subscription: sub,
+    get changed() {
+      return () => sub.changed();
+    },
+    get nextVersion() {
+      return (nested?: string) => sub.nextVersion(nested);
+    },
   };
 }
-
-function ownCopy<T>(v: T): T {
-  return JSON.parse(JSON.stringify(v)) as T;
-}
-
 
 /**
  * RFC 5839 §3.2 Suppress-If-Match: an entity-tag (or "*") the subscriber already holds. True when it
@@ -150,20 +130,24 @@ export function suppressMatches(value: string | undefined, current: string | und
 
 export class Notifier {
   private readonly packages = new Map<string, EventPackage>();
-  private readonly live = new Map<string, Live>();
+  private readonly live = new Map<string, LiveSubscription>();
   /** Live subscriptions per source address (what one peer makes Herald hold). */
   private readonly perSource = new Tally<string>();
-  private readonly expiry = new ExpiryWheel<string>();
+  private readonly expiry = new ExpiryBuckets<LiveSubscription>();
   /** Dialogs whose stored lastTag is unknown (undefined) while their last body's tag is not. */
-  private readonly unknownTag = new Set<Live>();
+  private readonly unknownTag = new Set<LiveSubscription>();
   /** Dialogs that sent a NOTIFY lately (they keep their prepared NOTIFY until sweep() finds them quiet). */
-  private readonly busy = new Set<Live>();
+  private readonly busy = new Set<LiveSubscription>();
   /**
    * Cluster only: dialogs whose NOTIFY waits for the fence to open again or for Redis to record a CSeq
    * reservation (true: a forced one). Sent by retryOwed() once this node knows it still owns them.
    */
-  private readonly owed = new Map<Live, boolean>();
+  private readonly owed = new Map<LiveSubscription, boolean>();
   private checking = false;
+  /** Shared copies of what many subscriptions hold (URIs, Contacts, flows). */
+  private readonly pools: Pools = { strings: new StringPool(), flows: new Interner<Flow>() };
+  /** The one change handler every subscription of this notifier calls. */
+  private readonly onChange = (sub: LiveSubscription): void => this.changed(sub);
   private stopped = false;
   /** NOTIFY transactions sent; the bench and the metrics read it. */
   notifiesSent = 0;
@@ -191,19 +175,19 @@ export class Notifier {
 
   /** Every live subscription dialog (the admin API). */
   records(): SubscriptionRecord[] {
-    return [...this.live.values()].map((l) => l.rec);
-  }
-
-  /** When a subscription's last NOTIFY left and how it was answered, once one was (the admin API). */
-  lastNotify(key: string): { at: number; status: number | 'timeout' } | undefined {
-    const live = this.live.get(key);
-    if (!live || live.answer === 0) return undefined;
-    return { at: live.sentAt, status: live.answer === -1 ? 'timeout' : live.answer };
+    return [...this.live.values()];
   }
 
   /** Subscriptions of one resource (for tests, winfo and debugging). */
   subscriptionsOf(resource: string): SubscriptionRecord[] {
-    return [...this.live.values()].filter((l) => l.rec.resource === resource).map((l) => l.rec);
+    return [...this.live.values()].filter((l) => l.resource === resource);
+  }
+
+  /** The last NOTIFY of a subscription and its answer (the admin API); undefined before any answer. */
+  lastNotify(key: string): { at: number; status: number | 'timeout' } | undefined {
+    const sub = this.live.get(key);
+    const status = sub?.lastAnswer;
+    return sub && status !== undefined ? { at: sub.sentAt, status } : undefined;
   }
 
   /** A package's default duration over the notifier's (RFC 6665 §7.2). */
@@ -251,39 +235,41 @@ export class Notifier {
 
     const localTag = newTag();
     const dialog = uasDialog(rq);
-    const key = `${rq.callId}|${localTag}`;
-    // A JSON round trip gives the record strings of its own: the parser's substrings would otherwise
-    // keep the whole SUBSCRIBE's text alive for as long as the subscription lives.
     const spelled = header(rq, 'event')!.split(';')[0]!.trim();
     const userAgent = header(rq, 'user-agent')?.slice(0, 64);
-    const rec: SubscriptionRecord = ownCopy({
-      key,
-      event: ev.event,
-      ...(spelled !== ev.event ? { eventSpelling: spelled } : {}),
-      eventId: ev.id,
-      resource,
-      watcher,
-      callId: rq.callId,
-      localTag,
-      remoteTag: fromTag,
-      localUri: rq.to.uri,
-      remoteUri: rq.from.uri,
-      remoteTarget: dialog.remoteTarget ?? rq.from.uri,
-      routeSet: dialog.routeSet,
-      localCseq: 0,
-      remoteCseq: dialog.remoteCseq,
-      expiresAt: Date.now() + granted * 1000,
-      contentType: '',
-      flow: rq.source,
-      lastTag: undefined,
-      version: 0,
-      ...(userAgent ? { userAgent } : {}),
-    });
-    const live = newLive(rec);
-    const admission = await pkg.admit({ key: rec.key, resource: rec.resource, watcher: rec.watcher, request: rq, contentType: undefined, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: versionCounter(live) });
+    // The live subscription takes own (or shared) copies of these strings, never the parser's slices
+    // of the SUBSCRIBE's text: the request is not kept once it is answered.
+    const sub = new LiveSubscription(
+      {
+        key: `${rq.callId}|${localTag}`,
+        event: ev.event,
+        ...(spelled !== ev.event ? { eventSpelling: spelled } : {}),
+        eventId: ev.id,
+        resource,
+        watcher,
+        callId: rq.callId,
+        localTag,
+        remoteTag: fromTag,
+        localUri: rq.to.uri,
+        remoteUri: rq.from.uri,
+        remoteTarget: dialog.remoteTarget ?? rq.from.uri,
+        routeSet: dialog.routeSet,
+        localCseq: 0,
+        remoteCseq: dialog.remoteCseq,
+        expiresAt: Date.now() + granted * 1000,
+        contentType: '',
+        flow: rq.source,
+        lastTag: undefined,
+        version: 0,
+        ...(userAgent ? { userAgent } : {}),
+      },
+      this.pools,
+      this.onChange,
+    );
+    const admission = await pkg.admit(admitContext(sub, rq));
     if (!admission.ok) return this.answer(tx, admission.status, admission.reason, admission.headers ?? []);
-    rec.contentType = admission.contentType;
-    live.binding = admission.binding;
+    sub.contentType = this.pools.strings.intern(admission.contentType);
+    sub.binding = admission.binding;
     const okHeaders: HeaderList = [
       ...(admission.headers ?? []),
       ['Expires', String(granted)],
@@ -293,10 +279,10 @@ export class Notifier {
     if (granted === 0) {
       // A fetch (RFC 6665 §4.4.3): one NOTIFY with the state, then the subscription is over.
       this.answer(tx, 200, 'OK', okHeaders, localTag);
-      live.terminating = 'timeout';
-      live.gone = true;
-      await this.sendNotify(live);
-      live.binding.close('timeout');
+      sub.terminating = 'timeout';
+      sub.gone = true;
+      await this.sendNotify(sub);
+      sub.binding.close('timeout');
       return;
     }
     const own = this.opts.ownership;
@@ -304,42 +290,42 @@ export class Notifier {
       // Cluster: the dialog is this node's before it exists, with its first CSeq block reserved in the
       // same step (so its first NOTIFYs need no further write). Redis away: the dispatcher answers 500
       // with Retry-After.
-      const claimed = await own.claim(rec.key, CSEQ_BLOCK).catch((e: unknown) => {
-        live.binding.close();
+      const claimed = await own.claim(sub.key, CSEQ_BLOCK).catch((e: unknown) => {
+        sub.binding.close();
         throw e;
       });
       if (!claimed.ok) {
-        live.binding.close();
+        sub.binding.close();
         return this.answer(tx, 500, 'Server Internal Error', [['Retry-After', '1']]);
       }
-      rec.cseqReserved = claimed.cseq;
+      sub.cseqReserved = claimed.cseq;
     }
-    this.hold(live);
-    this.expiry.set(rec.key, rec.expiresAt);
+    this.hold(sub);
+    this.expiry.set(sub, sub.expiresAt);
     // The dialog is durable before the 200 says it exists.
-    await this.persist(rec);
+    await this.persist(sub);
     this.answer(tx, 200, 'OK', okHeaders, localTag);
     // RFC 6665 §4.2.1.1: the notifier MUST send a NOTIFY at once. RFC 5839 §6.3: when the
     // subscriber already holds the current state (Suppress-If-Match names its entity-tag), that
     // NOTIFY carries no body, only the SIP-ETag.
-    const tag = live.binding.currentTag?.();
+    const tag = sub.binding.currentTag?.();
     if (suppressMatches(header(rq, 'suppress-if-match'), tag)) {
       this.suppressed++;
-      void this.sendNotify(live, true, tag);
+      void this.sendNotify(sub, true, tag);
       return;
     }
-    this.changed(live);
+    this.changed(sub);
   }
 
   private async refresh(tx: ServerTx, toTag: string, event: string, eventId: string | undefined, expires: number | undefined): Promise<void> {
     const rq = tx.request;
     const key = `${rq.callId}|${toTag}`;
-    let live = this.live.get(key);
+    let sub = this.live.get(key);
     // Cluster: a dialog held by no one here is another node's, or a dead node's (taken over first).
-    const elsewhere = !live && this.opts.ownership ? await this.notHeld(key) : undefined;
-    if (elsewhere === 'adopted') live = this.live.get(key);
-    const rec = live?.rec ?? (elsewhere !== 'adopted' ? elsewhere?.rec : undefined);
-    if (!rec || live?.gone || rec.remoteTag !== rq.from.params['tag'] || rec.event !== event || rec.eventId !== eventId) {
+    const elsewhere = !sub && this.opts.ownership ? await this.notHeld(key) : undefined;
+    if (elsewhere === 'adopted') sub = this.live.get(key);
+    const rec: SubscriptionRecord | undefined = sub ?? (elsewhere !== 'adopted' ? elsewhere?.rec : undefined);
+    if (!rec || sub?.gone || rec.remoteTag !== rq.from.params['tag'] || rec.event !== event || rec.eventId !== eventId) {
       return this.answer(tx, 481, 'Subscription Does Not Exist');
     }
     if (outOfOrder(rec, rq)) return this.answer(tx, 500, 'CSeq Out of Order');
@@ -347,249 +333,251 @@ export class Notifier {
     if (!g.ok) return this.answer(tx, 423, 'Interval Too Brief', [['Min-Expires', String(g.minExpires)]]);
     const granted = g.expires;
     acceptInDialog(rec, rq);
-    // The subscription is now held from the refreshing address (a move is never refused: refusing a
-    // refresh would end a subscription its owner keeps alive; the cap gates new ones).
-    this.perSource.move(rec.flow.address, rq.source.address);
-    rec.flow = rq.source;
     const okHeaders: HeaderList = [['Expires', String(granted)], ['Contact', `<${this.stack.contactUri(rq.source.protocol)}>`]];
-    if (!live) {
+    if (!sub) {
+      // Another node owns it: the refresh is recorded here and passed on, with the flow it came on.
+      rec.flow = rq.source;
       if (elsewhere && elsewhere !== 'adopted') await this.forwardInDialog(tx, rec, elsewhere.owner, granted, okHeaders);
       return;
     }
-    live.prepared = undefined; // the target and flow may have changed
+    // The subscription is now held from the refreshing address (a move is never refused: refusing a
+    // refresh would end a subscription its owner keeps alive; the cap gates new ones).
+    this.perSource.move(sub.flow.address, rq.source.address);
+    // Shared copies, not the request's strings (a refresh from elsewhere moves the dialog's flow).
+    sub.refreshed(rq.source, this.pools);
+    sub.prepared = undefined; // the target and flow may have changed
     if (granted === 0) {
       // Unsubscribe: a final NOTIFY, terminated. The reason is "timeout", as for an expiry: the
       // subscription's duration has run out because the subscriber set it to zero.
       this.answer(tx, 200, 'OK', okHeaders);
-      this.terminate(live, 'timeout');
+      this.terminate(sub, 'timeout');
       return;
     }
-    rec.expiresAt = Date.now() + granted * 1000;
-    this.expiry.set(rec.key, rec.expiresAt);
-    await this.persist(rec);
+    sub.expiresAt = Date.now() + granted * 1000;
+    this.expiry.set(sub, sub.expiresAt);
+    await this.persist(sub);
     // RFC 5839 §6.2: a refresh whose Suppress-If-Match names the entity-tag of the state the watcher
     // would be sent: 204 No Notification, and no NOTIFY (the state it holds is current).
-    if (!live.inFlight && suppressMatches(header(rq, 'suppress-if-match'), live.binding.currentTag?.())) {
+    if (!sub.inFlight && suppressMatches(header(rq, 'suppress-if-match'), sub.binding.currentTag?.())) {
       this.suppressed++;
       this.answer(tx, 204, 'No Notification', okHeaders);
       return;
     }
     this.answer(tx, 200, 'OK', okHeaders);
     // RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current (full) state.
-    live.binding.refreshed?.();
-    this.changed(live, true);
+    sub.binding.refreshed?.();
+    this.changed(sub, true);
   }
 
   // ---- NOTIFY ----------------------------------------------------------------------------------
 
   /** The content behind a subscription changed: send a NOTIFY, or note that one is due. */
-  private changed(live: Live, force = false): void {
-    if (live.gone && !live.terminating) return;
-    if (live.inFlight) {
-      live.again = true;
+  private changed(sub: LiveSubscription, force = false): void {
+    if (sub.gone && !sub.terminating) return;
+    if (sub.inFlight) {
+      sub.again = true;
       // A refresh's NOTIFY is owed even when its body equals the one in flight (RFC 6665 §4.2.1.2):
       // the force must survive the coalescing.
-      if (force) live.forced = true;
+      if (force) sub.forced = true;
       return;
     }
-    void this.sendNotify(live, force);
+    void this.sendNotify(sub, force);
   }
 
   /** Ends a subscription with a final NOTIFY (RFC 6665 §4.2.2). */
-  terminate(live: Live, reason: TerminationReason): void {
-    this.release(live.rec.key);
-    this.expiry.delete(live.rec.key);
-    live.terminating = reason;
-    live.gone = true;
-    if (live.inFlight) live.again = true;
-    else void this.sendNotify(live);
+  terminate(sub: LiveSubscription, reason: TerminationReason): void {
+    this.release(sub.key);
+    this.expiry.delete(sub);
+    sub.terminating = reason;
+    sub.gone = true;
+    if (sub.inFlight) sub.again = true;
+    else void this.sendNotify(sub);
   }
 
   /**
    * Sends the next NOTIFY. `conditional`: the entity-tag the subscriber holds (RFC 5839 §6.3): the
    * NOTIFY carries it and no body, and the package is not asked for content (no version consumed).
    */
-  private async sendNotify(live: Live, force = true, conditional?: string): Promise<void> {
-    const rec = live.rec;
+  private async sendNotify(sub: LiveSubscription, force = true, conditional?: string): Promise<void> {
     const own = this.opts.ownership;
-    if (own && !own.mayAct()) return this.fenced(live, force);
+    if (own && !own.mayAct()) return this.fenced(sub, force);
     // RFC 5839 §6.1: an unchanged entity-tag (after a restart, or a change that came back) owes the
     // watcher nothing. Packages whose content() spends something (RLMI versions) are asked before it;
     // the others after (one rendering, not two, on the hot path).
-    if (!force && !live.terminating && conditional === undefined && rec.localCseq > 0 && live.sentTag !== undefined && live.binding.synced && live.binding.currentTag) {
+    if (!force && !sub.terminating && conditional === undefined && sub.localCseq > 0 && sub.sentTag !== undefined && sub.binding.synced && sub.binding.currentTag) {
       let now: string | undefined;
       try {
-        now = live.binding.currentTag();
+        now = sub.binding.currentTag();
       } catch {
         now = undefined;
       }
-      if (now === live.sentTag) {
-        live.binding.synced?.();
+      if (now === sub.sentTag) {
+        sub.binding.synced?.();
         return;
       }
     }
     let content: NotifyContent;
     try {
-      content = conditional !== undefined ? { state: 'active', body: undefined, contentType: undefined, tag: conditional } : live.binding.content();
+      content = conditional !== undefined ? { state: 'active', body: undefined, contentType: undefined, tag: conditional } : sub.binding.content();
     } catch (e) {
-      this.log.error({ err: (e as Error).message, key: rec.key }, 'event package failed to render');
+      this.log.error({ err: (e as Error).message, key: sub.key }, 'event package failed to render');
       return;
     }
-    if (content.state === 'terminated' && !live.terminating) {
+    if (content.state === 'terminated' && !sub.terminating) {
       // The package ends it (e.g. rules now block the watcher): this NOTIFY is the final one.
-      this.release(rec.key);
-      this.expiry.delete(rec.key);
-      live.terminating = content.reason ?? 'deactivated';
-      live.gone = true;
+      this.release(sub.key);
+      this.expiry.delete(sub);
+      sub.terminating = content.reason ?? 'deactivated';
+      sub.gone = true;
     }
     // After a restart, and for changes that render to the same body, an unchanged body needs no NOTIFY.
-    if (!force && !live.terminating && !live.binding.synced && content.tag !== undefined && content.tag === live.sentTag && rec.localCseq > 0) return;
-    live.inFlight = true;
-    live.again = false;
-    live.forced = false;
-    rec.localCseq++;
-    const final = live.terminating !== undefined;
+    if (!force && !sub.terminating && !sub.binding.synced && content.tag !== undefined && content.tag === sub.sentTag && sub.localCseq > 0) return;
+    sub.inFlight = true;
+    sub.again = false;
+    sub.forced = false;
+    sub.localCseq++;
+    const final = sub.terminating !== undefined;
     const tag = content.tag;
     // Cluster: a CSeq above the reservation is reserved in Redis first, and only by the owner (the
     // fencing that keeps a resumed old owner's CSeqs below a new owner's, src/cluster/lease.ts). A
     // fetch's dialog (never claimed, nobody else's) has no reservation.
-    if (own && rec.cseqReserved !== undefined && rec.localCseq > rec.cseqReserved && !(await this.reserveCseqs(live, rec.localCseq + CSEQ_BLOCK - 1))) return;
+    if (own && sub.cseqReserved !== undefined && sub.localCseq > sub.cseqReserved && !(await this.reserveCseqs(sub, sub.localCseq + CSEQ_BLOCK - 1))) return;
     if (final) {
-      this.unknownTag.delete(live);
-      await this.persist(rec, true);
-      if (own && rec.cseqReserved !== undefined) own.release(rec.key);
+      this.unknownTag.delete(sub);
+      await this.persist(sub, true);
+      if (own && sub.cseqReserved !== undefined) own.release(sub.key);
     } else {
       // The record is written before this NOTIFY leaves only when something durable must change:
       // its CSeq goes above the reserved block, its document version moved (winfo, RLMI), or the
       // stored tag would claim the watcher has a body it no longer has.
-      const reserve = rec.localCseq > (rec.cseqReserved ?? 0);
-      const staleTag = rec.lastTag !== undefined && rec.lastTag !== tag;
-      if (reserve || staleTag || live.versionUnwritten) {
-        if (reserve) rec.cseqReserved = rec.localCseq + CSEQ_BLOCK - 1;
-        const quiet = Date.now() - live.sentAt >= QUIET_MS;
+      const reserve = sub.localCseq > (sub.cseqReserved ?? 0);
+      const staleTag = sub.lastTag !== undefined && sub.lastTag !== tag;
+      if (reserve || staleTag || sub.versionUnwritten) {
+        if (reserve) sub.cseqReserved = sub.localCseq + CSEQ_BLOCK - 1;
+        const quiet = Date.now() - sub.sentAt >= QUIET_MS;
         // A busy dialog's tag stays unknown in the store (else its next NOTIFY would need a write too).
         // A versioned package's dialog (RLMI, winfo) is written before every NOTIFY anyway, for its
         // version: its tag goes with it at no cost, so a restored, unchanged list owes no NOTIFY (RFC 5839).
-        rec.lastTag = quiet || live.versionUnwritten ? tag : staleTag ? undefined : rec.lastTag;
-        live.versionUnwritten = false;
-        await this.persist(rec);
+        sub.lastTag = quiet || sub.versionUnwritten ? tag : staleTag ? undefined : sub.lastTag;
+        sub.versionUnwritten = false;
+        await this.persist(sub);
       }
-      if (rec.lastTag === undefined && tag !== undefined) this.unknownTag.add(live);
-      else this.unknownTag.delete(live);
+      if (sub.lastTag === undefined && tag !== undefined) this.unknownTag.add(sub);
+      else this.unknownTag.delete(sub);
     }
     // The writes above took time: the fence is looked at again right before the NOTIFY leaves.
     if (own && !own.mayAct()) {
-      live.inFlight = false;
-      return this.fenced(live, true);
+      sub.inFlight = false;
+      return this.fenced(sub, true);
     }
-    live.sentTag = tag;
-    const previous = live.sentAt;
-    live.sentAt = Date.now();
-    this.busy.add(live);
-    const remaining = Math.max(0, Math.round((rec.expiresAt - Date.now()) / 1000));
-    const subState = final ? `terminated;reason=${live.terminating}` : `${content.state};expires=${remaining}${content.stateParams ?? ''}`;
+    sub.sentTag = tag;
+    const previousAt = sub.sentAt;
+    sub.sentAt = Date.now();
+    this.busy.add(sub);
+    const remaining = Math.max(0, Math.round((sub.expiresAt - Date.now()) / 1000));
+    const subState = final ? `terminated;reason=${sub.terminating}` : `${content.state};expires=${remaining}${content.stateParams ?? ''}`;
     // A terminated NOTIFY carries the last state only when the package still has something to show.
     const body = final && content.state !== 'active' ? undefined : content.body;
     // A list NOTIFY without a body still says it is one (RFC 4662 §4.5).
-    if (conditional !== undefined && rec.contentType === 'multipart/related') content.headers = [['Require', 'eventlist']];
+    if (conditional !== undefined && sub.contentType === 'multipart/related') content.headers = [['Require', 'eventlist']];
     this.notifiesSent++;
-    this.opts.observer?.sent(rec, previous);
+    this.opts.observer?.sent(sub, previousAt);
     let status: number | undefined;
     try {
-      live.prepared ??= this.prepare(rec);
+      sub.prepared ??= this.prepare(sub);
       // RFC 6665 §8.2.1: event types compare byte by byte, so the subscriber's spelling is echoed; a
       // package may choose it per NOTIFY (client quirks), so Event is not in the prepared lines.
       const headers: (readonly [string, string])[] = [
-        ['Event', `${content.eventSpelling ?? rec.eventSpelling ?? rec.event}${rec.eventId ? `;id=${rec.eventId}` : ''}`],
+        ['Event', `${content.eventSpelling ?? sub.eventSpelling ?? sub.event}${sub.eventId ? `;id=${sub.eventId}` : ''}`],
         ['Subscription-State', subState],
       ];
       if (content.tag) headers.push(['SIP-ETag', content.tag]);
       if (content.headers) headers.push(...content.headers);
       const bytes = body === undefined ? undefined : (content.bodyBytes ?? Buffer.from(body, 'utf8'));
-      status = await this.stack.sendPrepared(live.prepared, rec.localCseq, headers, bytes, content.contentType, { flow: rec.flow });
+      status = await this.stack.sendPrepared(sub.prepared, sub.localCseq, headers, bytes, content.contentType, { flow: sub.flow });
     } catch (e) {
-      this.log.warn({ err: (e as Error).message, key: rec.key }, 'NOTIFY could not be sent');
+      this.log.warn({ err: (e as Error).message, key: sub.key }, 'NOTIFY could not be sent');
     }
-    live.inFlight = false;
-    live.answer = status ?? -1;
-    this.opts.observer?.answered(rec, status);
+    sub.inFlight = false;
+    sub.lastAnswer = status ?? 'timeout';
+    this.opts.observer?.answered(sub, status);
     // Stopping (SIGTERM): a NOTIFY that could not leave says nothing about the subscription.
     if (this.stopped) return;
     if (final) {
-      this.busy.delete(live);
-      live.binding.close(live.terminating);
+      this.busy.delete(sub);
+      sub.binding.close(sub.terminating);
       return;
     }
     if (notifyAnswerEnds(status)) {
       // RFC 6665 §4.2.2: a 481, a timeout (or another fatal answer) removes the subscription.
-      this.log.info({ key: rec.key, status: status ?? 'timeout', resource: rec.resource }, 'NOTIFY failed; subscription removed');
-      this.drop(live);
+      this.log.info({ key: sub.key, status: status ?? 'timeout', resource: sub.resource }, 'NOTIFY failed; subscription removed');
+      this.drop(sub);
       return;
     }
-    if (live.again && !this.stopped) this.changed(live, live.forced || live.terminating !== undefined);
+    if (sub.again && !this.stopped) this.changed(sub, sub.forced || sub.terminating !== undefined);
   }
 
   /**
    * The fixed part of this dialog's NOTIFYs, serialized once while the dialog is busy (sweep() drops
    * it when quiet, so a held subscription does not keep it).
    */
-  private prepare(rec: SubscriptionRecord): PreparedRequest {
-    const { uri, route } = inDialogTarget(rec);
+  private prepare(sub: LiveSubscription): PreparedRequest {
+    const { uri, route } = inDialogTarget(sub);
     return this.stack.prepare({
       method: 'NOTIFY',
       uri,
-      callId: rec.callId,
-      from: { display: undefined, uri: rec.localUri, params: { tag: rec.localTag } },
-      to: { display: undefined, uri: rec.remoteUri, params: { tag: rec.remoteTag } },
+      callId: sub.callId,
+      from: { display: undefined, uri: sub.localUri, params: { tag: sub.localTag } },
+      to: { display: undefined, uri: sub.remoteUri, params: { tag: sub.remoteTag } },
       route,
-      contact: `<${this.stack.contactUri(rec.flow.protocol)}>`,
+      contact: `<${this.stack.contactUri(sub.flow.protocol)}>`,
     });
   }
 
   /** Writes (or deletes) a record; a store failure is logged by the store and presence still flows. */
-  private async persist(rec: SubscriptionRecord, remove = false): Promise<void> {
+  private async persist(sub: SubscriptionRecord, remove = false): Promise<void> {
     try {
-      if (remove) await this.store.delete(rec.key);
-      // The live record itself: the store serializes it when the batch is written, so a later change
-      // that lands before then is written too (it is only ever newer).
-      else await this.store.put(rec.key, rec);
+      if (remove) await this.store.delete(sub.key);
+      // The live subscription itself: the store serializes it (toJSON: the durable fields) when the
+      // batch is written, so a later change that lands before then is written too (only ever newer).
+      else await this.store.put(sub.key, sub);
     } catch {
       // Restart safety is lost for this change only; the next write carries the whole record again.
     }
   }
 
-  private hold(live: Live): void {
-    if (this.live.has(live.rec.key)) return;
-    this.live.set(live.rec.key, live);
-    this.perSource.add(live.rec.flow.address);
+  private hold(sub: LiveSubscription): void {
+    if (this.live.has(sub.key)) return;
+    this.live.set(sub.key, sub);
+    this.perSource.add(sub.flow.address);
   }
 
   private release(key: string): void {
-    const live = this.live.get(key);
-    if (!live) return;
+    const sub = this.live.get(key);
+    if (!sub) return;
     this.live.delete(key);
-    this.perSource.remove(live.rec.flow.address);
+    this.perSource.remove(sub.flow.address);
   }
 
   /** Removes a subscription without a NOTIFY. */
-  private drop(live: Live): void {
-    this.forget(live, 'timeout');
-    void this.store.delete(live.rec.key);
-    if (live.rec.cseqReserved !== undefined) this.opts.ownership?.release(live.rec.key);
+  private drop(sub: LiveSubscription): void {
+    this.forget(sub, 'timeout');
+    void this.store.delete(sub.key);
+    if (sub.cseqReserved !== undefined) this.opts.ownership?.release(sub.key);
   }
 
   /**
    * Forgets a subscription here, nothing more: `reason` undefined when it goes on elsewhere (another
    * node owns it now, or Herald stops), so its binding does not report it ended.
    */
-  private forget(live: Live, reason: TerminationReason | undefined): void {
-    live.gone = true;
-    this.unknownTag.delete(live);
-    this.busy.delete(live);
-    this.owed.delete(live);
-    this.release(live.rec.key);
-    this.expiry.delete(live.rec.key);
-    live.binding.close(reason);
+  private forget(sub: LiveSubscription, reason: TerminationReason | undefined): void {
+    sub.gone = true;
+    this.unknownTag.delete(sub);
+    this.busy.delete(sub);
+    this.owed.delete(sub);
+    this.release(sub.key);
+    this.expiry.delete(sub);
+    sub.binding.close(reason);
   }
 
   // ---- cluster (src/cluster/dialogs.ts) --------------------------------------------------------
@@ -598,8 +586,8 @@ export class Notifier {
    * The fence is closed: nothing is sent. The NOTIFY is owed; Redis decides whether this node still
    * owns the dialog (dialogs lost meanwhile are dropped by reconcile() before the check resolves).
    */
-  private fenced(live: Live, force: boolean): void {
-    this.owed.set(live, (this.owed.get(live) ?? false) || force);
+  private fenced(sub: LiveSubscription, force: boolean): void {
+    this.owed.set(sub, (this.owed.get(sub) ?? false) || force);
     if (this.checking) return;
     this.checking = true;
     void this.opts.ownership!.check().then(
@@ -615,25 +603,25 @@ export class Notifier {
   retryOwed(): void {
     const owed = [...this.owed];
     this.owed.clear();
-    for (const [live, force] of owed) if (!live.gone || live.terminating) this.changed(live, force);
+    for (const [sub, force] of owed) if (!sub.gone || sub.terminating) this.changed(sub, force);
   }
 
   /** Reserves CSeqs in Redis; false (and the NOTIFY not sent) when the dialog is lost or Redis is away. */
-  private async reserveCseqs(live: Live, upTo: number): Promise<boolean> {
+  private async reserveCseqs(sub: LiveSubscription, upTo: number): Promise<boolean> {
     let mine: boolean;
     try {
-      mine = await this.opts.ownership!.reserve(live.rec.key, upTo);
+      mine = await this.opts.ownership!.reserve(sub.key, upTo);
     } catch {
       // Redis away: no CSeq goes above a reservation Redis has not recorded; this NOTIFY waits for it.
-      live.rec.localCseq--;
-      live.inFlight = false;
-      this.owed.set(live, true);
+      sub.localCseq--;
+      sub.inFlight = false;
+      this.owed.set(sub, true);
       return false;
     }
     if (mine) return true;
-    live.inFlight = false;
-    this.log.info({ key: live.rec.key }, 'cluster: dialog owned by another node now; dropped here without a NOTIFY');
-    this.forget(live, undefined);
+    sub.inFlight = false;
+    this.log.info({ key: sub.key }, 'cluster: dialog owned by another node now; dropped here without a NOTIFY');
+    this.forget(sub, undefined);
     return false;
   }
 
@@ -642,7 +630,7 @@ export class Notifier {
    * forgotten here without a word (the new owner notifies them, from the shared record).
    */
   reconcile(stillOwned: (key: string) => boolean): void {
-    for (const live of [...this.live.values()]) if (!stillOwned(live.rec.key)) this.forget(live, undefined);
+    for (const sub of [...this.live.values()]) if (!stillOwned(sub.key)) this.forget(sub, undefined);
   }
 
   /**
@@ -660,28 +648,28 @@ export class Notifier {
     }
     rec.localCseq = Math.max(rec.localCseq, rec.cseqReserved ?? 0, cseq);
     rec.cseqReserved = rec.localCseq;
-    const live = await this.revive(key, rec);
-    if (live && notify) this.changed(live, true);
+    const sub = await this.revive(key, rec);
+    if (sub && notify) this.changed(sub, true);
   }
 
   /** An in-dialog request answered at another node (InDialogNotice): the owner's side. */
   inDialogElsewhere(n: InDialogNotice): void {
-    const live = this.live.get(n.dialog);
-    if (!live || live.gone) return;
-    const rec = live.rec;
-    rec.remoteCseq = Math.max(rec.remoteCseq, n.remoteCseq);
-    rec.remoteTarget = n.remoteTarget;
-    rec.flow = n.flow;
-    live.prepared = undefined;
+    const sub = this.live.get(n.dialog);
+    if (!sub || sub.gone) return;
+    sub.remoteCseq = Math.max(sub.remoteCseq, n.remoteCseq);
+    sub.remoteTarget = n.remoteTarget;
+    this.perSource.move(sub.flow.address, n.flow.address);
+    sub.refreshed(n.flow, this.pools);
+    sub.prepared = undefined;
     if (n.kind === 'unsubscribe') {
-      this.terminate(live, 'timeout');
+      this.terminate(sub, 'timeout');
       return;
     }
-    rec.expiresAt = n.expiresAt;
-    this.expiry.set(rec.key, rec.expiresAt);
-    void this.persist(rec);
-    live.binding.refreshed?.();
-    this.changed(live, true);
+    sub.expiresAt = n.expiresAt;
+    this.expiry.set(sub, sub.expiresAt);
+    void this.persist(sub);
+    sub.binding.refreshed?.();
+    this.changed(sub, true);
   }
 
   /**
@@ -714,31 +702,30 @@ export class Notifier {
 
   /** Ends subscriptions whose time ran out, with `terminated;reason=timeout`; writes back quiet dialogs' tags. */
   sweep(now = Date.now()): void {
-    for (const live of this.busy) {
-      if (live.inFlight || now - live.sentAt < QUIET_MS) continue;
-      this.busy.delete(live);
-      live.prepared = undefined;
+    for (const sub of this.busy) {
+      if (sub.inFlight || now - sub.sentAt < QUIET_MS) continue;
+      this.busy.delete(sub);
+      sub.prepared = undefined;
     }
     let cleaned = 0;
-    for (const live of this.unknownTag) {
+    for (const sub of this.unknownTag) {
       if (cleaned >= CLEAN_PER_SWEEP) break;
-      if (live.inFlight || now - live.sentAt < QUIET_MS) continue;
-      this.unknownTag.delete(live);
-      if (live.gone) continue;
+      if (sub.inFlight || now - sub.sentAt < QUIET_MS) continue;
+      this.unknownTag.delete(sub);
+      if (sub.gone) continue;
       // In the background: until it is written, a restart would resend the state (harmless).
-      live.rec.lastTag = live.sentTag;
-      void this.persist(live.rec);
+      sub.lastTag = sub.sentTag;
+      void this.persist(sub);
       cleaned++;
     }
-    for (const key of this.expiry.due(now)) {
-      const live = this.live.get(key);
-      if (!live) continue;
-      if (live.rec.expiresAt > now) {
-        this.expiry.set(key, live.rec.expiresAt);
+    for (const sub of this.expiry.due(now)) {
+      if (this.live.get(sub.key) !== sub) continue;
+      if (sub.expiresAt > now) {
+        this.expiry.set(sub, sub.expiresAt);
         continue;
       }
-      if (this.opts.ownership) void this.expireShared(live);
-      else this.terminate(live, 'timeout');
+      if (this.opts.ownership) void this.expireShared(sub);
+      else this.terminate(sub, 'timeout');
     }
   }
 
@@ -746,17 +733,18 @@ export class Notifier {
    * Cluster: a refresh answered at another node reaches the owner on the bus, which may lose a message;
    * the shared record, written before that refresh was answered, has the last word on expiry.
    */
-  private async expireShared(live: Live): Promise<void> {
-    const stored = await this.store.get(live.rec.key).catch(() => undefined);
-    if (live.gone) return;
-    if (stored && stored.remoteTag === live.rec.remoteTag && stored.expiresAt > Date.now()) {
-      live.rec.expiresAt = stored.expiresAt;
-      live.rec.remoteCseq = Math.max(live.rec.remoteCseq, stored.remoteCseq);
-      this.expiry.set(live.rec.key, live.rec.expiresAt);
+  private async expireShared(sub: LiveSubscription): Promise<void> {
+    const stored = await this.store.get(sub.key).catch(() => undefined);
+    if (sub.gone) return;
+    if (stored && stored.remoteTag === sub.remoteTag && stored.expiresAt > Date.now()) {
+      sub.expiresAt = stored.expiresAt;
+      sub.remoteCseq = Math.max(sub.remoteCseq, stored.remoteCseq);
+      this.expiry.set(sub, sub.expiresAt);
       return;
     }
-    this.terminate(live, 'timeout');
+    this.terminate(sub, 'timeout');
   }
+
 
   // ---- restart ---------------------------------------------------------------------------------
 
@@ -772,10 +760,10 @@ export class Notifier {
         void this.store.delete(key);
         continue;
       }
-      const live = await this.revive(key, rec);
-      if (!live) continue;
+      const sub = await this.revive(key, rec);
+      if (!sub) continue;
       restored++;
-      this.changed(live);
+      this.changed(sub);
     }
     return { restored, expired };
   }
@@ -784,22 +772,23 @@ export class Notifier {
    * A stored dialog bound to its package again and held (a restart, a takeover); undefined when the
    * package no longer admits it (it is terminated, noresource).
    */
-  private async revive(key: string, rec: SubscriptionRecord): Promise<Live | undefined> {
+  private async revive(key: string, rec: SubscriptionRecord): Promise<LiveSubscription | undefined> {
     const pkg = this.packages.get(rec.event)!;
+    const sub = new LiveSubscription(rec, this.pools, this.onChange);
     // Go on above every CSeq the dialog may have used before the restart.
-    rec.localCseq = Math.max(rec.localCseq, rec.cseqReserved ?? 0);
-    const live = newLive(rec);
-    const admission = await pkg.admit({ key, resource: rec.resource, watcher: rec.watcher, request: undefined, contentType: rec.contentType, userAgent: rec.userAgent, changed: () => this.changed(live), nextVersion: versionCounter(live) });
+    sub.localCseq = Math.max(rec.localCseq, rec.cseqReserved ?? 0);
+    const admission = await pkg.admit(admitContext(sub, undefined));
     if (!admission.ok) {
-      live.binding = { content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }), close: () => undefined };
-      this.terminate(live, 'noresource');
+      sub.binding = UNBOUND;
+      this.terminate(sub, 'noresource');
       return undefined;
     }
-    live.binding = admission.binding;
-    this.hold(live);
-    this.expiry.set(key, rec.expiresAt);
-    return live;
+    sub.binding = admission.binding;
+    this.hold(sub);
+    this.expiry.set(sub, sub.expiresAt);
+    return sub;
   }
+
 
   /** Stops sending; subscriptions stay in the store for the next start (SIGTERM is not an unsubscribe). */
   async stop(): Promise<void> {
@@ -807,8 +796,8 @@ export class Notifier {
     // A clean stop writes the tags busy dialogs sent, so the next start resends nothing unchanged.
     const writes: Promise<void>[] = [];
     for (const l of this.unknownTag) {
-      l.rec.lastTag = l.sentTag;
-      writes.push(this.persist(l.rec));
+      l.lastTag = l.sentTag;
+      writes.push(this.persist(l));
     }
     this.unknownTag.clear();
     this.busy.clear();

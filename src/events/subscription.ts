@@ -111,6 +111,15 @@ export type Admission =
   | { ok: false; status: number; reason: string; headers?: HeaderList }
   | { ok: true; contentType: string; binding: Binding; headers?: HeaderList };
 
+/**
+ * The subscription itself, as its package sees it: the same two calls as AdmitContext's `changed` and
+ * `nextVersion`, on an object the package can keep instead of a closure per subscription.
+ */
+export interface SubscriptionHandle {
+  changed(): void;
+  nextVersion(nested?: string): number;
+}
+
 export interface AdmitContext {
   /** The subscription's key (stable across restarts). */
   key: string;
@@ -129,6 +138,8 @@ export interface AdmitContext {
    * with `nested`, the next version of that nested list's own RLMI (RFC 4662 §5.4).
    */
   nextVersion: (nested?: string) => number;
+  /** The same calls on the subscription (what a binding keeps, rather than the two closures above). */
+  subscription?: SubscriptionHandle;
 }
 
 export interface EventPackage {

@@ -19,12 +19,19 @@ class RenderedBody implements Rendered {
     readonly tag: string,
   ) {}
   get bytes(): Buffer {
-    return (this.encoded ??= Buffer.from(this.body, 'utf8'));
+    // Its own allocation, not a slice of Node's shared 8 KB pool: a body kept while its presentity is
+    // watched would otherwise keep a whole pool slab (and the garbage around it) alive.
+    if (this.encoded) return this.encoded;
+    const b = Buffer.allocUnsafeSlow(Buffer.byteLength(this.body, 'utf8'));
+    b.write(this.body, 0, 'utf8');
+    return (this.encoded = b);
   }
 }
 
 export function entityTag(body: string): string {
-  return createHash('sha1').update(body).digest('base64url').slice(0, 16);
+  // The first 12 bytes in base64url (the same 16 characters as before), encoded alone rather than
+  // sliced from the whole digest's text: a tag is kept by every watcher sent it, a slice keeps its parent.
+  return createHash('sha1').update(body).digest().subarray(0, 12).toString('base64url');
 }
 
 /**
@@ -98,6 +105,11 @@ export interface Provider {
 }
 
 export type Listener = (snapshot: PresenceSnapshot) => void;
+
+/** A listener as an object (a subscription's binding): no closure per watcher. */
+export interface SnapshotListener {
+  onSnapshot(snapshot: PresenceSnapshot): void;
+}
 
 export interface Watch {
   /** The latest snapshot (undefined until the provider first reports). */

@@ -41,6 +41,7 @@ export class RulesAuthorizer implements Authorizer {
   private readonly listeners: ((presentity: string) => void)[] = [];
   /** Decisions per presentity and watcher, valid for a while (validity conditions depend on the clock). */
   private readonly decisions = new Map<string, Map<string, { d: Decision; at: number; sphere: string | undefined }>>();
+  private prunedAt = 0;
 
   constructor(
     source: RulesSource,
@@ -66,11 +67,17 @@ export class RulesAuthorizer implements Authorizer {
   decide(watcher: string, presentity: string, sphere?: string): Decision {
     // A user always sees their own presence in full (their other devices watch it).
     if (watcher === presentity) return FULL;
+    const rules = this.rules.get(presentity);
+    // Without a readable document the default decides: as cheap as a cache lookup, so nothing is
+    // kept per watcher (a held subscription would otherwise keep a decision for as long as it lives).
+    if (rules === 'broken') return { subHandling: 'block', view: 'none', transform: identity };
+    if (rules === null || rules === undefined) return this.byDefault(watcher);
     const now = Date.now();
+    this.prune(now);
     let perPresentity = this.decisions.get(presentity);
     const cached = perPresentity?.get(watcher);
     if (cached && now - cached.at < this.decisionTtlMs && cached.sphere === sphere) return cached.d;
-    const d = this.compute(watcher, presentity, new Date(now), sphere);
+    const d = this.compute(watcher, rules, new Date(now), sphere);
     if (!perPresentity) {
       perPresentity = new Map();
       this.decisions.set(presentity, perPresentity);
@@ -79,15 +86,25 @@ export class RulesAuthorizer implements Authorizer {
     return d;
   }
 
-  private compute(watcher: string, presentity: string, now: Date, sphere: string | undefined): Decision {
-    const rules = this.rules.get(presentity);
-    const anonymous = watcher === ANONYMOUS_WATCHER;
-    if (rules === 'broken') return { subHandling: 'block', view: 'none', transform: identity };
-    if (rules === null || rules === undefined) {
-      const domain = watcher.slice(watcher.lastIndexOf('@') + 1).toLowerCase();
-      if (!anonymous && this.defaults.allowDomains.includes(domain)) return FULL;
-      return this.defaults.handling === 'allow' ? FULL : { subHandling: this.defaults.handling, view: this.defaults.handling, transform: identity };
+  /** Once per TTL, forgets the decisions that ran out (bounded memory: one per watcher seen lately). */
+  private prune(now: number): void {
+    if (now - this.prunedAt < this.decisionTtlMs) return;
+    this.prunedAt = now;
+    for (const [presentity, m] of this.decisions) {
+      for (const [watcher, c] of m) if (now - c.at >= this.decisionTtlMs) m.delete(watcher);
+      if (m.size === 0) this.decisions.delete(presentity);
     }
+  }
+
+  /** The operator's default for a presentity without pres-rules. */
+  private byDefault(watcher: string): Decision {
+    const domain = watcher.slice(watcher.lastIndexOf('@') + 1).toLowerCase();
+    if (watcher !== ANONYMOUS_WATCHER && this.defaults.allowDomains.includes(domain)) return FULL;
+    return this.defaults.handling === 'allow' ? FULL : { subHandling: this.defaults.handling, view: this.defaults.handling, transform: identity };
+  }
+
+  private compute(watcher: string, rules: RuleSet, now: Date, sphere: string | undefined): Decision {
+    const anonymous = watcher === ANONYMOUS_WATCHER;
     const p = evaluate(rules, anonymous ? { uri: '', anonymous: true } : { uri: watcher }, now, sphere);
     return { subHandling: p.subHandling, view: viewKey(p), transform: (doc) => applyTransformations(doc, p) };
   }

@@ -9,11 +9,11 @@ import { diffPidf, renderPidfFull } from '../formats/pidf-diff.js';
 import { renderXpidf } from '../formats/xpidf.js';
 import { renderCpimPidf } from '../formats/cpim-pidf.js';
 import { renderLpidf } from '../formats/lpidf.js';
-import { entityTag, type Watch } from '../hub/types.js';
+import { entityTag, type PresenceSnapshot, type SnapshotListener, type Watch } from '../hub/types.js';
 import { NoProviderError, type Hub } from '../hub/hub.js';
 import { renderView, type WatcherView, type WatcherViews } from '../policy/view.js';
 import { header } from '../sip/message.js';
-import type { AdmitContext, Admission, Binding, EventPackage, NotifyContent, TerminationReason } from '../events/subscription.js';
+import type { AdmitContext, Admission, Binding, EventPackage, NotifyContent, SubscriptionHandle, TerminationReason } from '../events/subscription.js';
 import type { PresenceAgent } from './pa.js';
 import { watcherId } from './watchers.js';
 
@@ -39,8 +39,6 @@ function asReason(r: string | undefined): TerminationReason {
 
 export class PresencePackage implements EventPackage {
   readonly event = 'presence';
-  /** Live subscriptions by presentity, re-evaluated when its rules change (NOTIFY if the view did). */
-  private readonly live = new Map<string, Set<PresenceBinding>>();
 
   constructor(
     private readonly hub: Hub,
@@ -49,7 +47,9 @@ export class PresencePackage implements EventPackage {
     private readonly opts: PresencePackageOptions,
   ) {
     views.onChange((presentity) => {
-      for (const b of this.live.get(presentity) ?? []) b.changed();
+      // Its subscriptions are re-evaluated (NOTIFY if the view changed); they are the hub's listeners
+      // of the presentity, so no set of its own is kept per presentity.
+      for (const l of hub.listenersOf(presentity)) if (l instanceof PresenceBinding) l.changed();
     });
   }
 
@@ -91,90 +91,59 @@ export class PresencePackage implements EventPackage {
     }
     view.arrive();
     // The binding keeps only what it needs: not the SUBSCRIBE (nor the AdmitContext holding it), which
-    // would otherwise live as long as the subscription.
-    const changed = ctx.changed;
-    let watch: Watch;
+    // would otherwise live as long as the subscription; the subscription's handle, not closures.
+    const sub = ctx.subscription ?? { changed: ctx.changed, nextVersion: ctx.nextVersion };
+    const binding = partial ? new PartialPresenceBinding(view, contentType, sub) : new PresenceBinding(view, contentType, sub);
     try {
-      watch = this.hub.watch(ctx.resource, changed, ctx.watcher);
+      binding.watch = this.hub.watch(ctx.resource, binding, ctx.watcher);
     } catch (e) {
       if (e instanceof NoProviderError) return { ok: false, status: 404, reason: 'Not Found' };
       throw e;
     }
-    const binding = new PresenceBinding(this, watch, view, contentType, changed, partial ? ctx.nextVersion : undefined);
-    let set = this.live.get(ctx.resource);
-    if (!set) {
-      set = new Set();
-      this.live.set(ctx.resource, set);
-    }
-    set.add(binding);
     return { ok: true, contentType: partial ? CT.PIDF_DIFF : contentType, binding };
-  }
-
-  /** For bindings: a closed binding leaves the re-evaluation set. */
-  forget(resource: string, b: PresenceBinding): void {
-    const set = this.live.get(resource);
-    set?.delete(b);
-    if (set && set.size === 0) this.live.delete(resource);
   }
 }
 
 const noBody = (state: 'pending' | 'terminated'): NotifyContent => ({ state, ...(state === 'terminated' ? { reason: 'rejected' as const } : {}), body: undefined, contentType: undefined, tag: undefined });
 
+/** Before the hub's watch is taken (admission sets it at once). */
+const NO_WATCH: Watch = { current: () => undefined, stop: () => undefined };
+
 /**
  * One presence subscription: a class rather than closures, so each subscription costs one small
- * object with flat fields. What the watcher sees is its view's; this only renders it.
+ * object with flat fields (it is the hub's listener itself). What the watcher sees is its view's;
+ * this only renders it.
  */
-class PresenceBinding implements Binding {
+class PresenceBinding implements Binding, SnapshotListener {
+  watch: Watch = NO_WATCH;
   private closed = false;
-  /** Partial notification (RFC 5263): the document this watcher last got, and whether full is owed. */
-  private last: PidfDocument | undefined;
-  private full = true;
-  /** Only with partial notification, whose content() spends versions (see Binding.synced). */
-  readonly synced?: () => void;
 
   constructor(
-    private readonly pkg: PresencePackage,
-    private readonly watch: Watch,
-    private readonly view: WatcherView,
+    protected readonly view: WatcherView,
     private readonly contentType: PresenceContentType,
-    readonly changed: () => void,
-    /** Set for RFC 5263 partial notification: the subscription's next pidf-diff version. */
-    private readonly nextVersion?: () => number,
-  ) {
-    if (nextVersion) {
-      this.synced = () => {
-        const v = this.view.see(this.watch.current());
-        this.last = v.state === 'active' ? v.show(this.watch.current()?.document) : undefined;
-        this.full = this.last === undefined;
-      };
-    }
+    protected readonly sub: SubscriptionHandle,
+  ) {}
+
+  /** The hub's news: the presentity changed. */
+  onSnapshot(_snapshot: PresenceSnapshot): void {
+    this.sub.changed();
+  }
+
+  /** The rules changed (PresencePackage re-evaluates every binding of the presentity). */
+  changed(): void {
+    this.sub.changed();
   }
 
   content(): NotifyContent {
-    const c = this.fullContent();
-    if (!this.nextVersion || c.state !== 'active') return c;
-    // RFC 5263 §3: pidf-full with its version first (and after a refresh), then patches; full state
-    // again whenever the patch would not be smaller. The entity-tag names the full state (RFC 5839 §6.4).
-    const snap = this.watch.current();
-    const v = this.view.see(snap);
-    if (v.state !== 'active') return c;
-    const doc = v.show(snap?.document);
-    const version = this.nextVersion();
-    const patch = !this.full && this.last ? diffPidf(this.last, doc, version) : undefined;
-    const whole = patch === undefined || Buffer.byteLength(patch) >= Buffer.byteLength(c.body ?? '') ? renderPidfFull(doc, version) : undefined;
-    this.last = doc;
-    this.full = false;
-    // A new body (pidf-full with its version, or a patch): the view's shared bytes are not its bytes.
-    const { bodyBytes: _shared, ...rest } = c;
-    return { ...rest, body: whole ?? patch, contentType: CT.PIDF_DIFF };
+    return this.fullContent();
   }
 
   refreshed(): void {
-    this.full = true;
+    // Full state is all this binding ever sends.
   }
 
   /** The whole document in the negotiated format, as this watcher's view shows it. */
-  private fullContent(): NotifyContent {
+  protected fullContent(): NotifyContent {
     const snap = this.watch.current();
     const v = this.view.see(snap);
     if (v.state === 'pending') return noBody('pending');
@@ -194,8 +163,46 @@ class PresenceBinding implements Binding {
     if (this.closed) return;
     this.closed = true;
     this.watch.stop();
-    this.pkg.forget(this.view.resource, this);
     if (reason === undefined) return; // shutdown: the subscription lives on in the store
     this.view.leave(reason);
+  }
+}
+
+/**
+ * RFC 5263 partial notification, for a watcher that accepts pidf-diff beside PIDF: pidf-full with its
+ * version first (and after a refresh), then patches; full state again whenever the patch would not be
+ * smaller. Its content() spends versions, so it has synced() (see Binding.synced).
+ */
+class PartialPresenceBinding extends PresenceBinding {
+  /** The document this watcher last got, and whether full state is owed. */
+  private last: PidfDocument | undefined;
+  private full = true;
+
+  synced(): void {
+    const v = this.view.see(this.watch.current());
+    this.last = v.state === 'active' ? v.show(this.watch.current()?.document) : undefined;
+    this.full = this.last === undefined;
+  }
+
+  override content(): NotifyContent {
+    const c = this.fullContent();
+    if (c.state !== 'active') return c;
+    // The entity-tag names the full state (RFC 5839 §6.4).
+    const snap = this.watch.current();
+    const v = this.view.see(snap);
+    if (v.state !== 'active') return c;
+    const doc = v.show(snap?.document);
+    const version = this.sub.nextVersion();
+    const patch = !this.full && this.last ? diffPidf(this.last, doc, version) : undefined;
+    const whole = patch === undefined || Buffer.byteLength(patch) >= Buffer.byteLength(c.body ?? '') ? renderPidfFull(doc, version) : undefined;
+    this.last = doc;
+    this.full = false;
+    // A new body (pidf-full with its version, or a patch): the view's shared bytes are not its bytes.
+    const { bodyBytes: _shared, ...rest } = c;
+    return { ...rest, body: whole ?? patch, contentType: CT.PIDF_DIFF };
+  }
+
+  override refreshed(): void {
+    this.full = true;
   }
 }

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { WatcherEntry, WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
 import type { Collection } from '../store/store.js';
 import type { ResourceSharing } from '../store/sharing.js';
+import { EPOCH } from '../util/epoch.js';
 
 /** The store collection of watcher records (a shared store groups it by resource). */
 export const WATCHERS = 'watcher';
@@ -17,6 +18,49 @@ export interface WatcherRecord extends WatcherEntry {
 }
 
 type Listener = (changed: WatcherRecord[]) => void;
+
+
+/**
+ * A watcher entry as the registry holds it, one per subscription a presentity has: fixed shape, its
+ * times relative to the process's start (a Date.now() value would be a boxed number per field), the
+ * strings shared with the subscription. The store gets the plain record (toJSON).
+ */
+class WatcherRow implements WatcherRecord {
+  readonly package: string;
+  private readonly sinceRel: number;
+  private readonly updatedRel: number;
+
+  constructor(
+    readonly resource: string,
+    pkg: string,
+    readonly id: string,
+    readonly uri: string,
+    readonly status: WatcherStatus,
+    readonly event: WatcherEvent,
+    since: number,
+    updatedAt: number,
+  ) {
+    this.package = pkg;
+    this.sinceRel = since - EPOCH;
+    this.updatedRel = updatedAt - EPOCH;
+  }
+
+  static of(r: WatcherRecord): WatcherRow {
+    return new WatcherRow(r.resource, r.package, r.id, r.uri, r.status, r.event, r.since, r.updatedAt);
+  }
+
+  get since(): number {
+    return this.sinceRel + EPOCH;
+  }
+
+  get updatedAt(): number {
+    return this.updatedRel + EPOCH;
+  }
+
+  toJSON(): WatcherRecord {
+    return { resource: this.resource, package: this.package, id: this.id, uri: this.uri, status: this.status, event: this.event, since: this.since, updatedAt: this.updatedAt };
+  }
+}
 
 /** An opaque, stable id for a subscription: winfo shows it to the presentity, so no Call-ID leaks. */
 export function watcherId(subscriptionKey: string): string {
@@ -52,7 +96,8 @@ export class WatcherRegistry {
       if (rec.resource !== resource || this.isStale(rec, now)) continue;
       const old = m.get(rec.id);
       if (old && old.updatedAt >= rec.updatedAt) continue;
-      m.set(rec.id, rec);
+      // Another node's entry, kept in this node's compact row shape.
+      m.set(rec.id, WatcherRow.of(rec));
       if (!old || old.status !== rec.status || old.event !== rec.event) changed.push(rec);
     }
     if (changed.length > 0) for (const l of this.listeners.get(resource) ?? []) l(changed);
@@ -65,7 +110,7 @@ export class WatcherRegistry {
         void this.store.delete(key);
         continue;
       }
-      this.map(rec.resource).set(rec.id, rec);
+      this.map(rec.resource).set(rec.id, WatcherRow.of(rec));
       n++;
     }
     return n;
@@ -97,7 +142,7 @@ export class WatcherRegistry {
     const m = this.map(resource);
     const old = m.get(id);
     if (old && old.status === status && old.event === event) return;
-    const rec: WatcherRecord = { resource, package: pkg, id, uri, status, event, since: old?.since ?? now, updatedAt: now };
+    const rec = new WatcherRow(resource, pkg, id, uri, status, event, old?.since ?? now, now);
     m.set(id, rec);
     this.store.put(`${resource}|${id}`, rec).then(() => this.sharing?.changed(resource), () => undefined);
     for (const l of this.listeners.get(resource) ?? []) l([rec]);

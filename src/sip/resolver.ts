@@ -177,6 +177,9 @@ function dedupe(targets: ResolvedTarget[]): ResolvedTarget[] {
 /** Errors that mean "no such record" rather than "could not ask". */
 const NO_DATA = new Set(['ENODATA', 'ENOTFOUND', 'ENONAME', 'NXDOMAIN', 'ESERVFAIL', 'EREFUSED', 'ETIMEOUT', 'ECONNREFUSED', 'EBADRESP', 'EFORMERR']);
 
+/** A SIP URI whose host is an IPv4 or bracketed IPv6 literal, without maddr (which names another host). */
+const IP_LITERAL_URI = /^sips?:(?:[^@;?>]*@)?(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\])(?::\d{1,5})?(?:[;?>]|$)(?!.*maddr=)/i;
+
 /**
  * The production resolver: node:dns on the configured servers, answers kept for `cacheMs` (node:dns
  * gives no TTL for NAPTR/SRV, so one bound for all), IP-literal targets kept without a lookup.
@@ -197,6 +200,9 @@ export class SipResolver implements DnsLookups {
 
   /** RFC 3263 §4: the targets for a URI, in the order they are to be tried. */
   resolve(uri: string): Promise<ResolvedTarget[]> {
+    // A numeric host asks no DNS, and its answer never changes: nothing to keep (a NOTIFY target is
+    // usually a phone's Contact, one per subscription, and a cache entry for each would outweigh it).
+    if (IP_LITERAL_URI.test(uri)) return locate(uri, this, this.transports, this.opts.random);
     return this.cached(`uri|${uri}`, () => locate(uri, this, this.transports, this.opts.random));
   }
 

@@ -91,7 +91,7 @@ export class SipStack {
     this.log = opts.log;
     this.resolver = new SipResolver(opts.dns);
     this.badLog = new RateLimitedLog(opts.log, 'malformed SIP message');
-    this.servers = new ServerTransactions(opts.maxRetainedResponseBytes, opts.maxRetainedBytes);
+    this.servers = new ServerTransactions((flow, data) => this.transports.send(flow, data), opts.maxRetainedResponseBytes, opts.maxRetainedBytes);
     this.overload = new OverloadGuard(opts.overload ?? { maxEventLoopDelayMs: 200, maxPendingRequests: 2000, retryAfterSeconds: 5 });
     this.transports = new Transports(opts, (m) => this.inbound(m), opts.log);
   }
@@ -195,7 +195,7 @@ export class SipStack {
       return;
     }
     const reliable = rq.source.protocol !== 'UDP';
-    this.servers.open(key, (data) => this.transports.send(this.responseFlow(rq), data));
+    this.servers.open(key);
     let answered = false;
     let admitted = false;
     const tx: ServerTx = {
@@ -211,8 +211,9 @@ export class SipStack {
         const data = encodeResponse(rq, spec);
         this.counters.responsesOut++;
         this.observer?.message('out', 'response', rq.method, spec.status, rq.source.protocol, rq);
-        this.servers.respond(key, data, final, reliable, Date.now());
-        this.transports.send(this.responseFlow(rq), data);
+        const flow = this.responseFlow(rq);
+        this.servers.respond(key, data, final, reliable, Date.now(), flow);
+        this.transports.send(flow, data);
       },
     };
     if (rq.method === 'CANCEL') {

@@ -5,7 +5,8 @@
 // one setTimeout per server transaction, and branches carry only 20 bits of randomness. Here server
 // transactions live in a FIFO (they all have the same lifetime) swept once a second.
 import { randomBytes } from 'node:crypto';
-import type { SipRequest } from './message.js';
+import type { Flow, SipRequest } from './message.js';
+import { owned } from '../util/intern.js';
 
 export const T1 = 500;
 export const T2 = 4000;
@@ -38,11 +39,21 @@ export function serverKey(rq: SipRequest): string | undefined {
   return `${branch}|${top.host}:${top.port ?? ''}|${method}`;
 }
 
+/**
+ * What a server transaction keeps: the serialized last response and where it went, nothing of the
+ * request (a held subscription's SUBSCRIBE would otherwise live on through Timer J).
+ */
 interface ServerEntry {
-  /** The last response sent, or undefined while the TU has not answered (Trying). */
-  response: Buffer | undefined;
+  /** The transaction's key, an own copy: the caller's is cut from the request's text. */
+  key: string;
+  /**
+   * The last response sent (its bytes as a latin1 string: byte for byte, on V8's heap), or undefined
+   * while the TU has not answered (Trying). Not the Buffer: a small Buffer is a slice of an 8 KB pool
+   * slab, and thousands kept 32 s each leave the C allocator's arena grown after a storm.
+   */
+  response: string | undefined;
   final: boolean;
-  resend: (data: Buffer) => void;
+  flow: Flow | undefined;
 }
 
 /** Server transactions: absorb retransmissions and replay the last response. */
@@ -59,6 +70,8 @@ export class ServerTransactions {
    * retransmissions; they go unanswered, and the client's Timer F ends its wait.
    */
   constructor(
+    /** Sends a retransmitted response. */
+    private readonly send: (flow: Flow, data: Buffer) => void,
     private readonly maxResponseBytes = 16 * 1024,
     private readonly maxTotalBytes = 64 * 1024 * 1024,
   ) {}
@@ -71,21 +84,23 @@ export class ServerTransactions {
   absorb(key: string): boolean {
     const e = this.live.get(key);
     if (!e) return false;
-    if (e.response) e.resend(e.response);
+    if (e.response !== undefined && e.flow) this.send(e.flow, Buffer.from(e.response, 'latin1'));
     return true;
   }
 
-  open(key: string, resend: (data: Buffer) => void): void {
-    this.live.set(key, { response: undefined, final: false, resend });
+  open(key: string): void {
+    const own = owned(key);
+    this.live.set(own, { key: own, response: undefined, final: false, flow: undefined });
   }
 
-  /** Records a response; a final one starts Timer J (0 for reliable transports). */
-  respond(key: string, data: Buffer, final: boolean, reliable: boolean, now: number): void {
+  /** Records a response sent to `flow`; a final one starts Timer J (0 for reliable transports). */
+  respond(key: string, data: Buffer, final: boolean, reliable: boolean, now: number, flow: Flow): void {
     const e = this.live.get(key);
     if (!e || e.final) return;
     e.final = final;
+    e.flow = flow;
     if (!final) {
-      e.response = data;
+      e.response = data.toString('latin1');
       return;
     }
     if (reliable) {
@@ -93,10 +108,10 @@ export class ServerTransactions {
       return;
     }
     const keep = data.length <= this.maxResponseBytes && this.retainedBytes + data.length <= this.maxTotalBytes;
-    e.response = keep ? data : undefined;
+    e.response = keep ? data.toString('latin1') : undefined;
     const bytes = keep ? data.length : 0;
     this.retainedBytes += bytes;
-    this.expiry.push({ key, at: now + TIMER_J_UNRELIABLE, bytes });
+    this.expiry.push({ key: e.key, at: now + TIMER_J_UNRELIABLE, bytes });
   }
 
   sweep(now: number): void {
@@ -106,7 +121,9 @@ export class ServerTransactions {
       this.retainedBytes -= x.bytes;
       this.head++;
     }
-    if (this.head > 4096 && this.head * 2 > this.expiry.length) {
+    // Compacted once half is spent: an entry past its time keeps its key (and the request text the
+    // key's pieces were cut from) until then.
+    if (this.head > 64 && this.head * 2 > this.expiry.length) {
       this.expiry.splice(0, this.head);
       this.head = 0;
     }

@@ -60,6 +60,57 @@ export class ExpiryWheel<K> {
   }
 }
 
+/**
+ * Expiry by the second for records that carry their own slot (`expirySlot`): filed in one array per
+ * second and checked when their second comes, with no map from record to slot. Moving a record files
+ * it again; the stale entry is skipped then (its slot no longer matches), so a record costs one array
+ * entry per (re)scheduling, not a Map entry and a Set entry.
+ */
+export class ExpiryBuckets<T extends { expirySlot: number }> {
+  private readonly buckets = new Map<number, T[]>();
+  private lastSwept: number | undefined;
+
+  /** Schedules (or moves) a record to expire at `atMs`. */
+  set(item: T, atMs: number): void {
+    const slot = Math.max(Math.ceil(atMs / 1000), (this.lastSwept ?? -Infinity) + 1);
+    if (item.expirySlot === slot) return;
+    item.expirySlot = slot;
+    const b = this.buckets.get(slot);
+    if (b) b.push(item);
+    else this.buckets.set(slot, [item]);
+  }
+
+  /** Unschedules a record (its entry stays until its second, then is skipped). */
+  delete(item: T): void {
+    item.expirySlot = 0;
+  }
+
+  /** Removes and returns the records whose time has come. */
+  due(nowMs: number): T[] {
+    const now = Math.floor(nowMs / 1000);
+    const out: T[] = [];
+    const take = (slot: number, b: T[]) => {
+      for (const item of b) {
+        if (item.expirySlot !== slot) continue;
+        item.expirySlot = 0;
+        out.push(item);
+      }
+      this.buckets.delete(slot);
+    };
+    // Normally one bucket a second; after a long pause (or a clock jump) sweep what the map holds.
+    if (this.lastSwept === undefined || now - this.lastSwept > 3600) {
+      for (const [slot, b] of this.buckets) if (slot <= now) take(slot, b);
+    } else {
+      for (let s = this.lastSwept + 1; s <= now; s++) {
+        const b = this.buckets.get(s);
+        if (b) take(s, b);
+      }
+    }
+    this.lastSwept = now;
+    return out;
+  }
+}
+
 /** Per-key promise chains: operations on one key run in order, others in parallel (RFC 3903 §6). */
 export class KeyedQueue {
   private readonly tails = new Map<string, Promise<unknown>>();

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { TestUA, pidf, rnd } from '../support/ua.js';
 import { HeraldProcess, freePort } from '../support/process.js';
 import { tempDir } from '../support/herald.js';
+import { BulkWatchers } from '../support/bulk-ua.js';
 
 const ALICE = 'sip:alice@example.test';
 
@@ -59,6 +60,43 @@ describe('restart', () => {
       pub.close();
       w.close();
       short.close();
+    }
+  });
+
+  test('10,000 held subscriptions survive SIGKILL: the next PUBLISH reaches every watcher in its old dialog with a higher CSeq', { timeout: 150_000 }, async () => {
+    const presentities = 100;
+    const watchersPer = 100;
+    const dir = tempDir();
+    const port = await freePort();
+    const p = new HeraldProcess(HeraldProcess.writeConfig(dir, port));
+    procs.push(p);
+    await p.start(30_000);
+    const ws = await BulkWatchers.open(port);
+    try {
+      const { callIds, failed } = await ws.subscribe('r', presentities, watchersPer);
+      assert.equal(failed, 0, 'every SUBSCRIBE answered 2xx');
+      assert.equal(callIds.length, presentities * watchersPer);
+      assert.ok(await ws.until(() => callIds.every((c) => ws.notifies.has(c)), 60_000), 'every subscription got its first NOTIFY');
+      // Everything each dialog was sent before the crash (the first NOTIFY, and any other).
+      const before = new Map(callIds.map((c) => [c, { ...ws.notifies.get(c)!.at(-1)!, cseq: Math.max(...ws.notifies.get(c)!.map((n) => n.cseq)) }]));
+
+      assert.equal(await p.stop('SIGKILL'), 'SIGKILL');
+      const startLine = await p.start(60_000);
+      assert.deepEqual(startLine['subscriptions'], { restored: presentities * watchersPer, expired: 0 });
+
+      const statuses = await ws.publishEach('r', presentities, 'after-restart');
+      assert.ok(statuses.every((s) => s === 200), 'every PUBLISH answered 200');
+      const changed = (c: string) => ws.notifies.get(c)!.find((n) => n.body.includes('after-restart'));
+      assert.ok(await ws.until(() => callIds.every((c) => changed(c) !== undefined), 60_000), `every watcher notified of the change (${callIds.filter((c) => changed(c)).length} of ${callIds.length})`);
+      for (const c of callIds) {
+        const old = before.get(c)!;
+        const now = changed(c)!;
+        assert.equal(now.fromTag, old.fromTag, `${c}: the same dialog (Herald's tag)`);
+        assert.equal(now.toTag, old.toTag, `${c}: the same dialog (the watcher's tag)`);
+        assert.ok(now.cseq > old.cseq, `${c}: a higher CSeq (${old.cseq} → ${now.cseq})`);
+      }
+    } finally {
+      ws.close();
     }
   });
 });

@@ -1,0 +1,244 @@
+// One held subscription as the notifier keeps it in memory: the durable record's fields (what
+// toJSON() writes, SubscriptionRecord) and the notifier's own state, in one object of fixed shape.
+//
+// Why it is laid out like this (issue 9: a held subscription in 1 KB): no closure and no Map per
+// subscription, booleans in one small integer, times relative to the process's start (small integers
+// stay unboxed in V8; a Date.now() value would be a boxed number per field), Call-ID and local tag
+// read from the key they make up, and the strings many subscriptions share (URIs, Contact, content
+// type, the flow) taken from the notifier's pools instead of each holding a copy. Nothing of the
+// SUBSCRIBE is kept: every string is an own copy, not a slice of the message.
+import type { Flow } from '../sip/message.js';
+import type { PreparedRequest } from '../sip/stack.js';
+import type { Interner, StringPool } from '../util/intern.js';
+import { owned } from '../util/intern.js';
+import { EPOCH } from '../util/epoch.js';
+import { nextVersion, type Binding, type SubscriptionHandle, type SubscriptionRecord, type TerminationReason } from './subscription.js';
+
+const NEVER = -1;
+
+const VERSION_UNWRITTEN = 1;
+const IN_FLIGHT = 2;
+const AGAIN = 4;
+const FORCED = 8;
+const GONE = 16;
+
+/** The route set of the many dialogs without one (never mutated: route sets are replaced, not edited). */
+const NO_ROUTES: string[] = [];
+
+/** A binding before admission, or of a restored subscription whose package refused it. */
+export const UNBOUND: Binding = {
+  content: () => ({ state: 'active', body: undefined, contentType: undefined, tag: undefined }),
+  close: () => undefined,
+};
+
+/** Where the shared copies come from (one set per notifier). */
+export interface Pools {
+  strings: StringPool;
+  flows: Interner<Flow>;
+}
+
+/** A flow shared by every subscription that came on it (a TLS flow with its peer's names too). */
+function sharedFlow(pools: Pools, f: Flow): Flow {
+  const names = f.tlsNames ? `|${f.tlsNames.join(',')}` : '';
+  return pools.flows.get(`${f.protocol}|${f.address}|${f.port}|${f.localPort ?? ''}${names}`, () => JSON.parse(JSON.stringify(f)) as Flow);
+}
+
+export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle {
+  readonly key: string;
+  readonly event: string;
+  readonly eventSpelling: string | undefined;
+  readonly eventId: string | undefined;
+  readonly resource: string;
+  readonly watcher: string;
+  readonly remoteTag: string;
+  readonly localUri: string;
+  readonly remoteUri: string;
+  remoteTarget: string;
+  readonly routeSet: string[];
+  localCseq: number;
+  cseqReserved: number | undefined;
+  remoteCseq: number;
+  contentType: string;
+  flow: Flow;
+  lastTag: string | undefined;
+  version: number;
+  readonly userAgent: string | undefined;
+  versions: Record<string, number> | undefined;
+  /** expiresAt − EPOCH. */
+  private expires: number;
+
+  // ---- the notifier's state (not durable) ----
+  binding: Binding = UNBOUND;
+  /** The tag of the last NOTIFY's body as sent (lastTag is that, or undefined while not durable). */
+  sentTag: string | undefined;
+  /** When the last NOTIFY left, − EPOCH (NEVER: none since start). */
+  private sent = NEVER;
+  /** The last NOTIFY's answer: its status, −1 for none (a timeout), 0 before any. */
+  private answer = 0;
+  /** The dialog's NOTIFY serialized but for CSeq, state and body, while the dialog is busy. */
+  prepared: PreparedRequest | undefined = undefined;
+  terminating: TerminationReason | undefined = undefined;
+  /** The second its expiry is filed under (ExpiryBuckets). */
+  expirySlot = 0;
+  private bits = 0;
+
+  constructor(
+    r: SubscriptionRecord,
+    pools: Pools,
+    /** The notifier's one change handler (shared by all its subscriptions). */
+    private readonly onChange: (s: LiveSubscription) => void,
+  ) {
+    const s = pools.strings;
+    this.key = owned(r.key);
+    this.event = s.intern(r.event);
+    this.eventSpelling = s.intern(r.eventSpelling);
+    this.eventId = s.intern(r.eventId);
+    this.resource = s.intern(r.resource);
+    this.remoteTag = owned(r.remoteTag);
+    this.localUri = s.intern(r.localUri);
+    // The watcher's own strings are copies, not pooled: a pool entry costs about as much as the copy,
+    // and pays only when one watcher holds several subscriptions. Its address of record is most often
+    // its From URI itself: then one string serves both.
+    this.remoteUri = owned(r.remoteUri);
+    this.watcher = r.watcher === r.remoteUri ? this.remoteUri : owned(r.watcher);
+    this.remoteTarget = owned(r.remoteTarget);
+    this.routeSet = r.routeSet.length === 0 ? NO_ROUTES : r.routeSet.map((x) => s.intern(x));
+    this.localCseq = r.localCseq;
+    this.cseqReserved = r.cseqReserved;
+    this.remoteCseq = r.remoteCseq;
+    this.contentType = s.intern(r.contentType);
+    this.flow = sharedFlow(pools, r.flow);
+    this.lastTag = r.lastTag;
+    this.version = r.version;
+    this.userAgent = s.intern(r.userAgent);
+    this.versions = r.versions;
+    this.expires = r.expiresAt - EPOCH;
+    this.sentTag = r.lastTag;
+  }
+
+  /** The Call-ID and local tag: the key is `${callId}|${localTag}` (a local tag has no "|"). */
+  get callId(): string {
+    return this.key.slice(0, this.key.lastIndexOf('|'));
+  }
+
+  get localTag(): string {
+    return this.key.slice(this.key.lastIndexOf('|') + 1);
+  }
+
+  get expiresAt(): number {
+    return this.expires + EPOCH;
+  }
+
+  set expiresAt(ms: number) {
+    this.expires = ms - EPOCH;
+  }
+
+  /** When the last NOTIFY left (ms; 0: none since start). */
+  get sentAt(): number {
+    return this.sent === NEVER ? 0 : this.sent + EPOCH;
+  }
+
+  set sentAt(ms: number) {
+    this.sent = ms - EPOCH;
+  }
+
+  /** The last NOTIFY's answer (undefined: none yet; 'timeout': none came). */
+  get lastAnswer(): number | 'timeout' | undefined {
+    return this.answer === 0 ? undefined : this.answer < 0 ? 'timeout' : this.answer;
+  }
+
+  set lastAnswer(status: number | 'timeout' | undefined) {
+    this.answer = status === undefined ? 0 : status === 'timeout' ? -1 : status;
+  }
+
+  /** After a refresh (RFC 3261 §12.2.2 target refresh): its flow, shared like the first, and an own copy of the target. */
+  refreshed(flow: Flow, pools: Pools): void {
+    this.flow = sharedFlow(pools, flow);
+    this.remoteTarget = owned(this.remoteTarget);
+  }
+
+  private flag(bit: number): boolean {
+    return (this.bits & bit) !== 0;
+  }
+
+  private setFlag(bit: number, on: boolean): void {
+    this.bits = on ? this.bits | bit : this.bits & ~bit;
+  }
+
+  /**
+   * A document version (version or a nested one in versions) was spent since the record was last
+   * written: a versioned package's NOTIFY waits for its version to be durable.
+   */
+  get versionUnwritten(): boolean {
+    return this.flag(VERSION_UNWRITTEN);
+  }
+  set versionUnwritten(v: boolean) {
+    this.setFlag(VERSION_UNWRITTEN, v);
+  }
+  get inFlight(): boolean {
+    return this.flag(IN_FLIGHT);
+  }
+  set inFlight(v: boolean) {
+    this.setFlag(IN_FLIGHT, v);
+  }
+  /** Another NOTIFY is due once the one in flight is answered. */
+  get again(): boolean {
+    return this.flag(AGAIN);
+  }
+  set again(v: boolean) {
+    this.setFlag(AGAIN, v);
+  }
+  /** ...and it must go out even if its body is unchanged (a refresh came in meanwhile, RFC 6665 §4.2.1.2). */
+  get forced(): boolean {
+    return this.flag(FORCED);
+  }
+  set forced(v: boolean) {
+    this.setFlag(FORCED, v);
+  }
+  get gone(): boolean {
+    return this.flag(GONE);
+  }
+  set gone(v: boolean) {
+    this.setFlag(GONE, v);
+  }
+
+  // ---- SubscriptionHandle: what its event package may do ----
+
+  changed(): void {
+    this.onChange(this);
+  }
+
+  nextVersion(nested?: string): number {
+    this.versionUnwritten = true;
+    return nextVersion(this, nested);
+  }
+
+  /** The durable record (the store serializes through this): the fields of SubscriptionRecord only. */
+  toJSON(): SubscriptionRecord {
+    return {
+      key: this.key,
+      event: this.event,
+      ...(this.eventSpelling !== undefined ? { eventSpelling: this.eventSpelling } : {}),
+      eventId: this.eventId,
+      resource: this.resource,
+      watcher: this.watcher,
+      callId: this.callId,
+      localTag: this.localTag,
+      remoteTag: this.remoteTag,
+      localUri: this.localUri,
+      remoteUri: this.remoteUri,
+      remoteTarget: this.remoteTarget,
+      routeSet: this.routeSet,
+      localCseq: this.localCseq,
+      ...(this.cseqReserved !== undefined ? { cseqReserved: this.cseqReserved } : {}),
+      remoteCseq: this.remoteCseq,
+      expiresAt: this.expiresAt,
+      contentType: this.contentType,
+      flow: this.flow,
+      lastTag: this.lastTag,
+      version: this.version,
+      ...(this.userAgent !== undefined ? { userAgent: this.userAgent } : {}),
+      ...(this.versions !== undefined ? { versions: this.versions } : {}),
+    };
+  }
+}
