@@ -5,7 +5,9 @@
 // durable before its 200), and the thread-pool round trip, the per-statement callbacks and the
 // hand-built multi-row INSERTs cost more CPU than the write itself. better-sqlite3 runs each statement
 // synchronously on the calling thread: a group-committed batch is one `BEGIN IMMEDIATE … COMMIT` of
-// prepared statements, a few tens of microseconds in WAL mode, with no thread hop.
+// prepared statements, a few tens of microseconds in WAL mode, with no thread hop. The one slow
+// thing SQLite would do inside such a write, the WAL checkpoint with its fsyncs, runs on a thread of
+// its own instead (checkpointer.ts).
 //
 // keyv stays the seam (Store builds a Keyv per collection on this adapter, as it does on Redis and on
 // a Map). keyv's own serialization is switched off for this adapter (Store passes serialize/deserialize
@@ -14,6 +16,7 @@
 // ':' get one more ':'), so a database written by the earlier @keyv/sqlite store reads unchanged, in
 // the same table and key layout (`keyv`, key = "namespace:key").
 import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { KeyvStoreAdapter, StoredData } from 'keyv';
 
@@ -27,6 +30,10 @@ const PAGE = 1000;
  * small row each.
  */
 const BUSY_TIMEOUT_MS = 2000;
+/** How often the checkpointer thread moves the WAL into the database file (checkpointer.ts). */
+const CHECKPOINT_INTERVAL_MS = 1000;
+/** SQLite's own automatic checkpoint threshold (pages), used again if the checkpointer thread fails. */
+const AUTO_CHECKPOINT_PAGES = 1000;
 
 /** @keyv/serialize's text: a string beginning with ':' is written with one more ':' (its escape). */
 function escapeColon(_key: string, v: unknown): unknown {
@@ -72,6 +79,7 @@ export class SqliteDatabase {
   /** Writes many rows in one transaction (IMMEDIATE: it waits for the lock under the busy timeout). */
   readonly writeMany: (rows: readonly { key: string; value: unknown }[]) => void;
   readonly removeMany: (keys: readonly string[]) => number;
+  private checkpointer: Worker | undefined;
 
   constructor(path: string) {
     this.db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
@@ -79,6 +87,7 @@ export class SqliteDatabase {
     // fsync per transaction; only an operating-system crash can lose the last commits.
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    if (!this.db.memory) this.startCheckpointer(path);
     this.db.exec(`CREATE TABLE IF NOT EXISTS ${TABLE}(key VARCHAR(255) PRIMARY KEY, value TEXT)`);
     this.selectOne = this.db.prepare(`SELECT key, value FROM ${TABLE} WHERE key = ?`);
     this.selectPage = this.db.prepare(`SELECT key, value FROM ${TABLE} WHERE key > ? AND key < ? ORDER BY key LIMIT ${PAGE}`);
@@ -116,7 +125,31 @@ export class SqliteDatabase {
   }
 
   close(): void {
+    this.checkpointer?.postMessage('stop');
+    this.checkpointer = undefined;
     if (this.db.open) this.db.close();
+  }
+
+  /**
+   * Checkpoints off the event loop (checkpointer.ts says why). Should the thread fail, SQLite's
+   * automatic checkpoint on this connection takes over again, so the WAL never grows without bound.
+   */
+  private startCheckpointer(path: string): void {
+    try {
+      const w = new Worker(new URL('./checkpointer.js', import.meta.url), { workerData: { path, intervalMs: CHECKPOINT_INTERVAL_MS } });
+      w.unref();
+      const fallBack = (): void => {
+        if (this.checkpointer !== w) return;
+        this.checkpointer = undefined;
+        if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
+      };
+      w.on('error', fallBack);
+      w.on('exit', fallBack);
+      this.checkpointer = w;
+      this.db.pragma('wal_autocheckpoint = 0');
+    } catch {
+      // No worker thread: SQLite's automatic checkpoint stays on.
+    }
   }
 }
 

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -93,4 +93,27 @@ test('a write waits for the lock another process holds (herald user add while He
   await c.put('second', { n: 3, s: '' });
   await once(holder, 'exit');
   assert.deepEqual((await c.all()).map(([k]) => k).sort(), ['first', 'other', 'second']);
+});
+
+test('the WAL reaches the database file by itself (the checkpointer thread), well below SQLite\'s own threshold', async (t) => {
+  const path = tempDb(t);
+  const store = Store.open(`sqlite://${path}`, silentLogger);
+  t.after(() => store.close());
+  const c = store.collection<Rec>('c');
+  await Promise.all(Array.from({ length: 50 }, (_, i) => c.put(`k${i}`, { n: i, s: 'x' })));
+  // The database file alone (without its -wal) holds what was checkpointed; wait for the thread.
+  const copy = `${path}.copy`;
+  let rows = 0;
+  for (let i = 0; i < 50 && rows < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    copyFileSync(path, copy);
+    const db = new Database(copy, { readonly: true });
+    try {
+      rows = (db.prepare("SELECT count(*) AS n FROM keyv WHERE key LIKE 'c:%'").get() as { n: number }).n;
+    } catch {
+      rows = 0; // the table itself not checkpointed yet
+    }
+    db.close();
+  }
+  assert.equal(rows, 50);
 });
