@@ -180,11 +180,14 @@ describe('cluster: dialog ownership and takeover', { skip: SKIP_WITHOUT_REDIS },
     survivors.push(b);
     w.setPeer(b.port); // the watcher answers B's NOTIFYs (A's address is dead)
     const seenBefore = w.requests.length;
+    const killedAt = performance.now();
     assert.equal(await a.proc.stop('SIGKILL'), 'SIGKILL');
 
     // Takeover: each dialog gets a NOTIFY from B, in its dialog, above every CSeq A used.
     const fromB = (d: Dialog) => notifiesOf(w, d).filter((m) => w.requests.indexOf(m) >= seenBefore);
     await until(() => [...dialogs, list].every((d) => fromB(d).length >= 1), 'a NOTIFY from the survivor in every dialog', 60_000, diag);
+    // Reported, not asserted (the machine is shared): SIGKILL → the last of the 101 takeover NOTIFYs.
+    t.diagnostic(`takeover of 101 dialogs with cluster.lease = ${LEASE} s: ${Math.round(performance.now() - killedAt)} ms from SIGKILL to the last NOTIFY (±50 ms polling)`);
     for (const d of [...dialogs, list]) {
       for (const m of fromB(d)) {
         assert.equal(senderPort(m), b.port, 'sent by the survivor');
