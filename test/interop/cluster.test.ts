@@ -271,6 +271,10 @@ describe('one presence service on Redis (issue 10)', { timeout: 180_000 }, () =>
     const usedByNew = new Set(w.notifies().filter((m) => c.senderOf(m) === 2).map((m) => m.cseq));
     const oldAfterResume = w.notifies().slice(resumedAt).filter((m) => c.senderOf(m) === 1);
     for (const m of oldAfterResume) assert.ok(!usedByNew.has(m.cseq), `node 1 sent CSeq ${m.cseq} after resuming, which node 2 had used (${noteOf(m)})`);
+    // And the fence's point: a node that lost its lease sends nothing new at all (a retransmission of a
+    // NOTIFY it sent before the pause is all that may still come from it).
+    const sentBefore = new Set(w.notifies().slice(0, resumedAt).filter((m) => c.senderOf(m) === 1).map((m) => m.cseq));
+    for (const m of oldAfterResume) assert.ok(sentBefore.has(m.cseq), `node 1 sent a new NOTIFY (CSeq ${m.cseq}, ${noteOf(m) ?? 'no note'}) after resuming without its lease`);
     assertOneCseqSequence(w, 'after the pause');
   });
 });
