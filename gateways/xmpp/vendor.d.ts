@@ -19,7 +19,7 @@ declare module '@xmpp/xml' {
   export default xml;
 }
 
-declare module '@xmpp/component' {
+declare module '@xmpp/client' {
   import type { Element } from '@xmpp/xml';
   export interface Jid {
     toString(): string;
@@ -41,12 +41,6 @@ declare module '@xmpp/component' {
     removeAllListeners(event?: string): this;
     reconnect: { stop(): void; delay: number };
   }
-  export function component(options: { service: string; domain: string; password: string }): XmppEntity;
-}
-
-declare module '@xmpp/client' {
-  import type { Element } from '@xmpp/xml';
-  import type { XmppEntity } from '@xmpp/component';
   export interface IqCaller {
     request(el: Element, timeout?: number): Promise<Element>;
   }
