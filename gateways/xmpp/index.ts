@@ -6,6 +6,7 @@ import type { Hub } from '../../src/hub/hub.js';
 import type { Provider } from '../../src/hub/types.js';
 import type { WatcherViews } from '../../src/policy/view.js';
 import type { Store } from '../../src/store/store.js';
+import type { XmppClusterLink } from '../../src/cluster/xmpp.js';
 import { GatewayAddressing, bareJid, parseJid } from './address.js';
 import { AuthorizationStore, ComponentConnection, DISCO_INFO, type AuthorizationRecord, type EntityFactory } from './component.js';
 import { XmppFrontend } from './frontend.js';
@@ -35,26 +36,6 @@ export interface XmppGatewayDeps {
   /** Test seams. */
   entityFactory?: EntityFactory;
   clientFactory?: ClientFactory;
-}
-
-/**
- * The gateway on a cluster's node (implemented by src/cluster/xmpp.ts). One node holds the component
- * connection (the XMPP server accepts one per component domain; its lease decides which node); SIP
- * watchers of Jabber contacts may be held by any node. A node whose connection is not online forwards
- * its stanzas to the one that is, and that node shares each contact's presence with the nodes watching
- * the contact (`res:<the contact's SIP address>`).
- */
-export interface XmppClusterLink {
-  /** A stanza this node cannot send itself: the node whose component connection is online sends it. */
-  forward(stanza: XNode, queue: boolean): void;
-  /** Stanzas forwarded by other nodes (sent here when this node's connection is online), and their call to probe again (a new holder is online). */
-  onForwarded(send: (stanza: XNode, queue: boolean) => void, resend: () => void): void;
-  /** This node's component connection came online: the other nodes probe their contacts through it. */
-  online(): void;
-  /** A presence stanza from a Jabber contact, for the nodes watching it. */
-  share(contactSip: string, stanza: XNode): void;
-  /** This node watches a Jabber contact: `receive` gets the stanzas the connection's node shares. */
-  hold(contactSip: string, receive: (stanza: XNode) => void): () => void;
 }
 
 export interface RosterAccounts extends RosterLists {
