@@ -17,7 +17,7 @@ import { header } from '../../src/sip/message.js';
 import type { ServerTx, SipStack } from '../../src/sip/stack.js';
 import type { Store } from '../../src/store/store.js';
 import { parseEventHeader } from '../../src/events/subscription.js';
-import { Subscriber, type SubscribeSpec, type SubscriberRecord, type SubscriptionNotice } from '../../src/events/subscriber.js';
+import { Subscriber, type NoticeHandler, type SubscribeSpec, type SubscriberRecord, type SubscriptionLease, type SubscriptionNotice } from '../../src/events/subscriber.js';
 import type { SipGatewayConfig, SipPeerConfig } from './config.js';
 import { answerChallenge } from './digest-client.js';
 
@@ -30,6 +30,8 @@ export interface SipGatewayDeps {
   /** Herald's own domains: never routed here. */
   localDomains: readonly string[];
   config: SipGatewayConfig;
+  /** A cluster's leases on the upstream subscriptions (src/cluster/upstream.ts); undefined on a single node. */
+  lease?: SubscriptionLease;
 }
 
 export interface SipGatewayStats {
@@ -47,6 +49,10 @@ export interface SipGateway {
   handleNotify(tx: ServerTx): boolean;
   /** Loads persisted upstream dialogs; call before the notifier restores its subscriptions. */
   restore(): Promise<void>;
+  /** A cluster's takeover: a dead node's upstream subscription is this node's now; parked as after a restart. */
+  adopt(id: string): Promise<void>;
+  /** After a lost lease: forgets the upstream subscriptions another node owns now. */
+  reconcile(stillOwned: (id: string) => boolean): void;
   stop(): Promise<void>;
   stats(): SipGatewayStats;
   /** The upstream dialogs, per remote resource (the admin API). */
@@ -86,6 +92,7 @@ export function createSipGateway(deps: SipGatewayDeps): SipGateway {
         return answerChallenge(res, { username: p.username, password: p.password }, method, uri);
       },
       headers: [['Allow-Events', PRESENCE]],
+      ...(deps.lease ? { lease: deps.lease } : {}),
     },
     log,
   );
@@ -183,6 +190,23 @@ export function createSipGateway(deps: SipGatewayDeps): SipGateway {
     if (h) void h.stop();
   }
 
+  /**
+   * A stored upstream dialog taken up again (a restart, or a cluster's takeover): held, refreshed
+   * in-dialog, until a watch claims it; unsubscribed when none has by the end of the grace period.
+   * Undefined: the gateway no longer subscribes to it.
+   */
+  function park(spec: SubscribeSpec): NoticeHandler | undefined {
+    if (!spec.id.startsWith(`${PRESENCE}|`) || !config.enabled || refusal(spec.target) || !provider.handles(spec.target)) return undefined;
+    const u: Upstream = { id: spec.id, resource: spec.target, listeners: new Set(), last: undefined, parked: undefined, over: false };
+    upstreams.set(spec.id, u);
+    u.parked = setTimeout(() => {
+      u.parked = undefined;
+      if (u.listeners.size === 0) release(u);
+    }, config.restore_grace * 1000);
+    u.parked.unref?.();
+    return (n) => onNotice(u, n);
+  }
+
   const provider: Provider = {
     name: 'sip-gateway',
     handles(resource: string): boolean {
@@ -240,19 +264,14 @@ export function createSipGateway(deps: SipGatewayDeps): SipGateway {
       return true;
     },
     async restore(): Promise<void> {
-      const graceMs = config.restore_grace * 1000;
-      const r = await subscriber.restore((spec) => {
-        if (!spec.id.startsWith(`${PRESENCE}|`) || !config.enabled || refusal(spec.target) || !provider.handles(spec.target)) return undefined;
-        const u: Upstream = { id: spec.id, resource: spec.target, listeners: new Set(), last: undefined, parked: undefined, over: false };
-        upstreams.set(spec.id, u);
-        u.parked = setTimeout(() => {
-          u.parked = undefined;
-          if (u.listeners.size === 0) release(u);
-        }, graceMs);
-        u.parked.unref?.();
-        return (n) => onNotice(u, n);
-      });
+      const r = await subscriber.restore(park);
       log.info(r, 'SIP gateway: upstream subscriptions restored');
+    },
+    async adopt(id: string): Promise<void> {
+      await subscriber.adopt(id, park);
+    },
+    reconcile(stillOwned: (id: string) => boolean): void {
+      subscriber.reconcile(stillOwned);
     },
     async stop(): Promise<void> {
       for (const u of upstreams.values()) if (u.parked) clearTimeout(u.parked);
