@@ -360,7 +360,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const subs = cluster ? { restored: 0, expired: 0 } : await n.restore();
   if (cluster && ownership) {
     serveNotifierDialogs(n, ownership.takeover, cluster.bus);
-    if (sipGateway) serveUpstreamDialogs(sipGateway, ownership.takeover);
+    if (sipGateway) serveUpstreamDialogs(sipGateway, ownership.takeover, ownership.leases, cluster.bus);
     // NOTIFYs that waited for Redis (a CSeq reservation) go out when it is back.
     cluster.link.on('up', () => n.retryOwed());
     await ownership.start();

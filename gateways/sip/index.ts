@@ -17,7 +17,7 @@ import { header } from '../../src/sip/message.js';
 import type { ServerTx, SipStack } from '../../src/sip/stack.js';
 import type { Store } from '../../src/store/store.js';
 import { parseEventHeader } from '../../src/events/subscription.js';
-import { Subscriber, type NoticeHandler, type SubscribeSpec, type SubscriberRecord, type SubscriptionLease, type SubscriptionNotice } from '../../src/events/subscriber.js';
+import { Subscriber, type NoticeHandler, type NotifyTx, type SubscribeSpec, type SubscriberRecord, type SubscriptionLease, type SubscriptionNotice } from '../../src/events/subscriber.js';
 import type { SipGatewayConfig, SipPeerConfig } from './config.js';
 import { answerChallenge } from './digest-client.js';
 
@@ -49,6 +49,15 @@ export interface SipGateway {
   handleNotify(tx: ServerTx): boolean;
   /** Loads persisted upstream dialogs; call before the notifier restores its subscriptions. */
   restore(): Promise<void>;
+  /** A NOTIFY for this node's upstream dialogs only (one another node of a cluster passed on); false: none matches. */
+  handleNotifyHere(tx: NotifyTx): boolean;
+  /** The stored dialog of an upstream subscription (in a cluster: any node's). */
+  stored(id: string): Promise<SubscriberRecord | undefined>;
+  /**
+   * In a cluster: a presence NOTIFY in no dialog of this node goes here, with the ids of the
+   * subscriptions it may belong to (its dialog may be another node's); unset: 481 at once.
+   */
+  strayNotify: ((tx: ServerTx, ids: string[]) => void) | undefined;
   /** A cluster's takeover: a dead node's upstream subscription is this node's now; parked as after a restart. */
   adopt(id: string): Promise<void>;
   /** After a lost lease: forgets the upstream subscriptions another node owns now. */
@@ -253,16 +262,26 @@ export function createSipGateway(deps: SipGatewayDeps): SipGateway {
     },
   };
 
-  return {
+  const gateway: SipGateway = {
     provider,
+    strayNotify: undefined,
     handleNotify(tx: ServerTx): boolean {
       if (subscriber.handleNotify(tx)) return true;
       const ev = parseEventHeader(header(tx.request, 'event'));
       if (tx.request.method !== 'NOTIFY' || ev?.event !== PRESENCE) return false;
+      if (gateway.strayNotify) {
+        // The notifier's From is the remote resource, its To our From: the watcher, or the gateway's
+        // identity for a shared subscription (the id's two forms, see watch()).
+        const resource = tx.request.from.uri;
+        gateway.strayNotify(tx, [`${PRESENCE}|${resource}\n${tx.request.to.uri}`, `${PRESENCE}|${resource}\n`]);
+        return true;
+      }
       // RFC 6665 §4.1.2.4: a NOTIFY matching no subscription is refused, which ends it at the notifier.
       tx.respond({ status: 481, reason: 'Subscription Does Not Exist' });
       return true;
     },
+    handleNotifyHere: (tx) => subscriber.handleNotify(tx),
+    stored: (id) => subscriber.stored(id),
     async restore(): Promise<void> {
       const r = await subscriber.restore(park);
       log.info(r, 'SIP gateway: upstream subscriptions restored');
@@ -294,4 +313,5 @@ export function createSipGateway(deps: SipGatewayDeps): SipGateway {
       return { upstreamSubscriptions: subscriber.size, established: subscriber.establishedCount, watches };
     },
   };
+  return gateway;
 }

@@ -6,7 +6,7 @@
 // order, route sets, strict routers, which answers are fatal) are src/sip/dialog.ts.
 import type { Logger } from 'pino';
 import { acceptInDialog, classifyFailure, inDialogTarget, newCallId, newTag, outOfOrder, refreshAnswerEnds, uacDialog, uasDialog } from '../sip/dialog.js';
-import { header, type HeaderList, type OutgoingRequest, type SipResponse } from '../sip/message.js';
+import { header, type HeaderList, type OutgoingRequest, type SipRequest, type SipResponse } from '../sip/message.js';
 import type { ServerTx, SipStack } from '../sip/stack.js';
 import type { Collection } from '../store/store.js';
 import { T1 } from '../sip/transaction.js';
@@ -111,6 +111,13 @@ export interface SubscriptionLease {
 }
 
 export type NoticeHandler = (n: SubscriptionNotice) => void;
+
+/** What the NOTIFY handling reads of a request: one received, or one another node of a cluster passed on. */
+export type NotifyRequest = Pick<SipRequest, 'method' | 'callId' | 'from' | 'to' | 'cseq' | 'headers' | 'contact' | 'recordRoute' | 'body' | 'bodyBytes'>;
+export interface NotifyTx {
+  readonly request: NotifyRequest;
+  respond: ServerTx['respond'];
+}
 
 export interface SubscriptionHandle {
   readonly id: string;
@@ -359,6 +366,11 @@ export class Subscriber {
     }
   }
 
+  /** The stored record of a subscription (this node's or, in a cluster, another's). */
+  stored(id: string): Promise<SubscriberRecord | undefined> {
+    return this.store.get(id);
+  }
+
   /** Shutdown: timers stop, dialogs stay in the store for the next start (no unsubscribe). */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -372,7 +384,7 @@ export class Subscriber {
    * Handles a NOTIFY if it belongs to one of this subscriber's dialogs (or to a SUBSCRIBE of it still
    * waiting for its 2xx). Returns false, without answering, when it does not.
    */
-  handleNotify(tx: ServerTx): boolean {
+  handleNotify(tx: NotifyTx): boolean {
     const rq = tx.request;
     if (rq.method !== 'NOTIFY') return false;
     const toTag = rq.to.params['tag'];

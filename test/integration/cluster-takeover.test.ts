@@ -345,7 +345,7 @@ max_retry = 0.8
 peers = [{ domain = "remote.test", trusts_us = false, outbound_proxy = "sip:127.0.0.1:${up.port}" }]
 `;
 
-  test('SIGKILL of the node holding an upstream subscription: the survivor refreshes the same upstream dialog, and the remote state reaches the watcher', { timeout: 120_000 }, async () => {
+  test('an upstream NOTIFY at the node that does not own its dialog reaches the watcher; SIGKILL of the owner: the survivor refreshes the same upstream dialog, and the remote state reaches the watcher', { timeout: 120_000 }, async () => {
     const dir = tempDir();
     const redis = await cluster();
     const up = await ScriptedUpstream.start();
@@ -362,6 +362,14 @@ peers = [{ domain = "remote.test", trusts_us = false, outbound_proxy = "sip:127.
     const notes = (): string[] => w.requests.filter((m) => m.method === 'NOTIFY' && m.callId === callId).map((m) => m.body);
     const first = await up.next((q) => q.from === uri('watcher'), 20_000);
     await until(() => notes().some((n) => n.includes('before')), 'the remote state at the watcher through A', 20_000, diag);
+    // A NOTIFY of A's upstream dialog that lands at B (the remote notifier sends to the load balancer):
+    // B passes it to A, answers with A's answer, and the remote state reaches the watcher.
+    const upDialog = up.dialogs.get(first.callId)!;
+    const atA = upDialog.target;
+    upDialog.target = { host: '127.0.0.1', port: b.port };
+    assert.equal(await up.notify(first.callId, 'active;expires=600', pidfOf(BOB, 'via-b')), 200);
+    upDialog.target = atA;
+    await until(() => notes().some((n) => n.includes('via-b')), 'the NOTIFY sent to B at the watcher', 20_000, diag);
     const inFirst = (q: Req): boolean => q.callId === first.callId;
     const lastCseq = Math.max(...up.subscribes.filter(inFirst).map((q) => q.cseq));
     const seen = up.subscribes.length;
