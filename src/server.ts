@@ -49,6 +49,7 @@ import { openOwnership } from './cluster/ownership.js';
 import { holdSingleton } from './cluster/singleton.js';
 import { notifierOwnership, serveNotifierDialogs } from './cluster/dialogs.js';
 import { xmppClusterLink } from './cluster/xmpp.js';
+import { serveUpstreamDialogs, upstreamLease } from './cluster/upstream.js';
 import { isStoreUnavailable } from './store/unavailable.js';
 import { sharedStore } from './store/redis.js';
 import { SharedNonceCounts, sharedNonceSecret } from './cluster/shared-auth.js';
@@ -199,7 +200,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     hub.register(xmpp.provider);
   }
   // Remote SIP domains last: the presence B2BUA claims every resource no other provider has.
-  const sipGateway = gw.enabled ? createSipGateway({ stack, store, log, localDomains: config.sip.domains, config: gw }) : undefined;
+  const sipGateway = gw.enabled ? createSipGateway({ stack, store, log, localDomains: config.sip.domains, config: gw, ...(ownership ? { lease: upstreamLease(ownership.leases) } : {}) }) : undefined;
   if (sipGateway) hub.register(sipGateway.provider);
 
   // Every answer carries these; called only once requests flow, after both are built (the methods
@@ -359,6 +360,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   const subs = cluster ? { restored: 0, expired: 0 } : await n.restore();
   if (cluster && ownership) {
     serveNotifierDialogs(n, ownership.takeover, cluster.bus);
+    if (sipGateway) serveUpstreamDialogs(sipGateway, ownership.takeover, ownership.leases, cluster.bus);
     // NOTIFYs that waited for Redis (a CSeq reservation) go out when it is back.
     cluster.link.on('up', () => n.retryOwed());
     await ownership.start();

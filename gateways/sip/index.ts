@@ -17,7 +17,7 @@ import { header } from '../../src/sip/message.js';
 import type { ServerTx, SipStack } from '../../src/sip/stack.js';
 import type { Store } from '../../src/store/store.js';
 import { parseEventHeader } from '../../src/events/subscription.js';
-import { Subscriber, type SubscribeSpec, type SubscriberRecord, type SubscriptionNotice } from '../../src/events/subscriber.js';
+import { Subscriber, type NoticeHandler, type NotifyTx, type SubscribeSpec, type SubscriberRecord, type SubscriptionLease, type SubscriptionNotice } from '../../src/events/subscriber.js';
 import type { SipGatewayConfig, SipPeerConfig } from './config.js';
 import { answerChallenge } from './digest-client.js';
 
@@ -30,6 +30,8 @@ export interface SipGatewayDeps {
   /** Herald's own domains: never routed here. */
   localDomains: readonly string[];
   config: SipGatewayConfig;
+  /** A cluster's leases on the upstream subscriptions (src/cluster/upstream.ts); undefined on a single node. */
+  lease?: SubscriptionLease;
 }
 
 export interface SipGatewayStats {
@@ -47,6 +49,19 @@ export interface SipGateway {
   handleNotify(tx: ServerTx): boolean;
   /** Loads persisted upstream dialogs; call before the notifier restores its subscriptions. */
   restore(): Promise<void>;
+  /** A NOTIFY for this node's upstream dialogs only (one another node of a cluster passed on); false: none matches. */
+  handleNotifyHere(tx: NotifyTx): boolean;
+  /** The stored dialog of an upstream subscription (in a cluster: any node's). */
+  stored(id: string): Promise<SubscriberRecord | undefined>;
+  /**
+   * In a cluster: a presence NOTIFY in no dialog of this node goes here, with the ids of the
+   * subscriptions it may belong to (its dialog may be another node's); unset: 481 at once.
+   */
+  strayNotify: ((tx: ServerTx, ids: string[]) => void) | undefined;
+  /** A cluster's takeover: a dead node's upstream subscription is this node's now; parked as after a restart. */
+  adopt(id: string): Promise<void>;
+  /** After a lost lease: forgets the upstream subscriptions another node owns now. */
+  reconcile(stillOwned: (id: string) => boolean): void;
   stop(): Promise<void>;
   stats(): SipGatewayStats;
   /** The upstream dialogs, per remote resource (the admin API). */
@@ -86,6 +101,7 @@ export function createSipGateway(deps: SipGatewayDeps): SipGateway {
         return answerChallenge(res, { username: p.username, password: p.password }, method, uri);
       },
       headers: [['Allow-Events', PRESENCE]],
+      ...(deps.lease ? { lease: deps.lease } : {}),
     },
     log,
   );
@@ -183,6 +199,23 @@ export function createSipGateway(deps: SipGatewayDeps): SipGateway {
     if (h) void h.stop();
   }
 
+  /**
+   * A stored upstream dialog taken up again (a restart, or a cluster's takeover): held, refreshed
+   * in-dialog, until a watch claims it; unsubscribed when none has by the end of the grace period.
+   * Undefined: the gateway no longer subscribes to it.
+   */
+  function park(spec: SubscribeSpec): NoticeHandler | undefined {
+    if (!spec.id.startsWith(`${PRESENCE}|`) || !config.enabled || refusal(spec.target) || !provider.handles(spec.target)) return undefined;
+    const u: Upstream = { id: spec.id, resource: spec.target, listeners: new Set(), last: undefined, parked: undefined, over: false };
+    upstreams.set(spec.id, u);
+    u.parked = setTimeout(() => {
+      u.parked = undefined;
+      if (u.listeners.size === 0) release(u);
+    }, config.restore_grace * 1000);
+    u.parked.unref?.();
+    return (n) => onNotice(u, n);
+  }
+
   const provider: Provider = {
     name: 'sip-gateway',
     handles(resource: string): boolean {
@@ -229,30 +262,35 @@ export function createSipGateway(deps: SipGatewayDeps): SipGateway {
     },
   };
 
-  return {
+  const gateway: SipGateway = {
     provider,
+    strayNotify: undefined,
     handleNotify(tx: ServerTx): boolean {
       if (subscriber.handleNotify(tx)) return true;
       const ev = parseEventHeader(header(tx.request, 'event'));
       if (tx.request.method !== 'NOTIFY' || ev?.event !== PRESENCE) return false;
+      if (gateway.strayNotify) {
+        // The notifier's From is the remote resource, its To our From: the watcher, or the gateway's
+        // identity for a shared subscription (the id's two forms, see watch()).
+        const resource = tx.request.from.uri;
+        gateway.strayNotify(tx, [`${PRESENCE}|${resource}\n${tx.request.to.uri}`, `${PRESENCE}|${resource}\n`]);
+        return true;
+      }
       // RFC 6665 §4.1.2.4: a NOTIFY matching no subscription is refused, which ends it at the notifier.
       tx.respond({ status: 481, reason: 'Subscription Does Not Exist' });
       return true;
     },
+    handleNotifyHere: (tx) => subscriber.handleNotify(tx),
+    stored: (id) => subscriber.stored(id),
     async restore(): Promise<void> {
-      const graceMs = config.restore_grace * 1000;
-      const r = await subscriber.restore((spec) => {
-        if (!spec.id.startsWith(`${PRESENCE}|`) || !config.enabled || refusal(spec.target) || !provider.handles(spec.target)) return undefined;
-        const u: Upstream = { id: spec.id, resource: spec.target, listeners: new Set(), last: undefined, parked: undefined, over: false };
-        upstreams.set(spec.id, u);
-        u.parked = setTimeout(() => {
-          u.parked = undefined;
-          if (u.listeners.size === 0) release(u);
-        }, graceMs);
-        u.parked.unref?.();
-        return (n) => onNotice(u, n);
-      });
+      const r = await subscriber.restore(park);
       log.info(r, 'SIP gateway: upstream subscriptions restored');
+    },
+    async adopt(id: string): Promise<void> {
+      await subscriber.adopt(id, park);
+    },
+    reconcile(stillOwned: (id: string) => boolean): void {
+      subscriber.reconcile(stillOwned);
     },
     async stop(): Promise<void> {
       for (const u of upstreams.values()) if (u.parked) clearTimeout(u.parked);
@@ -275,4 +313,5 @@ export function createSipGateway(deps: SipGatewayDeps): SipGateway {
       return { upstreamSubscriptions: subscriber.size, established: subscriber.establishedCount, watches };
     },
   };
+  return gateway;
 }

@@ -6,7 +6,7 @@
 // order, route sets, strict routers, which answers are fatal) are src/sip/dialog.ts.
 import type { Logger } from 'pino';
 import { acceptInDialog, classifyFailure, inDialogTarget, newCallId, newTag, outOfOrder, refreshAnswerEnds, uacDialog, uasDialog } from '../sip/dialog.js';
-import { header, type HeaderList, type OutgoingRequest, type SipResponse } from '../sip/message.js';
+import { header, type HeaderList, type OutgoingRequest, type SipRequest, type SipResponse } from '../sip/message.js';
 import type { ServerTx, SipStack } from '../sip/stack.js';
 import type { Collection } from '../store/store.js';
 import { T1 } from '../sip/transaction.js';
@@ -94,9 +94,30 @@ export interface SubscriberOptions {
   authorize?: (peer: string, challenge: SipResponse, method: string, uri: string) => readonly [string, string] | undefined;
   /** Extra headers on every SUBSCRIBE (e.g. User-Agent). */
   headers?: HeaderList;
+  /**
+   * A cluster's leases (src/cluster/upstream.ts): each subscription is claimed by the node that holds it
+   * and released when it ends, so a survivor can take a dead node's dialog over (adopt) and refresh it
+   * in-dialog. Undefined on a single node.
+   */
+  lease?: SubscriptionLease;
+}
+
+/** One owner per upstream subscription among a cluster's nodes, by subscription id. */
+export interface SubscriptionLease {
+  /** Takes the subscription (new, ours, or its owner dead); false: a live node owns it. */
+  claim(id: string): Promise<boolean>;
+  /** The subscription is over here (best effort). */
+  release(id: string): void;
 }
 
 export type NoticeHandler = (n: SubscriptionNotice) => void;
+
+/** What the NOTIFY handling reads of a request: one received, or one another node of a cluster passed on. */
+export type NotifyRequest = Pick<SipRequest, 'method' | 'callId' | 'from' | 'to' | 'cseq' | 'headers' | 'contact' | 'recordRoute' | 'body' | 'bodyBytes'>;
+export interface NotifyTx {
+  readonly request: NotifyRequest;
+  respond: ServerTx['respond'];
+}
 
 export interface SubscriptionHandle {
   readonly id: string;
@@ -229,8 +250,81 @@ export class Subscriber {
     const old = this.subs.get(spec.id);
     if (old) void this.unsubscribe(old);
     const sub = this.newSub(this.freshRecord(spec), onNotice);
-    void this.startNew(sub);
+    void (this.opts.lease ? this.takeStoredOrStart(sub) : this.startNew(sub));
     return this.handle(sub);
+  }
+
+  /**
+   * In a cluster, the stored dialog of this id may be a dead node's (its watchers taken over here
+   * before its upstream lease was): claimed, it goes on in-dialog rather than as a new subscription.
+   */
+  private async takeStoredOrStart(sub: Sub): Promise<void> {
+    const id = sub.rec.spec.id;
+    const rec = await this.store.get(id).catch(() => undefined);
+    if (this.subs.get(id) !== sub || sub.gone || sub.stopping) return;
+    if (rec && this.live(rec) && (await this.opts.lease!.claim(id).catch(() => false)) && this.subs.get(id) === sub && !sub.gone && !sub.stopping) {
+      sub.rec = rec;
+      this.resumeLive(sub);
+      return;
+    }
+    await this.startNew(sub);
+  }
+
+  /**
+   * A cluster's takeover: the subscription `id` of a dead node is this node's now (its lease moved
+   * here). Loads its dialog from the shared store and goes on with it as a restart does. False: no
+   * record (it ended meanwhile), or it is held here already.
+   */
+  async adopt(id: string, bind: (spec: SubscribeSpec) => NoticeHandler | undefined): Promise<boolean> {
+    if (this.subs.has(id)) return false;
+    const rec = await this.store.get(id);
+    if (!rec?.spec?.id || this.subs.has(id)) {
+      if (!rec) this.opts.lease?.release(id);
+      return false;
+    }
+    const handler = bind(rec.spec);
+    if (!handler) {
+      this.drop(id, rec);
+      return true;
+    }
+    this.resume(rec, handler);
+    return true;
+  }
+
+  /** A dialog still granted at the notifier (with a second to spare for the refresh to arrive). */
+  private live(rec: SubscriberRecord, now = Date.now()): boolean {
+    return rec.established && rec.expiresAt > now + 1000;
+  }
+
+  /** A stored dialog taken up again: refreshed in-dialog when live, else re-created as a new subscription. */
+  private resume(rec: SubscriberRecord, handler: NoticeHandler, now = Date.now()): 'resumed' | 'recreated' {
+    if (this.live(rec, now)) {
+      this.resumeLive(this.newSub(rec, handler));
+      return 'resumed';
+    }
+    void this.startNew(this.newSub(this.freshRecord(rec.spec), handler));
+    return 'recreated';
+  }
+
+  /** The refresh also makes the notifier send the current state (RFC 6665 §4.1.2.2). */
+  private resumeLive(sub: Sub): void {
+    sub.state = 'active';
+    sub.notified = true;
+    this.index(sub);
+    void this.refresh(sub);
+  }
+
+  /** A stored subscription its owner no longer wants: unsubscribed when live, else forgotten. */
+  private drop(key: string, rec: SubscriberRecord, now = Date.now()): void {
+    if (this.live(rec, now)) {
+      const sub = this.newSub(rec, () => undefined);
+      this.index(sub);
+      sub.state = 'active';
+      void this.unsubscribe(sub);
+    } else {
+      void this.store.delete(key);
+      this.opts.lease?.release(rec.spec.id);
+    }
   }
 
   /**
@@ -246,31 +340,35 @@ export class Subscriber {
     for (const [key, rec] of await this.store.all()) {
       if (!rec?.spec?.id || this.subs.has(rec.spec.id)) continue;
       const handler = bind(rec.spec);
-      const live = rec.established && rec.expiresAt > now + 1000;
       if (!handler) {
         dropped++;
-        if (live) {
-          const sub = this.newSub(rec, () => undefined);
-          this.index(sub);
-          sub.state = 'active';
-          void this.unsubscribe(sub);
-        } else void this.store.delete(key);
+        this.drop(key, rec, now);
         continue;
       }
-      if (live) {
-        const sub = this.newSub(rec, handler);
-        sub.state = 'active';
-        sub.notified = true;
-        this.index(sub);
-        resumed++;
-        void this.refresh(sub);
-      } else {
-        recreated++;
-        const sub = this.newSub(this.freshRecord(rec.spec), handler);
-        void this.startNew(sub);
-      }
+      if (this.resume(rec, handler, now) === 'resumed') resumed++;
+      else recreated++;
     }
     return { resumed, recreated, dropped };
+  }
+
+  /**
+   * A cluster node that lost its lease: the subscriptions another node owns now are forgotten here
+   * without a word (their new owner goes on in the same dialog; nothing is unsubscribed or deleted).
+   */
+  reconcile(stillOwned: (id: string) => boolean): void {
+    for (const sub of [...this.subs.values()]) {
+      if (stillOwned(sub.rec.spec.id)) continue;
+      this.clearTimers(sub);
+      sub.gone = true;
+      this.subs.delete(sub.rec.spec.id);
+      const k = this.dialogKey(sub.rec);
+      if (this.byDialog.get(k) === sub) this.byDialog.delete(k);
+    }
+  }
+
+  /** The stored record of a subscription (this node's or, in a cluster, another's). */
+  stored(id: string): Promise<SubscriberRecord | undefined> {
+    return this.store.get(id);
   }
 
   /** Shutdown: timers stop, dialogs stay in the store for the next start (no unsubscribe). */
@@ -286,7 +384,7 @@ export class Subscriber {
    * Handles a NOTIFY if it belongs to one of this subscriber's dialogs (or to a SUBSCRIBE of it still
    * waiting for its 2xx). Returns false, without answering, when it does not.
    */
-  handleNotify(tx: ServerTx): boolean {
+  handleNotify(tx: NotifyTx): boolean {
     const rq = tx.request;
     if (rq.method !== 'NOTIFY') return false;
     const toTag = rq.to.params['tag'];
@@ -504,6 +602,9 @@ export class Subscriber {
     sub.doing = 'subscribing';
     this.index(sub); // a NOTIFY may come before the 2xx (§4.1.2.4)
     const gen = sub.gen;
+    // In a cluster the subscription is this node's from its first SUBSCRIBE (a node that lost the claim
+    // to a live owner of the same id subscribes as before: its watchers need the state).
+    if (this.opts.lease) await this.opts.lease.claim(sub.rec.spec.id).catch(() => false);
     await this.persist(sub);
     const res = await this.transact(sub, sub.rec.spec.expires);
     if (gen !== sub.gen || sub.gone) return;
@@ -676,6 +777,7 @@ export class Subscriber {
     if (this.subs.get(sub.rec.spec.id) === sub) {
       this.subs.delete(sub.rec.spec.id);
       void this.store.delete(sub.rec.spec.id).catch(() => undefined);
+      this.opts.lease?.release(sub.rec.spec.id);
     }
   }
 
@@ -687,6 +789,7 @@ export class Subscriber {
     if (sub.gone) return Promise.resolve();
     if (this.subs.get(sub.rec.spec.id) === sub) this.subs.delete(sub.rec.spec.id);
     void this.store.delete(sub.rec.spec.id).catch(() => undefined);
+    this.opts.lease?.release(sub.rec.spec.id);
     if (inFlight) {
       // The initial SUBSCRIBE's answer decides: a 2xx is followed by the unsubscribe (startNew).
       sub.doing = 'unsubscribing';

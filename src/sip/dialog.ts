@@ -36,7 +36,7 @@ export function formatRoute(na: NameAddr): string {
 
 /** The dialog as its UAS builds it from the creating request (RFC 3261 §12.1.1): the route set is
  *  the Record-Route list in order, the remote target the Contact, the remote tag From's. */
-export function uasDialog(rq: SipRequest): { routeSet: string[]; remoteTarget: string | undefined; remoteCseq: number; remoteTag: string | undefined } {
+export function uasDialog(rq: Pick<SipRequest, 'recordRoute' | 'contact' | 'cseq' | 'from'>): { routeSet: string[]; remoteTarget: string | undefined; remoteCseq: number; remoteTag: string | undefined } {
   return {
     routeSet: rq.recordRoute.map(formatRoute),
     remoteTarget: rq.contact[0]?.uri,
@@ -68,13 +68,13 @@ export function inDialogTarget(d: Pick<DialogState, 'routeSet' | 'remoteTarget'>
 
 /** RFC 3261 §12.2.2: an in-dialog request whose CSeq is not above the last one is out of order
  *  (answer 500). */
-export function outOfOrder(d: Pick<DialogState, 'remoteCseq'>, rq: SipRequest): boolean {
+export function outOfOrder(d: Pick<DialogState, 'remoteCseq'>, rq: Pick<SipRequest, 'cseq'>): boolean {
   return rq.cseq.seq <= d.remoteCseq;
 }
 
 /** An in-dialog request accepted: its CSeq is the new remote one, and a Contact refreshes the
  *  remote target (SUBSCRIBE and NOTIFY are target refresh requests, RFC 6665 §4.1.2.1, §4.1.2.4). */
-export function acceptInDialog(d: DialogState, rq: SipRequest): void {
+export function acceptInDialog(d: DialogState, rq: Pick<SipRequest, 'cseq' | 'contact'>): void {
   d.remoteCseq = rq.cseq.seq;
   if (rq.contact[0]) d.remoteTarget = rq.contact[0].uri;
 }

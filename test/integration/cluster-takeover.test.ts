@@ -19,6 +19,7 @@ import { xcap } from '../support/xcap.js';
 import { decodeList, rlsServices } from '../support/rls.js';
 import { SKIP_WITHOUT_REDIS, TestRedis } from '../support/redis.js';
 import { createClient } from '@redis/client';
+import { BOB, ScriptedUpstream, pidf as pidfOf, type Req } from '../support/upstream.js';
 
 const D = 'example.test';
 const uri = (u: string): string => `sip:${u}@${D}`;
@@ -39,7 +40,8 @@ interface Dialog {
   toTag: string;
 }
 
-function writeNodeConfig(dir: string, port: number, id: string, redisUrl: string, lease: number): string {
+/** `extra`: more TOML sections (the presence B2BUA's). */
+function writeNodeConfig(dir: string, port: number, id: string, redisUrl: string, lease: number, extra = ''): string {
   const path = join(dir, `${id}.toml`);
   writeFileSync(
     path,
@@ -68,7 +70,7 @@ listen = "127.0.0.1:0"
 default = "allow"
 [auth]
 enabled = false
-`,
+${extra}`,
   );
   return path;
 }
@@ -90,6 +92,7 @@ async function until(cond: () => boolean, what: string, deadlineMs: number, diag
 }
 
 describe('cluster: dialog ownership and takeover', { skip: SKIP_WITHOUT_REDIS }, () => {
+  const upstreams: ScriptedUpstream[] = [];
   // One Redis per test: each test's nodes are a cluster of their own.
   const redises: TestRedis[] = [];
   const procs: HeraldProcess[] = [];
@@ -100,6 +103,7 @@ describe('cluster: dialog ownership and takeover', { skip: SKIP_WITHOUT_REDIS },
       await p.stop('SIGKILL');
     }
     for (const u of uas) u.close();
+    for (const u of upstreams) u.close();
     for (const r of redises) await r.dispose();
   });
 
@@ -109,9 +113,9 @@ describe('cluster: dialog ownership and takeover', { skip: SKIP_WITHOUT_REDIS },
     return r;
   }
 
-  async function startNode(dir: string, id: string, redis: TestRedis, lease = LEASE): Promise<Node> {
+  async function startNode(dir: string, id: string, redis: TestRedis, lease = LEASE, extra = ''): Promise<Node> {
     const port = await freePort();
-    const proc = new HeraldProcess(writeNodeConfig(dir, port, id, redis.url, lease));
+    const proc = new HeraldProcess(writeNodeConfig(dir, port, id, redis.url, lease, extra));
     procs.push(proc);
     const line = await proc.start();
     return { proc, port, id, xcapUrl: xcapUrlOf(line) };
@@ -329,5 +333,59 @@ describe('cluster: dialog ownership and takeover', { skip: SKIP_WITHOUT_REDIS },
       prev = m.cseq;
     }
     assert.match(c.proc.output, /dead-a/);
+  });
+
+  /** The presence B2BUA on, towards a scripted remote.test on loopback. */
+  const gatewayConfig = (up: ScriptedUpstream): string => `[gateway.sip]
+enabled = true
+policy = "peers"
+identity = "sip:gateway@${D}"
+min_retry = 0.1
+max_retry = 0.8
+peers = [{ domain = "remote.test", trusts_us = false, outbound_proxy = "sip:127.0.0.1:${up.port}" }]
+`;
+
+  test('an upstream NOTIFY at the node that does not own its dialog reaches the watcher; SIGKILL of the owner: the survivor refreshes the same upstream dialog, and the remote state reaches the watcher', { timeout: 120_000 }, async () => {
+    const dir = tempDir();
+    const redis = await cluster();
+    const up = await ScriptedUpstream.start();
+    upstreams.push(up);
+    up.note = 'before';
+    const a = await startNode(dir, 'up-a', redis, LEASE, gatewayConfig(up));
+    const b = await startNode(dir, 'up-b', redis, LEASE, gatewayConfig(up));
+    const diag = () => `node A:\n${a.proc.output.slice(-2000)}\nnode B:\n${b.proc.output.slice(-3000)}`;
+    const w = await ua(a.port);
+    const callId = rnd();
+    const fromTag = rnd();
+    const r = await w.request('SUBSCRIBE', BOB, { from: uri('watcher'), fromTag, callId, headers: { Event: 'presence', Expires: '600' } });
+    assert.equal(r.status, 200);
+    const notes = (): string[] => w.requests.filter((m) => m.method === 'NOTIFY' && m.callId === callId).map((m) => m.body);
+    const first = await up.next((q) => q.from === uri('watcher'), 20_000);
+    await until(() => notes().some((n) => n.includes('before')), 'the remote state at the watcher through A', 20_000, diag);
+    // A NOTIFY of A's upstream dialog that lands at B (the remote notifier sends to the load balancer):
+    // B passes it to A, answers with A's answer, and the remote state reaches the watcher.
+    const upDialog = up.dialogs.get(first.callId)!;
+    const atA = upDialog.target;
+    upDialog.target = { host: '127.0.0.1', port: b.port };
+    assert.equal(await up.notify(first.callId, 'active;expires=600', pidfOf(BOB, 'via-b')), 200);
+    upDialog.target = atA;
+    await until(() => notes().some((n) => n.includes('via-b')), 'the NOTIFY sent to B at the watcher', 20_000, diag);
+    const inFirst = (q: Req): boolean => q.callId === first.callId;
+    const lastCseq = Math.max(...up.subscribes.filter(inFirst).map((q) => q.cseq));
+    const seen = up.subscribes.length;
+
+    up.note = 'after';
+    w.setPeer(b.port);
+    assert.equal(await a.proc.stop('SIGKILL'), 'SIGKILL');
+    // The survivor goes on in A's upstream dialog: same Call-ID and tags, a higher CSeq — no new dialog.
+    const refresh = await up.next((q) => inFirst(q), 60_000, seen).catch((e: Error) => assert.fail(`${e.message}\n${diag()}`));
+    assert.equal(refresh.fromTag, first.fromTag, 'the same local tag');
+    assert.equal(refresh.toTag, up.dialogs.get(first.callId)!.toTag, 'the same remote tag');
+    assert.ok(refresh.cseq > lastCseq, `CSeq ${refresh.cseq} above A's ${lastCseq}`);
+    await until(() => notes().some((n) => n.includes('after')), 'the remote state at the watcher through B', 30_000, diag);
+    // And later changes at the remote domain still reach the watcher, in that same dialog.
+    assert.equal(await up.notify(first.callId, 'active;expires=600', pidfOf(BOB, 'later')), 200);
+    await until(() => notes().some((n) => n.includes('later')), 'a later remote change at the watcher', 20_000, diag);
+    assert.deepEqual(up.subscribes.slice(seen).filter((q) => !inFirst(q)), [], 'no new upstream dialog');
   });
 });
