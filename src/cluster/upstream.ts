@@ -23,6 +23,7 @@ export function upstreamLease(leases: DialogLeases): SubscriptionLease {
     claim: async (id) => (await leases.claim(name(id))).ok,
     // Best effort, as the notifier's: an entry left behind has no record; a takeover releases it.
     release: (id) => void leases.release(name(id)).catch(() => undefined),
+    mayAct: () => leases.mayAct(),
   };
 }
 

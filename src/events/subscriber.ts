@@ -108,7 +108,12 @@ export interface SubscriptionLease {
   claim(id: string): Promise<boolean>;
   /** The subscription is over here (best effort). */
   release(id: string): void;
+  /** The local fence: this node's lease is known to run (a clock comparison, no I/O). */
+  mayAct(): boolean;
 }
+
+/** How soon a refresh held back by a closed fence is tried again. */
+const FENCE_RETRY_MS = 1000;
 
 export type NoticeHandler = (n: SubscriptionNotice) => void;
 
@@ -669,6 +674,18 @@ export class Subscriber {
   /** An in-dialog refresh (RFC 6665 §4.1.2.2). */
   private async refresh(sub: Sub): Promise<void> {
     if (this.stopped || !settled(sub)) return;
+    // Cluster: a node whose lease is not known to run (it may have been paused past it, and a survivor
+    // may own the dialog now) sends nothing in the dialog: a resumed old owner must not reuse a CSeq the
+    // new one sent. The refresh waits until the lease is confirmed; a dialog lost meanwhile is forgotten
+    // by reconcile() first (src/cluster/upstream.ts), as the notifier's fence does for NOTIFYs.
+    if (this.opts.lease && !this.opts.lease.mayAct()) {
+      sub.timer = setTimeout(() => {
+        sub.timer = undefined;
+        void this.refresh(sub);
+      }, FENCE_RETRY_MS);
+      sub.timer.unref?.();
+      return;
+    }
     sub.doing = 'refreshing';
     const gen = sub.gen;
     const res = await this.transact(sub, sub.rec.spec.expires);

@@ -12,6 +12,7 @@ import type { PresenceSnapshot } from '../../src/hub/types.js';
 import { silentLogger } from '../../src/log.js';
 import { SipStack } from '../../src/sip/stack.js';
 import { Store } from '../../src/store/store.js';
+import type { SubscriptionLease } from '../../src/events/subscriber.js';
 import { createSipGateway, SipGatewayConfigSchema, type SipGateway } from '../../gateways/sip/index.js';
 import { tempDir } from '../support/herald.js';
 import { BOB, ScriptedUpstream, pidf } from '../support/upstream.js';
@@ -32,7 +33,7 @@ interface Rig {
 
 const rigs: Rig[] = [];
 
-async function rig(opts: { up?: ScriptedUpstream; store?: string; trusts?: boolean; policy?: 'any' | 'peers'; username?: string; restore?: boolean; extra?: Record<string, unknown>; dns?: string } = {}): Promise<Rig> {
+async function rig(opts: { up?: ScriptedUpstream; store?: string; trusts?: boolean; policy?: 'any' | 'peers'; username?: string; restore?: boolean; extra?: Record<string, unknown>; dns?: string; lease?: SubscriptionLease } = {}): Promise<Rig> {
   const up = opts.up ?? (await ScriptedUpstream.start());
   // With a DNS server the next hop is found by RFC 3263 (no outbound proxy).
   const stack = new SipStack({ listen: [{ transport: 'udp', address: '127.0.0.1', port: 0 }], maxMessageBytes: 65535, log: silentLogger, ...(opts.dns ? { dns: { servers: [opts.dns] } } : {}) });
@@ -46,7 +47,7 @@ async function rig(opts: { up?: ScriptedUpstream; store?: string; trusts?: boole
     max_retry: 0.8,
     ...(opts.extra ?? {}),
   });
-  const gw = createSipGateway({ stack, store, log: silentLogger, localDomains: ['example.test'], config });
+  const gw = createSipGateway({ stack, store, log: silentLogger, localDomains: ['example.test'], config, ...(opts.lease ? { lease: opts.lease } : {}) });
   stack.onRequest = (tx) => {
     if (!gw.handleNotify(tx)) tx.respond({ status: 405, reason: 'Method Not Allowed' });
   };
@@ -206,6 +207,23 @@ describe('SIP gateway: upstream subscription dialogs (RFC 6665, RFC 3856)', () =
     const a = watch(r, BOB);
     const s = await a.until((x) => x.upstream?.state === 'terminated');
     assert.equal(s.upstream?.reason, 'rejected');
+  });
+
+  test('cluster fence: while the lease is not known to run, no refresh goes out in the dialog; once it is, the refresh does', async () => {
+    let mayAct = true;
+    const r = await rig({ lease: { claim: () => Promise.resolve(true), release: () => undefined, mayAct: () => mayAct } });
+    r.up.script = (_q, n) => (n === 0 ? { status: 200, expires: 4 } : { status: 200, expires: 4, notify: false });
+    const a = watch(r, BOB, 'sip:alice@example.test');
+    const first = await r.up.next();
+    await a.until((x) => x.document !== undefined);
+    // As after a pause past the lease: the refresh falls due (0.8 of 4 s) while the fence is closed.
+    mayAct = false;
+    await assert.rejects(r.up.next((q) => q.toTag !== undefined, 4500), /no matching SUBSCRIBE/);
+    mayAct = true;
+    const refresh = await r.up.next((q) => q.toTag !== undefined, 4000);
+    assert.equal(refresh.callId, first.callId, 'the same dialog');
+    assert.ok(refresh.cseq > first.cseq);
+    a.w.stop();
   });
 
   test('481 to a refresh: a new subscription (new Call-ID) at once', async () => {
