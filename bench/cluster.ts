@@ -1,8 +1,11 @@
 // The cluster figure of issue 10 (`npm run bench`, or alone: `node dist/bench/cluster.js [--quick]`).
 //
-// One Herald node on a Redis, then two nodes on one Redis with the watchers on node A and the
-// publishers on node B (so every NOTIFY crosses Redis), each on a fresh redis-server (own temp dir,
-// free loopback port, append-only file as a durable deployment runs it) and fresh nodes:
+// One Herald node on a Redis; two nodes on one Redis with the watchers on node A and the publishers
+// on node B (so every NOTIFY crosses Redis); and two nodes sharing the work (each holds half of every
+// presentity's watchers and takes half the PUBLISHes: the whole-machine figure of issue 9, a second
+// process taking half the subscriptions with one owner per dialog). Each set-up on a fresh
+// redis-server (own temp dir, free loopback port, append-only file as a durable deployment runs it)
+// and fresh nodes:
 //   1. 50 presentities × 10 watchers SUBSCRIBE at node A (Redis memory per subscription);
 //   2. PUBLISH to 200 presentities nobody watches, at node B (node A with one node): Redis commands
 //      per PUBLISH alone;
@@ -34,8 +37,12 @@ export interface ClusterBenchOptions {
   print?: boolean;
 }
 
-/** The figures of one set-up (1 or 2 nodes). */
+/** 'apart': watchers on node A, publishers on node B; 'split': both nodes take half of each. */
+export type Layout = 'one' | 'apart' | 'split';
+
+/** The figures of one set-up. */
 export interface ClusterFigures {
+  layout: Layout;
   nodes: number;
   subscriptions: number;
   publishPerS: number;
@@ -111,7 +118,8 @@ function clusterNode(port: number, redisUrl: string): [string, string, string][]
   ];
 }
 
-async function startSetup(nodes: 1 | 2, log: (s: string) => void): Promise<Setup> {
+async function startSetup(layout: Layout, log: (s: string) => void): Promise<Setup> {
+  const nodes = layout === 'one' ? 1 : 2;
   const redis = await TestRedis.start();
   const setup: Setup = { redis, client: createClient({ url: redis.url }), nodes: [], gen: Loadgen.start(undefined, 180_000), dirs: [] };
   try {
@@ -126,9 +134,9 @@ async function startSetup(nodes: 1 | 2, log: (s: string) => void): Promise<Setup
       await server.ready(20_000);
     }
     const [a, b] = setup.nodes;
-    const ready = await setup.gen.call({ type: 'start', target: { host: '127.0.0.1', port: a!.port }, domain: 'example.test', sockets: 4, ...(b ? { publishTarget: { host: '127.0.0.1', port: b.port } } : {}) }, 10_000);
+    const ready = await setup.gen.call({ type: 'start', target: { host: '127.0.0.1', port: a!.port }, domain: 'example.test', sockets: 4, ...(b ? { publishTarget: { host: '127.0.0.1', port: b.port }, split: layout === 'split' } : {}) }, 10_000);
     if (ready.type !== 'ready') throw new Error('load generator did not start');
-    log(`cluster bench: ${nodes} node(s) (pids ${setup.nodes.map((n) => n.pid).join(', ')}) on ${redis.url}, generator pid ${setup.gen.pid}`);
+    log(`cluster bench: ${LAYOUTS[layout]} (pids ${setup.nodes.map((n) => n.pid).join(', ')}) on ${redis.url}, generator pid ${setup.gen.pid}`);
     return setup;
   } catch (e) {
     await stopSetup(setup);
@@ -155,8 +163,8 @@ async function measured(s: Setup, run: () => Promise<PhaseResult>): Promise<{ r:
   return { r, commands: commandsBetween(r0, r1), redisCpuS: r1.cpuS - r0.cpuS, redisMemory: r1.memory - r0.memory, heraldCpuS: c1 - c0 };
 }
 
-async function oneSetup(nodes: 1 | 2, o: ClusterBenchOptions, pacedRate: number | undefined, log: (s: string) => void): Promise<ClusterFigures> {
-  const s = await startSetup(nodes, log);
+async function oneSetup(layout: Layout, o: ClusterBenchOptions, pacedRate: number | undefined, log: (s: string) => void): Promise<ClusterFigures> {
+  const s = await startSetup(layout, log);
   try {
     const closedMs = o.quick ? 4_000 : 10_000;
     const subscribing = await measured(s, () => s.gen.phase({ kind: 'subscribe', prefix: 'c', presentities: PRESENTITIES, watchersPer: WATCHERS, window: 100, maxMs: 20_000, drainMs: 3_000 }));
@@ -173,7 +181,8 @@ async function oneSetup(nodes: 1 | 2, o: ClusterBenchOptions, pacedRate: number 
       paced = await s.gen.phase({ kind: 'publish', prefix: 'c', presentities: PRESENTITIES, count: Math.ceil((rate * ms) / 1000), window: PRESENTITIES, ratePerS: rate, maxMs: ms + 2_000, drainMs: 3_000 });
     }
     const figures: ClusterFigures = {
-      nodes,
+      layout,
+      nodes: s.nodes.length,
       subscriptions: sub.ok,
       publishPerS: c.requestMs > 0 ? (c.ok * 1000) / c.requestMs : 0,
       notifyPerS: c.notifyMs > 0 ? (c.notifies * 1000) / c.notifyMs : 0,
@@ -194,7 +203,7 @@ async function oneSetup(nodes: 1 | 2, o: ClusterBenchOptions, pacedRate: number 
       failed: c.sent - c.ok,
       refused: { subscribe: notOk(sub.statuses), publish: notOk(c.statuses) },
     };
-    log(`cluster bench: ${nodes} node(s): ${sub.ok} subscriptions, ${c.ok} PUBLISH → ${c.notifies} NOTIFY (${fmt(figures.notifyPerS)} NOTIFY/s), ${fmt(perPublish, 1)} Redis commands per PUBLISH alone`);
+    log(`cluster bench: ${LAYOUTS[layout]}: ${sub.ok} subscriptions, ${c.ok} PUBLISH → ${c.notifies} NOTIFY (${fmt(figures.notifyPerS)} NOTIFY/s), ${fmt(perPublish, 1)} Redis commands per PUBLISH alone`);
     for (const n of s.nodes) if (!n.alive) throw new Error(`a Herald node exited during the bench: ${n.output.slice(-2000)}`);
     return figures;
   } finally {
@@ -209,11 +218,13 @@ function fmt(x: number | undefined, digits = 0): string {
   return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-function table(one: ClusterFigures | undefined, two: ClusterFigures | undefined): string {
+const LAYOUTS: Record<Layout, string> = { one: '1 node', apart: '2 nodes, A watches, B publishes', split: '2 nodes, work split' };
+
+function table(figures: Partial<Record<Layout, ClusterFigures>>): string {
   const rows: [string, (f: ClusterFigures) => string][] = [
-    ['subscriptions (50 × 10, at node A)', (f) => fmt(f.subscriptions)],
-    ['closed loop: PUBLISH/s (at node B)', (f) => fmt(f.publishPerS)],
-    ['closed loop: NOTIFY/s (from node A)', (f) => fmt(f.notifyPerS)],
+    ['subscriptions (50 × 10)', (f) => fmt(f.subscriptions)],
+    ['closed loop: PUBLISH/s', (f) => fmt(f.publishPerS)],
+    ['closed loop: NOTIFY/s (whole machine)', (f) => fmt(f.notifyPerS)],
     ['NOTIFYs per PUBLISH (10: none coalesced)', (f) => fmt(f.notifiesPerPublish, 2)],
     ['closed loop: publish→NOTIFY p50 / p99 (ms)', (f) => `${fmt(f.latencyP50, 1)} / ${fmt(f.latencyP99, 1)}`],
     ['paced PUBLISH/s (half of 1 node closed loop)', (f) => fmt(f.pacedRate)],
@@ -226,21 +237,21 @@ function table(one: ClusterFigures | undefined, two: ClusterFigures | undefined)
     ['Redis CPU-µs per NOTIFY', (f) => fmt(f.redisCpuUsPerNotify, 1)],
     ['PUBLISH not answered 2xx (closed loop)', (f) => fmt(f.failed)],
   ];
+  const layouts = Object.keys(LAYOUTS) as Layout[];
   const pad = (s: string, n: number): string => s.padEnd(n);
   const lpad = (s: string, n: number): string => s.padStart(n);
-  const lines = [`${pad('', 52)}${lpad('1 node', 18)}${lpad('2 nodes', 18)}`];
-  for (const [label, get] of rows) lines.push(`${pad('  ' + label, 52)}${lpad(one ? get(one) : '—', 18)}${lpad(two ? get(two) : '—', 18)}`);
-  for (const f of [one, two]) {
-    if (!f) continue;
-    lines.push(`  Redis commands per NOTIFY, closed loop, ${f.nodes} node(s): ${f.topCommands.map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ') || '—'}`);
+  const lines = [`${pad('', 52)}${layouts.map((l) => lpad(LAYOUTS[l], 32)).join('')}`];
+  for (const [label, get] of rows) lines.push(`${pad('  ' + label, 52)}${layouts.map((l) => lpad(figures[l] ? get(figures[l]) : '—', 32)).join('')}`);
+  for (const f of Object.values(figures)) {
+    lines.push(`  Redis commands per NOTIFY, closed loop, ${LAYOUTS[f.layout]}: ${f.topCommands.map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ') || '—'}`);
     const refused = (r: Record<string, number>): string => Object.entries(r).map(([k, v]) => `${v} × ${k}`).join(', ') || 'none';
-    lines.push(`  not 2xx, ${f.nodes} node(s): SUBSCRIBE ${refused(f.refused.subscribe)}; PUBLISH ${refused(f.refused.publish)}`);
+    lines.push(`  not 2xx, ${LAYOUTS[f.layout]}: SUBSCRIBE ${refused(f.refused.subscribe)}; PUBLISH ${refused(f.refused.publish)}`);
   }
   return lines.join('\n');
 }
 
-/** Runs both set-ups (1 node, then 2) and prints the table; figures undefined where a set-up failed. */
-export async function runClusterBench(o: ClusterBenchOptions = {}): Promise<{ one?: ClusterFigures; two?: ClusterFigures; skipped?: string }> {
+/** Runs the three set-ups (1 node, 2 apart, 2 split) and prints the table; a set-up that failed is missing. */
+export async function runClusterBench(o: ClusterBenchOptions = {}): Promise<Partial<Record<Layout, ClusterFigures>> & { skipped?: string }> {
   const log = (s: string): void => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
   if (SKIP_WITHOUT_REDIS) {
     log(`cluster bench skipped: ${SKIP_WITHOUT_REDIS}`);
@@ -248,21 +259,18 @@ export async function runClusterBench(o: ClusterBenchOptions = {}): Promise<{ on
   }
   const machine0 = machineBusySeconds();
   const wall0 = performance.now();
-  const out: { one?: ClusterFigures; two?: ClusterFigures } = {};
-  try {
-    out.one = await oneSetup(1, o, undefined, log);
-  } catch (e) {
-    log(`cluster bench, 1 node: FAILED: ${(e as Error).message}`);
-  }
-  try {
-    out.two = await oneSetup(2, o, out.one?.pacedRate, log);
-  } catch (e) {
-    log(`cluster bench, 2 nodes: FAILED: ${(e as Error).message}`);
+  const out: Partial<Record<Layout, ClusterFigures>> = {};
+  for (const layout of Object.keys(LAYOUTS) as Layout[]) {
+    try {
+      out[layout] = await oneSetup(layout, o, out.one?.pacedRate, log);
+    } catch (e) {
+      log(`cluster bench, ${LAYOUTS[layout]}: FAILED: ${(e as Error).message}`);
+    }
   }
   const load = (machineBusySeconds() - machine0) / ((performance.now() - wall0) / 1000);
   if (o.print !== false) {
-    console.log(`\nCluster (issue 10): Herald nodes on one redis-server (append-only file); 2 nodes: watchers on A, publishers on B${o.quick ? ' (quick)' : ''}`);
-    console.log(table(out.one, out.two));
+    console.log(`\nCluster (issues 10 and 9): Herald nodes on one redis-server (append-only file), not pinned${o.quick ? ' (quick)' : ''}`);
+    console.log(table(out));
     console.log(`Machine: ${fmt(load, 2)} of ${cpus().length} cores busy on average over the cluster bench (everything, bench included). Redis "commands" from INFO commandstats: a MULTI/EXEC or pipeline is one round trip but several commands.`);
   }
   return out;

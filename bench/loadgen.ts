@@ -97,9 +97,16 @@ class Generator {
    * `count` sockets connected to `target`; with `publishTarget` (a cluster: watchers on one node,
    * publishers on another), `count` more connected there, which the publish phases use.
    */
-  static async open(target: Target, domain: string, count: number, publishTarget?: Target): Promise<Generator> {
+  static async open(target: Target, domain: string, count: number, publishTarget?: Target, split = false): Promise<Generator> {
     const watch = await openConnectedSockets(target.host, target.port, count);
     const publish = publishTarget ? await openConnectedSockets(publishTarget.host, publishTarget.port, count) : { sockets: [], sentBy: [] };
+    if (split && publishTarget) {
+      // Both nodes share the work: sockets alternate A, B, A, B…, so consecutive watchers of a
+      // presentity and consecutive presentities' publishers land on alternate nodes.
+      const sockets = watch.sockets.flatMap((s, i) => [s, publish.sockets[i]!]);
+      const sentBy = watch.sentBy.flatMap((s, i) => [s, publish.sentBy[i]!]);
+      return new Generator(sockets, sentBy, domain, 0, 2 * count);
+    }
     return new Generator([...watch.sockets, ...publish.sockets], [...watch.sentBy, ...publish.sentBy], domain, publishTarget ? count : 0, count);
   }
 
@@ -424,7 +431,7 @@ process.on('message', (m: unknown) => {
   void (async () => {
     try {
       if (m.type === 'start') {
-        gen = await Generator.open(m.target, m.domain, m.sockets, m.publishTarget);
+        gen = await Generator.open(m.target, m.domain, m.sockets, m.publishTarget, m.split === true);
         send({ type: 'ready', ports: gen.ports });
       } else if (m.type === 'phase') {
         if (!gen) throw new Error('phase before start');

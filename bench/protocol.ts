@@ -39,8 +39,11 @@ export interface PublishPhase {
 export type Phase = SubscribePhase | PublishPhase;
 
 export type ToLoadgen =
-  /** publishTarget: PUBLISH goes there (another node of a cluster) instead of to target, from sockets of its own. */
-  | { type: 'start'; target: Target; domain: string; sockets: number; publishTarget?: Target }
+  /**
+   * publishTarget: PUBLISH goes there (another node of a cluster) instead of to target, from sockets of
+   * its own; with split, both nodes get half the watchers and half the publishers.
+   */
+  | { type: 'start'; target: Target; domain: string; sockets: number; publishTarget?: Target; split?: boolean }
   | { type: 'phase'; phase: Phase }
   | { type: 'stop' };
 
