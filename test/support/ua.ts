@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import crypto, { randomBytes } from 'node:crypto';
 import sip, { type RawMessage } from 'sip';
 import WebSocket from 'ws';
+import { Arrivals } from './arrivals.js';
 
 export type UaProtocol = 'udp' | 'tcp' | 'tls' | 'ws';
 
@@ -65,7 +66,8 @@ export interface RequestOptions {
 }
 
 export class TestUA {
-  readonly requests: Msg[] = [];
+  private readonly arrivals = new Arrivals<Msg>('request');
+  readonly requests = this.arrivals.all;
   /** Requests answerWith chose not to answer. */
   readonly dropped: Msg[] = [];
   /**
@@ -76,7 +78,6 @@ export class TestUA {
   answerWith: (m: Msg) => number | Answer | 'drop' | 'hold' = () => 200;
   private held: (() => void)[] = [];
   private readonly waiting = new Map<string, (m: Msg) => void>();
-  private reqWaiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = [];
   private send!: (data: Buffer) => void;
   private closer!: () => void;
   localPort = 0;
@@ -212,9 +213,7 @@ export class TestUA {
     ].join('\r\n');
     this.sendRaw(res);
     if (status >= 200 && status < 300) {
-      this.requests.push(m);
-      const i = this.reqWaiters.findIndex((w) => w.pred(m));
-      if (i >= 0) this.reqWaiters.splice(i, 1)[0]!.resolve(m);
+      this.arrivals.add(m);
     }
   }
 
@@ -259,16 +258,7 @@ export class TestUA {
 
   /** Waits for an incoming request matching `pred` (already received ones count if not yet taken). */
   nextRequest(pred: (m: Msg) => boolean = () => true, timeoutMs = 5000, taken = new Set<Msg>()): Promise<Msg> {
-    const have = this.requests.find((m) => pred(m) && !taken.has(m));
-    if (have) return Promise.resolve(have);
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve: (m: Msg) => (clearTimeout(t), resolve(m)) };
-      const t = setTimeout(() => {
-        this.reqWaiters = this.reqWaiters.filter((x) => x !== w);
-        reject(new Error(`no matching request in ${timeoutMs} ms (have ${this.requests.length})`));
-      }, timeoutMs);
-      this.reqWaiters.push(w);
-    });
+    return this.arrivals.next(pred, timeoutMs, 0, taken);
   }
 
   /** Waits up to `ms` and returns requests that arrived (for checking that nothing came). */

@@ -4,6 +4,7 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import sip, { type RawMessage } from 'sip';
+import { Arrivals } from './arrivals.js';
 
 const rnd = (): string => randomBytes(6).toString('hex');
 export const BOB = 'sip:bob@remote.test';
@@ -40,14 +41,15 @@ export function pidf(entity: string, note: string, basic: 'open' | 'closed' = 'o
 
 /** A scripted presence server for remote.test on a loopback UDP port. */
 export class ScriptedUpstream {
-  readonly subscribes: Req[] = [];
+  private readonly received = new Arrivals<Req>('SUBSCRIBE');
+  /** Every SUBSCRIBE received (retransmissions left out), in order. */
+  readonly subscribes = this.received.all;
   readonly dialogs = new Map<string, Dialog>();
   /** How to answer the n-th SUBSCRIBE (0-based, counted over all). Default: 200, Expires as asked, then NOTIFY active. */
   script: (r: Req, n: number) => Answer = () => ({ status: 200 });
   /** The PIDF note of the automatic NOTIFY after a 2xx. */
   note = 'hello';
   private readonly branches = new Map<string, string | undefined>();
-  private waiters: { pred: (r: Req) => boolean; resolve: (r: Req) => void }[] = [];
   private pending = new Map<string, (status: number) => void>();
   private constructor(private readonly socket: dgram.Socket, readonly port: number) {}
 
@@ -107,9 +109,7 @@ export class ScriptedUpstream {
     }
     this.branches.set(branch, undefined);
     const n = this.subscribes.length;
-    this.subscribes.push(r);
-    const i = this.waiters.findIndex((w) => w.pred(r));
-    if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(r);
+    this.received.add(r);
     const a = this.script(r, n);
     if (a === 'drop') return;
     this.answer(r, a);
@@ -202,16 +202,7 @@ export class ScriptedUpstream {
 
   /** Waits for a SUBSCRIBE (already received ones after index `from` count). */
   next(pred: (r: Req) => boolean = () => true, timeoutMs = 5000, from = 0): Promise<Req> {
-    const have = this.subscribes.slice(from).find(pred);
-    if (have) return Promise.resolve(have);
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve: (r: Req) => (clearTimeout(t), resolve(r)) };
-      const t = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new Error(`no matching SUBSCRIBE in ${timeoutMs} ms (have ${this.subscribes.length})`));
-      }, timeoutMs);
-      this.waiters.push(w);
-    });
+    return this.received.next(pred, timeoutMs, from);
   }
 }
 
