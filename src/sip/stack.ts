@@ -1,8 +1,8 @@
 // The SIP stack Herald's core talks to: typed requests in, typed responses out, transactions and
 // transports hidden. One place for the untyped `sip` package (through codec.ts) and its work-arounds.
 import type { Logger } from 'pino';
-import { assembleRequest, decode, encodeRawResponse, encodeRequest, encodeResponse, formatHeaderLines, peekResponse, requestFixedLines, type ResponseSpec } from './codec.js';
-import type { Flow, HeaderList, OutgoingRequest, Protocol, SipRequest, SipResponse, Via } from './message.js';
+import { RequestTemplate, decode, encodeRawResponse, encodeRequest, encodeResponse, peekResponse, requestFixedLines, type ResponseSpec } from './codec.js';
+import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse, Via } from './message.js';
 import { SipResolver, type ResolverOptions } from './resolver.js';
 import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
 import { parseHead } from './parser.js';
@@ -45,9 +45,18 @@ export interface PreparedRequest {
   readonly method: string;
   readonly uri: string;
   readonly route: readonly string[] | undefined;
-  /** Vias below the top one (if any), Max-Forwards, Route, From, To, Call-ID, Contact and the fixed headers, each line CRLF-ended. */
-  readonly fixed: string;
+  /** The request's bytes but for the Via's branch, CSeq, per-request lines and body (Max-Forwards, Route, From, To, Call-ID, Contact and the fixed headers inside). */
+  readonly template: RequestTemplate;
+  /**
+   * The next hop's targets, kept once resolved when their answer cannot change (an IP-literal URI,
+   * RFC 3263 §4.2: no DNS), so a busy dialog's requests skip resolution; undefined until then or
+   * when DNS is asked (its answers are cached by the resolver for their own time).
+   */
+  targets?: readonly Flow[];
 }
+
+/** The status of a status-only transaction's answer is the answer. */
+const statusOnly = (s: number): number => s;
 
 export interface StackCounters {
   requestsIn: number;
@@ -259,27 +268,32 @@ export class SipStack {
    * (RFC 6665 treats both like a 408 for NOTIFY).
    */
   send(req: OutgoingRequest, opts: SendOptions = {}): Promise<SipResponse | undefined> {
-    return this.transact(req, opts, this.clients, (r) => r.status, (via, flow) => this.encodeWhole(req, via, flow, opts));
+    return this.transact(req, opts, this.clients, (r) => r.status, (protocol, host, port, branch, flow) => this.encodeWhole(req, protocol, host, port, branch, flow, opts));
   }
 
   /** As send(), for a caller that needs only the final status (NOTIFY): its response is never parsed in full. */
   sendForStatus(req: OutgoingRequest, opts: SendOptions = {}): Promise<number | undefined> {
-    return this.transact(req, opts, this.statusClients, (s) => s, (via, flow) => this.encodeWhole(req, via, flow, opts));
+    return this.transact(req, opts, this.statusClients, statusOnly, (protocol, host, port, branch, flow) => this.encodeWhole(req, protocol, host, port, branch, flow, opts));
   }
 
   /** Serializes the fixed part of a dialog's requests once (see sendPrepared). */
   prepare(req: DialogRequest): PreparedRequest {
-    return { method: req.method, uri: req.uri, route: req.route, fixed: requestFixedLines(req) };
+    return { method: req.method, uri: req.uri, route: req.route, template: new RequestTemplate(req.method, req.uri, requestFixedLines(req)) };
   }
 
   /**
-   * Sends a prepared request with its CSeq, per-request headers and body bytes; resolves with the final
-   * status. It goes through the same target loop as send() (RFC 3263 failover included); its Contact is
-   * in the fixed lines, so `selfContact` does not apply.
+   * Sends a prepared request with its CSeq, per-request header lines (`more`, each CRLF-ended) and
+   * body bytes; resolves with the final status. It goes through the same target loop as send() (RFC
+   * 3263 failover included); its Contact is in the fixed lines, so `selfContact` does not apply. A
+   * dialog whose single target is known (PreparedRequest.targets) goes straight to its transaction.
    */
-  sendPrepared(p: PreparedRequest, cseq: number, headers: HeaderList, body: Buffer | undefined, contentType: string | undefined, opts: SendOptions = {}): Promise<number | undefined> {
-    const more = formatHeaderLines(headers);
-    return this.transact(p, opts, this.statusClients, (s) => s, (via) => assembleRequest(p.method, p.uri, via, p.fixed, cseq, more, body, contentType));
+  sendPrepared(p: PreparedRequest, cseq: number, more: string, body: Buffer | undefined, contentType: string | undefined, opts: SendOptions = {}): Promise<number | undefined> {
+    const encode: Encode = (protocol, host, port, branch) => p.template.encode(protocol, host, port, branch, cseq, more, body, contentType);
+    const known = p.targets;
+    if (known !== undefined && known.length === 1 && !(opts.flow && this.transports.hasConnection(opts.flow))) {
+      return this.sendOnce(p.method, known[0]!, this.statusClients, encode);
+    }
+    return this.transact(p, opts, this.statusClients, statusOnly, encode, p);
   }
 
   /**
@@ -292,11 +306,18 @@ export class SipStack {
     opts: SendOptions,
     table: ClientTransactions<R>,
     statusOf: (r: R) => number,
-    encode: (via: Via, flow: Flow) => Buffer,
+    encode: Encode,
+    /** A prepared request keeps targets that cannot change (see PreparedRequest.targets). */
+    prepared?: PreparedRequest,
   ): Promise<R | undefined> {
-    let targets: Flow[];
+    let targets: readonly Flow[];
     try {
-      targets = opts.flow && this.transports.hasConnection(opts.flow) ? [opts.flow] : (await this.nextHop(req)).slice(0, MAX_TARGETS);
+      if (opts.flow && this.transports.hasConnection(opts.flow)) targets = [opts.flow];
+      else {
+        const hop = hopUri(req);
+        targets = (await this.resolver.resolve(hop)).slice(0, MAX_TARGETS);
+        if (prepared && this.resolver.unchanging(hop)) prepared.targets = targets;
+      }
     } catch (e) {
       this.log.warn({ err: (e as Error).message, uri: req.uri }, 'next hop not resolved');
       return undefined;
@@ -311,11 +332,11 @@ export class SipStack {
   }
 
   /** One client transaction to one flow. */
-  private sendOnce<R>(method: string, target: Flow, table: ClientTransactions<R>, encode: (via: Via, flow: Flow) => Buffer): Promise<R | undefined> {
+  private sendOnce<R>(method: string, target: Flow, table: ClientTransactions<R>, encode: Encode): Promise<R | undefined> {
     const branch = newBranch();
     const encodeFor = (flow: Flow): Buffer => {
       const [host, port] = this.sentBy(flow.protocol);
-      return encode({ protocol: flow.protocol, host, port, params: flow.protocol === 'UDP' ? { branch, rport: null } : { branch } }, flow);
+      return encode(flow.protocol, host, port, branch, flow);
     };
     let flow = target;
     let data = encodeFor(flow);
@@ -340,18 +361,21 @@ export class SipStack {
           if (!this.transports.send(flow, data, () => table.finish(key, undefined))) table.finish(key, undefined);
         },
         flow.protocol !== 'UDP',
-        (r) => {
-          if (oversized && r === undefined) {
-            this.log.warn({ method, bytes: data.length, to: `${flow.address}:${flow.port}` }, 'request larger than a UDP datagram not delivered: TCP to the same target failed too (RFC 3261 §18.1.1)');
-          }
-          resolve(r);
-        },
+        oversized
+          ? (r) => {
+              if (r === undefined) {
+                this.log.warn({ method, bytes: data.length, to: `${flow.address}:${flow.port}` }, 'request larger than a UDP datagram not delivered: TCP to the same target failed too (RFC 3261 §18.1.1)');
+              }
+              resolve(r);
+            }
+          : resolve,
       );
     });
   }
 
   /** A whole request for one try; with `selfContact`, Contact is Herald's URI for the try's transport. */
-  private encodeWhole(req: OutgoingRequest, via: Via, flow: Flow, opts: SendOptions): Buffer {
+  private encodeWhole(req: OutgoingRequest, protocol: Protocol, host: string, port: number | undefined, branch: string, flow: Flow, opts: SendOptions): Buffer {
+    const via: Via = { protocol, host, port, params: protocol === 'UDP' ? { branch, rport: null } : { branch } };
     return encodeRequest({ ...req, via, ...(opts.selfContact ? { contact: `<${this.contactUri(flow.protocol)}>` } : {}) });
   }
 
@@ -370,10 +394,16 @@ export class SipStack {
 
   /** RFC 3261 §8.1.2 / RFC 3263: the flows a request goes to (first Route with lr, else the Request-URI). */
   async nextHop(req: Pick<OutgoingRequest, 'uri' | 'route'>): Promise<Flow[]> {
-    const target = req.route && req.route.length > 0 ? stripNameAddr(req.route[0]!) : req.uri;
-    return this.resolver.resolve(target);
+    return this.resolver.resolve(hopUri(req));
   }
+}
 
+/** One try's bytes: the top Via's transport, sent-by and branch (rport over UDP), for `flow`. */
+type Encode = (protocol: Protocol, host: string, port: number | undefined, branch: string, flow: Flow) => Buffer;
+
+/** RFC 3261 §8.1.2: the URI the next hop is resolved from (the first Route, else the Request-URI). */
+function hopUri(req: Pick<OutgoingRequest, 'uri' | 'route'>): string {
+  return req.route && req.route.length > 0 ? stripNameAddr(req.route[0]!) : req.uri;
 }
 
 function splitHostPort(s: string): [string, number | undefined] {

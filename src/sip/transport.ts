@@ -15,6 +15,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import type { Flow, Protocol } from './message.js';
 import { RateLimitedLog } from './rate-log.js';
+import { decimalAt, findHeader } from './scan.js';
 
 export interface InboundMessage {
   head: Buffer;
@@ -60,7 +61,6 @@ interface Connection {
 
 const HEADER_END = Buffer.from('\r\n\r\n');
 const CRLF = Buffer.from('\r\n');
-const contentLengthRe = /^(?:content-length|l)[ \t]*:[ \t]*(.*?)[ \t]*$/im;
 /** A connection holding a partial message longer than this is closed (slow-loris). */
 const PARTIAL_MESSAGE_TIMEOUT_MS = 30_000;
 
@@ -85,6 +85,16 @@ function peerNames(cert: tls.PeerCertificate): string[] {
   return [...names];
 }
 
+/**
+ * The Content-Length of a header section (RFC 3261 §20.14, compact form "l"), read from its bytes
+ * (issue 9: the head is not decoded to a string per message for this): undefined when there is none,
+ * NaN when its value is not a number of digits.
+ */
+function contentLength(head: Buffer): number | undefined {
+  const cl = findHeader(head, 'content-length', 'l');
+  return cl ? decimalAt(head, cl[0], cl[1]) : undefined;
+}
+
 /** Splits one datagram (or WebSocket message) into head and body per RFC 3261 §18.3. */
 export function splitDatagram(data: Buffer, flow: Flow, max: number): InboundMessage | undefined {
   let start = 0;
@@ -94,9 +104,8 @@ export function splitDatagram(data: Buffer, flow: Flow, max: number): InboundMes
   const head = data.subarray(start, end);
   let body = data.subarray(end + 4);
   if (data.length > max) return { head, body: Buffer.alloc(0), flow, tooLarge: true };
-  const m = contentLengthRe.exec(head.toString('latin1'));
-  if (m) {
-    const n = /^\d+$/.test(m[1]!) ? Number(m[1]) : NaN;
+  const n = contentLength(head);
+  if (n !== undefined) {
     if (!Number.isFinite(n)) return { head, body: Buffer.alloc(0), flow, framingError: 'Bad Content-Length' };
     if (n > body.length) return { head, body: Buffer.alloc(0), flow, framingError: 'Body shorter than Content-Length' };
     body = body.subarray(0, n);
@@ -153,14 +162,13 @@ export class StreamFramer {
       }
       const head = this.buf.subarray(0, end);
       this.buf = this.buf.subarray(end + 4);
-      const m = contentLengthRe.exec(head.toString('latin1'));
-      if (!m || !/^\d+$/.test(m[1]!)) {
+      const n = contentLength(head);
+      if (n === undefined || !Number.isFinite(n)) {
         // RFC 3261 §18.3: Content-Length MUST be used with stream transports; without it the stream
         // cannot be framed any more.
-        this.emit({ head, body: Buffer.alloc(0), flow: this.flow, framingError: m ? 'Bad Content-Length' : 'Missing Content-Length' });
+        this.emit({ head, body: Buffer.alloc(0), flow: this.flow, framingError: n !== undefined ? 'Bad Content-Length' : 'Missing Content-Length' });
         return false;
       }
-      const n = Number(m[1]);
       if (head.length + n > this.max) {
         this.emit({ head, body: Buffer.alloc(0), flow: this.flow, tooLarge: true });
         return false;
