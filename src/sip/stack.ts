@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { RequestTemplate, decode, encodeRawResponse, encodeRequest, encodeResponse, peekResponse, requestFixedLines, type ResponseSpec } from './codec.js';
 import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse, Via } from './message.js';
 import { SipResolver, type ResolverOptions } from './resolver.js';
-import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
+import { ClientTransactions, ServerTransactions, branchOf, newTransactionId, serverKey, transactionIdOf } from './transaction.js';
 import { parseHead } from './parser.js';
 import { RateLimitedLog } from './rate-log.js';
 import { OverloadGuard, type OverloadOptions } from './overload.js';
@@ -150,8 +150,8 @@ export class SipStack {
     // A response to a transaction that needs only its status is matched on three fields, unparsed.
     const peek = this.statusClients.size > 0 ? peekResponse(m.head) : undefined;
     if (peek) {
-      const key = `${peek.branch}|${peek.method}`;
-      if (this.statusClients.has(key)) {
+      const key = transactionIdOf(peek.branch);
+      if (this.statusClients.has(key, peek.method)) {
         this.counters.responsesIn++;
         this.observer?.message('in', 'response', peek.method, peek.status, m.flow.protocol);
         if (peek.status < 200) this.statusClients.provisional(key);
@@ -174,15 +174,15 @@ export class SipStack {
     if (d.kind === 'response') {
       this.counters.responsesIn++;
       this.observer?.message('in', 'response', d.response.cseq.method, d.response.status, m.flow.protocol);
-      const branch = d.response.via[0]?.params['branch'];
-      if (!branch) return;
-      const key = `${branch}|${d.response.cseq.method}`;
+      const key = transactionIdOf(d.response.via[0]?.params['branch']);
+      const method = d.response.cseq.method;
       // A status-only transaction's answer that peekResponse could not read (folded lines, say)
       // still ends its transaction once parsed in full.
-      if (this.statusClients.has(key)) {
+      if (this.statusClients.has(key, method)) {
         if (d.response.status < 200) this.statusClients.provisional(key);
         else this.statusClients.finish(key, d.response.status);
-      } else if (d.response.status < 200) this.clients.provisional(key);
+      } else if (!this.clients.has(key, method)) return; // a stray response (RFC 3261 §17.1.3)
+      else if (d.response.status < 200) this.clients.provisional(key);
       else this.clients.finish(key, d.response);
       return;
     }
@@ -333,7 +333,8 @@ export class SipStack {
 
   /** One client transaction to one flow. */
   private sendOnce<R>(method: string, target: Flow, table: ClientTransactions<R>, encode: Encode): Promise<R | undefined> {
-    const branch = newBranch();
+    const key = newTransactionId();
+    const branch = branchOf(key);
     const encodeFor = (flow: Flow): Buffer => {
       const [host, port] = this.sentBy(flow.protocol);
       return encode(flow.protocol, host, port, branch, flow);
@@ -352,10 +353,10 @@ export class SipStack {
     }
     this.counters.requestsOut++;
     this.observer?.message('out', 'request', method, undefined, flow.protocol);
-    const key = `${branch}|${method}`;
     return new Promise((resolve) => {
       table.start(
         key,
+        method,
         () => {
           // Safe sends: a bad address or a refused connection, now or later (onFail), ends the try.
           if (!this.transports.send(flow, data, () => table.finish(key, undefined))) table.finish(key, undefined);
