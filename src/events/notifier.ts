@@ -483,7 +483,8 @@ export class Notifier {
     const listRequire = conditional !== undefined && sub.contentType === 'multipart/related';
     this.notifiesSent++;
     this.opts.observer?.sent(sub, previousAt);
-    let status: number | undefined;
+    // Whether the answer was told (a send that fails at once tells it before sendPrepared returns).
+    let told = false;
     try {
       sub.prepared ??= this.prepare(sub);
       // RFC 6665 §8.2.1: event types compare byte by byte, so the subscriber's spelling is echoed; a
@@ -493,10 +494,20 @@ export class Notifier {
         content.tag ? `SIP-ETag: ${content.tag}\r\n` : ''
       }${content.headers ? formatHeaderLines(content.headers) : ''}${listRequire ? 'Require: eventlist\r\n' : ''}`;
       const bytes = body === undefined ? undefined : (content.bodyBytes ?? Buffer.from(body, 'utf8'));
-      status = await this.stack.sendPrepared(sub.prepared, sub.localCseq, more, bytes, content.contentType, { flow: sub.flow });
+      // The answer comes to a callback, not to an awaited promise: no promise chain and no resumed
+      // async frame per NOTIFY (issue 9).
+      this.stack.sendPrepared(sub.prepared, sub.localCseq, more, bytes, content.contentType, sub.flow, (status) => {
+        told = true;
+        this.answered(sub, final, status);
+      });
     } catch (e) {
       this.log.warn({ err: (e as Error).message, key: sub.key }, 'NOTIFY could not be sent');
+      if (!told) this.answered(sub, final, undefined);
     }
+  }
+
+  /** A NOTIFY's final answer (undefined: none came, or it could not be sent). */
+  private answered(sub: LiveSubscription, final: boolean, status: number | undefined): void {
     sub.inFlight = false;
     sub.lastAnswer = status ?? 'timeout';
     this.opts.observer?.answered(sub, status);

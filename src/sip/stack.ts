@@ -283,17 +283,19 @@ export class SipStack {
 
   /**
    * Sends a prepared request with its CSeq, per-request header lines (`more`, each CRLF-ended) and
-   * body bytes; resolves with the final status. It goes through the same target loop as send() (RFC
-   * 3263 failover included); its Contact is in the fixed lines, so `selfContact` does not apply. A
-   * dialog whose single target is known (PreparedRequest.targets) goes straight to its transaction.
+   * body bytes; `done` hears the final status (undefined: none). It goes through the same target loop
+   * as send() (RFC 3263 failover included) over `flow` when that connection is still open; its Contact
+   * is in the fixed lines, so `selfContact` does not apply. A dialog whose single target is known
+   * (PreparedRequest.targets) goes straight to its transaction: the datagram leaves before this returns.
    */
-  sendPrepared(p: PreparedRequest, cseq: number, more: string, body: Buffer | undefined, contentType: string | undefined, opts: SendOptions = {}): Promise<number | undefined> {
+  sendPrepared(p: PreparedRequest, cseq: number, more: string, body: Buffer | undefined, contentType: string | undefined, flow: Flow | undefined, done: (status: number | undefined) => void): void {
     const encode: Encode = (protocol, host, port, branch) => p.template.encode(protocol, host, port, branch, cseq, more, body, contentType);
     const known = p.targets;
-    if (known !== undefined && known.length === 1 && !(opts.flow && this.transports.hasConnection(opts.flow))) {
-      return this.sendOnce(p.method, known[0]!, this.statusClients, encode);
+    if (known !== undefined && known.length === 1 && !(flow && this.transports.hasConnection(flow))) {
+      this.startOnce(p.method, known[0]!, this.statusClients, encode, done);
+      return;
     }
-    return this.transact(p, opts, this.statusClients, statusOnly, encode, p);
+    void this.transact(p, flow ? { flow } : {}, this.statusClients, statusOnly, encode, p).then(done);
   }
 
   /**
@@ -333,6 +335,11 @@ export class SipStack {
 
   /** One client transaction to one flow. */
   private sendOnce<R>(method: string, target: Flow, table: ClientTransactions<R>, encode: Encode): Promise<R | undefined> {
+    return new Promise((resolve) => this.startOnce(method, target, table, encode, resolve));
+  }
+
+  /** One client transaction to one flow; `done` hears its final response (undefined: none). */
+  private startOnce<R>(method: string, target: Flow, table: ClientTransactions<R>, encode: Encode, done: (r: R | undefined) => void): void {
     const key = newTransactionId();
     const branch = branchOf(key);
     const encodeFor = (flow: Flow): Buffer => {
@@ -353,25 +360,23 @@ export class SipStack {
     }
     this.counters.requestsOut++;
     this.observer?.message('out', 'request', method, undefined, flow.protocol);
-    return new Promise((resolve) => {
-      table.start(
-        key,
-        method,
-        () => {
-          // Safe sends: a bad address or a refused connection, now or later (onFail), ends the try.
-          if (!this.transports.send(flow, data, () => table.finish(key, undefined))) table.finish(key, undefined);
-        },
-        flow.protocol !== 'UDP',
-        oversized
-          ? (r) => {
-              if (r === undefined) {
-                this.log.warn({ method, bytes: data.length, to: `${flow.address}:${flow.port}` }, 'request larger than a UDP datagram not delivered: TCP to the same target failed too (RFC 3261 §18.1.1)');
-              }
-              resolve(r);
+    table.start(
+      key,
+      method,
+      () => {
+        // Safe sends: a bad address or a refused connection, now or later (onFail), ends the try.
+        if (!this.transports.send(flow, data, () => table.finish(key, undefined))) table.finish(key, undefined);
+      },
+      flow.protocol !== 'UDP',
+      oversized
+        ? (r) => {
+            if (r === undefined) {
+              this.log.warn({ method, bytes: data.length, to: `${flow.address}:${flow.port}` }, 'request larger than a UDP datagram not delivered: TCP to the same target failed too (RFC 3261 §18.1.1)');
             }
-          : resolve,
-      );
-    });
+            done(r);
+          }
+        : done,
+    );
   }
 
   /** A whole request for one try; with `selfContact`, Contact is Herald's URI for the try's transport. */

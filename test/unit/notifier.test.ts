@@ -43,13 +43,13 @@ function fakeStack(sent: OutgoingRequest[], answer: (r: OutgoingRequest) => Prom
       prepared.set(p, r);
       return p;
     },
-    sendPrepared: (p: PreparedRequest, cseq: number, more: string, body: Buffer | undefined, contentType: string | undefined) => {
+    sendPrepared: (p: PreparedRequest, cseq: number, more: string, body: Buffer | undefined, contentType: string | undefined, _flow: unknown, done: (s: number | undefined) => void) => {
       const r = prepared.get(p)!;
       // The per-request lines as a header list ("Name: value", each CRLF-ended).
       const headers: HeaderList = more.split('\r\n').filter((l) => l !== '').map((l): [string, string] => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
       const req: OutgoingRequest = { ...r, cseq, headers: [...(r.headers ?? []), ...headers], ...(body ? { body: body.toString('utf8'), contentType } : {}) };
       sent.push(req);
-      return answer(req);
+      void answer(req).then(done);
     },
     contactUri: () => 'sip:127.0.0.1:5060',
   } as unknown as SipStack;
