@@ -218,17 +218,18 @@ function cseqMethod(head: Buffer, from: number, end: number): string | undefined
  * section, so that a response whose transaction needs nothing more (a 200 to a NOTIFY) is matched
  * without the full parse — and from the bytes, without decoding the head to a string (issue 9).
  * Undefined when it is not that simple (not a response, folded lines, no Via or CSeq, a bad status):
- * the full decode then has the last word.
+ * the full decode then has the last word. `to`: where the header section ends, when `head` holds more
+ * (a whole datagram).
  */
-export function peekResponse(head: Buffer): ResponseKey | undefined {
+export function peekResponse(head: Buffer, to = head.length): ResponseKey | undefined {
   // "SIP/2.0 " then three digits.
-  if (head.length < 12 || !wordAt(head, 0, 8, 'sip/2.0 ') || head[0] !== 0x53 || head[1] !== 0x49 || head[2] !== 0x50) return undefined;
+  if (to < 12 || !wordAt(head, 0, 8, 'sip/2.0 ') || head[0] !== 0x53 || head[1] !== 0x49 || head[2] !== 0x50) return undefined;
   const status = decimalAt(head, 8, 11);
-  if (!(status >= 100 && status <= 699) || (head.length > 11 && head[11] !== 0x20)) return undefined;
+  if (!(status >= 100 && status <= 699) || (to > 11 && head[11] !== 0x20)) return undefined;
   let branch: string | undefined;
   let method: string | undefined;
   let pos = nextLine(head, 0);
-  while (pos < head.length && (branch === undefined || method === undefined)) {
+  while (pos < to && (branch === undefined || method === undefined)) {
     const c = head[pos];
     if (c === 0x20 || c === 0x09) return undefined; // a folded line: leave it to the parser
     const end = lineEnd(head, pos);

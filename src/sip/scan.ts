@@ -57,11 +57,12 @@ export function trimBlanks(head: Buffer, start: number, end: number): number {
 }
 
 /**
- * The first line, from `from`, that starts with the header `long` or its compact form `short`
- * (RFC 3261 §7.3.3), as [value start, value end] with blanks trimmed; undefined when there is none.
+ * The first line, from `from` and before `to` (the end of the header section), that starts with the
+ * header `long` or its compact form `short` (RFC 3261 §7.3.3), as [value start, value end] with blanks
+ * trimmed; undefined when there is none.
  */
-export function findHeader(head: Buffer, long: string, short: string | undefined, from = 0): [number, number] | undefined {
-  for (let pos = from; pos < head.length; pos = nextLine(head, pos)) {
+export function findHeader(head: Buffer, long: string, short: string | undefined, from = 0, to = head.length): [number, number] | undefined {
+  for (let pos = from; pos < to; pos = nextLine(head, pos)) {
     const end = lineEnd(head, pos);
     let v = headerAt(head, pos, end, long);
     if (v < 0 && short !== undefined) v = headerAt(head, pos, end, short);

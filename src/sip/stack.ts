@@ -8,7 +8,7 @@ import { ClientTransactions, ServerTransactions, branchOf, newTransactionId, ser
 import { parseHead } from './parser.js';
 import { RateLimitedLog } from './rate-log.js';
 import { OverloadGuard, type OverloadOptions } from './overload.js';
-import { Transports, type InboundMessage, type TransportOptions } from './transport.js';
+import { Transports, contentLength, type InboundMessage, type TransportOptions } from './transport.js';
 
 export interface ServerTx {
   readonly request: SipRequest;
@@ -102,7 +102,7 @@ export class SipStack {
     this.badLog = new RateLimitedLog(opts.log, 'malformed SIP message');
     this.servers = new ServerTransactions((flow, data) => this.transports.send(flow, data), opts.maxRetainedResponseBytes, opts.maxRetainedBytes);
     this.overload = new OverloadGuard(opts.overload ?? { maxEventLoopDelayMs: 200, maxPendingRequests: 2000, retryAfterSeconds: 5 });
-    this.transports = new Transports(opts, (m) => this.inbound(m), opts.log);
+    this.transports = new Transports(opts, (m) => this.inbound(m), opts.log, (data, end) => this.quickResponse(data, end));
   }
 
   async start(): Promise<void> {
@@ -148,17 +148,7 @@ export class SipStack {
       return;
     }
     // A response to a transaction that needs only its status is matched on three fields, unparsed.
-    const peek = this.statusClients.size > 0 ? peekResponse(m.head) : undefined;
-    if (peek) {
-      const key = transactionIdOf(peek.branch);
-      if (this.statusClients.has(key, peek.method)) {
-        this.counters.responsesIn++;
-        this.observer?.message('in', 'response', peek.method, peek.status, m.flow.protocol);
-        if (peek.status < 200) this.statusClients.provisional(key);
-        else this.statusClients.finish(key, peek.status);
-        return;
-      }
-    }
+    if (this.statusOnly(m.head, m.head.length, m.flow.protocol)) return;
     let d;
     try {
       d = decode(m.head, m.body, m.flow);
@@ -187,6 +177,33 @@ export class SipStack {
       return;
     }
     this.request(d.request);
+  }
+
+  /**
+   * A whole UDP datagram, before framing (Transports' QuickResponse): a status-only transaction's
+   * answer is matched here without the InboundMessage and its flow. Only when framing would take it
+   * as it is: a Content-Length, if any, that the datagram's body bytes cover (else the framing's
+   * 400-or-drop applies, as before).
+   */
+  private quickResponse(data: Buffer, end: number): boolean {
+    if (this.statusClients.size === 0) return false;
+    const declared = contentLength(data, end);
+    if (declared !== undefined && !(declared <= data.length - end - 4)) return false;
+    return this.statusOnly(data, end, 'UDP');
+  }
+
+  /** Ends a status-only transaction with the response in head[0, to), if it is one's: true when it was. */
+  private statusOnly(head: Buffer, to: number, protocol: Protocol): boolean {
+    if (this.statusClients.size === 0) return false;
+    const peek = peekResponse(head, to);
+    if (!peek) return false;
+    const key = transactionIdOf(peek.branch);
+    if (!this.statusClients.has(key, peek.method)) return false;
+    this.counters.responsesIn++;
+    this.observer?.message('in', 'response', peek.method, peek.status, protocol);
+    if (peek.status < 200) this.statusClients.provisional(key);
+    else this.statusClients.finish(key, peek.status);
+    return true;
   }
 
   private request(rq: SipRequest): void {

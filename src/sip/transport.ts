@@ -29,6 +29,13 @@ export interface InboundMessage {
 
 export type InboundHandler = (m: InboundMessage) => void;
 
+/**
+ * Offered every UDP datagram that may be a response ("SIP/2.0 ..."), whole, with the end of its
+ * header section, before the datagram is framed into an InboundMessage: true when it was a response
+ * the stack matched from its bytes alone (a NOTIFY's 200; issue 9), which then goes no further.
+ */
+export type QuickResponse = (data: Buffer, headEnd: number) => boolean;
+
 /** One listening address (config [sip] listen, "<transport>:<address>:<port>"). */
 export interface ListenAddress {
   transport: 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
@@ -90,8 +97,8 @@ function peerNames(cert: tls.PeerCertificate): string[] {
  * (issue 9: the head is not decoded to a string per message for this): undefined when there is none,
  * NaN when its value is not a number of digits.
  */
-function contentLength(head: Buffer): number | undefined {
-  const cl = findHeader(head, 'content-length', 'l');
+export function contentLength(head: Buffer, to = head.length): number | undefined {
+  const cl = findHeader(head, 'content-length', 'l', 0, to);
   return cl ? decimalAt(head, cl[0], cl[1]) : undefined;
 }
 
@@ -208,6 +215,7 @@ export class Transports {
     private readonly opts: TransportOptions,
     onMessage: InboundHandler,
     private readonly log: Logger,
+    private readonly quick?: QuickResponse,
   ) {
     this.badAddress = new RateLimitedLog(log, 'SIP message to an unusable address dropped');
     this.refused = new RateLimitedLog(log, 'connection refused: too many open (limits.max_connections)');
@@ -248,6 +256,10 @@ export class Transports {
     const socket = dgram.createSocket({ type: net.isIPv6(l.address) ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024, lookup: literalLookup });
     let localPort = 0;
     socket.on('message', (data, rinfo) => {
+      if (this.quick !== undefined && data[0] === 0x53 && data.length <= this.opts.maxMessageBytes && !this.tracing()) {
+        const end = data.indexOf(HEADER_END);
+        if (end > 0 && this.quick(data, end)) return;
+      }
       const flow: Flow = { protocol: 'UDP', address: rinfo.address, port: rinfo.port, localPort };
       const m = splitDatagram(data, flow, this.opts.maxMessageBytes);
       if (m) this.onMessage(m);

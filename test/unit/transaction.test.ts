@@ -17,6 +17,11 @@ test('peekResponse: status, top Via branch and CSeq method, or nothing when the 
   assert.equal(peekResponse(head(['SIP/2.0 2000 OK', 'Via: SIP/2.0/UDP h;branch=z9hG4bKx', 'CSeq: 2 NOTIFY'])), undefined, 'a bad status');
   assert.equal(peekResponse(head(['SIP/2.0 200 OK', 'Via: SIP/2.0/UDP h;branch=z9hG4bKx', 'CSeq: two NOTIFY'])), undefined, 'a bad CSeq');
   assert.equal(peekResponse(head(['garbage'])), undefined);
+  // A whole datagram, read only up to the end of its header section.
+  const whole = head(['SIP/2.0 200 OK', 'Via: SIP/2.0/UDP h;branch=z9hG4bKx', '', 'CSeq: 2 NOTIFY']);
+  assert.equal(peekResponse(whole, whole.indexOf('\r\n\r\n')), undefined, 'the body is not read as headers');
+  const whole2 = head(['SIP/2.0 200 OK', 'CSeq: 2 NOTIFY', 'Via: SIP/2.0/UDP h;branch=z9hG4bKy', '', 'Via: SIP/2.0/UDP h;branch=z9hG4bKz']);
+  assert.deepEqual(peekResponse(whole2, whole2.indexOf('\r\n\r\n')), { status: 200, branch: 'z9hG4bKy', method: 'NOTIFY' });
 });
 
 test('one timer wheel: Timer E doubles up to T2, Timer F ends the transaction at 64·T1, a response stops both', () => {
