@@ -5,6 +5,7 @@
 import type { ImCounters } from '../im/relay.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StackObserver } from '../sip/stack.js';
+import type { Protocol } from '../sip/message.js';
 import type { SubscriptionRecord } from '../events/subscription.js';
 
 /** The state the gauges read at each scrape. */
@@ -30,14 +31,41 @@ const CAUSE_WINDOW_MS = 30_000;
  * Methods counted under their own name; any other token a peer sends is counted as "other", so a
  * hostile peer cannot grow the label sets (and Herald's memory) without bound.
  */
-const KNOWN_METHODS = new Set(['ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER', 'REGISTER', 'SUBSCRIBE', 'UPDATE']);
+const KNOWN_METHODS = ['other', 'ACK', 'BYE', 'CANCEL', 'INFO', 'INVITE', 'MESSAGE', 'NOTIFY', 'OPTIONS', 'PRACK', 'PUBLISH', 'REFER', 'REGISTER', 'SUBSCRIBE', 'UPDATE'];
+const METHOD_INDEX = new Map(KNOWN_METHODS.map((m, i) => [m, i]));
+const PROTOCOLS: readonly Protocol[] = ['UDP', 'TCP', 'TLS', 'WS'];
+const PROTOCOL_INDEX: Record<Protocol, number> = { UDP: 0, TCP: 1, TLS: 2, WS: 3 };
+type MessageLabel = 'direction' | 'kind' | 'method' | 'status' | 'transport';
+
+/**
+ * herald_sip_messages_total's label set as one number (no string built per message, issue 9):
+ * direction, kind, method (index in KNOWN_METHODS), status (0: none; a status is three digits) and
+ * transport, in mixed radix; messageLabels() reads them back at scrape time.
+ */
+function messageKey(dir: 'in' | 'out', kind: 'request' | 'response', method: string, status: number | undefined, protocol: Protocol): number {
+  const m = METHOD_INDEX.get(method) ?? 0;
+  return ((((dir === 'in' ? 0 : 1) * 2 + (kind === 'request' ? 0 : 1)) * 16 + m) * 1000 + ((status ?? 0) % 1000)) * 4 + PROTOCOL_INDEX[protocol];
+}
+
+function messageLabels(key: number): Record<MessageLabel, string> {
+  const protocol = PROTOCOLS[key % 4]!;
+  let k = Math.floor(key / 4);
+  const status = k % 1000;
+  k = Math.floor(k / 1000);
+  const method = KNOWN_METHODS[k % 16]!;
+  k = Math.floor(k / 16);
+  return { direction: k >= 2 ? 'out' : 'in', kind: k % 2 === 0 ? 'request' : 'response', method, status: status === 0 ? '' : String(status), transport: protocol.toLowerCase() };
+}
+
+const answerLabels = (status: number): Record<'status', string> => ({ status: status < 0 ? 'timeout' : String(status) });
 
 /**
  * A counter by label set for what happens per message: counted in plain numbers under a key the caller
- * builds, handed to prom-client at scrape time (a labelled inc() hashes its labels on every call).
+ * builds (a number: nothing allocated per count), handed to prom-client at scrape time (a labelled
+ * inc() hashes its labels on every call).
  */
 class Tally<L extends string> {
-  private readonly counts = new Map<string, { labels: Record<L, string>; n: number }>();
+  private readonly counts = new Map<number, { labels: Record<L, string>; n: number }>();
 
   constructor(name: string, help: string, labelNames: L[], registers: Registry[]) {
     const counts = this.counts;
@@ -53,17 +81,17 @@ class Tally<L extends string> {
     });
   }
 
-  /** One more under `key`; `labels` is asked only the first time a key is seen. */
-  add(key: string, labels: () => Record<L, string>): void {
+  /** One more under `key`; `labelsOf` (one function, not a closure per call) is asked only the first time a key is seen. */
+  add(key: number, labelsOf: (key: number) => Record<L, string>): void {
     const c = this.counts.get(key);
     if (c) c.n++;
-    else this.counts.set(key, { labels: labels(), n: 1 });
+    else this.counts.set(key, { labels: labelsOf(key), n: 1 });
   }
 }
 
 export class HeraldMetrics {
   readonly registry = new Registry();
-  private readonly messages: Tally<'direction' | 'kind' | 'method' | 'status' | 'transport'>;
+  private readonly messages: Tally<MessageLabel>;
   private readonly notifyAnswers: Tally<'status'>;
   private readonly authFailures: Counter<'protocol' | 'reason'>;
   private readonly publishToNotify: Histogram;
@@ -150,8 +178,7 @@ export class HeraldMetrics {
   /** The stack's hook: counts messages (SIP auth failures come from the authenticator). */
   readonly stackObserver: StackObserver = {
     message: (dir, kind, method, status, protocol) => {
-      const m = KNOWN_METHODS.has(method) ? method : 'other';
-      this.messages.add(`${dir} ${kind} ${m} ${status ?? ''} ${protocol}`, () => ({ direction: dir, kind, method: m, status: status === undefined ? '' : String(status), transport: protocol.toLowerCase() }));
+      this.messages.add(messageKey(dir, kind, method, status, protocol), messageLabels);
     },
   };
 
@@ -170,8 +197,7 @@ export class HeraldMetrics {
       if (now - published < CAUSE_WINDOW_MS) this.publishToNotify.observe((now - published) / 1000);
     },
     answered: (_rec: SubscriptionRecord, status: number | undefined): void => {
-      const label = status === undefined ? 'timeout' : String(status);
-      this.notifyAnswers.add(label, () => ({ status: label }));
+      this.notifyAnswers.add(status ?? -1, answerLabels);
     },
   };
 

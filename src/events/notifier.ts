@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { aorOf } from '../formats/uri.js';
 import { acceptInDialog, grantExpires, inDialogTarget, newTag, notifyAnswerEnds, outOfOrder, uasDialog } from '../sip/dialog.js';
 import { header, mergeHeaders, type Flow, type HeaderList } from '../sip/message.js';
+import { formatHeaderLines } from '../sip/codec.js';
 import type { PreparedRequest, ServerTx, SipStack } from '../sip/stack.js';
 import { unexpired, type Collection } from '../store/store.js';
 import { Tally } from '../util/tally.js';
@@ -479,25 +480,34 @@ export class Notifier {
     // A terminated NOTIFY carries the last state only when the package still has something to show.
     const body = final && content.state !== 'active' ? undefined : content.body;
     // A list NOTIFY without a body still says it is one (RFC 4662 §4.5).
-    if (conditional !== undefined && sub.contentType === 'multipart/related') content.headers = [['Require', 'eventlist']];
+    const listRequire = conditional !== undefined && sub.contentType === 'multipart/related';
     this.notifiesSent++;
     this.opts.observer?.sent(sub, previousAt);
-    let status: number | undefined;
+    // Whether the answer was told (a send that fails at once tells it before sendPrepared returns).
+    let told = false;
     try {
       sub.prepared ??= this.prepare(sub);
       // RFC 6665 §8.2.1: event types compare byte by byte, so the subscriber's spelling is echoed; a
       // package may choose it per NOTIFY (client quirks), so Event is not in the prepared lines.
-      const headers: (readonly [string, string])[] = [
-        ['Event', `${content.eventSpelling ?? sub.eventSpelling ?? sub.event}${sub.eventId ? `;id=${sub.eventId}` : ''}`],
-        ['Subscription-State', subState],
-      ];
-      if (content.tag) headers.push(['SIP-ETag', content.tag]);
-      if (content.headers) headers.push(...content.headers);
+      // The per-NOTIFY lines are written as one string (no header list per NOTIFY).
+      const more = `Event: ${content.eventSpelling ?? sub.eventSpelling ?? sub.event}${sub.eventId ? `;id=${sub.eventId}` : ''}\r\nSubscription-State: ${subState}\r\n${
+        content.tag ? `SIP-ETag: ${content.tag}\r\n` : ''
+      }${content.headers ? formatHeaderLines(content.headers) : ''}${listRequire ? 'Require: eventlist\r\n' : ''}`;
       const bytes = body === undefined ? undefined : (content.bodyBytes ?? Buffer.from(body, 'utf8'));
-      status = await this.stack.sendPrepared(sub.prepared, sub.localCseq, headers, bytes, content.contentType, { flow: sub.flow });
+      // The answer comes to a callback, not to an awaited promise: no promise chain and no resumed
+      // async frame per NOTIFY (issue 9).
+      this.stack.sendPrepared(sub.prepared, sub.localCseq, more, bytes, content.contentType, sub.flow, (status) => {
+        told = true;
+        this.answered(sub, final, status);
+      });
     } catch (e) {
       this.log.warn({ err: (e as Error).message, key: sub.key }, 'NOTIFY could not be sent');
+      if (!told) this.answered(sub, final, undefined);
     }
+  }
+
+  /** A NOTIFY's final answer (undefined: none came, or it could not be sent). */
+  private answered(sub: LiveSubscription, final: boolean, status: number | undefined): void {
     sub.inFlight = false;
     sub.lastAnswer = status ?? 'timeout';
     this.opts.observer?.answered(sub, status);

@@ -52,6 +52,28 @@ export function renderView(snap: PresenceSnapshot | undefined, v: ActiveView, co
   return snap.render(`${contentType}|${v.key}`, (doc) => render(v.show(doc)));
 }
 
+/**
+ * An active view (Seen's 'active' case) as one object with a method rather than an object and a
+ * closure: it is made for every NOTIFY (issue 9).
+ */
+class Shown {
+  readonly state = 'active' as const;
+  readonly polite: boolean;
+  readonly key: string;
+
+  constructor(
+    private readonly d: Decision,
+    private readonly resource: string,
+  ) {
+    this.polite = d.subHandling === 'polite-block';
+    this.key = this.polite ? 'polite-block' : d.view;
+  }
+
+  show(doc: PidfDocument | undefined): PidfDocument {
+    return this.polite || !doc ? closedDocument(this.resource) : this.d.transform(withEntity(doc, this.resource));
+  }
+}
+
 /** Builds views; holds what every view reads. */
 export class WatcherViews {
   constructor(
@@ -131,14 +153,7 @@ export class WatcherView {
     if (up?.state === 'pending') return { state: 'pending' };
     if (up?.state === 'terminated') return { state: 'terminated', by: 'upstream', reason: up.reason };
     // polite-block (RFC 5025 §3.2.1): looks like an accepted subscription to a user who is offline.
-    const polite = d.subHandling === 'polite-block';
-    const resource = this.resource;
-    return {
-      state: 'active',
-      polite,
-      key: polite ? 'polite-block' : d.view,
-      show: (doc) => (polite || !doc ? closedDocument(resource) : d.transform(withEntity(doc, resource))),
-    };
+    return new Shown(d, this.resource);
   }
 
   /** The watcher is gone (`reason`: RFC 6665 §4.1.3, or the upstream's). RFC 3857 §4.7: a pending

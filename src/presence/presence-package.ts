@@ -106,6 +106,9 @@ export class PresencePackage implements EventPackage {
 
 const noBody = (state: 'pending' | 'terminated'): NotifyContent => ({ state, ...(state === 'terminated' ? { reason: 'rejected' as const } : {}), body: undefined, contentType: undefined, tag: undefined });
 
+/** The active content of each rendering of a snapshot (dropped with the snapshot). */
+const shownContent = new WeakMap<object, NotifyContent>();
+
 /** Before the hub's watch is taken (admission sets it at once). */
 const NO_WATCH: Watch = { current: () => undefined, stop: () => undefined };
 
@@ -149,8 +152,15 @@ class PresenceBinding implements Binding, SnapshotListener {
     if (v.state === 'pending') return noBody('pending');
     if (v.state === 'terminated') return v.by === 'rules' ? noBody('terminated') : { ...noBody('terminated'), reason: asReason(v.reason) };
     const r = renderView(snap, v, this.contentType, renderers[this.contentType]);
-    // RFC 5839 §6.1: every body has a tag, a never-published presentity's closed one too.
-    return { state: 'active', body: r.body, ...(r.bytes ? { bodyBytes: r.bytes } : {}), contentType: this.contentType, tag: r.tag ?? entityTag(r.body) };
+    // A snapshot's rendering (it has a tag) is one content type and view: its NotifyContent is made
+    // once and shared by every watcher shown it, as the body is (the notifier never changes one).
+    let c = r.tag !== undefined ? shownContent.get(r) : undefined;
+    if (c === undefined) {
+      // RFC 5839 §6.1: every body has a tag, a never-published presentity's closed one too.
+      c = { state: 'active', body: r.body, ...(r.bytes ? { bodyBytes: r.bytes } : {}), contentType: this.contentType, tag: r.tag ?? entityTag(r.body) };
+      if (r.tag !== undefined) shownContent.set(r, c);
+    }
+    return c;
   }
 
   /** RFC 5839 §6.1: the tag names the body this watcher is shown (its content type and view). */

@@ -7,6 +7,7 @@ import { randomHex } from '../util/random.js';
 import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import sip, { type RawMessage, type RawNameAddr, type RawUri, type RawVia } from 'sip';
 import { parseHead } from './parser.js';
+import { decimalAt, headerAt, lineEnd, nextLine, skipBlanks, wordAt } from './scan.js';
 import type { CSeq, Flow, HeaderList, NameAddr, Params, SipRequest, SipResponse, SipUri, Via } from './message.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -181,46 +182,75 @@ export interface ResponseKey {
   method: string;
 }
 
-const PEEK_BRANCH = /;\s*branch\s*=\s*([^;,\s]+)/i;
-const PEEK_CSEQ = /^\s*\d{1,10}\s+([A-Za-z]+)\s*$/;
+const EQUALS = 0x3d;
+const SEMI = 0x3b;
+const COMMA = 0x2c;
+
+/** Within head[from, end): the value of the `branch` parameter (";" blanks "branch" blanks "=" blanks token), or undefined. */
+function branchParam(head: Buffer, from: number, end: number): string | undefined {
+  for (let semi = head.indexOf(SEMI, from); semi >= 0 && semi < end; semi = head.indexOf(SEMI, semi + 1)) {
+    const eq = headerAt(head, skipBlanks(head, semi + 1, end), end, 'branch', EQUALS);
+    if (eq < 0) continue;
+    const v = skipBlanks(head, eq, end);
+    let e = v;
+    while (e < end && head[e] !== SEMI && head[e] !== COMMA && head[e] !== 0x20 && head[e] !== 0x09) e++;
+    return e > v ? head.toString('latin1', v, e) : undefined;
+  }
+  return undefined;
+}
+
+/** A CSeq value in head[from, end) ("digits blanks method"): the method, or undefined. */
+function cseqMethod(head: Buffer, from: number, end: number): string | undefined {
+  let i = skipBlanks(head, from, end);
+  const digits = i;
+  while (i < end && head[i]! >= 0x30 && head[i]! <= 0x39) i++;
+  if (i === digits || i - digits > 10) return undefined;
+  const m = skipBlanks(head, i, end);
+  if (m === i) return undefined;
+  let e = m;
+  while (e < end && ((head[e]! | 0x20) >= 0x61 && (head[e]! | 0x20) <= 0x7a)) e++;
+  if (e === m || skipBlanks(head, e, end) !== end) return undefined;
+  return head.toString('latin1', m, e); // method names are case-sensitive (RFC 3261 §7.1)
+}
 
 /**
  * Reads only the status line, the top Via's branch and the CSeq method of a response's header
  * section, so that a response whose transaction needs nothing more (a 200 to a NOTIFY) is matched
- * without the full parse. Undefined when it is not that simple (not a response, folded lines, no
- * Via or CSeq, a bad status): the full decode then has the last word.
+ * without the full parse — and from the bytes, without decoding the head to a string (issue 9).
+ * Undefined when it is not that simple (not a response, folded lines, no Via or CSeq, a bad status):
+ * the full decode then has the last word. `to`: where the header section ends, when `head` holds more
+ * (a whole datagram).
  */
-export function peekResponse(head: Buffer): ResponseKey | undefined {
+export function peekResponse(head: Buffer, to = head.length): ResponseKey | undefined {
   // "SIP/2.0 " then three digits.
-  if (head.length < 12 || head[0] !== 0x53 || head[3] !== 0x2f || head[7] !== 0x20) return undefined;
-  const text = head.toString('latin1');
-  if (!text.startsWith('SIP/2.0 ')) return undefined;
-  const status = Number(text.slice(8, 11));
-  if (!Number.isInteger(status) || status < 100 || status > 699 || (text.length > 11 && text[11] !== ' ')) return undefined;
+  if (to < 12 || !wordAt(head, 0, 8, 'sip/2.0 ') || head[0] !== 0x53 || head[1] !== 0x49 || head[2] !== 0x50) return undefined;
+  const status = decimalAt(head, 8, 11);
+  if (!(status >= 100 && status <= 699) || (to > 11 && head[11] !== 0x20)) return undefined;
   let branch: string | undefined;
   let method: string | undefined;
-  let pos = text.indexOf('\r\n') + 2;
-  if (pos < 2) return undefined;
-  while (pos < text.length && (branch === undefined || method === undefined)) {
-    let eol = text.indexOf('\r\n', pos);
-    if (eol < 0) eol = text.length;
-    const c = text.charCodeAt(pos);
-    if (c === 32 || c === 9) return undefined; // a folded line: leave it to the parser
-    const colon = text.indexOf(':', pos);
-    if (colon > pos && colon < eol) {
-      const name = text.slice(pos, colon).trimEnd().toLowerCase();
-      if (branch === undefined && (name === 'via' || name === 'v')) {
-        const first = text.slice(colon + 1, eol).split(',', 1)[0]!;
-        const m = PEEK_BRANCH.exec(first);
-        if (!m) return undefined;
-        branch = m[1]!;
-      } else if (method === undefined && name === 'cseq') {
-        const m = PEEK_CSEQ.exec(text.slice(colon + 1, eol));
-        if (!m) return undefined;
-        method = m[1]!; // method names are case-sensitive (RFC 3261 §7.1)
+  let pos = nextLine(head, 0);
+  while (pos < to && (branch === undefined || method === undefined)) {
+    const c = head[pos];
+    if (c === 0x20 || c === 0x09) return undefined; // a folded line: leave it to the parser
+    const end = lineEnd(head, pos);
+    if (branch === undefined) {
+      let v = headerAt(head, pos, end, 'via');
+      if (v < 0) v = headerAt(head, pos, end, 'v');
+      if (v >= 0) {
+        // The top Via: the first value of the first Via line.
+        const comma = head.indexOf(COMMA, v);
+        branch = branchParam(head, v, comma >= 0 && comma < end ? comma : end);
+        if (branch === undefined) return undefined;
       }
     }
-    pos = eol + 2;
+    if (method === undefined) {
+      const v = headerAt(head, pos, end, 'cseq');
+      if (v >= 0) {
+        method = cseqMethod(head, v, end);
+        if (method === undefined) return undefined;
+      }
+    }
+    pos = nextLine(head, pos);
   }
   return branch !== undefined && method !== undefined ? { status, branch, method } : undefined;
 }
@@ -352,6 +382,51 @@ export function assembleRequest(method: string, uri: string, via: Via, fixed: st
   const head = `${method} ${uri} SIP/2.0\r\nVia: ${formatVia(via)}\r\n${fixed}CSeq: ${cseq} ${method}\r\n${more}${withBody && contentType ? `Content-Type: ${contentType}\r\n` : ''}Content-Length: ${withBody ? body.length : 0}\r\n\r\n`;
   const h = Buffer.from(head, 'utf8');
   return withBody ? Buffer.concat([h, body], h.length + body.length) : h;
+}
+
+/**
+ * A dialog's requests serialized once but for what changes per request, so that each request is one
+ * Buffer written in place (issue 9: a NOTIFY used to be built header by header, then concatenated).
+ * `fixed` is requestFixedLines()' text. Per protocol of the top Via (rebuilt when the target's
+ * transport or Herald's sent-by changes) two byte runs are kept: the start line and the Via up to its
+ * branch, then the rest of the Via, the fixed lines and "CSeq: ". Per request only the branch, the
+ * CSeq line with the caller's lines (`more`, CRLF-ended), Content-Type/Length and the body are written.
+ */
+export class RequestTemplate {
+  private protocol = '';
+  private host = '';
+  private port: number | undefined = undefined;
+  private head: Buffer = Buffer.alloc(0);
+  private middle: Buffer = Buffer.alloc(0);
+
+  constructor(
+    readonly method: string,
+    readonly uri: string,
+    private readonly fixed: string,
+  ) {}
+
+  /** The request for one try: `via` without its branch (the branch is given apart). */
+  encode(protocol: string, host: string, port: number | undefined, branch: string, cseq: number, more: string, body: Buffer | undefined, contentType: string | undefined): Buffer {
+    if (protocol !== this.protocol || host !== this.host || port !== this.port || this.head.length === 0) {
+      this.protocol = protocol;
+      this.host = host;
+      this.port = port;
+      // The same Via text formatVia() writes for { branch, rport } (rport over UDP only, RFC 3581).
+      this.head = Buffer.from(`${this.method} ${this.uri} SIP/2.0\r\nVia: SIP/2.0/${protocol.toUpperCase()} ${host}${port ? `:${port}` : ''};branch=`, 'utf8');
+      this.middle = Buffer.from(`${protocol === 'UDP' ? ';rport' : ''}\r\n${this.fixed}CSeq: `, 'utf8');
+    }
+    const withBody = body !== undefined && body.length > 0;
+    const tail = `${cseq} ${this.method}\r\n${more}${withBody && contentType ? `Content-Type: ${contentType}\r\n` : ''}Content-Length: ${withBody ? body.length : 0}\r\n\r\n`;
+    const tailBytes = Buffer.byteLength(tail, 'utf8');
+    const size = this.head.length + branch.length + this.middle.length + tailBytes + (withBody ? body.length : 0);
+    const out = Buffer.allocUnsafe(size);
+    let at = this.head.copy(out, 0);
+    at += out.write(branch, at, 'latin1'); // a branch is a token: ASCII
+    at += this.middle.copy(out, at);
+    at += out.write(tail, at, tailBytes, 'utf8');
+    if (withBody) body.copy(out, at);
+    return out;
+  }
 }
 
 export function encodeRequest(r: RequestSpec): Buffer {

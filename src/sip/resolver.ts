@@ -206,6 +206,11 @@ export class SipResolver implements DnsLookups {
     return this.cached(`uri|${uri}`, () => locate(uri, this, this.transports, this.opts.random));
   }
 
+  /** Whether the targets of `uri` can never change (a numeric host: no DNS is asked, RFC 3263 §4.2). */
+  unchanging(uri: string): boolean {
+    return IP_LITERAL_URI.test(uri);
+  }
+
   naptr(name: string): Promise<Naptr[]> {
     return this.cached(`naptr|${name}`, () => this.quiet(this.dns.resolveNaptr(name)));
   }

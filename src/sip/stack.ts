@@ -1,14 +1,14 @@
 // The SIP stack Herald's core talks to: typed requests in, typed responses out, transactions and
 // transports hidden. One place for the untyped `sip` package (through codec.ts) and its work-arounds.
 import type { Logger } from 'pino';
-import { assembleRequest, decode, encodeRawResponse, encodeRequest, encodeResponse, formatHeaderLines, peekResponse, requestFixedLines, type ResponseSpec } from './codec.js';
-import type { Flow, HeaderList, OutgoingRequest, Protocol, SipRequest, SipResponse, Via } from './message.js';
+import { RequestTemplate, decode, encodeRawResponse, encodeRequest, encodeResponse, peekResponse, requestFixedLines, type ResponseSpec } from './codec.js';
+import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse, Via } from './message.js';
 import { SipResolver, type ResolverOptions } from './resolver.js';
-import { ClientTransactions, ServerTransactions, newBranch, serverKey } from './transaction.js';
+import { ClientTransactions, ServerTransactions, branchOf, newTransactionId, serverKey, transactionIdOf } from './transaction.js';
 import { parseHead } from './parser.js';
 import { RateLimitedLog } from './rate-log.js';
 import { OverloadGuard, type OverloadOptions } from './overload.js';
-import { Transports, type InboundMessage, type TransportOptions } from './transport.js';
+import { Transports, contentLength, type InboundMessage, type TransportOptions } from './transport.js';
 
 export interface ServerTx {
   readonly request: SipRequest;
@@ -45,9 +45,18 @@ export interface PreparedRequest {
   readonly method: string;
   readonly uri: string;
   readonly route: readonly string[] | undefined;
-  /** Vias below the top one (if any), Max-Forwards, Route, From, To, Call-ID, Contact and the fixed headers, each line CRLF-ended. */
-  readonly fixed: string;
+  /** The request's bytes but for the Via's branch, CSeq, per-request lines and body (Max-Forwards, Route, From, To, Call-ID, Contact and the fixed headers inside). */
+  readonly template: RequestTemplate;
+  /**
+   * The next hop's targets, kept once resolved when their answer cannot change (an IP-literal URI,
+   * RFC 3263 §4.2: no DNS), so a busy dialog's requests skip resolution; undefined until then or
+   * when DNS is asked (its answers are cached by the resolver for their own time).
+   */
+  targets?: readonly Flow[];
 }
+
+/** The status of a status-only transaction's answer is the answer. */
+const statusOnly = (s: number): number => s;
 
 export interface StackCounters {
   requestsIn: number;
@@ -93,7 +102,7 @@ export class SipStack {
     this.badLog = new RateLimitedLog(opts.log, 'malformed SIP message');
     this.servers = new ServerTransactions((flow, data) => this.transports.send(flow, data), opts.maxRetainedResponseBytes, opts.maxRetainedBytes);
     this.overload = new OverloadGuard(opts.overload ?? { maxEventLoopDelayMs: 200, maxPendingRequests: 2000, retryAfterSeconds: 5 });
-    this.transports = new Transports(opts, (m) => this.inbound(m), opts.log);
+    this.transports = new Transports(opts, (m) => this.inbound(m), opts.log, (data, end) => this.quickResponse(data, end));
   }
 
   async start(): Promise<void> {
@@ -139,17 +148,7 @@ export class SipStack {
       return;
     }
     // A response to a transaction that needs only its status is matched on three fields, unparsed.
-    const peek = this.statusClients.size > 0 ? peekResponse(m.head) : undefined;
-    if (peek) {
-      const key = `${peek.branch}|${peek.method}`;
-      if (this.statusClients.has(key)) {
-        this.counters.responsesIn++;
-        this.observer?.message('in', 'response', peek.method, peek.status, m.flow.protocol);
-        if (peek.status < 200) this.statusClients.provisional(key);
-        else this.statusClients.finish(key, peek.status);
-        return;
-      }
-    }
+    if (this.statusOnly(m.head, m.head.length, m.flow.protocol)) return;
     let d;
     try {
       d = decode(m.head, m.body, m.flow);
@@ -165,19 +164,46 @@ export class SipStack {
     if (d.kind === 'response') {
       this.counters.responsesIn++;
       this.observer?.message('in', 'response', d.response.cseq.method, d.response.status, m.flow.protocol);
-      const branch = d.response.via[0]?.params['branch'];
-      if (!branch) return;
-      const key = `${branch}|${d.response.cseq.method}`;
+      const key = transactionIdOf(d.response.via[0]?.params['branch']);
+      const method = d.response.cseq.method;
       // A status-only transaction's answer that peekResponse could not read (folded lines, say)
       // still ends its transaction once parsed in full.
-      if (this.statusClients.has(key)) {
+      if (this.statusClients.has(key, method)) {
         if (d.response.status < 200) this.statusClients.provisional(key);
         else this.statusClients.finish(key, d.response.status);
-      } else if (d.response.status < 200) this.clients.provisional(key);
+      } else if (!this.clients.has(key, method)) return; // a stray response (RFC 3261 §17.1.3)
+      else if (d.response.status < 200) this.clients.provisional(key);
       else this.clients.finish(key, d.response);
       return;
     }
     this.request(d.request);
+  }
+
+  /**
+   * A whole UDP datagram, before framing (Transports' QuickResponse): a status-only transaction's
+   * answer is matched here without the InboundMessage and its flow. Only when framing would take it
+   * as it is: a Content-Length, if any, that the datagram's body bytes cover (else the framing's
+   * 400-or-drop applies, as before).
+   */
+  private quickResponse(data: Buffer, end: number): boolean {
+    if (this.statusClients.size === 0) return false;
+    const declared = contentLength(data, end);
+    if (declared !== undefined && !(declared <= data.length - end - 4)) return false;
+    return this.statusOnly(data, end, 'UDP');
+  }
+
+  /** Ends a status-only transaction with the response in head[0, to), if it is one's: true when it was. */
+  private statusOnly(head: Buffer, to: number, protocol: Protocol): boolean {
+    if (this.statusClients.size === 0) return false;
+    const peek = peekResponse(head, to);
+    if (!peek) return false;
+    const key = transactionIdOf(peek.branch);
+    if (!this.statusClients.has(key, peek.method)) return false;
+    this.counters.responsesIn++;
+    this.observer?.message('in', 'response', peek.method, peek.status, protocol);
+    if (peek.status < 200) this.statusClients.provisional(key);
+    else this.statusClients.finish(key, peek.status);
+    return true;
   }
 
   private request(rq: SipRequest): void {
@@ -259,27 +285,34 @@ export class SipStack {
    * (RFC 6665 treats both like a 408 for NOTIFY).
    */
   send(req: OutgoingRequest, opts: SendOptions = {}): Promise<SipResponse | undefined> {
-    return this.transact(req, opts, this.clients, (r) => r.status, (via, flow) => this.encodeWhole(req, via, flow, opts));
+    return this.transact(req, opts, this.clients, (r) => r.status, (protocol, host, port, branch, flow) => this.encodeWhole(req, protocol, host, port, branch, flow, opts));
   }
 
   /** As send(), for a caller that needs only the final status (NOTIFY): its response is never parsed in full. */
   sendForStatus(req: OutgoingRequest, opts: SendOptions = {}): Promise<number | undefined> {
-    return this.transact(req, opts, this.statusClients, (s) => s, (via, flow) => this.encodeWhole(req, via, flow, opts));
+    return this.transact(req, opts, this.statusClients, statusOnly, (protocol, host, port, branch, flow) => this.encodeWhole(req, protocol, host, port, branch, flow, opts));
   }
 
   /** Serializes the fixed part of a dialog's requests once (see sendPrepared). */
   prepare(req: DialogRequest): PreparedRequest {
-    return { method: req.method, uri: req.uri, route: req.route, fixed: requestFixedLines(req) };
+    return { method: req.method, uri: req.uri, route: req.route, template: new RequestTemplate(req.method, req.uri, requestFixedLines(req)) };
   }
 
   /**
-   * Sends a prepared request with its CSeq, per-request headers and body bytes; resolves with the final
-   * status. It goes through the same target loop as send() (RFC 3263 failover included); its Contact is
-   * in the fixed lines, so `selfContact` does not apply.
+   * Sends a prepared request with its CSeq, per-request header lines (`more`, each CRLF-ended) and
+   * body bytes; `done` hears the final status (undefined: none). It goes through the same target loop
+   * as send() (RFC 3263 failover included) over `flow` when that connection is still open; its Contact
+   * is in the fixed lines, so `selfContact` does not apply. A dialog whose single target is known
+   * (PreparedRequest.targets) goes straight to its transaction: the datagram leaves before this returns.
    */
-  sendPrepared(p: PreparedRequest, cseq: number, headers: HeaderList, body: Buffer | undefined, contentType: string | undefined, opts: SendOptions = {}): Promise<number | undefined> {
-    const more = formatHeaderLines(headers);
-    return this.transact(p, opts, this.statusClients, (s) => s, (via) => assembleRequest(p.method, p.uri, via, p.fixed, cseq, more, body, contentType));
+  sendPrepared(p: PreparedRequest, cseq: number, more: string, body: Buffer | undefined, contentType: string | undefined, flow: Flow | undefined, done: (status: number | undefined) => void): void {
+    const encode: Encode = (protocol, host, port, branch) => p.template.encode(protocol, host, port, branch, cseq, more, body, contentType);
+    const known = p.targets;
+    if (known !== undefined && known.length === 1 && !(flow && this.transports.hasConnection(flow))) {
+      this.startOnce(p.method, known[0]!, this.statusClients, encode, done);
+      return;
+    }
+    void this.transact(p, flow ? { flow } : {}, this.statusClients, statusOnly, encode, p).then(done);
   }
 
   /**
@@ -292,11 +325,18 @@ export class SipStack {
     opts: SendOptions,
     table: ClientTransactions<R>,
     statusOf: (r: R) => number,
-    encode: (via: Via, flow: Flow) => Buffer,
+    encode: Encode,
+    /** A prepared request keeps targets that cannot change (see PreparedRequest.targets). */
+    prepared?: PreparedRequest,
   ): Promise<R | undefined> {
-    let targets: Flow[];
+    let targets: readonly Flow[];
     try {
-      targets = opts.flow && this.transports.hasConnection(opts.flow) ? [opts.flow] : (await this.nextHop(req)).slice(0, MAX_TARGETS);
+      if (opts.flow && this.transports.hasConnection(opts.flow)) targets = [opts.flow];
+      else {
+        const hop = hopUri(req);
+        targets = (await this.resolver.resolve(hop)).slice(0, MAX_TARGETS);
+        if (prepared && this.resolver.unchanging(hop)) prepared.targets = targets;
+      }
     } catch (e) {
       this.log.warn({ err: (e as Error).message, uri: req.uri }, 'next hop not resolved');
       return undefined;
@@ -311,11 +351,17 @@ export class SipStack {
   }
 
   /** One client transaction to one flow. */
-  private sendOnce<R>(method: string, target: Flow, table: ClientTransactions<R>, encode: (via: Via, flow: Flow) => Buffer): Promise<R | undefined> {
-    const branch = newBranch();
+  private sendOnce<R>(method: string, target: Flow, table: ClientTransactions<R>, encode: Encode): Promise<R | undefined> {
+    return new Promise((resolve) => this.startOnce(method, target, table, encode, resolve));
+  }
+
+  /** One client transaction to one flow; `done` hears its final response (undefined: none). */
+  private startOnce<R>(method: string, target: Flow, table: ClientTransactions<R>, encode: Encode, done: (r: R | undefined) => void): void {
+    const key = newTransactionId();
+    const branch = branchOf(key);
     const encodeFor = (flow: Flow): Buffer => {
       const [host, port] = this.sentBy(flow.protocol);
-      return encode({ protocol: flow.protocol, host, port, params: flow.protocol === 'UDP' ? { branch, rport: null } : { branch } }, flow);
+      return encode(flow.protocol, host, port, branch, flow);
     };
     let flow = target;
     let data = encodeFor(flow);
@@ -331,27 +377,28 @@ export class SipStack {
     }
     this.counters.requestsOut++;
     this.observer?.message('out', 'request', method, undefined, flow.protocol);
-    const key = `${branch}|${method}`;
-    return new Promise((resolve) => {
-      table.start(
-        key,
-        () => {
-          // Safe sends: a bad address or a refused connection, now or later (onFail), ends the try.
-          if (!this.transports.send(flow, data, () => table.finish(key, undefined))) table.finish(key, undefined);
-        },
-        flow.protocol !== 'UDP',
-        (r) => {
-          if (oversized && r === undefined) {
-            this.log.warn({ method, bytes: data.length, to: `${flow.address}:${flow.port}` }, 'request larger than a UDP datagram not delivered: TCP to the same target failed too (RFC 3261 §18.1.1)');
+    table.start(
+      key,
+      method,
+      () => {
+        // Safe sends: a bad address or a refused connection, now or later (onFail), ends the try.
+        if (!this.transports.send(flow, data, () => table.finish(key, undefined))) table.finish(key, undefined);
+      },
+      flow.protocol !== 'UDP',
+      oversized
+        ? (r) => {
+            if (r === undefined) {
+              this.log.warn({ method, bytes: data.length, to: `${flow.address}:${flow.port}` }, 'request larger than a UDP datagram not delivered: TCP to the same target failed too (RFC 3261 §18.1.1)');
+            }
+            done(r);
           }
-          resolve(r);
-        },
-      );
-    });
+        : done,
+    );
   }
 
   /** A whole request for one try; with `selfContact`, Contact is Herald's URI for the try's transport. */
-  private encodeWhole(req: OutgoingRequest, via: Via, flow: Flow, opts: SendOptions): Buffer {
+  private encodeWhole(req: OutgoingRequest, protocol: Protocol, host: string, port: number | undefined, branch: string, flow: Flow, opts: SendOptions): Buffer {
+    const via: Via = { protocol, host, port, params: protocol === 'UDP' ? { branch, rport: null } : { branch } };
     return encodeRequest({ ...req, via, ...(opts.selfContact ? { contact: `<${this.contactUri(flow.protocol)}>` } : {}) });
   }
 
@@ -370,10 +417,16 @@ export class SipStack {
 
   /** RFC 3261 §8.1.2 / RFC 3263: the flows a request goes to (first Route with lr, else the Request-URI). */
   async nextHop(req: Pick<OutgoingRequest, 'uri' | 'route'>): Promise<Flow[]> {
-    const target = req.route && req.route.length > 0 ? stripNameAddr(req.route[0]!) : req.uri;
-    return this.resolver.resolve(target);
+    return this.resolver.resolve(hopUri(req));
   }
+}
 
+/** One try's bytes: the top Via's transport, sent-by and branch (rport over UDP), for `flow`. */
+type Encode = (protocol: Protocol, host: string, port: number | undefined, branch: string, flow: Flow) => Buffer;
+
+/** RFC 3261 §8.1.2: the URI the next hop is resolved from (the first Route, else the Request-URI). */
+function hopUri(req: Pick<OutgoingRequest, 'uri' | 'route'>): string {
+  return req.route && req.route.length > 0 ? stripNameAddr(req.route[0]!) : req.uri;
 }
 
 function splitHostPort(s: string): [string, number | undefined] {

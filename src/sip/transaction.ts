@@ -15,11 +15,30 @@ const TIMER_J_UNRELIABLE = 64 * T1;
 
 let branchCounter = 0;
 const branchPrefix = `z9hG4bK${randomBytes(6).toString('hex')}`;
+const ownPrefix = `${branchPrefix}.`;
 
-/** A branch unique across this process and (by its random prefix) across restarts (RFC 3261 §8.1.1.7). */
-export function newBranch(): string {
+/**
+ * A new client transaction's number. Its branch (branchOf) is unique across this process and, by
+ * its random prefix, across restarts (RFC 3261 §8.1.1.7); the number is the transaction's key, so a
+ * response is matched on a small integer, not on a string built per request and per response.
+ */
+export function newTransactionId(): number {
   branchCounter = (branchCounter + 1) % Number.MAX_SAFE_INTEGER;
-  return `${branchPrefix}.${branchCounter.toString(36)}`;
+  return branchCounter;
+}
+
+/** The branch of a client transaction of this process. */
+export function branchOf(id: number): string {
+  return `${ownPrefix}${id.toString(36)}`;
+}
+
+/** The transaction number a branch of this process carries; -1 for any other branch. */
+export function transactionIdOf(branch: string | null | undefined): number {
+  if (typeof branch !== 'string' || !branch.startsWith(ownPrefix) || branch.length > ownPrefix.length + 11) return -1;
+  const digits = branch.slice(ownPrefix.length);
+  const id = parseInt(digits, 36);
+  // parseInt stops at the first non-digit: only the exact text branchOf() writes is ours.
+  return Number.isSafeInteger(id) && id.toString(36) === digits ? id : -1;
 }
 
 /** Whether a branch is one this process generated (a request that comes back through Herald: a loop). */
@@ -138,7 +157,9 @@ export class ServerTransactions {
 }
 
 interface ClientEntry {
-  key: string;
+  key: number;
+  /** The request's method: a response matches on the branch and the CSeq method (RFC 3261 §17.1.3). */
+  method: string;
   send: () => void;
   onFinal: (r: unknown) => void;
   /** Timer E's current interval, 0 once it no longer runs (reliable transport, or Proceeding). */
@@ -150,6 +171,9 @@ interface ClientEntry {
   done: boolean;
 }
 
+/** What a finished entry keeps in place of its request and caller (see finish()). */
+const NOTHING = (): void => undefined;
+
 /** Granularity of the client transactions' timer wheel (Timer E may fire up to this much late). */
 const WHEEL_TICK_MS = 50;
 
@@ -159,7 +183,7 @@ const WHEEL_TICK_MS = 50;
  * while any transaction is open: a NOTIFY costs an array slot, not two setTimeouts and their clears.
  */
 export class ClientTransactions<R> {
-  private readonly live = new Map<string, ClientEntry>();
+  private readonly live = new Map<number, ClientEntry>();
   /** Slot number (time / WHEEL_TICK_MS) → the entries to look at then; finished ones are skipped. */
   private readonly wheel = new Map<number, ClientEntry[]>();
   private lastSlot = 0;
@@ -169,9 +193,9 @@ export class ClientTransactions<R> {
     return this.live.size;
   }
 
-  start(key: string, send: () => void, reliable: boolean, onFinal: (r: R | undefined) => void): void {
+  start(key: number, method: string, send: () => void, reliable: boolean, onFinal: (r: R | undefined) => void): void {
     const now = Date.now();
-    const entry: ClientEntry = { key, send, onFinal: onFinal as (r: unknown) => void, interval: reliable ? 0 : T1, nextAt: now + T1, deadline: now + 64 * T1, done: false };
+    const entry: ClientEntry = { key, method, send, onFinal: onFinal as (r: unknown) => void, interval: reliable ? 0 : T1, nextAt: now + T1, deadline: now + 64 * T1, done: false };
     this.live.set(key, entry);
     this.schedule(entry, reliable ? entry.deadline : entry.nextAt, now);
     // After the entry exists: a send that fails at once finishes the transaction.
@@ -187,19 +211,19 @@ export class ClientTransactions<R> {
     }
   }
 
-  /** Returns whether a transaction with this key is open. */
-  has(key: string): boolean {
-    return this.live.has(key);
+  /** Returns whether a transaction with this key and method is open. */
+  has(key: number, method: string): boolean {
+    return this.live.get(key)?.method === method;
   }
 
   /** A provisional response: Timer E stops, Timer F still runs (Proceeding). */
-  provisional(key: string): void {
+  provisional(key: number): void {
     const e = this.live.get(key);
     if (e) e.interval = 0;
   }
 
   /** Returns false when no transaction matched (stray response, dropped by the caller). */
-  finish(key: string, response: R | undefined): boolean {
+  finish(key: number, response: R | undefined): boolean {
     const e = this.live.get(key);
     if (!e) return false;
     this.live.delete(key);
@@ -208,7 +232,14 @@ export class ClientTransactions<R> {
     if (this.live.size === 0) this.stopWheel();
     // Completed state (Timer K) only absorbs retransmitted responses; a stray one finds no entry and
     // is dropped, which is the same outcome, so no entry is kept.
-    e.onFinal(response);
+    const onFinal = e.onFinal;
+    // The wheel holds a finished entry until its slot comes (Timer E: T1 later over UDP). Without
+    // what it sends and whom it tells, it is a few bytes: with them (the request's bytes, its
+    // encoder, the caller's promise) every NOTIFY outlived a scavenge or two and was promoted to the
+    // old generation (issue 9: ~1.5 kB per NOTIFY, the half-load p99's GC pauses).
+    e.send = NOTHING;
+    e.onFinal = NOTHING;
+    onFinal(response);
     return true;
   }
 

@@ -15,6 +15,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import type { Flow, Protocol } from './message.js';
 import { RateLimitedLog } from './rate-log.js';
+import { decimalAt, findHeader } from './scan.js';
 
 export interface InboundMessage {
   head: Buffer;
@@ -27,6 +28,13 @@ export interface InboundMessage {
 }
 
 export type InboundHandler = (m: InboundMessage) => void;
+
+/**
+ * Offered every UDP datagram that may be a response ("SIP/2.0 ..."), whole, with the end of its
+ * header section, before the datagram is framed into an InboundMessage: true when it was a response
+ * the stack matched from its bytes alone (a NOTIFY's 200; issue 9), which then goes no further.
+ */
+export type QuickResponse = (data: Buffer, headEnd: number) => boolean;
 
 /** One listening address (config [sip] listen, "<transport>:<address>:<port>"). */
 export interface ListenAddress {
@@ -60,7 +68,6 @@ interface Connection {
 
 const HEADER_END = Buffer.from('\r\n\r\n');
 const CRLF = Buffer.from('\r\n');
-const contentLengthRe = /^(?:content-length|l)[ \t]*:[ \t]*(.*?)[ \t]*$/im;
 /** A connection holding a partial message longer than this is closed (slow-loris). */
 const PARTIAL_MESSAGE_TIMEOUT_MS = 30_000;
 
@@ -85,6 +92,16 @@ function peerNames(cert: tls.PeerCertificate): string[] {
   return [...names];
 }
 
+/**
+ * The Content-Length of a header section (RFC 3261 §20.14, compact form "l"), read from its bytes
+ * (issue 9: the head is not decoded to a string per message for this): undefined when there is none,
+ * NaN when its value is not a number of digits.
+ */
+export function contentLength(head: Buffer, to = head.length): number | undefined {
+  const cl = findHeader(head, 'content-length', 'l', 0, to);
+  return cl ? decimalAt(head, cl[0], cl[1]) : undefined;
+}
+
 /** Splits one datagram (or WebSocket message) into head and body per RFC 3261 §18.3. */
 export function splitDatagram(data: Buffer, flow: Flow, max: number): InboundMessage | undefined {
   let start = 0;
@@ -94,9 +111,8 @@ export function splitDatagram(data: Buffer, flow: Flow, max: number): InboundMes
   const head = data.subarray(start, end);
   let body = data.subarray(end + 4);
   if (data.length > max) return { head, body: Buffer.alloc(0), flow, tooLarge: true };
-  const m = contentLengthRe.exec(head.toString('latin1'));
-  if (m) {
-    const n = /^\d+$/.test(m[1]!) ? Number(m[1]) : NaN;
+  const n = contentLength(head);
+  if (n !== undefined) {
     if (!Number.isFinite(n)) return { head, body: Buffer.alloc(0), flow, framingError: 'Bad Content-Length' };
     if (n > body.length) return { head, body: Buffer.alloc(0), flow, framingError: 'Body shorter than Content-Length' };
     body = body.subarray(0, n);
@@ -153,14 +169,13 @@ export class StreamFramer {
       }
       const head = this.buf.subarray(0, end);
       this.buf = this.buf.subarray(end + 4);
-      const m = contentLengthRe.exec(head.toString('latin1'));
-      if (!m || !/^\d+$/.test(m[1]!)) {
+      const n = contentLength(head);
+      if (n === undefined || !Number.isFinite(n)) {
         // RFC 3261 §18.3: Content-Length MUST be used with stream transports; without it the stream
         // cannot be framed any more.
-        this.emit({ head, body: Buffer.alloc(0), flow: this.flow, framingError: m ? 'Bad Content-Length' : 'Missing Content-Length' });
+        this.emit({ head, body: Buffer.alloc(0), flow: this.flow, framingError: n !== undefined ? 'Bad Content-Length' : 'Missing Content-Length' });
         return false;
       }
-      const n = Number(m[1]);
       if (head.length + n > this.max) {
         this.emit({ head, body: Buffer.alloc(0), flow: this.flow, tooLarge: true });
         return false;
@@ -200,6 +215,7 @@ export class Transports {
     private readonly opts: TransportOptions,
     onMessage: InboundHandler,
     private readonly log: Logger,
+    private readonly quick?: QuickResponse,
   ) {
     this.badAddress = new RateLimitedLog(log, 'SIP message to an unusable address dropped');
     this.refused = new RateLimitedLog(log, 'connection refused: too many open (limits.max_connections)');
@@ -240,6 +256,10 @@ export class Transports {
     const socket = dgram.createSocket({ type: net.isIPv6(l.address) ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024, lookup: literalLookup });
     let localPort = 0;
     socket.on('message', (data, rinfo) => {
+      if (this.quick !== undefined && data[0] === 0x53 && data.length <= this.opts.maxMessageBytes && !this.tracing()) {
+        const end = data.indexOf(HEADER_END);
+        if (end > 0 && this.quick(data, end)) return;
+      }
       const flow: Flow = { protocol: 'UDP', address: rinfo.address, port: rinfo.port, localPort };
       const m = splitDatagram(data, flow, this.opts.maxMessageBytes);
       if (m) this.onMessage(m);
@@ -409,10 +429,11 @@ export class Transports {
       if (flow.protocol === 'UDP') {
         const u = (this.udp.length > 1 ? this.udp.find((x) => x.port === flow.localPort) : undefined) ?? this.udp[0];
         if (!u) return false;
-        // Asynchronous failures (EHOSTUNREACH, ENETUNREACH...) come to the callback, not as 'error'.
-        u.socket.send(data, flow.port, flow.address, (err) => {
-          if (err) this.badAddress.report({ to: `UDP:${flow.address}:${flow.port}`, err: err.message });
-        });
+        // No completion callback (issue 9): with one, node defers a call per datagram (process.nextTick
+        // even when the datagram left at once), ~2% of the fan-out's CPU. What it reported — a kernel
+        // refusal such as EHOSTUNREACH to an address that passed sendableAddress() — is now not logged;
+        // the datagram is lost either way, and a request's client transaction still ends by Timer F.
+        u.socket.send(data, flow.port, flow.address);
         return true;
       }
       const key = flowKey(flow.protocol, flow.address, flow.port);

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Notifier, type DialogOwnership } from '../../src/events/notifier.js';
 import type { EventPackage, NotifyContent, SubscriptionRecord, TerminationReason } from '../../src/events/subscription.js';
-import { decode } from '../../src/sip/codec.js';
+import { RequestTemplate, decode } from '../../src/sip/codec.js';
 import type { HeaderList, OutgoingRequest, SipRequest, SipResponse } from '../../src/sip/message.js';
 import type { ResponseSpec } from '../../src/sip/codec.js';
 import type { DialogRequest, PreparedRequest, ServerTx, SipStack } from '../../src/sip/stack.js';
@@ -39,15 +39,17 @@ function fakeStack(sent: OutgoingRequest[], answer: (r: OutgoingRequest) => Prom
   const prepared = new WeakMap<PreparedRequest, DialogRequest>();
   return {
     prepare: (r: DialogRequest) => {
-      const p: PreparedRequest = { method: r.method, uri: r.uri, route: r.route, fixed: '' };
+      const p: PreparedRequest = { method: r.method, uri: r.uri, route: r.route, template: new RequestTemplate(r.method, r.uri, '') };
       prepared.set(p, r);
       return p;
     },
-    sendPrepared: (p: PreparedRequest, cseq: number, headers: HeaderList, body: Buffer | undefined, contentType: string | undefined) => {
+    sendPrepared: (p: PreparedRequest, cseq: number, more: string, body: Buffer | undefined, contentType: string | undefined, _flow: unknown, done: (s: number | undefined) => void) => {
       const r = prepared.get(p)!;
+      // The per-request lines as a header list ("Name: value", each CRLF-ended).
+      const headers: HeaderList = more.split('\r\n').filter((l) => l !== '').map((l): [string, string] => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
       const req: OutgoingRequest = { ...r, cseq, headers: [...(r.headers ?? []), ...headers], ...(body ? { body: body.toString('utf8'), contentType } : {}) };
       sent.push(req);
-      return answer(req);
+      void answer(req).then(done);
     },
     contactUri: () => 'sip:127.0.0.1:5060',
   } as unknown as SipStack;
