@@ -16,7 +16,7 @@ import type { PresenceSnapshot, SnapshotListener, Watch } from '../hub/types.js'
 import { renderView, type ActiveView, type WatcherView, type WatcherViews } from '../policy/view.js';
 import { watcherId } from '../presence/watchers.js';
 import { header } from '../sip/message.js';
-import type { AdmitContext, Admission, Binding, NotifyContent, SubscriptionHandle, TerminationReason } from '../events/subscription.js';
+import { heldSubscription, type AdmitContext, type Admission, type Binding, type HeldSubscription, type NotifyContent, type TerminationReason } from '../events/subscription.js';
 import type { ListSource } from './list-source.js';
 import { listNotifyQuirks, type ListNotifyQuirks } from './client-quirks.js';
 
@@ -208,7 +208,7 @@ export class ResourceListServer {
     // restored subscription (no SUBSCRIBE to read) sends PIDF parts, which it accepts too.
     const partial = rq !== undefined && acceptsExactly(header(rq, 'accept'), CT.PIDF_DIFF) && acceptsExactly(header(rq, 'accept'), CT.PIDF);
     const quirks = listNotifyQuirks(ctx.userAgent);
-    const b = new ListBinding(this, ctx, rates, quirks, this.opts, partial);
+    const b = new ListBinding(this, heldSubscription(ctx), rates, quirks, this.opts, partial);
     this.bindings.add(b);
     await b.setMembers(resolved.members);
     return {
@@ -249,33 +249,24 @@ class ListBinding implements Binding {
   private tag: string | undefined;
   /** The RLMI root part's instance token (from the list URI, fixed for the subscription). */
   private rootId: string | undefined;
-  // What the binding keeps of its admission: not the AdmitContext, which holds the whole SUBSCRIBE
-  // for as long as the subscription lives; the subscription's handle rather than closures.
-  private readonly key: string;
-  private readonly resource: string;
-  private readonly watcher: string;
-  private readonly sub: SubscriptionHandle;
 
   constructor(
     private readonly rls: ResourceListServer,
-    ctx: AdmitContext,
+    /** The subscription (not its AdmitContext: the SUBSCRIBE is not kept for the subscription's life). */
+    private readonly ctx: HeldSubscription,
     rates: { intervalMs: number; maxIntervalMs: number | undefined; askedMaxRate: boolean },
     private readonly quirks: ListNotifyQuirks,
     private readonly opts: RlsOptions,
     /** Member parts as RFC 5262 pidf-full, then patches (RFC 5263). */
     private readonly partial = false,
   ) {
-    this.key = ctx.key;
-    this.resource = ctx.resource;
-    this.watcher = ctx.watcher;
-    this.sub = ctx.subscription ?? { changed: ctx.changed, nextVersion: ctx.nextVersion };
     this.intervalMs = rates.intervalMs;
     this.maxIntervalMs = rates.maxIntervalMs;
     this.askedMaxRate = rates.askedMaxRate;
   }
 
   private instanceId(uri: string): string {
-    return createHash('sha1').update(`${this.key}|${uri}`).digest('base64url').slice(0, 10).replace(/[-_]/g, 'x');
+    return createHash('sha1').update(`${this.ctx.key}|${uri}`).digest('base64url').slice(0, 10).replace(/[-_]/g, 'x');
   }
 
   /** Brings the member set to `list`: new members are watched, removed ones end terminated. */
@@ -292,17 +283,17 @@ class ListBinding implements Binding {
       }
       const member = new Member(this, m.uri, m.displayName, this.instanceId(m.uri), m.path.length === 0 ? TOP_LEVEL : [...m.path]);
       const provider = hub.providerFor(m.uri);
-      const refusal = provider?.refuse?.(m.uri, this.watcher);
+      const refusal = provider?.refuse?.(m.uri, this.ctx.watcher);
       if (!provider || refusal) {
         member.fixed = 'terminated';
         member.reason = refusal?.rlmiReason ?? 'noresource';
       } else {
         await views.prepare(m.uri);
         // RFC 3857: the member's owner sees this watcher in its watcher info, however it came.
-        member.view = views.open(m.uri, this.watcher, watcherId(`${this.key}|${m.uri}`));
+        member.view = views.open(m.uri, this.ctx.watcher, watcherId(`${this.ctx.key}|${m.uri}`));
         member.view.arrive();
         try {
-          member.watch = hub.watch(m.uri, member, this.watcher);
+          member.watch = hub.watch(m.uri, member, this.ctx.watcher);
         } catch (e) {
           if (!(e instanceof NoProviderError)) throw e;
           member.view.leave('noresource');
@@ -335,7 +326,7 @@ class ListBinding implements Binding {
 
   async reload(): Promise<void> {
     if (this.closed) return;
-    const r = await this.rls.deps.lists.resolve(this.resource);
+    const r = await this.rls.deps.lists.resolve(this.ctx.resource);
     if (this.closed) return;
     await this.setMembers(r?.members ?? []);
     this.schedule();
@@ -359,20 +350,20 @@ class ListBinding implements Binding {
     if (this.closed || this.timer) return;
     const wait = this.lastSent + this.intervalMs - Date.now();
     if (wait <= 0) {
-      this.sub.changed();
+      this.ctx.changed();
       return;
     }
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      if (!this.closed) this.sub.changed();
+      if (!this.closed) this.ctx.changed();
     }, wait);
   }
 
   describe(): ListSubscriptionView {
     return {
-      key: this.key,
-      list: this.resource,
-      watcher: this.watcher,
+      key: this.ctx.key,
+      list: this.ctx.resource,
+      watcher: this.ctx.watcher,
       members: [...this.members.values()].map((m) => {
         const v = m.seen ?? this.see(m);
         return { uri: m.uri, state: v.state, ...(v.reason !== undefined ? { reason: v.reason } : {}) };
@@ -457,13 +448,13 @@ class ListBinding implements Binding {
       }
     }
     this.dirty.clear();
-    const nested = !this.opts.flatten?.(this.resource);
+    const nested = !this.opts.flatten?.(this.ctx.resource);
     const { resources, parts } = this.level(pick, 0, full, nested, { bytes: RLMI_OVERHEAD, parts: 0 });
     for (const m of pick) m.seen = undefined;
     this.removed.clear();
-    const version = this.sub.nextVersion();
-    const rlmiCid = `rlmi.${version}.${(this.rootId ??= this.instanceId(this.resource))}@${this.opts.domain}`;
-    const rlmi = renderRlmiOf({ uri: this.resource, version, fullState: full, names: [] }, resources);
+    const version = this.ctx.nextVersion();
+    const rlmiCid = `rlmi.${version}.${(this.rootId ??= this.instanceId(this.ctx.resource))}@${this.opts.domain}`;
+    const rlmi = renderRlmiOf({ uri: this.ctx.resource, version, fullState: full, names: [] }, resources);
     parts.unshift({ contentType: RLMI_PART, contentId: rlmiCid, body: rlmi });
     const mp = renderMultipart({ type: CT.RLMI, start: rlmiCid, boundary: newBoundary(), parts, contentIdStyle: this.quirks.bareContentId ? 'bare' : 'standard' });
     this.lastSent = Date.now();
@@ -473,7 +464,7 @@ class ListBinding implements Binding {
       this.heartbeat = setTimeout(() => {
         this.heartbeat = undefined;
         this.forceNext = true;
-        if (!this.closed) this.sub.changed();
+        if (!this.closed) this.ctx.changed();
       }, this.maxIntervalMs);
       this.heartbeat.unref();
     }
@@ -543,7 +534,7 @@ class ListBinding implements Binding {
     for (const [name, group] of groups) {
       const uri = this.nestedUri(group.members[0]!.path.slice(0, depth + 1));
       const inner = this.level(group.members, depth + 1, full, nested, budget);
-      const version = this.sub.nextVersion(uri);
+      const version = this.ctx.nextVersion(uri);
       const id = this.instanceId(uri);
       const rlmiCid = `rlmi.${version}.${id}@${this.opts.domain}`;
       const names = [{ text: name }];
@@ -566,7 +557,7 @@ class ListBinding implements Binding {
    * whenever the patch would not be smaller), else the patch from what this watcher last got.
    */
   private partialPart(m: Member, part: BodyPart, doc: PidfDocument, full: boolean): BodyPart {
-    const version = this.sub.nextVersion(`pidf-diff|${m.uri}`);
+    const version = this.ctx.nextVersion(`pidf-diff|${m.uri}`);
     const patch = !full && m.lastDoc ? diffPidf(m.lastDoc, doc, version) : undefined;
     m.lastDoc = doc;
     const body = patch !== undefined && Buffer.byteLength(patch) < Buffer.byteLength(part.body) ? patch : renderPidfFull(doc, version);
@@ -578,7 +569,7 @@ class ListBinding implements Binding {
    * external list's anchor) as a `list` parameter, stable across NOTIFYs and restarts.
    */
   private nestedUri(path: readonly string[]): string {
-    return `${this.resource};list=${path.map((p) => encodeURIComponent(p)).join('/')}`;
+    return `${this.ctx.resource};list=${path.map((p) => encodeURIComponent(p)).join('/')}`;
   }
 
   close(reason?: TerminationReason): void {
