@@ -75,7 +75,8 @@ function kamailioXcapRows(): string[] {
   );
 }
 
-const pidf = (entity: string, note: string): string =>
+/** The PIDF each presentity publishes: one open tuple with a note that names the change. */
+export const pidf = (entity: string, note: string): string =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${entity}"><tuple id="t1"><status><basic>open</basic></status><note>${note}</note></tuple></presence>`;
 
 const NOTE = /<(?:[A-Za-z0-9_-]+:)?note[^>]*>([^<]*)</;
@@ -437,7 +438,7 @@ export async function runRlsLoadBench(opts: RlsLoadOptions = {}): Promise<Record
       try {
         const f = await session(name, seconds, log, opts.profDir);
         runs[name].push(f);
-        log(`${name}: ${f.cpuUsPerUpdate.toFixed(1)} CPU-µs per member update, ${f.updates} updates in ${f.notifies} NOTIFYs, ${f.stale} stale, PSS ${(f.pssPerList / 1024).toFixed(1)} KB per list, ${f.serverCores.toFixed(2)} cores (others ${f.otherCores.toFixed(2)})`);
+        log(`${name}: ${f.cpuUsPerUpdate.toFixed(1)} CPU-µs per member update, ${f.bytesPerNotify.toFixed(0)} bytes per list NOTIFY, ${f.updates} updates in ${f.notifies} NOTIFYs, ${f.stale} stale, PSS ${(f.pssPerList / 1024).toFixed(1)} KB per list, ${f.serverCores.toFixed(2)} cores (others ${f.otherCores.toFixed(2)})`);
       } catch (e) {
         log(`${name}: FAILED: ${(e as Error).message}`);
       }
