@@ -366,7 +366,7 @@ class ListBinding implements Binding {
       watcher: this.ctx.watcher,
       members: [...this.members.values()].map((m) => {
         const v = m.seen ?? this.see(m);
-        return { uri: m.uri, state: v.state, ...(v.reason !== undefined ? { reason: v.reason } : {}) };
+        return { uri: m.uri, state: v.state, ...(v.reason ? { reason: v.reason } : {}) };
       }),
     };
   }
@@ -377,7 +377,7 @@ class ListBinding implements Binding {
 
   /** A member without a body part: pending, terminated, or not known yet (no instance, RFC 4662 §5.2). */
   private bodiless(m: Member, state: InstanceState | 'unknown', reason?: string): MemberView {
-    const instances: RlmiInstance[] = state === 'unknown' ? [] : [reason !== undefined ? { id: m.instanceId, state, reason } : { id: m.instanceId, state }];
+    const instances: RlmiInstance[] = state === 'unknown' ? [] : [reason ? { id: m.instanceId, state, reason } : { id: m.instanceId, state }];
     return { rlmi: renderRlmiResource({ uri: m.uri, names: m.names, instances }), state, reason, part: undefined, fingerprint: `${state}|${reason ?? ''}`, doc: undefined };
   }
 
