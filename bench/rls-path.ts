@@ -10,6 +10,7 @@
 //
 // Bounded: fixed counts, no I/O.
 import { pathToFileURL } from 'node:url';
+import v8 from 'node:v8';
 import type { Binding, HeldSubscription } from '../src/events/subscription.js';
 import { parsePidf, type PidfDocument } from '../src/formats/pidf.js';
 import { Hub } from '../src/hub/hub.js';
@@ -19,6 +20,7 @@ import { allowAll } from '../src/policy/authorizer.js';
 import { WatcherViews } from '../src/policy/view.js';
 import type { ListSource } from '../src/rls/list-source.js';
 import { ResourceListServer } from '../src/rls/rls.js';
+import { freedBy, type GcRecord } from './heap-probe.js';
 import { memberOf, pidf } from './rls-load.js';
 
 const D = 'example.test';
@@ -32,6 +34,18 @@ export interface RlsPathFigures {
   updates: number;
   notifies: number;
   bytesPerNotify: number;
+  /** V8 heap bytes allocated per member update in the timed rounds (freed by GCs + growth of the heap used). */
+  allocatedPerUpdate: number;
+}
+
+/** Bytes allocated while `fn` runs: what the GCs in between freed plus what the heap grew (bench/heap-probe.ts's rule). */
+function allocatedDuring(fn: () => void): number {
+  const profiler = new v8.GCProfiler();
+  const used0 = process.memoryUsage().heapUsed;
+  profiler.start();
+  fn();
+  const r = profiler.stop() as unknown as { statistics?: GcRecord[] } | undefined;
+  return freedBy(r?.statistics ?? []) + process.memoryUsage().heapUsed - used0;
 }
 
 /** One setup, `rounds` warm-up rounds, then `rounds` timed ones. */
@@ -95,10 +109,10 @@ export async function runRlsPath(rounds = 30): Promise<RlsPathFigures> {
   run(0, rounds);
   bytes = parts = notifies = 0;
   const c0 = process.cpuUsage();
-  run(rounds, rounds * 2);
+  const allocated = allocatedDuring(() => run(rounds, rounds * 2));
   const c = process.cpuUsage(c0);
   for (const b of bindings) b.close();
-  return { cpuUsPerUpdate: (c.user + c.system) / parts, updates: parts, notifies, bytesPerNotify: bytes / notifies };
+  return { cpuUsPerUpdate: (c.user + c.system) / parts, updates: parts, notifies, bytesPerNotify: bytes / notifies, allocatedPerUpdate: allocated / parts };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
@@ -112,7 +126,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   for (let i = 0; i < repeat; i++) {
     const f = await runRlsPath(rounds);
     all.push(f.cpuUsPerUpdate);
-    console.log(`list path alone: ${f.cpuUsPerUpdate.toFixed(2)} CPU-µs per member update (${f.updates} updates in ${f.notifies} list NOTIFYs, ${f.bytesPerNotify.toFixed(0)} body bytes per NOTIFY)`);
+    console.log(`list path alone: ${f.cpuUsPerUpdate.toFixed(2)} CPU-µs and ${f.allocatedPerUpdate.toFixed(0)} bytes allocated per member update (${f.updates} updates in ${f.notifies} list NOTIFYs, ${f.bytesPerNotify.toFixed(0)} body bytes per NOTIFY)`);
   }
   console.log(`lowest of ${repeat}: ${Math.min(...all).toFixed(2)} CPU-µs per member update`);
 }
