@@ -25,10 +25,17 @@ if (allocOut) {
   });
 }
 
-interface GcRecord {
+export interface GcRecord {
   cost: number;
   beforeGC: { heapStatistics: { usedHeapSize: number } };
   afterGC: { heapStatistics: { usedHeapSize: number } };
+}
+
+/** What the GCs a GCProfiler recorded freed on the V8 heap (allocated = freed + growth of the heap used). */
+export function freedBy(records: readonly GcRecord[]): number {
+  let freed = 0;
+  for (const g of records) freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
+  return freed;
 }
 
 const out = process.env['HERALD_BENCH_PROBE'];
@@ -41,9 +48,9 @@ if (out) {
   /** `count`: false for the probe's own forced GCs (their bytes count, their time and number not). */
   const harvest = (count: boolean) => {
     const r = profiler.stop() as unknown as { statistics?: GcRecord[] } | undefined;
-    for (const g of r?.statistics ?? []) {
-      freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
-      if (!count) continue;
+    const records = r?.statistics ?? [];
+    freed += freedBy(records);
+    for (const g of count ? records : []) {
       gcs++;
       gcMs += g.cost / 1000;
     }

@@ -75,7 +75,8 @@ function kamailioXcapRows(): string[] {
   );
 }
 
-const pidf = (entity: string, note: string): string =>
+/** The PIDF each presentity publishes: one open tuple with a note that names the change. */
+export const pidf = (entity: string, note: string): string =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${entity}"><tuple id="t1"><status><basic>open</basic></status><note>${note}</note></tuple></presence>`;
 
 const NOTE = /<(?:[A-Za-z0-9_-]+:)?note[^>]*>([^<]*)</;
@@ -270,6 +271,8 @@ export interface RlsLoadFigures {
   pssPerList: number;
   /** Herald: V8 heap used after a full GC; Kamailio: shared memory in use (core.shmmem). */
   internalPerList: number;
+  /** Herald only: bytes allocated on the V8 heap in the window per delivered member update (bench/heap-probe.ts). */
+  allocatedPerUpdate: number;
   stale: number;
   publishOk: number;
   publishFailed: number;
@@ -317,7 +320,7 @@ async function session(name: Name, seconds: number, log: (s: string) => void, pr
     // Every presentity has a state before any list is subscribed.
     await windowed(Array.from({ length: PRESENTITIES }, (_, p) => p), 50, (p) => ld.publish(p));
     if (ld.publishOk < PRESENTITIES) log(`${name}: only ${ld.publishOk} of ${PRESENTITIES} initial PUBLISHes answered 200`);
-    const settle = async (): Promise<{ pss: number; internal: number | undefined }> => {
+    const settle = async (): Promise<{ pss: number; internal: number | undefined; allocated: number | undefined }> => {
       // Herald: after a full GC (the bench's heap probe); Kamailio: its shared memory in use
       // (kamcmd). Then PSS of the whole process tree once it has stopped moving (freed pages go
       // back to the kernel lazily: V8's memory reducer, malloc trimming): two readings a second
@@ -332,7 +335,7 @@ async function session(name: Name, seconds: number, log: (s: string) => void, pr
         pss = next;
         if (still) break;
       }
-      return { pss, internal: internal?.bytes };
+      return { pss, internal: internal?.bytes, allocated: internal?.allocated };
     };
     const mem0 = await settle();
     const statuses = new Map<number, number>();
@@ -365,6 +368,8 @@ async function session(name: Name, seconds: number, log: (s: string) => void, pr
     const otherCores = Math.max(0, machineBusySeconds() - m0 - cpuS - (own.user + own.system) / 1e6) / wallS;
     const t1 = ld.tally;
     const updates = t1.updates - t0.updates;
+    // After the CPU reading: the probe's forced GC is not the load's.
+    const allocated1 = (await s.internalMemory())?.allocated;
     const notifies = t1.notifies - t0.notifies;
     if (!s.alive) throw new Error(`${name} exited during the run: ${s.output.slice(-1000)}`);
     return {
@@ -376,6 +381,7 @@ async function session(name: Name, seconds: number, log: (s: string) => void, pr
       parts: t1.parts - t0.parts,
       pssPerList: (mem1.pss - mem0.pss) / LISTS,
       internalPerList: mem0.internal !== undefined && mem1.internal !== undefined ? (mem1.internal - mem0.internal) / LISTS : NaN,
+      allocatedPerUpdate: mem1.allocated !== undefined && allocated1 !== undefined && updates > 0 ? (allocated1 - mem1.allocated) / updates : NaN,
       stale: ld.stale(),
       publishOk: ld.publishOk - ok0,
       publishFailed: ld.publishFailed - failed0,
@@ -437,7 +443,7 @@ export async function runRlsLoadBench(opts: RlsLoadOptions = {}): Promise<Record
       try {
         const f = await session(name, seconds, log, opts.profDir);
         runs[name].push(f);
-        log(`${name}: ${f.cpuUsPerUpdate.toFixed(1)} CPU-µs per member update, ${f.updates} updates in ${f.notifies} NOTIFYs, ${f.stale} stale, PSS ${(f.pssPerList / 1024).toFixed(1)} KB per list, ${f.serverCores.toFixed(2)} cores (others ${f.otherCores.toFixed(2)})`);
+        log(`${name}: ${f.cpuUsPerUpdate.toFixed(1)} CPU-µs per member update, ${f.bytesPerNotify.toFixed(0)} bytes per list NOTIFY, ${f.updates} updates in ${f.notifies} NOTIFYs, ${f.stale} stale, ${Number.isFinite(f.allocatedPerUpdate) ? `${f.allocatedPerUpdate.toFixed(0)} B allocated per update, ` : ""}PSS ${(f.pssPerList / 1024).toFixed(1)} KB per list, ${f.serverCores.toFixed(2)} cores (others ${f.otherCores.toFixed(2)})`);
       } catch (e) {
         log(`${name}: FAILED: ${(e as Error).message}`);
       }
@@ -460,6 +466,7 @@ export async function runRlsLoadBench(opts: RlsLoadOptions = {}): Promise<Record
     ['member parts (new or repeated)', (f) => f.parts.toFixed(0), false],
     ['PSS per list subscription (KB)', (f) => (f.pssPerList / 1024).toFixed(1), true],
     ['live memory per list subscription (KB) †', (f) => (f.internalPerList / 1024).toFixed(1), true],
+    ['V8 bytes allocated per member update', (f) => (Number.isFinite(f.allocatedPerUpdate) ? f.allocatedPerUpdate.toFixed(0) : '–'), false],
     [`stale member states (of ${LISTS * MEMBERS})`, (f) => f.stale.toFixed(0), false],
     ['PUBLISH answered 200 / failed', (f) => `${f.publishOk.toFixed(0)} / ${f.publishFailed.toFixed(0)}`, false],
     ['unreadable list NOTIFYs', (f) => f.unreadable.toFixed(0), false],

@@ -59,12 +59,15 @@ export const DEFAULT_RLMI_LIMITS: XmlLimits = Object.freeze({ maxBytes: 4 * 1024
 // ---------------------------------------------------------------------------------------------
 
 function checkInstances(res: RlmiResource): void {
-  const ids = new Set<string>();
+  // Most resources have one instance: no set of ids to build for them.
+  const ids = res.instances.length > 1 ? new Set<string>() : undefined;
   for (const inst of res.instances) {
     if (inst.id === '') throw bad(`instance without id in resource ${res.uri}`);
     // §5.2: the id identifies the instance within its resource.
-    if (ids.has(inst.id)) throw bad(`duplicate instance id in resource ${res.uri}`);
-    ids.add(inst.id);
+    if (ids) {
+      if (ids.has(inst.id)) throw bad(`duplicate instance id in resource ${res.uri}`);
+      ids.add(inst.id);
+    }
     if (!STATES.has(inst.state)) throw bad('instance state must be active, pending or terminated');
     if (inst.state === 'terminated' && (inst.reason === undefined || inst.reason === '')) {
       throw bad('a terminated instance needs a reason');
@@ -88,6 +91,20 @@ function nameElements(names: readonly { lang?: string; text: string }[]): string
   return out;
 }
 
+/** One `<resource>` element with its names and instances, the instances checked (§5.2). */
+export function renderRlmiResource(res: RlmiResource): string {
+  if (res.uri === '') throw bad('resource without uri');
+  checkInstances(res);
+  let kids = nameElements(res.names);
+  for (const inst of res.instances) {
+    kids += `<instance id="${escapeXml(inst.id, true)}" state="${inst.state}"`;
+    if (inst.reason !== undefined) kids += ` reason="${escapeXml(inst.reason, true)}"`;
+    if (inst.cid !== undefined) kids += ` cid="${escapeXml(inst.cid, true)}"`;
+    kids += '/>';
+  }
+  return kids === '' ? `<resource uri="${escapeXml(res.uri, true)}"/>` : `<resource uri="${escapeXml(res.uri, true)}">${kids}</resource>`;
+}
+
 /**
  * Serializes an RLMI document (UTF-8 declaration, RLMI as the default namespace, no indentation).
  * Written as a string directly rather than through serializeXml's tree: a list NOTIFY renders one
@@ -95,25 +112,27 @@ function nameElements(names: readonly { lang?: string; text: string }[]): string
  * so the generic writer's namespace passes bought nothing; the output is the same bytes.
  */
 export function renderRlmi(list: RlmiList): string {
+  checkList(list);
+  return renderRlmiOf(list, list.resources.map(renderRlmiResource));
+}
+
+function checkList(list: Omit<RlmiList, 'resources'>): void {
   if (list.uri === '') throw bad('list without uri');
   if (!Number.isSafeInteger(list.version) || list.version < 0 || list.version > MAX_VERSION) {
     throw bad('version must be an integer from 0 to 4294967295');
   }
+}
+
+/**
+ * The same document from resources already written by renderRlmiResource (a list server writes each
+ * member's element while it looks at the member, and keeps no resource objects for it).
+ */
+export function renderRlmiOf(list: Omit<RlmiList, 'resources'>, resources: readonly string[]): string {
+  checkList(list);
   let head = `<?xml version="1.0" encoding="UTF-8"?><list xmlns="${NS.RLMI}" uri="${escapeXml(list.uri, true)}" version="${list.version}" fullState="${list.fullState ? 'true' : 'false'}"`;
   if (list.cid !== undefined) head += ` cid="${escapeXml(list.cid, true)}"`;
   let children = nameElements(list.names);
-  for (const res of list.resources) {
-    if (res.uri === '') throw bad('resource without uri');
-    checkInstances(res);
-    let kids = nameElements(res.names);
-    for (const inst of res.instances) {
-      kids += `<instance id="${escapeXml(inst.id, true)}" state="${inst.state}"`;
-      if (inst.reason !== undefined) kids += ` reason="${escapeXml(inst.reason, true)}"`;
-      if (inst.cid !== undefined) kids += ` cid="${escapeXml(inst.cid, true)}"`;
-      kids += '/>';
-    }
-    children += kids === '' ? `<resource uri="${escapeXml(res.uri, true)}"/>` : `<resource uri="${escapeXml(res.uri, true)}">${kids}</resource>`;
-  }
+  for (const r of resources) children += r;
   return children === '' ? `${head}/>` : `${head}>${children}</list>`;
 }
 

@@ -49,7 +49,24 @@ const UPSTREAM_DECIDES: Decision = { subHandling: 'allow', view: 'full', transfo
 export function renderView(snap: PresenceSnapshot | undefined, v: ActiveView, contentType: string, render: (doc: PidfDocument) => string): { body: string; bytes?: Buffer; tag: string | undefined } {
   if (!snap) return { body: render(v.show(undefined)), tag: undefined };
   // The snapshot's rendering, bytes included: encoded once and shared by every watcher of the view.
-  return snap.render(`${contentType}|${v.key}`, (doc) => render(v.show(doc)));
+  return snap.render(memoKey(contentType, v.key), (doc) => render(v.show(doc)));
+}
+
+/** The memo keys, built once (a list NOTIFY looks a rendering up per member and list); bounded. */
+const memoKeys = new Map<string, Map<string, string>>();
+
+function memoKey(contentType: string, key: string): string {
+  let byView = memoKeys.get(contentType);
+  if (byView === undefined) {
+    if (memoKeys.size >= 64) memoKeys.clear();
+    memoKeys.set(contentType, (byView = new Map()));
+  }
+  let k = byView.get(key);
+  if (k === undefined) {
+    if (byView.size >= 256) byView.clear();
+    byView.set(key, (k = `${contentType}|${key}`));
+  }
+  return k;
 }
 
 /**

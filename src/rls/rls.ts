@@ -9,14 +9,14 @@ import { CT, acceptsExactly, acceptsType } from '../formats/content-types.js';
 import { diffPidf, renderPidfFull } from '../formats/pidf-diff.js';
 import { serializePidf, type PidfDocument } from '../formats/pidf.js';
 import { newBoundary, renderMultipart, type BodyPart } from '../formats/multipart.js';
-import { renderRlmi, type RlmiInstance, type RlmiResource } from '../formats/rlmi.js';
+import { renderRlmiOf, renderRlmiResource, type InstanceState, type RlmiInstance } from '../formats/rlmi.js';
 import type { FlatMember } from '../formats/resource-lists.js';
 import { NoProviderError, type Hub } from '../hub/hub.js';
-import type { Watch } from '../hub/types.js';
-import { renderView, type WatcherView, type WatcherViews } from '../policy/view.js';
+import type { PresenceSnapshot, SnapshotListener, Watch } from '../hub/types.js';
+import { renderView, type ActiveView, type WatcherView, type WatcherViews } from '../policy/view.js';
 import { watcherId } from '../presence/watchers.js';
 import { header } from '../sip/message.js';
-import type { AdmitContext, Admission, Binding, NotifyContent, TerminationReason } from '../events/subscription.js';
+import { heldSubscription, type AdmitContext, type Admission, type Binding, type HeldSubscription, type NotifyContent, type TerminationReason } from '../events/subscription.js';
 import type { ListSource } from './list-source.js';
 import { listNotifyQuirks, type ListNotifyQuirks } from './client-quirks.js';
 
@@ -42,27 +42,58 @@ export interface ListSubscriptionView {
   members: { uri: string; state: 'active' | 'pending' | 'terminated' | 'unknown'; reason?: string }[];
 }
 
-interface Member {
-  uri: string;
-  displayName: string | undefined;
-  watch: Watch | undefined;
+/**
+ * One member of one list subscription. It is the hub's listener itself (no closure per member and
+ * list): a change of the member's state marks it in its list.
+ */
+class Member implements SnapshotListener {
+  watch: Watch | undefined = undefined;
   /** What this list's watcher may see of the member (and how winfo shows the watcher to it). */
-  view: WatcherView | undefined;
-  instanceId: string;
+  view: WatcherView | undefined = undefined;
   /** Fixed state for members without a watch (no provider, refused, removed from the list). */
-  fixed: RlmiInstance['state'] | undefined;
-  reason: string | undefined;
-  /** The nested lists it sits in, outermost first (FlatMember.path); [] at the top level. */
-  path: string[];
+  fixed: InstanceState | undefined = undefined;
+  reason: string | undefined = undefined;
   /** RFC 5263 parts: the document this watcher last got for the member (undefined: full owed). */
-  lastDoc?: PidfDocument;
+  lastDoc: PidfDocument | undefined = undefined;
   /**
    * What the member looks like to this subscriber, kept from the entity-tag check before a NOTIFY
    * (RFC 5839) to its rendering, which would otherwise see the member twice; dropped once the
    * NOTIFY is rendered (or found unneeded), so a held list keeps no per-member views.
    */
-  seen?: MemberView;
+  seen: MemberView | undefined = undefined;
+  /** The member's part of the list's entity-tag as last computed (state and body tag). */
+  fingerprint: string | undefined = undefined;
+  /** RLMI <name> elements: the display name from the list, if any. */
+  names: { text: string }[];
+
+  constructor(
+    private readonly list: ListBinding,
+    readonly uri: string,
+    private name: string | undefined,
+    readonly instanceId: string,
+    /** The nested lists it sits in, outermost first (FlatMember.path); [] at the top level. */
+    readonly path: readonly string[],
+  ) {
+    this.names = name ? [{ text: name }] : NO_NAMES;
+  }
+
+  get displayName(): string | undefined {
+    return this.name;
+  }
+
+  set displayName(name: string | undefined) {
+    if (name === this.name) return;
+    this.name = name;
+    this.names = name ? [{ text: name }] : NO_NAMES;
+  }
+
+  onSnapshot(): void {
+    this.list.memberChanged(this.uri);
+  }
 }
+
+const NO_NAMES: { text: string }[] = [];
+const TOP_LEVEL: readonly string[] = [];
 
 /** What the size bound has left for one NOTIFY, shared by every level of nesting. */
 interface Budget {
@@ -72,12 +103,16 @@ interface Budget {
 
 /** What one member looks like to this subscriber right now; body only for active instances. */
 interface MemberView {
-  resource: RlmiResource;
+  /** Its RLMI <resource> element (renderRlmiResource). */
+  rlmi: string;
+  /** Its instance's state ('unknown': no instance yet) and reason, for the admin API. */
+  state: InstanceState | 'unknown';
+  reason: string | undefined;
   part: BodyPart | undefined;
-  /** What of it the entity-tag covers (RFC 5839 §6.5): state, reason, name and body, not versions. */
+  /** What of it the entity-tag covers (RFC 5839 §6.5): state, reason and body, not versions. */
   fingerprint: string;
   /** Active members: the document shown (computed on demand, for partial PIDF parts). */
-  doc?: () => PidfDocument;
+  doc: (() => PidfDocument) | undefined;
 }
 
 const RLMI_OVERHEAD = 400;
@@ -173,7 +208,7 @@ export class ResourceListServer {
     // restored subscription (no SUBSCRIBE to read) sends PIDF parts, which it accepts too.
     const partial = rq !== undefined && acceptsExactly(header(rq, 'accept'), CT.PIDF_DIFF) && acceptsExactly(header(rq, 'accept'), CT.PIDF);
     const quirks = listNotifyQuirks(ctx.userAgent);
-    const b = new ListBinding(this, ctx, rates, quirks, this.opts, this.log, partial);
+    const b = new ListBinding(this, heldSubscription(ctx), rates, quirks, this.opts, partial);
     this.bindings.add(b);
     await b.setMembers(resolved.members);
     return {
@@ -210,8 +245,6 @@ class ListBinding implements Binding {
   private readonly askedMaxRate: boolean;
   /** The min-rate heartbeat is due: a NOTIFY even if nothing changed. */
   private forceNext = false;
-  /** Each member's last fingerprint (for the list's entity-tag). */
-  private readonly fingerprints = new Map<string, string>();
   /** The list's entity-tag as last computed; undefined once anything it covers may have changed. */
   private tag: string | undefined;
   /** The RLMI root part's instance token (from the list URI, fixed for the subscription). */
@@ -219,11 +252,11 @@ class ListBinding implements Binding {
 
   constructor(
     private readonly rls: ResourceListServer,
-    private readonly ctx: AdmitContext,
+    /** The subscription (not its AdmitContext: the SUBSCRIBE is not kept for the subscription's life). */
+    private readonly ctx: HeldSubscription,
     rates: { intervalMs: number; maxIntervalMs: number | undefined; askedMaxRate: boolean },
     private readonly quirks: ListNotifyQuirks,
     private readonly opts: RlsOptions,
-    private readonly log: Logger,
     /** Member parts as RFC 5262 pidf-full, then patches (RFC 5263). */
     private readonly partial = false,
   ) {
@@ -248,7 +281,7 @@ class ListBinding implements Binding {
         next.set(m.uri, old);
         continue;
       }
-      const member: Member = { uri: m.uri, displayName: m.displayName, watch: undefined, view: undefined, instanceId: this.instanceId(m.uri), fixed: undefined, reason: undefined, path: [...m.path] };
+      const member = new Member(this, m.uri, m.displayName, this.instanceId(m.uri), m.path.length === 0 ? TOP_LEVEL : [...m.path]);
       const provider = hub.providerFor(m.uri);
       const refusal = provider?.refuse?.(m.uri, this.ctx.watcher);
       if (!provider || refusal) {
@@ -260,7 +293,7 @@ class ListBinding implements Binding {
         member.view = views.open(m.uri, this.ctx.watcher, watcherId(`${this.ctx.key}|${m.uri}`));
         member.view.arrive();
         try {
-          member.watch = hub.watch(m.uri, () => this.memberChanged(m.uri), this.ctx.watcher);
+          member.watch = hub.watch(m.uri, member, this.ctx.watcher);
         } catch (e) {
           if (!(e instanceof NoProviderError)) throw e;
           member.view.leave('noresource');
@@ -274,7 +307,6 @@ class ListBinding implements Binding {
     }
     for (const [uri, old] of this.members) {
       if (next.has(uri)) continue;
-      this.fingerprints.delete(uri);
       // Removed from the list: shown terminated once (RFC 4662 §5.2), then gone from later full states.
       old.watch?.stop();
       old.watch = undefined;
@@ -304,7 +336,8 @@ class ListBinding implements Binding {
     if (!this.closed && this.members.get(presentity)?.view) this.memberChanged(presentity);
   }
 
-  private memberChanged(uri: string): void {
+  /** For Member: its state changed. */
+  memberChanged(uri: string): void {
     const m = this.members.get(uri);
     if (m) m.seen = undefined;
     this.tag = undefined;
@@ -332,8 +365,8 @@ class ListBinding implements Binding {
       list: this.ctx.resource,
       watcher: this.ctx.watcher,
       members: [...this.members.values()].map((m) => {
-        const inst = (m.seen ?? this.see(m)).resource.instances[0];
-        return { uri: m.uri, state: inst?.state ?? 'unknown', ...(inst?.reason ? { reason: inst.reason } : {}) };
+        const v = m.seen ?? this.see(m);
+        return { uri: m.uri, state: v.state, ...(v.reason ? { reason: v.reason } : {}) };
       }),
     };
   }
@@ -342,45 +375,49 @@ class ListBinding implements Binding {
     return (m.seen ??= this.see(m));
   }
 
+  /** A member without a body part: pending, terminated, or not known yet (no instance, RFC 4662 §5.2). */
+  private bodiless(m: Member, state: InstanceState | 'unknown', reason?: string): MemberView {
+    const instances: RlmiInstance[] = state === 'unknown' ? [] : [reason ? { id: m.instanceId, state, reason } : { id: m.instanceId, state }];
+    return { rlmi: renderRlmiResource({ uri: m.uri, names: m.names, instances }), state, reason, part: undefined, fingerprint: `${state}|${reason ?? ''}`, doc: undefined };
+  }
+
   private see(m: Member): MemberView {
-    const names = m.displayName ? [{ text: m.displayName }] : [];
-    const resource = (instances: RlmiInstance[]): RlmiResource => ({ uri: m.uri, names, instances });
-    const fp = (state: string, extra = ''): string => `${m.uri}|${m.displayName ?? ''}|${state}|${extra}`;
-    if (m.fixed) return { resource: resource([{ id: m.instanceId, state: m.fixed, ...(m.reason ? { reason: m.reason } : {}) }]), part: undefined, fingerprint: fp(m.fixed, m.reason) };
+    if (m.fixed) return this.bodiless(m, m.fixed, m.reason);
     const snap = m.watch?.current();
-    // RFC 4662 §5.2: a resource whose state is not known yet has no instance.
-    if (!snap) return { resource: resource([]), part: undefined, fingerprint: fp('unknown') };
+    if (!snap) return this.bodiless(m, 'unknown');
     const v = (m.view as WatcherView).see(snap);
-    if (v.state === 'pending') return { resource: resource([{ id: m.instanceId, state: 'pending' }]), part: undefined, fingerprint: fp('pending') };
-    if (v.state === 'terminated') {
-      const reason = v.by === 'rules' ? 'rejected' : (v.reason ?? 'noresource');
-      return { resource: resource([{ id: m.instanceId, state: 'terminated', reason }]), part: undefined, fingerprint: fp('terminated', reason) };
-    }
-    // The same memo as a direct subscription with the same view: one serialization serves both.
+    if (v.state === 'pending') return this.bodiless(m, 'pending');
+    if (v.state === 'terminated') return this.bodiless(m, 'terminated', v.by === 'rules' ? 'rejected' : (v.reason ?? 'noresource'));
+    // The same memo as a direct subscription with the same view: one serialization serves both, and
+    // every list holding the member.
     const r = renderView(snap, v, CT.PIDF, serializePidf);
-    const doc = (): PidfDocument => v.show(snap.document);
     const cid = `${m.instanceId}.${snap.version}@${this.opts.domain}`;
-    return { resource: resource([{ id: m.instanceId, state: 'active', cid }]), part: { contentType: `${CT.PIDF};charset="UTF-8"`, contentId: cid, body: r.body }, fingerprint: fp('active', r.tag ?? r.body), doc };
+    return {
+      rlmi: renderRlmiResource({ uri: m.uri, names: m.names, instances: [{ id: m.instanceId, state: 'active', cid }] }),
+      state: 'active',
+      reason: undefined,
+      part: { contentType: PIDF_PART, contentId: cid, body: r.body },
+      fingerprint: `active|${r.tag ?? r.body}`,
+      doc: this.partial ? shownDocument(v, snap) : undefined,
+    };
   }
 
   /**
    * RFC 5839 §6.4–6.5: one entity-tag for the whole list as this watcher sees it (every member's
    * state and body, in list order), whether the NOTIFY that carries it is full or partial. Members
-   * not marked changed keep the fingerprint they had, so this costs a view only of changed ones.
+   * not marked changed keep the fingerprint they had, so this costs a view only of changed ones, and
+   * one digest of one string.
    */
   currentTag(): string | undefined {
     if (this.forceNext) return undefined;
     if (this.tag !== undefined) return this.tag;
-    const h = createHash('sha1');
+    let all = '';
     for (const m of this.members.values()) {
-      let f = this.dirty.has(m.uri) ? undefined : this.fingerprints.get(m.uri);
-      if (f === undefined) {
-        f = this.view(m).fingerprint;
-        this.fingerprints.set(m.uri, f);
-      }
-      h.update(f).update('\n');
+      let f = this.dirty.has(m.uri) ? undefined : m.fingerprint;
+      if (f === undefined) f = m.fingerprint = this.view(m).fingerprint;
+      all += `${m.uri}|${m.displayName ?? ''}|${f}\n`;
     }
-    this.tag = h.digest('base64url').slice(0, 20);
+    this.tag = createHash('sha1').update(all).digest('base64url').slice(0, 20);
     return this.tag;
   }
 
@@ -402,7 +439,14 @@ class ListBinding implements Binding {
       for (const m of this.members.values()) m.seen = undefined;
       this.tag = undefined;
     }
-    const pick = full ? [...this.members.values()] : [...this.dirty].map((u) => this.members.get(u) ?? this.removed.get(u)).filter((m): m is Member => m !== undefined);
+    const pick: Member[] = [];
+    if (full) for (const m of this.members.values()) pick.push(m);
+    else {
+      for (const u of this.dirty) {
+        const m = this.members.get(u) ?? this.removed.get(u);
+        if (m !== undefined) pick.push(m);
+      }
+    }
     this.dirty.clear();
     const nested = !this.opts.flatten?.(this.ctx.resource);
     const { resources, parts } = this.level(pick, 0, full, nested, { bytes: RLMI_OVERHEAD, parts: 0 });
@@ -410,14 +454,9 @@ class ListBinding implements Binding {
     this.removed.clear();
     const version = this.ctx.nextVersion();
     const rlmiCid = `rlmi.${version}.${(this.rootId ??= this.instanceId(this.ctx.resource))}@${this.opts.domain}`;
-    const rlmi = renderRlmi({ uri: this.ctx.resource, version, fullState: full, names: [], resources });
-    const mp = renderMultipart({
-      type: CT.RLMI,
-      start: rlmiCid,
-      boundary: newBoundary(),
-      parts: [{ contentType: `${CT.RLMI};charset="UTF-8"`, contentId: rlmiCid, body: rlmi }, ...parts],
-      contentIdStyle: this.quirks.bareContentId ? 'bare' : 'standard',
-    });
+    const rlmi = renderRlmiOf({ uri: this.ctx.resource, version, fullState: full, names: [] }, resources);
+    parts.unshift({ contentType: RLMI_PART, contentId: rlmiCid, body: rlmi });
+    const mp = renderMultipart({ type: CT.RLMI, start: rlmiCid, boundary: newBoundary(), parts, contentIdStyle: this.quirks.bareContentId ? 'bare' : 'standard' });
     this.lastSent = Date.now();
     if (this.maxIntervalMs !== undefined && !this.closed) {
       // min-rate: if nothing else goes out before then, a NOTIFY (partial, possibly empty) still does.
@@ -440,7 +479,7 @@ class ListBinding implements Binding {
       contentType: mp.contentType,
       // What did not fit is still owed: no tag claims the whole list until it is sent.
       tag: this.dirty.size > 0 ? undefined : this.currentTag(),
-      headers: [['Require', 'eventlist']],
+      headers: REQUIRE_EVENTLIST,
       // RFC 6446 §5.2: the rates applied are echoed to a subscriber that asked for rate control (the
       // value may be Herald's own, when it imposes a slower one). Without a request no parameter is sent:
       // Herald's batching interval is then its local throttle, as for any notifier (RFC 6665 §4.2.1.3).
@@ -454,13 +493,13 @@ class ListBinding implements Binding {
   }
 
   /**
-   * The RLMI resources and body parts of one list level. Members in a nested list (RFC 4662 §5.4,
-   * nested lists as nested RLMI) become one resource for that list, whose active instance points
-   * at a multipart/related part holding the nested list's own RLMI (its URI, name and version) and
-   * its members' parts; `nested` false flattens every level into this one.
+   * The RLMI resources (as written XML) and body parts of one list level. Members in a nested list
+   * (RFC 4662 §5.4, nested lists as nested RLMI) become one resource for that list, whose active
+   * instance points at a multipart/related part holding the nested list's own RLMI (its URI, name and
+   * version) and its members' parts; `nested` false flattens every level into this one.
    */
-  private level(members: readonly Member[], depth: number, full: boolean, nested: boolean, budget: Budget): { resources: RlmiResource[]; parts: BodyPart[] } {
-    const resources: RlmiResource[] = [];
+  private level(members: readonly Member[], depth: number, full: boolean, nested: boolean, budget: Budget): { resources: string[]; parts: BodyPart[] } {
+    const resources: string[] = [];
     const parts: BodyPart[] = [];
     const groups = new Map<string, { slot: number; members: Member[] }>();
     for (const m of members) {
@@ -471,22 +510,22 @@ class ListBinding implements Binding {
         else {
           // The nested list takes the place of its first member; filled in below.
           groups.set(g, { slot: resources.length, members: [m] });
-          resources.push({ uri: '', names: [], instances: [] });
+          resources.push('');
         }
         continue;
       }
       const v = this.view(m);
-      if (this.members.get(m.uri) === m) this.fingerprints.set(m.uri, v.fingerprint);
+      if (this.members.get(m.uri) === m) m.fingerprint = v.fingerprint;
       const size = v.part ? Buffer.byteLength(v.part.body) + 200 : 0;
       if (v.part && budget.bytes + size > this.opts.maxNotifyBytes && budget.parts > 0) {
         // Over the size bound: list the resource without an instance now (state not given) and send
         // its state in a partial NOTIFY right after (RFC 4662 §5.2 permits completing full state so).
-        resources.push({ ...v.resource, instances: [] });
+        resources.push(renderRlmiResource({ uri: m.uri, names: m.names, instances: [] }));
         this.dirty.add(m.uri);
         continue;
       }
       budget.bytes += size + 150;
-      resources.push(v.resource);
+      resources.push(v.rlmi);
       if (v.part) {
         parts.push(this.partial && v.doc ? this.partialPart(m, v.part, v.doc(), full) : v.part);
         budget.parts++;
@@ -503,11 +542,11 @@ class ListBinding implements Binding {
         type: CT.RLMI,
         start: rlmiCid,
         boundary: newBoundary(),
-        parts: [{ contentType: `${CT.RLMI};charset="UTF-8"`, contentId: rlmiCid, body: renderRlmi({ uri, version, fullState: full, names, resources: inner.resources }) }, ...inner.parts],
+        parts: [{ contentType: RLMI_PART, contentId: rlmiCid, body: renderRlmiOf({ uri, version, fullState: full, names }, inner.resources) }, ...inner.parts],
       });
       const cid = `list.${version}.${id}@${this.opts.domain}`;
       budget.bytes += 400;
-      resources[group.slot] = { uri, names, instances: [{ id, state: 'active', cid }] };
+      resources[group.slot] = renderRlmiResource({ uri, names, instances: [{ id, state: 'active', cid }] });
       parts.push({ contentType: mp.contentType, contentId: cid, body: mp.body });
     }
     return { resources, parts };
@@ -545,4 +584,13 @@ class ListBinding implements Binding {
     }
     this.rls.forget(this);
   }
+}
+
+const PIDF_PART = `${CT.PIDF};charset="UTF-8"`;
+const RLMI_PART = `${CT.RLMI};charset="UTF-8"`;
+const REQUIRE_EVENTLIST: [string, string][] = [['Require', 'eventlist']];
+
+/** The document an active view shows of a snapshot (for RFC 5263 parts), computed when asked. */
+function shownDocument(v: ActiveView, snap: PresenceSnapshot): () => PidfDocument {
+  return () => v.show(snap.document);
 }
