@@ -10,6 +10,8 @@
 //   * size, depth and element-count limits, illegal characters and U+FFFD.
 // Pure: no I/O, no clock.
 
+import { BoundedMemo } from '../util/memo.js';
+
 export interface XmlElement { ns: string; name: string; attrs: Record<string, string>; children: XmlNode[] }
 /** A text node is a plain string, entities already decoded. */
 export type XmlNode = XmlElement | string;
@@ -205,28 +207,24 @@ const XML_NAME = new RegExp(`^[${NAME_START}][${NAME_CHAR}]*$`);
 /** A name as written, split per Namespaces in XML §4 (QName = (Prefix ':')? LocalPart). */
 interface QName { readonly prefix: string | undefined; readonly local: string }
 
-/** Names already checked, by their text: a presence document repeats a few names many times.
- *  Bounded (cleared when full), so hostile documents with ever new names cannot grow it. */
-const qnames = new Map<string, QName>();
-
-function qnameOf(raw: string): QName {
-  let q = qnames.get(raw);
-  if (q !== undefined) return q;
+/** A name as written, checked (XML 1.0 §2.3 and Namespaces in XML §3) and split. */
+function checkQName(raw: string): QName {
   if (!XML_NAME.test(raw)) throw new XmlError('malformed XML: invalid name');
   const colon = raw.indexOf(':');
   if (colon === -1) {
     if (!NCNAME.test(raw)) throw new XmlError('malformed XML: invalid name');
-    q = { prefix: undefined, local: raw };
-  } else {
-    const prefix = raw.slice(0, colon);
-    const local = raw.slice(colon + 1);
-    if (!NCNAME.test(prefix) || !NCNAME.test(local)) throw new XmlError('malformed XML: invalid qualified name');
-    q = { prefix, local };
+    return { prefix: undefined, local: raw };
   }
-  if (qnames.size >= 4096) qnames.clear();
-  qnames.set(raw, q);
-  return q;
+  const prefix = raw.slice(0, colon);
+  const local = raw.slice(colon + 1);
+  if (!NCNAME.test(prefix) || !NCNAME.test(local)) throw new XmlError('malformed XML: invalid qualified name');
+  return { prefix, local };
 }
+
+/** Names already checked: a presence document repeats a few names many times (a refused name
+ *  throws and is not kept). */
+const qnames = new BoundedMemo(checkQName);
+const qnameOf = (raw: string): QName => qnames.get(raw);
 
 /**
  * One XmlElement (without children) from a start tag's name and attributes as written (flat
