@@ -292,11 +292,13 @@ function responseTo(to: NameAddr, status: number, given: string | undefined): Na
 /** A response to a typed request (RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq copied). */
 export function encodeResponse(rq: SipRequest, spec: ResponseSpec): Buffer {
   const to = responseTo(rq.to, spec.status, spec.toTag);
-  const lines = [`SIP/2.0 ${spec.status} ${spec.reason}`];
-  for (const v of rq.via) lines.push(`Via: ${formatVia(v)}`);
-  lines.push(`From: ${formatNameAddr(rq.from)}`, `To: ${formatNameAddr(to)}`, `Call-ID: ${rq.callId}`, `CSeq: ${rq.cseq.seq} ${rq.cseq.method}`);
-  for (const [n, v] of spec.headers ?? []) lines.push(`${n}: ${v}`);
-  return finish(lines, spec.body, spec.contentType);
+  // One string, written once into one Buffer (no array of lines, no join).
+  let head = `SIP/2.0 ${spec.status} ${spec.reason}\r\n`;
+  for (const v of rq.via) head += `Via: ${formatVia(v)}\r\n`;
+  head += `From: ${formatNameAddr(rq.from)}\r\nTo: ${formatNameAddr(to)}\r\nCall-ID: ${rq.callId}\r\nCSeq: ${rq.cseq.seq} ${rq.cseq.method}\r\n`;
+  for (const [n, v] of spec.headers ?? []) head += `${n}: ${v}\r\n`;
+  if (!spec.body) return Buffer.from(`${head}Content-Length: 0\r\n\r\n`, 'utf8');
+  return finish([head.slice(0, -2)], spec.body, spec.contentType);
 }
 
 /** A stateless answer to a message the codec could read only in part (a 400 for a missing header). */
