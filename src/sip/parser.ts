@@ -342,25 +342,37 @@ function startLine(line: string, m: ParsedMessage): boolean {
   return true;
 }
 
+/** Adds a list header's items to those of its earlier lines, in place (3,000 Via lines stay linear). */
+function appendList(h: ParsedHeaders, key: string, items: unknown[] | undefined): void {
+  if (!items) return;
+  const prev = h[key];
+  if (!Array.isArray(prev)) h[key] = items;
+  else for (const x of items) (prev as unknown[]).push(x);
+}
+
+/** Each comma-separated element of a list header parsed; undefined when any one is malformed. */
+function parseEach<T>(value: string, parse: (item: string) => T | undefined): T[] | undefined {
+  const items = splitList(value);
+  const out: T[] = [];
+  for (const item of items) {
+    const x = parse(item);
+    if (x === undefined) return undefined;
+    out.push(x);
+  }
+  return out;
+}
+
 function addHeader(h: ParsedHeaders, name: string, value: string): void {
-  const list = (key: string, items: unknown[] | undefined) => {
-    if (!items) return;
-    const prev = h[key];
-    if (!Array.isArray(prev)) h[key] = items;
-    else for (const x of items) (prev as unknown[]).push(x); // in place: 3,000 Via lines stay linear
-  };
   if (name === 'via') {
-    const vias = splitList(value).map(parseVia);
-    list('via', vias.every((x) => x !== undefined) ? vias : undefined);
+    appendList(h, 'via', parseEach(value, parseVia));
   } else if (NAME_ADDR_LISTS.has(name)) {
     if (name === 'contact' && value.trim() === '*') {
       h.contact = '*';
       return;
     }
-    const items = splitList(value).map(parseNameAddr);
-    list(name, items.every((x) => x !== undefined) ? items : undefined);
+    appendList(h, name, parseEach(value, parseNameAddr));
   } else if (AUTH.has(name)) {
-    list(name, parseAuthList(value));
+    appendList(h, name, parseAuthList(value));
   } else if (name === 'from' || name === 'to') {
     const na = parseNameAddr(value);
     if (na && h[name] === undefined) h[name] = na;
