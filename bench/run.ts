@@ -400,6 +400,7 @@ const ROWS: (Row | string)[] = [
   '   PUBLISH to presentities nobody watches (100 outstanding)',
   { label: 'PUBLISH/s', key: 'alone.ok_per_s', digits: 0 },
   { label: 'server CPU-µs per PUBLISH', key: 'alone.cpu_us_per_ok', digits: 1 },
+  { label: 'V8 bytes allocated per PUBLISH', key: 'alone.alloc_bytes_per_ok', digits: 0 },
   '2. held subscriptions: {held} SUBSCRIBEs at {heldRate}/s, no publishing; growth per subscription',
   { label: 'SUBSCRIBE server CPU-µs each', key: 'held.cpu_us_per_ok', digits: 1 },
   { label: 'storm (+2 s): bytes PSS (process tree)', key: 'storm.pss_bytes_per_sub', digits: 0 },

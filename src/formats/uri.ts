@@ -16,6 +16,7 @@
 // (no `!~*'()`) would make `sip:a%21b@x` differ from `sip:a!b@x`.
 
 import { domainToASCII } from 'node:url';
+import { BoundedMemo } from '../util/memo.js';
 
 /** RFC 3261 §25.1 unreserved = alphanum / mark: the characters whose %-escape is needless. */
 const UNRESERVED = /^[A-Za-z0-9\-_.!~*'()]$/;
@@ -56,17 +57,12 @@ export interface UriParts {
 /** A domain for comparison, by RFC 4745 §7.1.3: percent-decode, ToASCII, compare in ASCII.
  *  undefined when the conversion fails, and then "the domains are not equal". */
 export function asciiDomain(d: string): string | undefined {
-  // Every URI Herald reads goes through here (Request-URI, From, To, PIDF entities), and a deployment
-  // sees few distinct domains: the answers are kept (a bounded table, emptied when full).
-  const known = asciiDomains.get(d);
-  if (known !== undefined || asciiDomains.has(d)) return known;
-  const a = toAsciiDomain(d);
-  if (asciiDomains.size >= 4096) asciiDomains.clear();
-  asciiDomains.set(d, a);
-  return a;
+  return asciiDomains.get(d);
 }
 
-const asciiDomains = new Map<string, string | undefined>();
+// Every URI Herald reads goes through here (Request-URI, From, To, PIDF entities), and a deployment
+// sees few distinct domains: the answers are kept.
+const asciiDomains = new BoundedMemo(toAsciiDomain);
 
 function toAsciiDomain(d: string): string | undefined {
   let s: string;
@@ -166,10 +162,14 @@ const hostport = (u: UriParts): string => (u.port === undefined ? u.host : `${u.
  * port, parameters or headers. undefined for a URI without a user part or not SIP.
  */
 export function aorOf(uri: string): string | undefined {
-  const u = parseSipUri(uri);
-  if (!u || !u.user) return undefined;
-  return `sip:${u.user}@${u.host}`;
+  return aors.get(uri);
 }
+
+// Each PUBLISH asks for the same few URIs three times (Request-URI, From, the PIDF entity).
+const aors = new BoundedMemo((uri: string): string | undefined => {
+  const u = parseSipUri(uri);
+  return u && u.user ? `sip:${u.user}@${u.host}` : undefined;
+}, 8192);
 
 /** tel: number without visual separators (RFC 3966 §3, §4); phone-context kept (§5.1.5) since it
  *  is what makes a local number mean anything. */

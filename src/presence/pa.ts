@@ -268,7 +268,7 @@ export class PresenceAgent implements Provider {
     return this.queue.run(op.presentity, async () => {
       // In a cluster the entity-tag may have been made on another node, and composition and the
       // per-presentity limit count every node's publications: read them first (one round trip).
-      await this.reload(op.presentity, now);
+      if (this.sharing) await this.reload(op.presentity, now);
       const result = await this.apply(op, now);
       if (result.ok) this.sharing?.changed(op.presentity);
       return result;

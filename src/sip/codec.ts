@@ -56,8 +56,9 @@ function uriText(u: string | RawUri | undefined): string {
   return typeof u === 'string' ? u : sip.stringifyUri(u);
 }
 
+/** parseHead made `raw` and its params for this message alone: they are taken over, not copied. */
 function nameAddr(raw: RawNameAddr): NameAddr {
-  return { display: raw.name || undefined, uri: uriText(raw.uri).trim(), params: { ...raw.params } };
+  return { display: raw.name || undefined, uri: uriText(raw.uri).trim(), params: raw.params };
 }
 
 function nameAddrList(raw: unknown): NameAddr[] {
@@ -81,10 +82,22 @@ export function parseSipUri(s: string): SipUri | undefined {
 
 function otherHeaders(raw: RawMessage): Map<string, string> {
   const out = new Map<string, string>();
-  for (const [name, value] of Object.entries(raw.headers)) {
+  const h = raw.headers;
+  for (const name in h) {
+    const value = h[name];
     if (typeof value === 'string') out.set(name, value);
   }
   return out;
+}
+
+/** The mandatory headers (RFC 3261 §8.1.1) absent or unreadable in a parsed head. */
+function missingHeaders(h: RawMessage['headers']): string[] | undefined {
+  let missing: string[] | undefined;
+  for (const name of MANDATORY) {
+    const v = h[name];
+    if (v === undefined || (Array.isArray(v) && v.length === 0)) (missing ??= []).push(name);
+  }
+  return missing;
 }
 
 /** Decode one whole message: `head` is the header section (without the blank line), `body` the body bytes. */
@@ -95,12 +108,9 @@ export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
   const isRequest = raw.method !== undefined;
   // sip.js swallows exceptions of its header parsers and leaves the header out; a header that is
   // present in the text but missing here was malformed.
-  const missing = MANDATORY.filter((name) => {
-    const v = h[name];
-    return v === undefined || (Array.isArray(v) && v.length === 0);
-  });
-  const viaOk = Array.isArray(h.via) && h.via.length > 0;
-  if (missing.length > 0) {
+  const missing = missingHeaders(h);
+  if (missing !== undefined) {
+    const viaOk = Array.isArray(h.via) && h.via.length > 0;
     const why = `Missing or malformed ${missing.map(headerDisplayName).join(', ')}`;
     if (!isRequest || !viaOk || raw.method === 'ACK') return { kind: 'bad', why };
     return { kind: 'bad', why, answer: { status: 400, reason: why, to: raw } };
@@ -133,22 +143,18 @@ export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
       return isRequest && raw.method !== 'ACK' ? { kind: 'bad', why, answer: { status: 400, reason: why, to: raw } } : { kind: 'bad', why };
     }
   }
-  const common = {
-    callId: String(h['call-id']),
-    from: nameAddr(h.from!),
-    to: nameAddr(h.to!),
-    cseq,
-    via: (h.via as RawVia[]).map((v): Via => ({ protocol: v.protocol, host: v.host, port: v.port, params: { ...v.params } })),
-    headers: otherHeaders(raw),
-    body: text,
-    bodyBytes: body.length,
-  };
+  const callId = String(h['call-id']);
+  const from = nameAddr(h.from!);
+  const to = nameAddr(h.to!);
+  const via = (h.via as RawVia[]).map((v): Via => ({ protocol: v.protocol, host: v.host, port: v.port, params: v.params }));
+  const headers = otherHeaders(raw);
+  const bodyBytes = body.length;
   if (isRequest) {
     const uri = uriText(raw.uri);
     return {
       kind: 'request',
       request: {
-        ...common,
+        callId, from, to, cseq, via, headers, body: text, bodyBytes,
         method: raw.method!,
         uri,
         ruri: parseSipUri(uri),
@@ -163,7 +169,7 @@ export function decode(head: Buffer, body: Buffer, flow: Flow): Decoded {
   return {
     kind: 'response',
     response: {
-      ...common,
+      callId, from, to, cseq, via, headers, body: text, bodyBytes,
       status: raw.status!,
       reason: raw.reason ?? '',
       contact: h.contact === '*' ? [] : nameAddrList(h.contact),
@@ -316,11 +322,13 @@ function responseTo(to: NameAddr, status: number, given: string | undefined): Na
 /** A response to a typed request (RFC 3261 §8.2.6: Via, From, To, Call-ID and CSeq copied). */
 export function encodeResponse(rq: SipRequest, spec: ResponseSpec): Buffer {
   const to = responseTo(rq.to, spec.status, spec.toTag);
-  const lines = [`SIP/2.0 ${spec.status} ${spec.reason}`];
-  for (const v of rq.via) lines.push(`Via: ${formatVia(v)}`);
-  lines.push(`From: ${formatNameAddr(rq.from)}`, `To: ${formatNameAddr(to)}`, `Call-ID: ${rq.callId}`, `CSeq: ${rq.cseq.seq} ${rq.cseq.method}`);
-  for (const [n, v] of spec.headers ?? []) lines.push(`${n}: ${v}`);
-  return finish(lines, spec.body, spec.contentType);
+  // One string, written once into one Buffer (no array of lines, no join).
+  let head = `SIP/2.0 ${spec.status} ${spec.reason}\r\n`;
+  for (const v of rq.via) head += `Via: ${formatVia(v)}\r\n`;
+  head += `From: ${formatNameAddr(rq.from)}\r\nTo: ${formatNameAddr(to)}\r\nCall-ID: ${rq.callId}\r\nCSeq: ${rq.cseq.seq} ${rq.cseq.method}\r\n`;
+  for (const [n, v] of spec.headers ?? []) head += `${n}: ${v}\r\n`;
+  if (!spec.body) return Buffer.from(`${head}Content-Length: 0\r\n\r\n`, 'utf8');
+  return finish([head.slice(0, -2)], spec.body, spec.contentType);
 }
 
 /** A stateless answer to a message the codec could read only in part (a 400 for a missing header). */

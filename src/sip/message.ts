@@ -123,6 +123,13 @@ export function tagOf(na: NameAddr): string | undefined {
 /** `base` with every header named in `extra` replaced by extra's values (case-insensitive names). */
 export function mergeHeaders(base: HeaderList, extra: HeaderList): HeaderList {
   if (extra.length === 0) return base;
-  const names = new Set(extra.map(([n]) => n.toLowerCase()));
-  return [...base.filter(([n]) => !names.has(n.toLowerCase())), ...extra];
+  // Both lists are a handful of headers (every answer has one): compared pairwise, no set built.
+  const out: (readonly [string, string])[] = [];
+  for (const h of base) if (!extra.some(([n]) => sameName(n, h[0]))) out.push(h);
+  for (const h of extra) out.push(h);
+  return out;
+}
+
+function sameName(a: string, b: string): boolean {
+  return a.length === b.length && (a === b || a.toLowerCase() === b.toLowerCase());
 }

@@ -8,6 +8,7 @@
 // and never goes back. URIs are still read by sip.parseUri (codec.ts), whose anchored regex is linear.
 import type { RawMessage, RawNameAddr, RawVia } from 'sip';
 import type { Credentials } from './message.js';
+import { BoundedMemo } from '../util/memo.js';
 
 const COMPACT: Record<string, string> = {
   i: 'call-id',
@@ -43,6 +44,8 @@ const MAX_AUTH_ITEMS = 16;
 
 const isToken = (c: number): boolean => c < 128 && TOKEN[c] === 1;
 const isWs = (c: number): boolean => c === 32 || c === 9 || c === 13 || c === 10;
+/** What String.prototype.trim removes among the characters a latin1-decoded head can hold. */
+const isTrimmed = (c: number): boolean => c === 32 || (c >= 9 && c <= 13) || c === 160;
 
 function skipWs(s: string, i: number): number {
   while (i < s.length && isWs(s.charCodeAt(i))) i++;
@@ -339,25 +342,37 @@ function startLine(line: string, m: ParsedMessage): boolean {
   return true;
 }
 
+/** Adds a list header's items to those of its earlier lines, in place (3,000 Via lines stay linear). */
+function appendList(h: ParsedHeaders, key: string, items: unknown[] | undefined): void {
+  if (!items) return;
+  const prev = h[key];
+  if (!Array.isArray(prev)) h[key] = items;
+  else for (const x of items) (prev as unknown[]).push(x);
+}
+
+/** Each comma-separated element of a list header parsed; undefined when any one is malformed. */
+function parseEach<T>(value: string, parse: (item: string) => T | undefined): T[] | undefined {
+  const items = splitList(value);
+  const out: T[] = [];
+  for (const item of items) {
+    const x = parse(item);
+    if (x === undefined) return undefined;
+    out.push(x);
+  }
+  return out;
+}
+
 function addHeader(h: ParsedHeaders, name: string, value: string): void {
-  const list = (key: string, items: unknown[] | undefined) => {
-    if (!items) return;
-    const prev = h[key];
-    if (!Array.isArray(prev)) h[key] = items;
-    else for (const x of items) (prev as unknown[]).push(x); // in place: 3,000 Via lines stay linear
-  };
   if (name === 'via') {
-    const vias = splitList(value).map(parseVia);
-    list('via', vias.every((x) => x !== undefined) ? vias : undefined);
+    appendList(h, 'via', parseEach(value, parseVia));
   } else if (NAME_ADDR_LISTS.has(name)) {
     if (name === 'contact' && value.trim() === '*') {
       h.contact = '*';
       return;
     }
-    const items = splitList(value).map(parseNameAddr);
-    list(name, items.every((x) => x !== undefined) ? items : undefined);
+    appendList(h, name, parseEach(value, parseNameAddr));
   } else if (AUTH.has(name)) {
-    list(name, parseAuthList(value));
+    appendList(h, name, parseAuthList(value));
   } else if (name === 'from' || name === 'to') {
     const na = parseNameAddr(value);
     if (na && h[name] === undefined) h[name] = na;
@@ -375,6 +390,29 @@ function addHeader(h: ParsedHeaders, name: string, value: string): void {
   }
 }
 
+/** A header name as written → its lower-case full name (compact forms expanded, RFC 3261 §7.3.3). */
+const headerNames = new BoundedMemo((written: string): string => {
+  const lower = written.toLowerCase();
+  return COMPACT[lower] ?? lower;
+}, 1024, 64);
+
+/** A header line that continues on the next (folded, RFC 3261 §7.3.1): its parts joined by a blank. */
+function foldedLine(text: string, from: number): { line: string; end: number } {
+  let end = from;
+  let line = '';
+  for (;;) {
+    const crlf = text.indexOf('\r\n', end);
+    if (crlf < 0) return { line: line + text.slice(end), end: text.length };
+    const next = text.charCodeAt(crlf + 2);
+    if (next === 32 || next === 9) {
+      line += `${text.slice(end, crlf)} `;
+      end = crlf + 2;
+      continue;
+    }
+    return { line: line + text.slice(end, crlf), end: crlf + 2 };
+  }
+}
+
 /**
  * Parses a header section (start line and headers, CRLF-separated, without the blank line).
  * undefined: the start line or a header line is unreadable (the message is dropped). A header whose
@@ -386,26 +424,18 @@ export function parseHead(text: string): ParsedMessage | undefined {
   let first = true;
   while (pos < text.length) {
     // A line ends at a CRLF not followed by a blank (RFC 3261 §7.3.1 folding joins the next line).
-    let end = pos;
-    let line = '';
-    for (;;) {
-      const crlf = text.indexOf('\r\n', end);
-      if (crlf < 0) {
-        line += text.slice(end);
-        end = text.length;
-        break;
-      }
-      const next = text.charCodeAt(crlf + 2);
-      if (next === 32 || next === 9) {
-        line += `${text.slice(end, crlf)} `;
-        end = crlf + 2;
-        continue;
-      }
-      line += text.slice(end, crlf);
-      end = crlf + 2;
-      break;
+    const crlf = text.indexOf('\r\n', pos);
+    const next = crlf < 0 ? -1 : text.charCodeAt(crlf + 2);
+    let line: string;
+    if (next === 32 || next === 9) {
+      const folded = foldedLine(text, pos);
+      line = folded.line;
+      pos = folded.end;
+    } else {
+      const end = crlf < 0 ? text.length : crlf;
+      line = text.slice(pos, end);
+      pos = crlf < 0 ? end : end + 2;
     }
-    pos = end;
     if (first) {
       if (!startLine(line, m)) return undefined;
       first = false;
@@ -417,8 +447,12 @@ export function parseHead(text: string): ParsedMessage | undefined {
     let ne = colon;
     while (ne > 0 && isWs(line.charCodeAt(ne - 1))) ne--;
     if (tokenEnd(line, 0) !== ne) return undefined;
-    const raw = line.slice(0, ne).toLowerCase();
-    addHeader(m.headers, COMPACT[raw] ?? raw, line.slice(colon + 1).trim());
+    // The value as String.prototype.trim would leave it, in one slice.
+    let vs = colon + 1;
+    let ve = line.length;
+    while (vs < ve && isTrimmed(line.charCodeAt(vs))) vs++;
+    while (ve > vs && isTrimmed(line.charCodeAt(ve - 1))) ve--;
+    addHeader(m.headers, headerNames.get(line.slice(0, ne)), line.slice(vs, ve));
   }
   return first ? undefined : m;
 }

@@ -12,6 +12,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { TestUA, pidf, rnd } from '../support/ua.js';
 import { startTestHerald, type TestHerald } from '../support/herald.js';
+import { prng } from '../support/prng.js';
 import { xcap } from '../support/xcap.js';
 import { ScriptedXmppServer } from '../support/xmpp-server.js';
 import { parseMultipart } from '../../src/formats/multipart.js';
@@ -24,18 +25,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const ALICE = 'sip:alice@example.test';
 /** RSS may grow by at most this over the whole suite (the issue saw +600 MB from 5,000 datagrams). */
 const RSS_BOUND = 256 * 1024 * 1024;
-
-/** mulberry32: small, fast, seeded. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NASTY = [';', ',', ' ', '\\', '"', '<', '>', '=', ':', '@', '%', '\r\n', '\r\n ', '\0', '\xff', '&', '<!--', ']]>', '&#0;', 'sip:', '[', '::'];
 
