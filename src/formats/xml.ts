@@ -395,9 +395,14 @@ function readDocument(text: string, lim: XmlLimits): XmlElement {
       const target = text.slice(lt + 2, te);
       // PI ::= '<?' PITarget (S Char*)? '?>'
       if (!XML_NAME.test(target) || (te < e && !isSpace(text.charCodeAt(te)))) throw new XmlError('malformed XML: invalid processing instruction');
-      if (target.toLowerCase() === 'xml') {
+      const lower = target.toLowerCase();
+      if (lower === 'xml') {
         if (lt !== 0) throw new XmlError('malformed XML: XML declaration not at the start');
         if (!XML_DECL.test(text.slice(0, e + 2))) throw new XmlError('malformed XML: bad XML declaration');
+      } else if (lower.startsWith('xml')) {
+        // §2.3/§2.6: targets beginning with "xml" are reserved. Well-formed, but no presence format
+        // uses one, and refusing them keeps this reader no more lenient than the library reference.
+        throw new XmlError('malformed XML: invalid processing instruction (reserved target)');
       }
       i = e + 2;
     } else {
