@@ -2,7 +2,7 @@
 // one of them is still notified on a change.
 //
 //   node dist/bench/held.js [--held N] [--presentities P] [--rate R] [--no-timer-j] [--no-pin]
-//                           [--store sqlite|memory] [--snapshot DIR] [--max-old-space MB]
+//                           [--store sqlite|memory] [--snapshot DIR] [--max-old-space MB] [--idle S]
 //   npm run bench -- --held N      (the same, after the alternating table)
 //
 // One fresh Herald (own process, own temp dir, free loopback UDP port, pinned to CPU 0 with the load
@@ -43,6 +43,8 @@ export interface HeldOptions {
   /** Where to write V8 heap snapshots (before, steady) for a look at what a subscription holds. */
   snapshotDir: string | undefined;
   maxOldSpaceMb: number | undefined;
+  /** Seconds left idle after the last half, before the PUBLISHes: RSS read again (no forced GC) — what V8's own memory reducer gives back. */
+  idleS: number;
 }
 
 export interface HeldFigures {
@@ -107,6 +109,15 @@ export function rssBreakdown(pid: number): Record<string, number> {
   }
   for (const k of Object.keys(out)) out[k] = Math.round(out[k]! * 10) / 10;
   return out;
+}
+
+/** Each V8 space's resident MB, with committed and used in brackets (where V8's share of RSS lies). */
+function spaceSummary(i: InternalMemory | undefined): string {
+  const mb = (x: number) => fmt(x / 2 ** 20, 1);
+  return Object.entries(i?.spaces ?? {})
+    .filter(([, v]) => v.committed > 0)
+    .map(([k, v]) => `${k} ${mb(v.resident)} (${mb(v.committed)}, ${mb(v.used)})`)
+    .join('; ');
 }
 
 /** Memory after a forced full GC: the heap probe's reading first, then RSS/PSS (so the GC's release counts). */
@@ -200,9 +211,15 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
       half = r;
       log(`after Timer J: ${fmt(steady.pss)} B PSS, ${fmt(steady.rss)} B RSS, ${fmt(steady.live)} B live heap per subscription held (V8 heap committed ${fmt(steady.heapTotal)} B, outside it ${fmt(steady.external)} B; RSS ${fmt(r[0].rss / 2 ** 20)} MB in all)${marginal ? `; this half alone: ${fmt(marginal.pss)} B PSS, ${fmt(marginal.rss)} B RSS, ${fmt(marginal.live)} B live heap each` : ''}`);
       log(`RSS by kind of mapping (MB): ${JSON.stringify(rssBreakdown(s.pid))}`);
+      log(`V8 spaces, MB resident (committed, used): ${spaceSummary(r[1])}`);
     }
     const cpuS = cpuSeconds([s.pid]) - cpu0;
     log(`${fmt(held)} held in all; ${fmt((cpuS * 1e6) / Math.max(1, held), 1)} server CPU-µs per SUBSCRIBE (Timer J waits included); machine ${fmt((machineBusySeconds() - busy0) / ((performance.now() - t0) / 1000), 2)} of ${cpus().length} cores busy`);
+    if (o.idleS > 0) {
+      await sleep(o.idleS * 1000);
+      const m = memory(s.pid);
+      log(`after ${o.idleS} s idle (no forced GC): RSS ${fmt(m.rss / 2 ** 20)} MB; by kind of mapping (MB): ${JSON.stringify(rssBreakdown(s.pid))}`);
+    }
     if (o.snapshotDir) await snapshot(s, log, 'steady');
     // A change for everybody: one PUBLISH per presentity; each of its watchers must get a NOTIFY.
     let notified = 0;
@@ -246,7 +263,7 @@ export function printHeld(f: HeldFigures): void {
 }
 
 function parseArgs(argv: string[]): HeldOptions {
-  const o: HeldOptions = { held: 100_000, presentities: 10_000, ratePerS: 2_000, timerJ: true, pin: true, store: 'sqlite', snapshotDir: undefined, maxOldSpaceMb: undefined };
+  const o: HeldOptions = { held: 100_000, presentities: 10_000, ratePerS: 2_000, timerJ: true, pin: true, store: 'sqlite', snapshotDir: undefined, maxOldSpaceMb: undefined, idleS: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (lo: number, hi: number) => Math.max(lo, Math.min(hi, Number(argv[++i]) || lo));
@@ -261,6 +278,7 @@ function parseArgs(argv: string[]): HeldOptions {
       o.store = v;
     } else if (a === '--snapshot') o.snapshotDir = argv[++i];
     else if (a === '--max-old-space') o.maxOldSpaceMb = num(256, 32_768);
+    else if (a === '--idle') o.idleS = num(0, 600);
     else throw new Error(`unknown option ${a}`);
   }
   o.presentities = Math.min(o.presentities, o.held);

@@ -139,7 +139,25 @@ export interface AdmitContext {
    */
   nextVersion: (nested?: string) => number;
   /** The same calls on the subscription (what a binding keeps, rather than the two closures above). */
-  subscription?: SubscriptionHandle;
+  subscription?: HeldSubscription;
+}
+
+/** What a binding keeps of its subscription for the subscription's life: its names and its handle. */
+export interface HeldSubscription extends SubscriptionHandle {
+  readonly key: string;
+  readonly resource: string;
+  readonly watcher: string;
+}
+
+/**
+ * The part of an admission a binding may keep: the subscription itself (the notifier's own flat record)
+ * — never the AdmitContext, whose SUBSCRIBE and parsed headers would then live as long as the
+ * subscription does (issue 9: a held subscription in 1 KB).
+ */
+export function heldSubscription(ctx: AdmitContext): HeldSubscription {
+  if (ctx.subscription) return ctx.subscription;
+  const { key, resource, watcher, changed, nextVersion } = ctx;
+  return { key, resource, watcher, changed, nextVersion };
 }
 
 export interface EventPackage {

@@ -13,7 +13,7 @@ import { entityTag, type PresenceSnapshot, type SnapshotListener, type Watch } f
 import { NoProviderError, type Hub } from '../hub/hub.js';
 import { renderView, type WatcherView, type WatcherViews } from '../policy/view.js';
 import { header } from '../sip/message.js';
-import type { AdmitContext, Admission, Binding, EventPackage, NotifyContent, SubscriptionHandle, TerminationReason } from '../events/subscription.js';
+import { heldSubscription, type AdmitContext, type Admission, type Binding, type EventPackage, type NotifyContent, type SubscriptionHandle, type TerminationReason } from '../events/subscription.js';
 import type { PresenceAgent } from './pa.js';
 import { watcherId } from './watchers.js';
 
@@ -92,7 +92,7 @@ export class PresencePackage implements EventPackage {
     view.arrive();
     // The binding keeps only what it needs: not the SUBSCRIBE (nor the AdmitContext holding it), which
     // would otherwise live as long as the subscription; the subscription's handle, not closures.
-    const sub = ctx.subscription ?? { changed: ctx.changed, nextVersion: ctx.nextVersion };
+    const sub = heldSubscription(ctx);
     const binding = partial ? new PartialPresenceBinding(view, contentType, sub) : new PresenceBinding(view, contentType, sub);
     try {
       binding.watch = this.hub.watch(ctx.resource, binding, ctx.watcher);

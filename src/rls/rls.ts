@@ -16,7 +16,7 @@ import type { Watch } from '../hub/types.js';
 import { renderView, type WatcherView, type WatcherViews } from '../policy/view.js';
 import { watcherId } from '../presence/watchers.js';
 import { header } from '../sip/message.js';
-import type { AdmitContext, Admission, Binding, NotifyContent, TerminationReason } from '../events/subscription.js';
+import { heldSubscription, type AdmitContext, type Admission, type Binding, type HeldSubscription, type NotifyContent, type TerminationReason } from '../events/subscription.js';
 import type { ListSource } from './list-source.js';
 import { listNotifyQuirks, type ListNotifyQuirks } from './client-quirks.js';
 
@@ -173,7 +173,7 @@ export class ResourceListServer {
     // restored subscription (no SUBSCRIBE to read) sends PIDF parts, which it accepts too.
     const partial = rq !== undefined && acceptsExactly(header(rq, 'accept'), CT.PIDF_DIFF) && acceptsExactly(header(rq, 'accept'), CT.PIDF);
     const quirks = listNotifyQuirks(ctx.userAgent);
-    const b = new ListBinding(this, ctx, rates, quirks, this.opts, this.log, partial);
+    const b = new ListBinding(this, heldSubscription(ctx), rates, quirks, this.opts, this.log, partial);
     this.bindings.add(b);
     await b.setMembers(resolved.members);
     return {
@@ -219,7 +219,8 @@ class ListBinding implements Binding {
 
   constructor(
     private readonly rls: ResourceListServer,
-    private readonly ctx: AdmitContext,
+    /** The subscription (not its AdmitContext: the SUBSCRIBE is not kept for the subscription's life). */
+    private readonly ctx: HeldSubscription,
     rates: { intervalMs: number; maxIntervalMs: number | undefined; askedMaxRate: boolean },
     private readonly quirks: ListNotifyQuirks,
     private readonly opts: RlsOptions,
