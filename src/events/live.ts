@@ -11,7 +11,7 @@ import type { Flow } from '../sip/message.js';
 import type { PreparedRequest } from '../sip/stack.js';
 import type { Interner, StringPool } from '../util/intern.js';
 import { owned } from '../util/intern.js';
-import { EPOCH } from '../util/epoch.js';
+import { EPOCH, sinceEpoch } from '../util/epoch.js';
 import { inDialogTarget } from '../sip/dialog.js';
 import { nextVersion, type Binding, type SubscriptionHandle, type SubscriptionRecord, type TerminationReason } from './subscription.js';
 
@@ -44,11 +44,21 @@ function sharedFlow(pools: Pools, f: Flow): Flow {
   return pools.flows.get(`${f.protocol}|${f.address}|${f.port}|${f.localPort ?? ''}${names}`, () => JSON.parse(JSON.stringify(f)) as Flow);
 }
 
+/**
+ * The fields most subscriptions never set (an event spelled in capitals, an event id, document
+ * versions, a termination under way): one pointer on the subscription while unset, instead of five.
+ */
+class Rare {
+  eventSpelling: string | undefined = undefined;
+  eventId: string | undefined = undefined;
+  version = 0;
+  versions: Record<string, number> | undefined = undefined;
+  terminating: TerminationReason | undefined = undefined;
+}
+
 export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle {
   readonly key: string;
   readonly event: string;
-  readonly eventSpelling: string | undefined;
-  readonly eventId: string | undefined;
   readonly resource: string;
   readonly watcher: string;
   readonly remoteTag: string;
@@ -62,9 +72,9 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   contentType: string;
   flow: Flow;
   lastTag: string | undefined;
-  version: number;
   readonly userAgent: string | undefined;
-  versions: Record<string, number> | undefined;
+  /** Set on first use only (see Rare). */
+  private rare: Rare | undefined = undefined;
   /** expiresAt − EPOCH. */
   private expires: number;
 
@@ -78,7 +88,6 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   private answer = 0;
   /** The dialog's NOTIFY serialized but for CSeq, state and body, while the dialog is busy. */
   prepared: PreparedRequest | undefined = undefined;
-  terminating: TerminationReason | undefined = undefined;
   /** The second its expiry is filed under (ExpiryBuckets). */
   expirySlot = 0;
   private bits = 0;
@@ -92,8 +101,8 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
     const s = pools.strings;
     this.key = owned(r.key);
     this.event = s.intern(r.event);
-    this.eventSpelling = s.intern(r.eventSpelling);
-    this.eventId = s.intern(r.eventId);
+    if (r.eventSpelling !== undefined) this.more().eventSpelling = s.intern(r.eventSpelling);
+    if (r.eventId !== undefined) this.more().eventId = s.intern(r.eventId);
     this.resource = s.intern(r.resource);
     this.remoteTag = owned(r.remoteTag);
     this.localUri = s.intern(r.localUri);
@@ -113,8 +122,46 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
     this.version = r.version;
     this.userAgent = s.intern(r.userAgent);
     this.versions = r.versions;
-    this.expires = r.expiresAt - EPOCH;
+    this.expires = sinceEpoch(r.expiresAt);
     this.sentTag = r.lastTag;
+  }
+
+  private more(): Rare {
+    return (this.rare ??= new Rare());
+  }
+
+  get eventSpelling(): string | undefined {
+    return this.rare?.eventSpelling;
+  }
+
+  get eventId(): string | undefined {
+    return this.rare?.eventId;
+  }
+
+  /** For packages with versioned documents (winfo, RLMI, pidf-diff): the next version to send. */
+  get version(): number {
+    return this.rare?.version ?? 0;
+  }
+
+  set version(v: number) {
+    if (v !== 0 || this.rare) this.more().version = v;
+  }
+
+  get versions(): Record<string, number> | undefined {
+    return this.rare?.versions;
+  }
+
+  set versions(v: Record<string, number> | undefined) {
+    if (v !== undefined || this.rare) this.more().versions = v;
+  }
+
+  /** Why the subscription is ending (its final NOTIFY is due or under way); undefined while it lives on. */
+  get terminating(): TerminationReason | undefined {
+    return this.rare?.terminating;
+  }
+
+  set terminating(reason: TerminationReason | undefined) {
+    if (reason !== undefined || this.rare) this.more().terminating = reason;
   }
 
   /** The Call-ID and local tag: the key is `${callId}|${localTag}` (a local tag has no "|"). */
@@ -131,7 +178,7 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   }
 
   set expiresAt(ms: number) {
-    this.expires = ms - EPOCH;
+    this.expires = sinceEpoch(ms);
   }
 
   /** When the last NOTIFY left (ms; 0: none since start). */
@@ -140,7 +187,7 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   }
 
   set sentAt(ms: number) {
-    this.sent = ms - EPOCH;
+    this.sent = sinceEpoch(ms);
   }
 
   /** The last NOTIFY's answer (undefined: none yet; 'timeout': none came). */
