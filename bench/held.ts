@@ -168,9 +168,15 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
       port,
       cpu: pin ? 0 : undefined,
       store: o.store,
-      // One generator address holds them all: the per-source bound (a defence, issue 16) lifted, and
+      // One generator address holds them all: the per-source bounds (a defence, issue 16) lifted, and
       // overload control's delay bound raised so a full GC of a large heap does not shed SUBSCRIBEs.
-      config: [['limits', 'max_subscriptions_per_source', String(Math.max(total * 2, 20_000))], ['limits', 'max_event_loop_delay', '10000'], ['limits', 'max_pending_requests', String(Math.max(2000, total))]],
+      config: [
+        ['limits', 'max_subscriptions_per_source', String(Math.max(total * 2, 20_000))],
+        // ...and the bound on publications per source, or past 5,000 presentities the PUBLISHes get 403s.
+        ['limits', 'max_publications_per_source', String(Math.max(o.presentities * 2, 5_000))],
+        ['limits', 'max_event_loop_delay', '10000'],
+        ['limits', 'max_pending_requests', String(Math.max(2000, total))],
+      ],
       nodeArgs: [...(o.snapshotDir ? ['--heapsnapshot-signal=SIGUSR1', `--diagnostic-dir=${o.snapshotDir}`] : []), ...(o.maxOldSpaceMb ? [`--max-old-space-size=${o.maxOldSpaceMb}`] : [])],
     });
     await server.ready(20_000);

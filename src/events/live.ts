@@ -12,7 +12,6 @@ import type { PreparedRequest } from '../sip/stack.js';
 import type { Interner, StringPool } from '../util/intern.js';
 import { owned } from '../util/intern.js';
 import { EPOCH, sinceEpoch } from '../util/epoch.js';
-import { inDialogTarget } from '../sip/dialog.js';
 import { nextVersion, type Binding, type SubscriptionHandle, type SubscriptionRecord, type TerminationReason } from './subscription.js';
 
 const NEVER = -1;
@@ -197,34 +196,6 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
 
   set lastAnswer(status: number | 'timeout' | undefined) {
     this.answer = status === undefined ? 0 : status === 'timeout' ? -1 : status;
-  }
-
-  // ---- the dialog's fixed request part (what every NOTIFY of it repeats) ----
-
-  /**
-   * RFC 3261 §12.2.1.1: the Request-URI of this dialog's requests — the remote target, or, when the
-   * first route is a strict router (no `lr`), that router's URI.
-   */
-  get requestUri(): string {
-    return this.routeSet.length === 0 ? this.remoteTarget : inDialogTarget(this).uri;
-  }
-
-  /** The Route of this dialog's requests (§12.2.1.1: a strict router's route ends with the remote target). */
-  get nextHopRoute(): readonly string[] {
-    return this.routeSet.length === 0 ? NO_ROUTES : inDialogTarget(this).route;
-  }
-
-  /**
-   * The dialog's own header lines, ASCII, each CRLF-ended: Route (when there is one), From (local URI
-   * and tag), To (remote URI and tag), Call-ID — the bytes requestFixedLines() writes for them. Not in
-   * them: Via, Max-Forwards, Contact, CSeq, Event (the sender's). Read per NOTIFY: built from the
-   * record's strings, which are what the subscription holds (no second copy of them in memory).
-   */
-  get dialogLines(): string {
-    const route = this.nextHopRoute;
-    const routeLine = route.length > 0 ? `Route: ${route.join(', ')}\r\n` : '';
-    const bar = this.key.lastIndexOf('|');
-    return `${routeLine}From: <${this.localUri}>;tag=${this.key.slice(bar + 1)}\r\nTo: <${this.remoteUri}>;tag=${this.remoteTag}\r\nCall-ID: ${this.key.slice(0, bar)}\r\n`;
   }
 
   /** After a refresh (RFC 3261 §12.2.2 target refresh): its flow, shared like the first, and an own copy of the target. */
