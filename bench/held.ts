@@ -14,7 +14,10 @@
 // used, each after a forced, compacting full GC (bench/heap-probe.ts), divided by the subscriptions
 // held; and the second half's own growth after its Timer J divided by the subscriptions it added (the
 // marginal cost: what a storm costs once — V8's young generation growing to its maximum, code, the
-// allocator's high-water mark of the storm's transactions — is in the first half). Then one PUBLISH
+// allocator's high-water mark of the storm's transactions — is in the first half). Then, settled: RSS
+// and PSS after --settle S seconds (90) idle with no GC forced, over a baseline read the same way (V8's
+// memory reducer compacts the old generation when idle; the forced GC does not, and its RSS reading
+// counts the storm's free old-space pages). Then one PUBLISH
 // per presentity: every subscription must get one NOTIFY (the generator answers each and counts
 // them). The RSS is extrapolated to 1,000,000 subscriptions with the marginal figure.
 //
@@ -291,7 +294,7 @@ export function printHeld(f: HeldFigures): void {
 }
 
 function parseArgs(argv: string[]): HeldOptions {
-  const o: HeldOptions = { held: 100_000, presentities: 10_000, ratePerS: 2_000, timerJ: true, pin: true, store: 'sqlite', snapshotDir: undefined, maxOldSpaceMb: undefined, settleS: 45 };
+  const o: HeldOptions = { held: 100_000, presentities: 10_000, ratePerS: 2_000, timerJ: true, pin: true, store: 'sqlite', snapshotDir: undefined, maxOldSpaceMb: undefined, settleS: 90 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (lo: number, hi: number) => Math.max(lo, Math.min(hi, Number(argv[++i]) || lo));

@@ -567,7 +567,7 @@ async function main(): Promise<void> {
   if (!process.argv.includes('--no-overload') && o.only !== 'kamailio') await runOverloadBench((body) => withServer('herald', o, 180_000, log, (s) => body(s.gen, s.pids)), o.quick, log);
   // Held subscriptions at scale (issue 9): one Herald, --held N, every one notified once, 1M extrapolated.
   if (o.held !== undefined && o.only !== 'kamailio') {
-    const f = await runHeldBench({ held: o.held, presentities: Math.max(1, Math.round(o.held / 10)), ratePerS: 1_500, timerJ: true, pin: o.pin, store: o.heraldStore, snapshotDir: undefined, maxOldSpaceMb: undefined, settleS: 45 });
+    const f = await runHeldBench({ held: o.held, presentities: Math.max(1, Math.round(o.held / 10)), ratePerS: 1_500, timerJ: true, pin: o.pin, store: o.heraldStore, snapshotDir: undefined, maxOldSpaceMb: undefined, settleS: 90 });
     if (f) printHeld(f);
   }
 }
