@@ -184,7 +184,8 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
     });
     await server.ready(20_000);
     const s = server;
-    const lifetime = (total / o.ratePerS) * 2000 + 420_000;
+    // The generator outlives every wait: the storms, two Timer J waits, three settling waits, the PUBLISHes.
+    const lifetime = (total / o.ratePerS) * 2000 + 420_000 + 3 * o.settleS * 1000;
     gen = Loadgen.start(pin ? 1 : undefined, lifetime);
     const ready = await gen.call({ type: 'start', target: { host: '127.0.0.1', port }, domain: 'example.test', sockets: 8 }, 10_000);
     if (ready.type !== 'ready') throw new Error('load generator did not start');
