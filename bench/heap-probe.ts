@@ -58,7 +58,9 @@ if (out) {
     profiler.start();
   };
   const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
-  const write = (extra: Record<string, unknown>) => writeFileSync(out, JSON.stringify({ ...process.memoryUsage(), ...extra, at: Date.now() }));
+  // Per V8 space: bytes committed and bytes resident (physical), where the heap's RSS lies.
+  const spaces = () => Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, { committed: s.space_size, used: s.space_used_size, resident: s.physical_space_size }]));
+  const write = (extra: Record<string, unknown>) => writeFileSync(out, JSON.stringify({ ...process.memoryUsage(), ...extra, spaces: spaces(), at: Date.now() }));
   process.on('SIGUSR2', () => {
     harvest(true);
     const allocated = freed + process.memoryUsage().heapUsed;

@@ -2,7 +2,7 @@
 // one of them is still notified on a change.
 //
 //   node dist/bench/held.js [--held N] [--presentities P] [--rate R] [--no-timer-j] [--no-pin]
-//                           [--store sqlite|memory] [--snapshot DIR] [--max-old-space MB]
+//                           [--store sqlite|memory] [--snapshot DIR] [--max-old-space MB] [--settle S]
 //   npm run bench -- --held N      (the same, after the alternating table)
 //
 // One fresh Herald (own process, own temp dir, free loopback UDP port, pinned to CPU 0 with the load
@@ -14,7 +14,10 @@
 // used, each after a forced, compacting full GC (bench/heap-probe.ts), divided by the subscriptions
 // held; and the second half's own growth after its Timer J divided by the subscriptions it added (the
 // marginal cost: what a storm costs once — V8's young generation growing to its maximum, code, the
-// allocator's high-water mark of the storm's transactions — is in the first half). Then one PUBLISH
+// allocator's high-water mark of the storm's transactions — is in the first half). Then, settled: RSS
+// and PSS after --settle S seconds (90) idle with no GC forced, over a baseline read the same way (V8's
+// memory reducer compacts the old generation when idle; the forced GC does not, and its RSS reading
+// counts the storm's free old-space pages). Then one PUBLISH
 // per presentity: every subscription must get one NOTIFY (the generator answers each and counts
 // them). The RSS is extrapolated to 1,000,000 subscriptions with the marginal figure.
 //
@@ -43,6 +46,11 @@ export interface HeldOptions {
   /** Where to write V8 heap snapshots (before, steady) for a look at what a subscription holds. */
   snapshotDir: string | undefined;
   maxOldSpaceMb: number | undefined;
+  /**
+   * Seconds left idle after each half's Timer J reading, then RSS/PSS read again without a forced GC:
+   * what the process settles at on its own (V8's memory reducer compacts and returns pages when idle).
+   */
+  settleS: number;
 }
 
 export interface HeldFigures {
@@ -53,8 +61,12 @@ export interface HeldFigures {
   steady: PerSub | undefined;
   /** The second half's growth per subscription it added (after Timer J): the marginal cost. */
   marginal: PerSub | undefined;
-  /** RSS after the last Timer J. */
+  /** RSS at the end: after the last settling wait, else after the last Timer J. */
   rss: number;
+  /** The same after the settling wait, without a forced GC (RSS/PSS only; live heap as read before it). */
+  settled?: PerSub | undefined;
+  settledMarginal?: PerSub | undefined;
+  settleS?: number;
   notified: number;
   expectedNotifies: number;
   publishes: number;
@@ -109,6 +121,15 @@ export function rssBreakdown(pid: number): Record<string, number> {
   return out;
 }
 
+/** Each V8 space's resident MB, with committed and used in brackets (where V8's share of RSS lies). */
+function spaceSummary(i: InternalMemory | undefined): string {
+  const mb = (x: number) => fmt(x / 2 ** 20, 1);
+  return Object.entries(i?.spaces ?? {})
+    .filter(([, v]) => v.committed > 0)
+    .map(([k, v]) => `${k} ${mb(v.resident)} (${mb(v.committed)}, ${mb(v.used)})`)
+    .join('; ');
+}
+
 /** Memory after a forced full GC: the heap probe's reading first, then RSS/PSS (so the GC's release counts). */
 async function reading(s: Server): Promise<[MemoryReading, InternalMemory | undefined]> {
   const i = await s.internalMemory();
@@ -150,14 +171,21 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
       port,
       cpu: pin ? 0 : undefined,
       store: o.store,
-      // One generator address holds them all: the per-source bound (a defence, issue 16) lifted, and
+      // One generator address holds them all: the per-source bounds (a defence, issue 16) lifted, and
       // overload control's delay bound raised so a full GC of a large heap does not shed SUBSCRIBEs.
-      config: [['limits', 'max_subscriptions_per_source', String(Math.max(total * 2, 20_000))], ['limits', 'max_event_loop_delay', '10000'], ['limits', 'max_pending_requests', String(Math.max(2000, total))]],
+      config: [
+        ['limits', 'max_subscriptions_per_source', String(Math.max(total * 2, 20_000))],
+        // ...and the bound on publications per source, or past 5,000 presentities the PUBLISHes get 403s.
+        ['limits', 'max_publications_per_source', String(Math.max(o.presentities * 2, 5_000))],
+        ['limits', 'max_event_loop_delay', '10000'],
+        ['limits', 'max_pending_requests', String(Math.max(2000, total))],
+      ],
       nodeArgs: [...(o.snapshotDir ? ['--heapsnapshot-signal=SIGUSR1', `--diagnostic-dir=${o.snapshotDir}`] : []), ...(o.maxOldSpaceMb ? [`--max-old-space-size=${o.maxOldSpaceMb}`] : [])],
     });
     await server.ready(20_000);
     const s = server;
-    const lifetime = (total / o.ratePerS) * 2000 + 420_000;
+    // The generator outlives every wait: the storms, two Timer J waits, three settling waits, the PUBLISHes.
+    const lifetime = (total / o.ratePerS) * 2000 + 420_000 + 3 * o.settleS * 1000;
     gen = Loadgen.start(pin ? 1 : undefined, lifetime);
     const ready = await gen.call({ type: 'start', target: { host: '127.0.0.1', port }, domain: 'example.test', sockets: 8 }, 10_000);
     if (ready.type !== 'ready') throw new Error('load generator did not start');
@@ -166,6 +194,14 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
     if (o.snapshotDir) await snapshot(s, log, 'before');
     const [m0, i0] = await reading(s);
     log(`RSS by kind of mapping (MB) before: ${JSON.stringify(rssBreakdown(s.pid))}`);
+    // The settled figures' baseline is settled too (start-up's garbage pages, released when idle).
+    let settledHalf: MemoryReading | undefined;
+    if (o.settleS > 0) {
+      await sleep(o.settleS * 1000);
+      settledHalf = memory(s.pid);
+      log(`settled before (${o.settleS} s idle): RSS ${fmt(settledHalf.rss / 2 ** 20)} MB; by kind of mapping (MB): ${JSON.stringify(rssBreakdown(s.pid))}`);
+    }
+    const settled0 = settledHalf ?? m0;
     const cpu0 = cpuSeconds([s.pid]);
     const busy0 = machineBusySeconds();
     const t0 = performance.now();
@@ -182,6 +218,8 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
     let steady: PerSub | undefined;
     let marginal: PerSub | undefined;
     let half: [MemoryReading, InternalMemory | undefined] | undefined;
+    let settled: PerSub | undefined;
+    let settledMarginal: PerSub | undefined;
     for (const [k, h] of halves.entries()) {
       const at = performance.now();
       const n0 = held;
@@ -200,6 +238,15 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
       half = r;
       log(`after Timer J: ${fmt(steady.pss)} B PSS, ${fmt(steady.rss)} B RSS, ${fmt(steady.live)} B live heap per subscription held (V8 heap committed ${fmt(steady.heapTotal)} B, outside it ${fmt(steady.external)} B; RSS ${fmt(r[0].rss / 2 ** 20)} MB in all)${marginal ? `; this half alone: ${fmt(marginal.pss)} B PSS, ${fmt(marginal.rss)} B RSS, ${fmt(marginal.live)} B live heap each` : ''}`);
       log(`RSS by kind of mapping (MB): ${JSON.stringify(rssBreakdown(s.pid))}`);
+      log(`V8 spaces, MB resident (committed, used): ${spaceSummary(r[1])}`);
+      if (o.settleS > 0) {
+        await sleep(o.settleS * 1000);
+        const m = memory(s.pid);
+        settled = perSub(settled0, i0, m, r[1], Math.max(1, held));
+        if (settledHalf && n0 > 0 && held > n0) settledMarginal = perSub(settledHalf, undefined, m, undefined, held - n0);
+        settledHalf = m;
+        log(`settled (${o.settleS} s idle, no forced GC): ${fmt(settled.pss)} B PSS, ${fmt(settled.rss)} B RSS per subscription held (RSS ${fmt(m.rss / 2 ** 20)} MB in all)${settledMarginal ? `; this half alone: ${fmt(settledMarginal.pss)} B PSS, ${fmt(settledMarginal.rss)} B RSS each` : ''}; by kind of mapping (MB): ${JSON.stringify(rssBreakdown(s.pid))}`);
+      }
     }
     const cpuS = cpuSeconds([s.pid]) - cpu0;
     log(`${fmt(held)} held in all; ${fmt((cpuS * 1e6) / Math.max(1, held), 1)} server CPU-µs per SUBSCRIBE (Timer J waits included); machine ${fmt((machineBusySeconds() - busy0) / ((performance.now() - t0) / 1000), 2)} of ${cpus().length} cores busy`);
@@ -214,7 +261,7 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
       log(`${fmt(pub.ok)} of ${fmt(h.presentities)} PUBLISHes answered 200 (${JSON.stringify(pub.statuses)}); ${fmt(pub.notifies)} NOTIFYs (each answered 200 by the generator), in ${fmt(pub.wallMs / 1000, 1)} s`);
     }
     if (!s.alive) throw new Error(`herald exited: ${s.output.slice(-2000)}`);
-    return { subscriptions: held, failed, subscribeCpuUs: (cpuS * 1e6) / Math.max(1, held), storm: storm!, steady, marginal, notified, expectedNotifies: held, publishes, baseRss: m0.rss, rss: half?.[0].rss ?? m0.rss };
+    return { subscriptions: held, failed, subscribeCpuUs: (cpuS * 1e6) / Math.max(1, held), storm: storm!, steady, marginal, notified, expectedNotifies: held, publishes, baseRss: m0.rss, rss: settledHalf?.rss ?? half?.[0].rss ?? m0.rss, settled, settledMarginal, settleS: o.settleS };
   } catch (e) {
     log(`FAILED: ${(e as Error).message}`);
     return undefined;
@@ -229,7 +276,7 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
 
 /** The figures and their extrapolation to 1,000,000 subscriptions on this machine. */
 export function printHeld(f: HeldFigures): void {
-  const per = f.marginal ?? f.steady ?? f.storm;
+  const per = f.settledMarginal ?? f.marginal ?? f.steady ?? f.storm;
   const projected = f.rss + per.rss * (TARGET - f.subscriptions);
   const row = (label: string, x: PerSub) => `  ${label.padEnd(38)}${fmt(x.pss).padStart(10)} ${fmt(x.rss).padStart(10)} ${fmt(x.live).padStart(10)}  bytes`;
   const lines = [
@@ -239,14 +286,16 @@ export function printHeld(f: HeldFigures): void {
     row('storm (+2 s), over all held', f.storm),
     ...(f.steady ? [row('after Timer J, over all held', f.steady)] : []),
     ...(f.marginal ? [row('after Timer J, second half alone', f.marginal)] : []),
+    ...(f.settled ? [row(`settled (${f.settleS} s idle), over all held`, f.settled)] : []),
+    ...(f.settledMarginal ? [row(`settled (${f.settleS} s idle), second half alone`, f.settledMarginal)] : []),
     `  one PUBLISH per presentity: ${fmt(f.notified)} NOTIFYs for ${fmt(f.expectedNotifies)} subscriptions${f.notified >= f.expectedNotifies ? ' (every one notified)' : ''}`,
-    `  extrapolated to ${fmt(TARGET)} subscriptions: ${fmt(projected / 2 ** 30, 2)} GB RSS = ${fmt(f.rss / 2 ** 20)} MB at ${fmt(f.subscriptions)} + ${fmt(TARGET - f.subscriptions)} × ${fmt(per.rss)} B (${f.marginal ? 'the second half\'s RSS per subscription' : 'RSS per subscription'}); this machine has ${fmt(totalmem() / 2 ** 30, 1)} GB`,
+    `  extrapolated to ${fmt(TARGET)} subscriptions: ${fmt(projected / 2 ** 30, 2)} GB RSS = ${fmt(f.rss / 2 ** 20)} MB at ${fmt(f.subscriptions)} + ${fmt(TARGET - f.subscriptions)} × ${fmt(per.rss)} B (${f.settledMarginal ? 'the second half\'s settled RSS per subscription' : f.marginal ? 'the second half\'s RSS per subscription' : 'RSS per subscription'}); this machine has ${fmt(totalmem() / 2 ** 30, 1)} GB`,
   ];
   console.log(lines.join('\n'));
 }
 
 function parseArgs(argv: string[]): HeldOptions {
-  const o: HeldOptions = { held: 100_000, presentities: 10_000, ratePerS: 2_000, timerJ: true, pin: true, store: 'sqlite', snapshotDir: undefined, maxOldSpaceMb: undefined };
+  const o: HeldOptions = { held: 100_000, presentities: 10_000, ratePerS: 2_000, timerJ: true, pin: true, store: 'sqlite', snapshotDir: undefined, maxOldSpaceMb: undefined, settleS: 90 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (lo: number, hi: number) => Math.max(lo, Math.min(hi, Number(argv[++i]) || lo));
@@ -261,6 +310,7 @@ function parseArgs(argv: string[]): HeldOptions {
       o.store = v;
     } else if (a === '--snapshot') o.snapshotDir = argv[++i];
     else if (a === '--max-old-space') o.maxOldSpaceMb = num(256, 32_768);
+    else if (a === '--settle') o.settleS = num(0, 600);
     else throw new Error(`unknown option ${a}`);
   }
   o.presentities = Math.min(o.presentities, o.held);

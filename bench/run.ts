@@ -21,7 +21,9 @@
 //      growth per subscription 2 s after the last initial NOTIFY (the storm: SUBSCRIBE transactions
 //      still held) and after RFC 3261 Timer J (32 s over UDP: the transactions are gone), as RSS/PSS
 //      of the process tree and, for Herald, as V8 heap after a forced GC (Kamailio: shared memory in
-//      use, kamcmd core.shmmem).
+//      use, kamcmd core.shmmem); then "settled": RSS/PSS after 45 s more with nothing to do, no GC
+//      forced, over a baseline read the same way before the storm (what each server gives back on its
+//      own: V8 compacts and returns its pages when idle, not in a forced GC).
 //   3. --realistic: 5,000 presentities × 10 watchers, one PUBLISH per presentity every 2 s (2,500/s).
 //   4. --held N (Herald alone, bench/held.ts): N held subscriptions in two halves, each past Timer J,
 //      memory per subscription (over all, and the second half alone), one PUBLISH per presentity
@@ -51,6 +53,8 @@ import { kamailioMissing, REPO_ROOT, startHerald, startKamailio, type InternalMe
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
 /** RFC 3261 Timer J over UDP (64·T1), and a margin for the server's once-a-second sweep. */
 const TIMER_J_MS = 32_000 + 2_000;
+/** Idle time before a "settled" reading (no forced GC): V8's memory reducer acts within it. */
+const SETTLE_MS = 45_000;
 
 // ---- options -----------------------------------------------------------------------------------
 
@@ -291,9 +295,12 @@ async function fanOut(name: Name, o: Options, plan: Plan, f: Record<string, numb
 
 /** Session 2: held subscriptions, memory per subscription during the storm and after Timer J. */
 async function held(name: Name, o: Options, plan: Plan, f: Record<string, number>, log: (s: string) => void): Promise<void> {
-  const err = await withServer(name, o, 120_000, log, async (s) => {
+  const err = await withServer(name, o, 240_000, log, async (s) => {
     const i0 = await s.server.internalMemory();
     const m0 = memory(s.server.pid); // after the GC of the reading above
+    // The settled reading's baseline: the idle server as it settles on its own.
+    if (plan.timerJ) await sleep(SETTLE_MS);
+    const settled0 = memory(s.server.pid);
     const c0 = { cpu: cpuSeconds(s.pids), drops: udpReceiveBufferDrops(), machine: machineBusySeconds(), internal: undefined };
     const calledAt = performance.now();
     const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'h', presentities: plan.heldPresentities, watchersPer: plan.held / plan.heldPresentities, window: 200, ratePerS: plan.heldRatePerS, maxMs: (plan.held / plan.heldRatePerS) * 1000 + 10_000, drainMs: 3_000 });
@@ -323,6 +330,11 @@ async function held(name: Name, o: Options, plan: Plan, f: Record<string, number
       await sleep(Math.max(0, until - performance.now()));
       read('steady', ...(await memNow()));
       log(`${name}: after Timer J: ${fmt(f['steady.pss_bytes_per_sub'])} B PSS, ${fmt(f['steady.live_bytes_per_sub'])} B live per subscription`);
+      await sleep(SETTLE_MS);
+      const m = memory(s.server.pid);
+      f['settled.rss_bytes_per_sub'] = (m.rss - settled0.rss) / n;
+      f['settled.pss_bytes_per_sub'] = (m.pssTree - settled0.pssTree) / n;
+      log(`${name}: settled: ${fmt(f['settled.pss_bytes_per_sub'])} B PSS, ${fmt(f['settled.rss_bytes_per_sub'])} B RSS per subscription`);
     }
     f['held.subscriptions'] = sub.ok;
     f['mem.before_pss_mb'] = m0.pssTree / 2 ** 20;
@@ -409,6 +421,8 @@ const ROWS: (Row | string)[] = [
   { label: 'after Timer J (+34 s): bytes PSS (process tree)', key: 'steady.pss_bytes_per_sub', digits: 0 },
   { label: 'after Timer J: bytes RSS (main process)', key: 'steady.rss_bytes_per_sub', digits: 0 },
   { label: 'after Timer J: live bytes (†)', key: 'steady.live_bytes_per_sub', digits: 0 },
+  { label: 'settled (+45 s idle, no forced GC): bytes PSS', key: 'settled.pss_bytes_per_sub', digits: 0 },
+  { label: 'settled: bytes RSS (main process)', key: 'settled.rss_bytes_per_sub', digits: 0 },
   { label: 'subscriptions held / SUBSCRIBE failed / sent again after 503', key: 'held.subscriptions|held.failed|held.resubscribed', digits: 0 },
   '3. realistic (--realistic): {realP} presentities × 10 watchers, one PUBLISH each per 2 s',
   { label: 'subscriptions / SUBSCRIBEs sent again after 503 (set-up)', key: 'real.subscriptions|real.resubscribed', digits: 0 },
@@ -554,7 +568,7 @@ async function main(): Promise<void> {
   if (!process.argv.includes('--no-overload') && o.only !== 'kamailio') await runOverloadBench((body) => withServer('herald', o, 180_000, log, (s) => body(s.gen, s.pids)), o.quick, log);
   // Held subscriptions at scale (issue 9): one Herald, --held N, every one notified once, 1M extrapolated.
   if (o.held !== undefined && o.only !== 'kamailio') {
-    const f = await runHeldBench({ held: o.held, presentities: Math.max(1, Math.round(o.held / 10)), ratePerS: 1_500, timerJ: true, pin: o.pin, store: o.heraldStore, snapshotDir: undefined, maxOldSpaceMb: undefined });
+    const f = await runHeldBench({ held: o.held, presentities: Math.max(1, Math.round(o.held / 10)), ratePerS: 1_500, timerJ: true, pin: o.pin, store: o.heraldStore, snapshotDir: undefined, maxOldSpaceMb: undefined, settleS: 90 });
     if (f) printHeld(f);
   }
 }

@@ -47,6 +47,14 @@ export interface InternalMemory {
   /** Herald only: V8's heap as reserved (committed) after that GC, and memory outside it (Buffers, native). */
   heapTotal?: number;
   external?: number;
+  /** Herald only: per V8 space, bytes committed, used and resident after that GC. */
+  spaces?: Record<string, SpaceReading>;
+}
+
+export interface SpaceReading {
+  committed: number;
+  used: number;
+  resident: number;
 }
 
 export class Server {
@@ -233,6 +241,7 @@ interface ProbeReport {
   gcs?: number;
   gcMs?: number;
   newSpace?: number;
+  spaces?: Record<string, SpaceReading>;
   at: number;
   gc?: boolean;
   ready?: boolean;
@@ -260,7 +269,7 @@ async function heapAfterGc(server: Server, file: string): Promise<InternalMemory
     await sleep(50);
     const r = readProbe(file);
     if (r && r.at !== before.at && r.gc) {
-      return { measure: 'V8 heap used after a forced full GC', bytes: r.heapUsed, allocated: r.allocated, gcs: r.gcs, gcMs: r.gcMs, newSpace: r.newSpace, heapTotal: r.heapTotal, external: r.external };
+      return { measure: 'V8 heap used after a forced full GC', bytes: r.heapUsed, allocated: r.allocated, gcs: r.gcs, gcMs: r.gcMs, newSpace: r.newSpace, heapTotal: r.heapTotal, external: r.external, spaces: r.spaces };
     }
   }
   return undefined;

@@ -11,8 +11,7 @@ import type { Flow } from '../sip/message.js';
 import type { PreparedRequest } from '../sip/stack.js';
 import type { Interner, StringPool } from '../util/intern.js';
 import { owned } from '../util/intern.js';
-import { EPOCH } from '../util/epoch.js';
-import { inDialogTarget } from '../sip/dialog.js';
+import { EPOCH, sinceEpoch } from '../util/epoch.js';
 import { nextVersion, type Binding, type SubscriptionHandle, type SubscriptionRecord, type TerminationReason } from './subscription.js';
 
 const NEVER = -1;
@@ -44,11 +43,21 @@ function sharedFlow(pools: Pools, f: Flow): Flow {
   return pools.flows.get(`${f.protocol}|${f.address}|${f.port}|${f.localPort ?? ''}${names}`, () => JSON.parse(JSON.stringify(f)) as Flow);
 }
 
+/**
+ * The fields most subscriptions never set (an event spelled in capitals, an event id, document
+ * versions, a termination under way): one pointer on the subscription while unset, instead of five.
+ */
+class Rare {
+  eventSpelling: string | undefined = undefined;
+  eventId: string | undefined = undefined;
+  version = 0;
+  versions: Record<string, number> | undefined = undefined;
+  terminating: TerminationReason | undefined = undefined;
+}
+
 export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle {
   readonly key: string;
   readonly event: string;
-  readonly eventSpelling: string | undefined;
-  readonly eventId: string | undefined;
   readonly resource: string;
   readonly watcher: string;
   readonly remoteTag: string;
@@ -62,9 +71,9 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   contentType: string;
   flow: Flow;
   lastTag: string | undefined;
-  version: number;
   readonly userAgent: string | undefined;
-  versions: Record<string, number> | undefined;
+  /** Set on first use only (see Rare). */
+  private rare: Rare | undefined = undefined;
   /** expiresAt − EPOCH. */
   private expires: number;
 
@@ -78,7 +87,6 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   private answer = 0;
   /** The dialog's NOTIFY serialized but for CSeq, state and body, while the dialog is busy. */
   prepared: PreparedRequest | undefined = undefined;
-  terminating: TerminationReason | undefined = undefined;
   /** The second its expiry is filed under (ExpiryBuckets). */
   expirySlot = 0;
   private bits = 0;
@@ -92,8 +100,8 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
     const s = pools.strings;
     this.key = owned(r.key);
     this.event = s.intern(r.event);
-    this.eventSpelling = s.intern(r.eventSpelling);
-    this.eventId = s.intern(r.eventId);
+    if (r.eventSpelling !== undefined) this.more().eventSpelling = s.intern(r.eventSpelling);
+    if (r.eventId !== undefined) this.more().eventId = s.intern(r.eventId);
     this.resource = s.intern(r.resource);
     this.remoteTag = owned(r.remoteTag);
     this.localUri = s.intern(r.localUri);
@@ -113,8 +121,46 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
     this.version = r.version;
     this.userAgent = s.intern(r.userAgent);
     this.versions = r.versions;
-    this.expires = r.expiresAt - EPOCH;
+    this.expires = sinceEpoch(r.expiresAt);
     this.sentTag = r.lastTag;
+  }
+
+  private more(): Rare {
+    return (this.rare ??= new Rare());
+  }
+
+  get eventSpelling(): string | undefined {
+    return this.rare?.eventSpelling;
+  }
+
+  get eventId(): string | undefined {
+    return this.rare?.eventId;
+  }
+
+  /** For packages with versioned documents (winfo, RLMI, pidf-diff): the next version to send. */
+  get version(): number {
+    return this.rare?.version ?? 0;
+  }
+
+  set version(v: number) {
+    if (v !== 0 || this.rare) this.more().version = v;
+  }
+
+  get versions(): Record<string, number> | undefined {
+    return this.rare?.versions;
+  }
+
+  set versions(v: Record<string, number> | undefined) {
+    if (v !== undefined || this.rare) this.more().versions = v;
+  }
+
+  /** Why the subscription is ending (its final NOTIFY is due or under way); undefined while it lives on. */
+  get terminating(): TerminationReason | undefined {
+    return this.rare?.terminating;
+  }
+
+  set terminating(reason: TerminationReason | undefined) {
+    if (reason !== undefined || this.rare) this.more().terminating = reason;
   }
 
   /** The Call-ID and local tag: the key is `${callId}|${localTag}` (a local tag has no "|"). */
@@ -131,7 +177,7 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   }
 
   set expiresAt(ms: number) {
-    this.expires = ms - EPOCH;
+    this.expires = sinceEpoch(ms);
   }
 
   /** When the last NOTIFY left (ms; 0: none since start). */
@@ -140,7 +186,7 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   }
 
   set sentAt(ms: number) {
-    this.sent = ms - EPOCH;
+    this.sent = sinceEpoch(ms);
   }
 
   /** The last NOTIFY's answer (undefined: none yet; 'timeout': none came). */
@@ -150,34 +196,6 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
 
   set lastAnswer(status: number | 'timeout' | undefined) {
     this.answer = status === undefined ? 0 : status === 'timeout' ? -1 : status;
-  }
-
-  // ---- the dialog's fixed request part (what every NOTIFY of it repeats) ----
-
-  /**
-   * RFC 3261 §12.2.1.1: the Request-URI of this dialog's requests — the remote target, or, when the
-   * first route is a strict router (no `lr`), that router's URI.
-   */
-  get requestUri(): string {
-    return this.routeSet.length === 0 ? this.remoteTarget : inDialogTarget(this).uri;
-  }
-
-  /** The Route of this dialog's requests (§12.2.1.1: a strict router's route ends with the remote target). */
-  get nextHopRoute(): readonly string[] {
-    return this.routeSet.length === 0 ? NO_ROUTES : inDialogTarget(this).route;
-  }
-
-  /**
-   * The dialog's own header lines, ASCII, each CRLF-ended: Route (when there is one), From (local URI
-   * and tag), To (remote URI and tag), Call-ID — the bytes requestFixedLines() writes for them. Not in
-   * them: Via, Max-Forwards, Contact, CSeq, Event (the sender's). Read per NOTIFY: built from the
-   * record's strings, which are what the subscription holds (no second copy of them in memory).
-   */
-  get dialogLines(): string {
-    const route = this.nextHopRoute;
-    const routeLine = route.length > 0 ? `Route: ${route.join(', ')}\r\n` : '';
-    const bar = this.key.lastIndexOf('|');
-    return `${routeLine}From: <${this.localUri}>;tag=${this.key.slice(bar + 1)}\r\nTo: <${this.remoteUri}>;tag=${this.remoteTag}\r\nCall-ID: ${this.key.slice(0, bar)}\r\n`;
   }
 
   /** After a refresh (RFC 3261 §12.2.2 target refresh): its flow, shared like the first, and an own copy of the target. */

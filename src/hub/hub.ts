@@ -1,22 +1,34 @@
 // The presence hub: routes a resource to the provider that knows it, keeps one upstream watch per
 // resource however many watchers it has, and fans every change out to them.
-import type { Listener, Provider, ProviderWatch, SnapshotListener, Watch } from './types.js';
+import type { Listener, Provider, ProviderWatch, SnapshotListener, Watch, Watched } from './types.js';
 import { PresenceSnapshot } from './types.js';
 
-interface Entry {
-  hub: Hub;
-  key: string;
-  upstream: ProviderWatch | undefined;
-  listeners: Set<Listener | SnapshotListener>;
-  snapshot: PresenceSnapshot | undefined;
-  version: number;
+/** One watched resource (or resource and upstream identity): its listeners and latest snapshot. */
+class Entry implements Watched {
+  upstream: ProviderWatch | undefined = undefined;
+  readonly listeners = new Set<Listener | SnapshotListener>();
+  snapshot: PresenceSnapshot | undefined = undefined;
+  version = 0;
+
+  constructor(
+    readonly hub: Hub,
+    readonly key: string,
+  ) {}
+
+  current(): PresenceSnapshot | undefined {
+    return this.snapshot;
+  }
+
+  leave(listener: Listener | SnapshotListener): void {
+    this.hub.unwatch(this, listener);
+  }
 }
 
-/** One watcher's watch: two pointers (its resource's entry and itself), no closures per watcher. */
+/** A function listener's watch: two pointers (its resource's entry and the listener). */
 class HubWatch implements Watch {
   constructor(
     private readonly entry: Entry,
-    private readonly listener: Listener | SnapshotListener,
+    private readonly listener: Listener,
   ) {}
 
   current(): PresenceSnapshot | undefined {
@@ -24,7 +36,7 @@ class HubWatch implements Watch {
   }
 
   stop(): void {
-    this.entry.hub.unwatch(this.entry, this.listener);
+    this.entry.leave(this.listener);
   }
 }
 
@@ -47,14 +59,22 @@ export class Hub {
    * Watches a resource for a watcher. Throws NoProviderError when no provider handles it. Watchers
    * share one upstream watch per resource, or per (resource, identity) where the provider asks.
    */
-  watch(resource: string, listener: Listener | SnapshotListener, watcher?: string): Watch {
+  watch(resource: string, listener: Listener, watcher?: string): Watch {
+    return new HubWatch(this.join(resource, listener, watcher), listener);
+  }
+
+  /**
+   * The same for a listener object that keeps what this returns (a subscription's binding: no object
+   * per watcher besides the listener itself); it stops with `leave(listener)`.
+   */
+  join(resource: string, listener: Listener | SnapshotListener, watcher?: string): Entry {
     const provider = this.providerFor(resource);
     if (!provider) throw new NoProviderError(`no provider for ${resource}`);
     const identity = watcher !== undefined ? provider.upstreamIdentity?.(resource, watcher) : undefined;
     const key = identity === undefined ? resource : `${resource}\n${identity}`;
     let entry = this.entries.get(key);
     if (!entry) {
-      const e: Entry = { hub: this, key, upstream: undefined, listeners: new Set(), snapshot: undefined, version: 0 };
+      const e = new Entry(this, key);
       entry = e;
       this.entries.set(key, e);
       e.upstream = provider.watch(
@@ -70,7 +90,7 @@ export class Hub {
       );
     }
     entry.listeners.add(listener);
-    return new HubWatch(entry, listener);
+    return entry;
   }
 
   /** For watches: a watcher leaves; the last one of a resource ends its upstream watch. */

@@ -111,6 +111,15 @@ export interface SnapshotListener {
   onSnapshot(snapshot: PresenceSnapshot): void;
 }
 
+/**
+ * A resource as watched through the hub, for a listener object that keeps it (no per-watcher object):
+ * its latest snapshot, and `leave(listener)` to stop.
+ */
+export interface Watched {
+  current(): PresenceSnapshot | undefined;
+  leave(listener: SnapshotListener): void;
+}
+
 export interface Watch {
   /** The latest snapshot (undefined until the provider first reports). */
   current(): PresenceSnapshot | undefined;

@@ -9,11 +9,11 @@ import { diffPidf, renderPidfFull } from '../formats/pidf-diff.js';
 import { renderXpidf } from '../formats/xpidf.js';
 import { renderCpimPidf } from '../formats/cpim-pidf.js';
 import { renderLpidf } from '../formats/lpidf.js';
-import { entityTag, type PresenceSnapshot, type SnapshotListener, type Watch } from '../hub/types.js';
+import { entityTag, type PresenceSnapshot, type SnapshotListener, type Watched } from '../hub/types.js';
 import { NoProviderError, type Hub } from '../hub/hub.js';
-import { renderView, type WatcherView, type WatcherViews } from '../policy/view.js';
+import { renderView, WatcherView, type WatcherViews } from '../policy/view.js';
 import { header } from '../sip/message.js';
-import type { AdmitContext, Admission, Binding, EventPackage, NotifyContent, SubscriptionHandle, TerminationReason } from '../events/subscription.js';
+import { heldSubscription, type AdmitContext, type Admission, type Binding, type EventPackage, type HeldSubscription, type NotifyContent, type TerminationReason } from '../events/subscription.js';
 import type { PresenceAgent } from './pa.js';
 import { watcherId } from './watchers.js';
 
@@ -78,24 +78,24 @@ export class PresencePackage implements EventPackage {
     if (refusal) return { ok: false, status: refusal.status, reason: refusal.reason };
     // Local presentities are authorized here; remote ones by their own domain (upstream state).
     await this.views.prepare(ctx.resource);
-    const view = this.views.open(ctx.resource, ctx.watcher, watcherId(ctx.key));
+    // The binding keeps only what it needs: not the SUBSCRIBE (nor the AdmitContext holding it), which
+    // would otherwise live as long as the subscription; the subscription's handle, not closures. It is
+    // the watcher's view, and the hub's listener, itself: one object per subscription.
+    const sub = heldSubscription(ctx);
+    const binding = partial ? new PartialPresenceBinding(this.views, sub, contentType) : new PresenceBinding(this.views, sub, contentType);
     if (ctx.request) {
       // RFC 5025 §3.2.1: block ⇒ the subscription is rejected; the presentity still sees the attempt.
-      if (view.first() === 'block') {
-        view.arrive();
+      if (binding.first() === 'block') {
+        binding.arrive();
         return { ok: false, status: 403, reason: 'Forbidden' };
       }
       if (this.opts.unknownPresentity === '480' && local && !this.pa.hasPublications(ctx.resource)) {
         return { ok: false, status: 480, reason: 'Temporarily Unavailable' };
       }
     }
-    view.arrive();
-    // The binding keeps only what it needs: not the SUBSCRIBE (nor the AdmitContext holding it), which
-    // would otherwise live as long as the subscription; the subscription's handle, not closures.
-    const sub = ctx.subscription ?? { changed: ctx.changed, nextVersion: ctx.nextVersion };
-    const binding = partial ? new PartialPresenceBinding(view, contentType, sub) : new PresenceBinding(view, contentType, sub);
+    binding.arrive();
     try {
-      binding.watch = this.hub.watch(ctx.resource, binding, ctx.watcher);
+      binding.watched = this.hub.join(ctx.resource, binding, ctx.watcher);
     } catch (e) {
       if (e instanceof NoProviderError) return { ok: false, status: 404, reason: 'Not Found' };
       throw e;
@@ -109,23 +109,24 @@ const noBody = (state: 'pending' | 'terminated'): NotifyContent => ({ state, ...
 /** The active content of each rendering of a snapshot (dropped with the snapshot). */
 const shownContent = new WeakMap<object, NotifyContent>();
 
-/** Before the hub's watch is taken (admission sets it at once). */
-const NO_WATCH: Watch = { current: () => undefined, stop: () => undefined };
+/** Before the hub's watch is taken (admission sets it at once), and after it is left. */
+const NOT_WATCHED: Watched = { current: () => undefined, leave: () => undefined };
 
 /**
  * One presence subscription: a class rather than closures, so each subscription costs one small
- * object with flat fields (it is the hub's listener itself). What the watcher sees is its view's;
- * this only renders it.
+ * object with flat fields: it is the watcher's view (what the watcher may see; this only renders it)
+ * and the hub's listener itself.
  */
-class PresenceBinding implements Binding, SnapshotListener {
-  watch: Watch = NO_WATCH;
-  private closed = false;
+class PresenceBinding extends WatcherView implements Binding, SnapshotListener {
+  watched: Watched = NOT_WATCHED;
 
   constructor(
-    protected readonly view: WatcherView,
+    views: WatcherViews,
+    protected readonly sub: HeldSubscription,
     private readonly contentType: PresenceContentType,
-    protected readonly sub: SubscriptionHandle,
-  ) {}
+  ) {
+    super(views, sub.resource, sub.watcher, watcherId(sub.key));
+  }
 
   /** The hub's news: the presentity changed. */
   onSnapshot(_snapshot: PresenceSnapshot): void {
@@ -147,8 +148,8 @@ class PresenceBinding implements Binding, SnapshotListener {
 
   /** The whole document in the negotiated format, as this watcher's view shows it. */
   protected fullContent(): NotifyContent {
-    const snap = this.watch.current();
-    const v = this.view.see(snap);
+    const snap = this.watched.current();
+    const v = this.see(snap);
     if (v.state === 'pending') return noBody('pending');
     if (v.state === 'terminated') return v.by === 'rules' ? noBody('terminated') : { ...noBody('terminated'), reason: asReason(v.reason) };
     const r = renderView(snap, v, this.contentType, renderers[this.contentType]);
@@ -170,11 +171,11 @@ class PresenceBinding implements Binding, SnapshotListener {
   }
 
   close(reason?: TerminationReason): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.watch.stop();
+    if (this.watched === NOT_WATCHED) return;
+    this.watched.leave(this);
+    this.watched = NOT_WATCHED;
     if (reason === undefined) return; // shutdown: the subscription lives on in the store
-    this.view.leave(reason);
+    this.leave(reason);
   }
 }
 
@@ -189,8 +190,8 @@ class PartialPresenceBinding extends PresenceBinding {
   private full = true;
 
   synced(): void {
-    const v = this.view.see(this.watch.current());
-    this.last = v.state === 'active' ? v.show(this.watch.current()?.document) : undefined;
+    const v = this.see(this.watched.current());
+    this.last = v.state === 'active' ? v.show(this.watched.current()?.document) : undefined;
     this.full = this.last === undefined;
   }
 
@@ -198,8 +199,8 @@ class PartialPresenceBinding extends PresenceBinding {
     const c = this.fullContent();
     if (c.state !== 'active') return c;
     // The entity-tag names the full state (RFC 5839 §6.4).
-    const snap = this.watch.current();
-    const v = this.view.see(snap);
+    const snap = this.watched.current();
+    const v = this.see(snap);
     if (v.state !== 'active') return c;
     const doc = v.show(snap?.document);
     const version = this.sub.nextVersion();

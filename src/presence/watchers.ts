@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { WatcherEntry, WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
 import type { Collection } from '../store/store.js';
 import type { ResourceSharing } from '../store/sharing.js';
-import { EPOCH } from '../util/epoch.js';
+import { EPOCH, sinceEpoch } from '../util/epoch.js';
 
 /** The store collection of watcher records (a shared store groups it by resource). */
 export const WATCHERS = 'watcher';
@@ -41,8 +41,8 @@ class WatcherRow implements WatcherRecord {
     updatedAt: number,
   ) {
     this.package = pkg;
-    this.sinceRel = since - EPOCH;
-    this.updatedRel = updatedAt - EPOCH;
+    this.sinceRel = sinceEpoch(since);
+    this.updatedRel = sinceEpoch(updatedAt);
   }
 
   static of(r: WatcherRecord): WatcherRow {

@@ -5,7 +5,7 @@
 import { CT } from '../formats/content-types.js';
 import { renderWatcherinfo, type WatcherEntry } from '../formats/watcherinfo.js';
 import { header } from '../sip/message.js';
-import type { AdmitContext, Admission, EventPackage, NotifyContent } from '../events/subscription.js';
+import { heldSubscription, type AdmitContext, type Admission, type Binding, type EventPackage, type HeldSubscription, type NotifyContent } from '../events/subscription.js';
 import type { WatcherRecord, WatcherRegistry } from './watchers.js';
 
 function acceptsWatcherinfo(accept: string | undefined): boolean {
@@ -30,29 +30,33 @@ export class WinfoPackage implements EventPackage {
     if (!this.isLocal(ctx.resource)) return { ok: false, status: 404, reason: 'Not Found' };
     if (ctx.watcher !== ctx.resource) return { ok: false, status: 403, reason: 'Forbidden' };
     if (ctx.request && !acceptsWatcherinfo(header(ctx.request, 'accept'))) return { ok: false, status: 406, reason: 'Not Acceptable', headers: [['Accept', CT.WATCHERINFO]] };
+    return { ok: true, contentType: CT.WATCHERINFO, binding: this.bind(heldSubscription(ctx)) };
+  }
+
+  /**
+   * The binding keeps the subscription only (not the AdmitContext and its SUBSCRIBE: the closures
+   * below are made here, where the request is not in scope).
+   */
+  private bind(sub: HeldSubscription): Binding {
     let full = true;
     const changed = new Map<string, WatcherRecord>();
-    const unfollow = this.watchers.follow(ctx.resource, (recs) => {
+    const unfollow = this.watchers.follow(sub.resource, (recs) => {
       for (const r of recs) changed.set(r.id, r);
-      ctx.changed();
+      sub.changed();
     });
     return {
-      ok: true,
-      contentType: CT.WATCHERINFO,
-      binding: {
-        content: (): NotifyContent => {
-          const recs = full ? this.watchers.list(ctx.resource) : [...changed.values()];
-          const state = full ? 'full' : 'partial';
-          full = false;
-          changed.clear();
-          const body = renderWatcherinfo(ctx.nextVersion(), state, [{ resource: ctx.resource, package: 'presence', watchers: recs.map(entry) }]);
-          return { state: 'active', body, contentType: CT.WATCHERINFO, tag: undefined };
-        },
-        refreshed: () => {
-          full = true;
-        },
-        close: () => unfollow(),
+      content: (): NotifyContent => {
+        const recs = full ? this.watchers.list(sub.resource) : [...changed.values()];
+        const state = full ? 'full' : 'partial';
+        full = false;
+        changed.clear();
+        const body = renderWatcherinfo(sub.nextVersion(), state, [{ resource: sub.resource, package: 'presence', watchers: recs.map(entry) }]);
+        return { state: 'active', body, contentType: CT.WATCHERINFO, tag: undefined };
       },
+      refreshed: () => {
+        full = true;
+      },
+      close: () => unfollow(),
     };
   }
 }

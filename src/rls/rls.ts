@@ -12,7 +12,7 @@ import { newBoundary, renderMultipart, type BodyPart } from '../formats/multipar
 import { renderRlmiOf, renderRlmiResource, type InstanceState, type RlmiInstance } from '../formats/rlmi.js';
 import type { FlatMember } from '../formats/resource-lists.js';
 import { NoProviderError, type Hub } from '../hub/hub.js';
-import type { PresenceSnapshot, SnapshotListener, Watch } from '../hub/types.js';
+import type { PresenceSnapshot, SnapshotListener, Watched } from '../hub/types.js';
 import { renderView, type ActiveView, type WatcherView, type WatcherViews } from '../policy/view.js';
 import { watcherId } from '../presence/watchers.js';
 import { header } from '../sip/message.js';
@@ -47,7 +47,8 @@ export interface ListSubscriptionView {
  * list): a change of the member's state marks it in its list.
  */
 class Member implements SnapshotListener {
-  watch: Watch | undefined = undefined;
+  /** The member's resource as the hub holds it (this member is one of its listeners). */
+  watched: Watched | undefined = undefined;
   /** What this list's watcher may see of the member (and how winfo shows the watcher to it). */
   view: WatcherView | undefined = undefined;
   /** Fixed state for members without a watch (no provider, refused, removed from the list). */
@@ -293,7 +294,7 @@ class ListBinding implements Binding {
         member.view = views.open(m.uri, this.ctx.watcher, watcherId(`${this.ctx.key}|${m.uri}`));
         member.view.arrive();
         try {
-          member.watch = hub.watch(m.uri, member, this.ctx.watcher);
+          member.watched = hub.join(m.uri, member, this.ctx.watcher);
         } catch (e) {
           if (!(e instanceof NoProviderError)) throw e;
           member.view.leave('noresource');
@@ -308,8 +309,8 @@ class ListBinding implements Binding {
     for (const [uri, old] of this.members) {
       if (next.has(uri)) continue;
       // Removed from the list: shown terminated once (RFC 4662 §5.2), then gone from later full states.
-      old.watch?.stop();
-      old.watch = undefined;
+      old.watched?.leave(old);
+      old.watched = undefined;
       old.view?.leave('deactivated');
       old.view = undefined;
       old.fixed = 'terminated';
@@ -383,7 +384,7 @@ class ListBinding implements Binding {
 
   private see(m: Member): MemberView {
     if (m.fixed) return this.bodiless(m, m.fixed, m.reason);
-    const snap = m.watch?.current();
+    const snap = m.watched?.current();
     if (!snap) return this.bodiless(m, 'unknown');
     const v = (m.view as WatcherView).see(snap);
     if (v.state === 'pending') return this.bodiless(m, 'pending');
@@ -578,7 +579,7 @@ class ListBinding implements Binding {
     if (this.timer) clearTimeout(this.timer);
     if (this.heartbeat) clearTimeout(this.heartbeat);
     for (const m of this.members.values()) {
-      m.watch?.stop();
+      m.watched?.leave(m);
       // undefined: shutdown, the subscription lives on in the store (and in watcher info).
       if (reason !== undefined) m.view?.leave(reason);
     }

@@ -1,11 +1,9 @@
-// The held subscription's dialog accessors (src/events/live.ts): the fixed lines a NOTIFY repeats are the
-// bytes the codec writes for the same dialog, and the durable record round-trips unchanged.
+// The held subscription's flat record (src/events/live.ts): the durable record round-trips unchanged, the
+// rarely set fields and the process-relative times included.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LiveSubscription, type Pools } from '../../src/events/live.js';
 import type { SubscriptionRecord } from '../../src/events/subscription.js';
-import { inDialogTarget } from '../../src/sip/dialog.js';
-import { requestFixedLines } from '../../src/sip/codec.js';
 import { Interner, StringPool } from '../../src/util/intern.js';
 
 function record(routeSet: string[]): SubscriptionRecord {
@@ -35,38 +33,30 @@ function record(routeSet: string[]): SubscriptionRecord {
 
 const pools = (): Pools => ({ strings: new StringPool(), flows: new Interner() });
 
-describe('LiveSubscription dialog lines', () => {
-  for (const [name, routes] of [
-    ['no route set', []],
-    ['loose routers', ['<sip:p1.example.test;lr>', '<sip:p2.example.test;lr>']],
-    ['a strict router first', ['<sip:p1.example.test>', '<sip:p2.example.test;lr>']],
-  ] as const) {
-    it(`are the codec's From/To/Call-ID/Route lines (${name})`, () => {
-      const rec = record([...routes]);
-      const sub = new LiveSubscription(rec, pools(), () => undefined);
-      const { uri, route } = inDialogTarget(rec);
-      const codec = requestFixedLines({
-        maxForwards: 70,
-        route,
-        from: { display: undefined, uri: rec.localUri, params: { tag: rec.localTag } },
-        to: { display: undefined, uri: rec.remoteUri, params: { tag: rec.remoteTag } },
-        callId: rec.callId,
-      });
-      assert.equal(`Max-Forwards: 70\r\n${sub.dialogLines}`, codec);
-      assert.equal(sub.requestUri, uri);
-      assert.deepEqual([...sub.nextHopRoute], route);
-    });
-  }
-
-  it('follow a target refresh', () => {
-    const sub = new LiveSubscription(record(['<sip:p1.example.test>']), pools(), () => undefined);
-    sub.remoteTarget = 'sip:bob@198.51.100.9:5070';
-    assert.equal(sub.nextHopRoute.at(-1), '<sip:bob@198.51.100.9:5070>');
-  });
-
-  it('leave the durable record as it was', () => {
+describe('LiveSubscription', () => {
+  it('writes the durable record as it was given', () => {
     const rec = record(['<sip:p1.example.test;lr>']);
     const sub = new LiveSubscription(rec, pools(), () => undefined);
     assert.deepEqual(JSON.parse(JSON.stringify(sub)), JSON.parse(JSON.stringify(rec)));
+  });
+
+  it('keeps the fields most subscriptions never set, and writes them', () => {
+    const rec = { ...record([]), eventSpelling: 'Presence', eventId: 'x1', version: 3, versions: { 'sip:l@example.test': 2 } };
+    const sub = new LiveSubscription(rec, pools(), () => undefined);
+    assert.equal(sub.nextVersion(), 3);
+    assert.equal(sub.nextVersion('sip:l@example.test'), 2);
+    assert.deepEqual(JSON.parse(JSON.stringify(sub)), JSON.parse(JSON.stringify({ ...rec, version: 4, versions: { 'sip:l@example.test': 3 } })));
+    assert.equal(sub.terminating, undefined);
+    sub.terminating = 'timeout';
+    assert.equal(sub.terminating, 'timeout');
+  });
+
+  it('keeps process-relative times exact', () => {
+    const rec = record([]);
+    const sub = new LiveSubscription(rec, pools(), () => undefined);
+    assert.equal(sub.expiresAt, rec.expiresAt);
+    const at = Date.now() + 1234;
+    sub.sentAt = at;
+    assert.equal(sub.sentAt, at);
   });
 });
