@@ -2,7 +2,7 @@
 //
 //   node dist/bench/run.js [--runs N] [--only herald|kamailio] [--no-pin] [--quick] [--prof] [--no-rls] [--no-standards] [--no-cluster] [--no-overload]
 //                          [--herald-store sqlite|memory] [--kamailio-children N] [--kamailio-maxbuffer BYTES]
-//                          [--realistic] [--held N]
+//                          [--realistic] [--realistic-only] [--held N]
 //
 // The load of issue 9, both servers started fresh (own process, own temp dir, free loopback UDP port)
 // and measured alternately in the same run: Herald, Kamailio, Herald, Kamailio… --runs N repeats the
@@ -65,6 +65,8 @@ interface Options {
   quick: boolean;
   prof: boolean;
   realistic: boolean;
+  /** --realistic-only: the realistic load alone (no fan-out or held phases). */
+  realisticOnly: boolean;
   kamailioChildren: number;
   heraldStore: 'sqlite' | 'memory';
   /** Kamailio's maxbuffer (UDP receive buffer probing limit), bytes; undefined: its default. */
@@ -74,7 +76,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 1, only: undefined, pin: true, quick: false, prof: false, realistic: false, kamailioChildren: 4, heraldStore: 'sqlite', kamailioMaxBuffer: undefined, held: undefined };
+  const o: Options = { runs: 1, only: undefined, pin: true, quick: false, prof: false, realistic: false, realisticOnly: false, kamailioChildren: 4, heraldStore: 'sqlite', kamailioMaxBuffer: undefined, held: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--runs') o.runs = Math.max(1, Math.min(5, Number(argv[++i]) || 1));
@@ -86,6 +88,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--quick') o.quick = true;
     else if (a === '--prof') o.prof = true;
     else if (a === '--realistic') o.realistic = true;
+    else if (a === '--realistic-only') o.realistic = o.realisticOnly = true;
     else if (a === '--kamailio-children') o.kamailioChildren = Math.max(1, Math.min(16, Number(argv[++i]) || 4));
     else if (a === '--kamailio-maxbuffer') o.kamailioMaxBuffer = Math.max(65536, Math.min(64 * 2 ** 20, Number(argv[++i]) || 262144));
     else if (a === '--herald-store') {
@@ -513,12 +516,12 @@ async function main(): Promise<void> {
     const one = { herald: {}, kamailio: {} } as Record<Name, Record<string, number>>;
     // Alternately, each on a fresh server: fan-out (Herald sets the paced rate), then held subscriptions.
     let paced: number | undefined;
-    for (const name of names) {
+    for (const name of o.realisticOnly ? [] : names) {
       log(`round ${i + 1}/${o.runs}: ${name}, fan-out`);
       const closed = await fanOut(name, o, plan, one[name], paced, log);
       if (name === 'herald' && closed) paced = closed / 2;
     }
-    for (const name of names) {
+    for (const name of o.realisticOnly ? [] : names) {
       log(`round ${i + 1}/${o.runs}: ${name}, held subscriptions`);
       await held(name, o, plan, one[name], log);
     }
