@@ -1,7 +1,7 @@
 // The SIP stack Herald's core talks to: typed requests in, typed responses out, transactions and
 // transports hidden. One place for the untyped `sip` package (through codec.ts) and its work-arounds.
 import type { Logger } from 'pino';
-import { RequestTemplate, decode, encodeRawResponse, encodeRequest, encodeResponse, peekResponse, requestFixedLines, type ResponseSpec } from './codec.js';
+import { RequestTemplate, decode, encodeRawResponse, encodeRequest, encodeResponse, peekResponse, requestFixedLines, type ResponseKey, type ResponseSpec } from './codec.js';
 import type { Flow, OutgoingRequest, Protocol, SipRequest, SipResponse, Via } from './message.js';
 import { SipResolver, type ResolverOptions } from './resolver.js';
 import { ClientTransactions, ServerTransactions, branchOf, newTransactionId, serverKey, transactionIdOf } from './transaction.js';
@@ -183,27 +183,40 @@ export class SipStack {
    * A whole UDP datagram, before framing (Transports' QuickResponse): a status-only transaction's
    * answer is matched here without the InboundMessage and its flow. Only when framing would take it
    * as it is: a Content-Length, if any, that the datagram's body bytes cover (else the framing's
-   * 400-or-drop applies, as before).
+   * 400-or-drop applies, as before). The Content-Length is read only once the datagram is known to be
+   * such an answer: every other datagram (a SUBSCRIBE begins with 'S' too) costs the peek alone.
    */
   private quickResponse(data: Buffer, end: number): boolean {
-    if (this.statusClients.size === 0) return false;
+    const match = this.statusOnlyMatch(data, end);
+    if (match === undefined) return false;
     const declared = contentLength(data, end);
     if (declared !== undefined && !(declared <= data.length - end - 4)) return false;
-    return this.statusOnly(data, end, 'UDP');
+    this.endStatusOnly(match, 'UDP');
+    return true;
   }
 
   /** Ends a status-only transaction with the response in head[0, to), if it is one's: true when it was. */
   private statusOnly(head: Buffer, to: number, protocol: Protocol): boolean {
-    if (this.statusClients.size === 0) return false;
+    const match = this.statusOnlyMatch(head, to);
+    if (match === undefined) return false;
+    this.endStatusOnly(match, protocol);
+    return true;
+  }
+
+  /** The response in head[0, to) read on three fields, if it answers an open status-only transaction. */
+  private statusOnlyMatch(head: Buffer, to: number): { key: number; peek: ResponseKey } | undefined {
+    if (this.statusClients.size === 0) return undefined;
     const peek = peekResponse(head, to);
-    if (!peek) return false;
+    if (!peek) return undefined;
     const key = transactionIdOf(peek.branch);
-    if (!this.statusClients.has(key, peek.method)) return false;
+    return this.statusClients.has(key, peek.method) ? { key, peek } : undefined;
+  }
+
+  private endStatusOnly({ key, peek }: { key: number; peek: ResponseKey }, protocol: Protocol): void {
     this.counters.responsesIn++;
     this.observer?.message('in', 'response', peek.method, peek.status, protocol);
     if (peek.status < 200) this.statusClients.provisional(key);
     else this.statusClients.finish(key, peek.status);
-    return true;
   }
 
   private request(rq: SipRequest): void {

@@ -256,7 +256,8 @@ export class Transports {
     const socket = dgram.createSocket({ type: net.isIPv6(l.address) ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024, lookup: literalLookup });
     let localPort = 0;
     socket.on('message', (data, rinfo) => {
-      if (this.quick !== undefined && data[0] === 0x53 && data.length <= this.opts.maxMessageBytes && !this.tracing()) {
+      // "SI…": only a response ("SIP/2.0 …") can be quick; a SUBSCRIBE ("SU…") is not searched twice.
+      if (this.quick !== undefined && data[0] === 0x53 && data[1] === 0x49 && data.length <= this.opts.maxMessageBytes && !this.tracing()) {
         const end = data.indexOf(HEADER_END);
         if (end > 0 && this.quick(data, end)) return;
       }
