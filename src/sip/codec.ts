@@ -291,12 +291,11 @@ function bodyPart(body: string | undefined): { bytes: Buffer | undefined; length
   return { bytes, length: bytes.length };
 }
 
-function finish(lines: string[], body: string | undefined, contentType: string | undefined): Buffer {
+/** A message from its head so far (lines, each CRLF-ended) and its body: Content-Type/Length, the blank line, the body. */
+function finish(head: string, body: string | undefined, contentType: string | undefined): Buffer {
   const b = bodyPart(body);
-  if (b.bytes && contentType) lines.push(`Content-Type: ${contentType}`);
-  lines.push(`Content-Length: ${b.length}`, '', '');
-  const head = Buffer.from(lines.join('\r\n'), 'utf8');
-  return b.bytes ? Buffer.concat([head, b.bytes]) : head;
+  const h = Buffer.from(`${head}${b.bytes && contentType ? `Content-Type: ${contentType}\r\n` : ''}Content-Length: ${b.length}\r\n\r\n`, 'utf8');
+  return b.bytes ? Buffer.concat([h, b.bytes]) : h;
 }
 
 export interface ResponseSpec {
@@ -327,21 +326,20 @@ export function encodeResponse(rq: SipRequest, spec: ResponseSpec): Buffer {
   for (const v of rq.via) head += `Via: ${formatVia(v)}\r\n`;
   head += `From: ${formatNameAddr(rq.from)}\r\nTo: ${formatNameAddr(to)}\r\nCall-ID: ${rq.callId}\r\nCSeq: ${rq.cseq.seq} ${rq.cseq.method}\r\n`;
   for (const [n, v] of spec.headers ?? []) head += `${n}: ${v}\r\n`;
-  if (!spec.body) return Buffer.from(`${head}Content-Length: 0\r\n\r\n`, 'utf8');
-  return finish([head.slice(0, -2)], spec.body, spec.contentType);
+  return finish(head, spec.body, spec.contentType);
 }
 
 /** A stateless answer to a message the codec could read only in part (a 400 for a missing header). */
 export function encodeRawResponse(raw: RawMessage, status: number, reason: string, headers: HeaderList = []): Buffer {
   const h = raw.headers;
-  const lines = [`SIP/2.0 ${status} ${reason}`];
-  for (const v of h.via ?? []) lines.push(`Via: ${formatVia({ protocol: v.protocol, host: v.host, port: v.port, params: v.params })}`);
-  if (h.from) lines.push(`From: ${formatNameAddr(nameAddr(h.from))}`);
-  if (h.to) lines.push(`To: ${formatNameAddr(responseTo(nameAddr(h.to), status, undefined))}`);
-  if (h['call-id']) lines.push(`Call-ID: ${String(h['call-id'])}`);
-  if (h.cseq && typeof h.cseq === 'object') lines.push(`CSeq: ${h.cseq.seq} ${h.cseq.method}`);
-  for (const [n, v] of headers) lines.push(`${n}: ${v}`);
-  return finish(lines, undefined, undefined);
+  let head = `SIP/2.0 ${status} ${reason}\r\n`;
+  for (const v of h.via ?? []) head += `Via: ${formatVia({ protocol: v.protocol, host: v.host, port: v.port, params: v.params })}\r\n`;
+  if (h.from) head += `From: ${formatNameAddr(nameAddr(h.from))}\r\n`;
+  if (h.to) head += `To: ${formatNameAddr(responseTo(nameAddr(h.to), status, undefined))}\r\n`;
+  if (h['call-id']) head += `Call-ID: ${String(h['call-id'])}\r\n`;
+  if (h.cseq && typeof h.cseq === 'object') head += `CSeq: ${h.cseq.seq} ${h.cseq.method}\r\n`;
+  for (const [n, v] of headers) head += `${n}: ${v}\r\n`;
+  return finish(head, undefined, undefined);
 }
 
 export interface RequestSpec {
