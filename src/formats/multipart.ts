@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { CT, mediaType } from './content-types.js';
 import { toReasonPhrase } from './xml.js';
+import { BoundedMemo } from '../util/memo.js';
 
 export interface BodyPart {
   /** Full header value, parameters included, e.g. `application/pidf+xml;charset="UTF-8"`. */
@@ -114,19 +115,13 @@ export function newContentId(domain: string): string {
 const RESERVED_HEADERS: ReadonlySet<string> = new Set(['content-type', 'content-id', 'content-transfer-encoding']);
 
 /**
- * Part Content-Types already found valid: a list NOTIFY has a part per member, all of one or two
- * types, and parsing each again showed in the profile. Bounded: cleared when full.
+ * Whether a part's Content-Type is valid, known once per type: a list NOTIFY has a part per member,
+ * all of one or two types, and parsing each again showed in the profile.
  */
-const validTypes = new Set<string>();
+const validType = new BoundedMemo((ct: string): boolean => !/[\r\n]/.test(ct) && mediaType(ct) !== undefined, 64);
 
 function checkPart(p: BodyPart, index: number): void {
-  if (!validTypes.has(p.contentType)) {
-    if (/[\r\n]/.test(p.contentType) || mediaType(p.contentType) === undefined) {
-      throw new MultipartError(`part ${index + 1}: invalid Content-Type`);
-    }
-    if (validTypes.size >= 64) validTypes.clear();
-    validTypes.add(p.contentType);
-  }
+  if (!validType.get(p.contentType)) throw new MultipartError(`part ${index + 1}: invalid Content-Type`);
   if (p.contentId !== undefined && !CONTENT_ID.test(p.contentId)) {
     throw new MultipartError(`part ${index + 1}: invalid Content-ID`);
   }
