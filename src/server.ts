@@ -39,6 +39,7 @@ import { AdminServer } from './admin/server.js';
 import { AdminAuth, ensureToken } from './admin/auth.js';
 import { bindError, checkEnvironment, listenKeyOf } from './config/check.js';
 import { VERSION } from './version.js';
+import { FreeMemoryReturner, glibcAllocator } from './util/free-memory.js';
 import { ResourceListServer } from './rls/rls.js';
 import { MessageRelay } from './im/relay.js';
 import type { ImSender } from './im/types.js';
@@ -437,10 +438,15 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       throw bindError('admin.listen', config.admin.listen, e);
     }
   }
+  const freeMemory = await freeMemoryReturner(config.limits.max_free_heap_bytes, log);
   const sweeper = setInterval(() => {
     const now = Date.now();
     pa.sweep(now);
     n.sweep(now);
+    if (now % 10_000 < 1000) {
+      const trimmed = freeMemory?.check();
+      if (trimmed) log.debug(trimmed, 'free C heap pages given back to the system (malloc_trim)');
+    }
     if (now % 60_000 < 1000) {
       replay.sweep(now);
       watchers.sweep(now);
@@ -498,4 +504,13 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       await cluster?.close();
     },
   };
+}
+
+/** The free-memory returner for limits.max_free_heap_bytes, if it is on and glibc can be reached. */
+async function freeMemoryReturner(maxFreeBytes: number, log: Logger): Promise<FreeMemoryReturner | undefined> {
+  if (maxFreeBytes <= 0) return undefined;
+  const allocator = await glibcAllocator();
+  if (typeof allocator !== 'string') return new FreeMemoryReturner(allocator, maxFreeBytes);
+  log.info(`limits.max_free_heap_bytes: free C heap memory is not given back to the system: ${allocator}`);
+  return undefined;
 }

@@ -125,6 +125,7 @@ export const ConfigSchema = z
         connection_idle_timeout: z.number().int().min(1).max(86400).default(900),
         max_retained_response_bytes: z.number().int().min(0).max(16 * 1024 * 1024).default(16384),
         max_retained_bytes: z.number().int().min(0).max(4 * 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+        max_free_heap_bytes: z.number().int().min(0).max(1024 * 1024 * 1024 * 1024).default(8 * 1024 * 1024),
       })
       .strict()
       .prefault({}),
