@@ -664,10 +664,12 @@ export class Subscriber {
     if (sub.timer) clearTimeout(sub.timer);
     if (this.stopped) return;
     const left = Math.max(0, sub.rec.expiresAt - Date.now());
+    const delay = Math.floor(left * this.opts.refreshFraction);
+    this.log.debug({ id: sub.rec.spec.id, refreshInMs: delay, expiresInMs: left }, 'upstream subscription refresh scheduled');
     sub.timer = setTimeout(() => {
       sub.timer = undefined;
       void this.refresh(sub);
-    }, Math.floor(left * this.opts.refreshFraction));
+    }, delay);
     sub.timer.unref?.();
   }
 
@@ -750,6 +752,7 @@ export class Subscriber {
     sub.doing = undefined;
     void this.persist(sub);
     if (sub.timer) clearTimeout(sub.timer);
+    this.log.debug({ id: sub.rec.spec.id, subscribeInMs: delay, attempt: sub.attempt }, 'new upstream subscription scheduled');
     sub.timer = setTimeout(() => {
       sub.timer = undefined;
       void this.startNew(sub);

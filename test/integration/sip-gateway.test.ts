@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import sip from 'sip';
 import { Hub } from '../../src/hub/hub.js';
 import type { PresenceSnapshot } from '../../src/hub/types.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger, type Logger } from '../../src/log.js';
 import { SipStack } from '../../src/sip/stack.js';
 import { Store } from '../../src/store/store.js';
 import type { SubscriptionLease } from '../../src/events/subscriber.js';
@@ -18,6 +18,7 @@ import { tempDir } from '../support/herald.js';
 import { BOB, ScriptedUpstream, pidf } from '../support/upstream.js';
 import { haveDnsmasq, TestDns } from '../support/dns.js';
 import { freePort } from '../support/process.js';
+import { capturedLog } from '../support/log-lines.js';
 
 const rnd = (): string => randomBytes(6).toString('hex');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -33,7 +34,7 @@ interface Rig {
 
 const rigs: Rig[] = [];
 
-async function rig(opts: { up?: ScriptedUpstream; store?: string; trusts?: boolean; policy?: 'any' | 'peers'; username?: string; restore?: boolean; extra?: Record<string, unknown>; dns?: string; lease?: SubscriptionLease } = {}): Promise<Rig> {
+async function rig(opts: { up?: ScriptedUpstream; store?: string; trusts?: boolean; policy?: 'any' | 'peers'; username?: string; restore?: boolean; extra?: Record<string, unknown>; dns?: string; lease?: SubscriptionLease; log?: Logger } = {}): Promise<Rig> {
   const up = opts.up ?? (await ScriptedUpstream.start());
   // With a DNS server the next hop is found by RFC 3263 (no outbound proxy).
   const stack = new SipStack({ listen: [{ transport: 'udp', address: '127.0.0.1', port: 0 }], maxMessageBytes: 65535, log: silentLogger, ...(opts.dns ? { dns: { servers: [opts.dns] } } : {}) });
@@ -47,7 +48,7 @@ async function rig(opts: { up?: ScriptedUpstream; store?: string; trusts?: boole
     max_retry: 0.8,
     ...(opts.extra ?? {}),
   });
-  const gw = createSipGateway({ stack, store, log: silentLogger, localDomains: ['example.test'], config, ...(opts.lease ? { lease: opts.lease } : {}) });
+  const gw = createSipGateway({ stack, store, log: opts.log ?? silentLogger, localDomains: ['example.test'], config, ...(opts.lease ? { lease: opts.lease } : {}) });
   stack.onRequest = (tx) => {
     if (!gw.handleNotify(tx)) tx.respond({ status: 405, reason: 'Method Not Allowed' });
   };
@@ -73,6 +74,13 @@ async function rig(opts: { up?: ScriptedUpstream; store?: string; trusts?: boole
   return r;
 }
 
+/** The delays the subscriber scheduled (its debug log): what it decided, not when the timers fired. */
+function scheduled(lines: Record<string, unknown>[], msg: typeof REFRESH | typeof RESUBSCRIBE): Record<string, number>[] {
+  return lines.filter((l) => l['msg'] === msg) as Record<string, number>[];
+}
+const REFRESH = 'upstream subscription refresh scheduled';
+const RESUBSCRIBE = 'new upstream subscription scheduled';
+
 /** Watches a resource through the hub; `states` collects every snapshot. */
 const watch = (r: Rig, resource: string, watcher = 'sip:alice@example.test') => watchHub(r.hub, resource, watcher);
 
@@ -87,7 +95,8 @@ afterEach(async () => {
 
 describe('SIP gateway: upstream subscription dialogs (RFC 6665, RFC 3856)', () => {
   test('subscribes with the watcher as From, delivers the PIDF, refreshes in-dialog, unsubscribes when the last watcher leaves', async () => {
-    const r = await rig();
+    const c = capturedLog('debug');
+    const r = await rig({ log: c.log });
     r.up.script = (_q, n) => (n === 0 ? { status: 200, expires: 2 } : { status: 200, expires: 2, notify: false });
     const a = watch(r, BOB, 'sip:alice@example.test');
     const first = await r.up.next();
@@ -108,7 +117,14 @@ describe('SIP gateway: upstream subscription dialogs (RFC 6665, RFC 3856)', () =
     assert.equal(refresh.fromTag, first.fromTag);
     assert.ok(refresh.cseq > first.cseq);
     const elapsed = refresh.at - first.at;
-    assert.ok(elapsed >= 1300 && elapsed <= 2000, `refresh after ${elapsed} ms (granted 2 s, fraction 0.8)`);
+    assert.ok(elapsed >= 1300, `refresh after ${elapsed} ms: not before 0.8 of the granted 2 s`);
+    // Each refresh is set for 0.8 of the granted time left (RFC 6665 §4.1.2.2: before it runs out).
+    const plans = scheduled(c.lines, REFRESH);
+    assert.ok(plans.length >= 1, 'a refresh was scheduled');
+    for (const p of plans) {
+      assert.ok(p['expiresInMs']! > 0 && p['expiresInMs']! <= 2000, `granted 2 s, ${p['expiresInMs']} ms left`);
+      assert.equal(p['refreshInMs'], Math.floor(p['expiresInMs']! * 0.8));
+    }
 
     // A change upstream reaches the watcher.
     const st = await r.up.notify(first.callId, 'active;expires=2', pidf(BOB, 'changed'));
@@ -227,43 +243,53 @@ describe('SIP gateway: upstream subscription dialogs (RFC 6665, RFC 3856)', () =
   });
 
   test('481 to a refresh: a new subscription (new Call-ID) at once', async () => {
-    const r = await rig();
+    const c = capturedLog('debug');
+    const r = await rig({ log: c.log });
     r.up.script = (q, n) => (n === 0 ? { status: 200, expires: 1 } : q.toTag ? { status: 481, reason: 'Subscription Does Not Exist' } : { status: 200 });
     const a = watch(r, BOB);
     const first = await r.up.next();
     await a.until((x) => x.document !== undefined);
-    const fresh = await r.up.next((q) => q.toTag === undefined && q.callId !== first.callId, 4000);
-    assert.ok(fresh.at - first.at < 1500, 'the 481 is followed by a new SUBSCRIBE straight away');
+    await r.up.next((q) => q.toTag === undefined && q.callId !== first.callId, 4000);
+    assert.deepEqual(
+      scheduled(c.lines, RESUBSCRIBE).map((p) => p['subscribeInMs']),
+      [0],
+      'the 481 is followed by a new SUBSCRIBE straight away',
+    );
     await sleep(200);
     assert.equal(r.gw.stats().established, 1);
   });
 
   test('503: new subscriptions with exponential backoff (bounded by max_retry)', async () => {
-    const r = await rig();
+    const c = capturedLog('debug');
+    const r = await rig({ log: c.log });
     r.up.script = (_q, n) => (n < 5 ? { status: 503, reason: 'Service Unavailable' } : { status: 200 });
     const a = watch(r, BOB);
     await a.until((x) => x.document !== undefined, 8000);
+    // min 100 ms doubling, capped at 800, each with up to 10% jitter: 100, 200, 400, 800, 800.
+    const delays = scheduled(c.lines, RESUBSCRIBE).map((p) => p['subscribeInMs']!);
+    const bases = [100, 200, 400, 800, 800];
+    assert.equal(delays.length, bases.length, `one backoff per 503: ${delays.join(', ')}`);
+    delays.forEach((d, i) => assert.ok(d >= bases[i]! && d <= Math.round(bases[i]! * 1.1), `backoff ${i + 1}: ${d} ms (base ${bases[i]})`));
     const gaps = r.up.subscribes.slice(1, 6).map((q, i) => q.at - r.up.subscribes[i]!.at);
-    // min 100 ms doubling: ~100, 200, 400, 800 (cap 800), 800.
-    assert.ok(gaps[0]! >= 90 && gaps[0]! < 400, `first gap ${gaps[0]}`);
-    assert.ok(gaps[2]! > gaps[0]! * 2, `gaps grow: ${gaps.join(', ')}`);
-    assert.ok(gaps[4]! <= 800 * 1.1 + 150, `gaps capped: ${gaps.join(', ')}`);
+    gaps.forEach((g, i) => assert.ok(g >= bases[i]! - 5, `no SUBSCRIBE before its backoff: ${gaps.join(', ')}`));
     assert.ok(new Set(r.up.subscribes.slice(0, 6).map((q) => q.callId)).size === 6, 'each retry is a new subscription');
   });
 
   test('NOTIFY terminated;reason=deactivated: re-subscribes; probation honours retry-after; rejected gives up', async () => {
-    const r = await rig();
+    const c = capturedLog('debug');
+    const r = await rig({ log: c.log });
     const a = watch(r, BOB);
     const first = await r.up.next();
     await a.until((x) => x.document !== undefined);
     assert.equal(await r.up.notify(first.callId, 'terminated;reason=deactivated'), 200);
     const second = await r.up.next((q) => q.callId !== first.callId, 2000);
-    assert.ok(second.at - Date.now() < 1000);
+    assert.deepEqual(scheduled(c.lines, RESUBSCRIBE).map((p) => p['subscribeInMs']), [0], 'deactivated: re-subscribed at once (RFC 6665 §4.1.3)');
     await sleep(150);
     const t0 = Date.now();
     assert.equal(await r.up.notify(second.callId, 'terminated;reason=probation;retry-after=1'), 200);
     const third = await r.up.next((q) => q.callId !== first.callId && q.callId !== second.callId, 3000);
     assert.ok(third.at - t0 >= 950, `probation waited ${third.at - t0} ms (retry-after=1)`);
+    assert.equal(scheduled(c.lines, RESUBSCRIBE)[1]?.['subscribeInMs'], 1000, 'probation: after its retry-after');
     await sleep(150);
     assert.equal(await r.up.notify(third.callId, 'terminated;reason=rejected'), 200);
     const s = await a.until((x) => x.upstream?.state === 'terminated');

@@ -24,8 +24,11 @@ export function authFailure(log: pino.Logger, src: string, aor: string, reason: 
   log.warn({ src, aor, reason }, `auth failure: src=${src} aor=${aor} reason=${reason}`);
 }
 
-/** A pino logger at info whose lines (parsed) a test reads as they are written. */
-export function capturedLog(): { log: pino.Logger; lines: Record<string, unknown>[] } {
+/**
+ * A pino logger (at info unless told) whose lines (parsed) a test reads as they are written: what the
+ * code decided (a warning, a delay it scheduled) is asserted on, not when things happened.
+ */
+export function capturedLog(level: pino.Level = 'info'): { log: pino.Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _e, cb) {
@@ -33,5 +36,5 @@ export function capturedLog(): { log: pino.Logger; lines: Record<string, unknown
       cb();
     },
   });
-  return { log: pino({ level: 'info' }, sink), lines };
+  return { log: pino({ level }, sink), lines };
 }
