@@ -50,7 +50,7 @@ export class ScriptedUpstream {
   /** The PIDF note of the automatic NOTIFY after a 2xx. */
   note = 'hello';
   private readonly branches = new Map<string, string | undefined>();
-  private pending = new Map<string, (status: number) => void>();
+  private pending = new Map<string, (status: number | undefined) => void>();
   private constructor(private readonly socket: dgram.Socket, readonly port: number) {}
 
   static async start(): Promise<ScriptedUpstream> {
@@ -65,6 +65,7 @@ export class ScriptedUpstream {
   }
 
   close(): void {
+    for (const finish of [...this.pending.values()]) finish(undefined);
     this.socket.close();
   }
 
@@ -157,7 +158,11 @@ export class ScriptedUpstream {
     }
   }
 
-  /** Sends a NOTIFY in a dialog; resolves with the answer's status (undefined: none within 2 s). */
+  /**
+   * Sends a NOTIFY in a dialog; resolves with the answer's status (undefined: none by Timer F, 32 s).
+   * Resent as RFC 3261 §17.1.2.2 says for UDP (T1 = 500 ms, doubling up to T2 = 4 s) until answered:
+   * on a loaded machine a datagram can be lost, and a NOTIFY sent once left the watcher with nothing.
+   */
   notify(callId: string, subState: string, body?: string, opts: { toTag?: string; cseq?: number; event?: string } = {}): Promise<number | undefined> {
     const d = this.dialogs.get(callId);
     if (!d) throw new Error(`no dialog ${callId}`);
@@ -180,17 +185,24 @@ export class ScriptedUpstream {
       '',
       '',
     ].join('\r\n');
+    const data = b ? lines + b.toString('utf8') : lines;
     return new Promise((resolve) => {
-      const t = setTimeout(() => {
+      let interval = 500;
+      let retransmit: NodeJS.Timeout | undefined;
+      const send = () => {
+        this.send(data, d.target.host, d.target.port);
+        retransmit = setTimeout(send, interval);
+        interval = Math.min(interval * 2, 4000);
+      };
+      const finish = (status: number | undefined) => {
+        clearTimeout(timerF);
+        clearTimeout(retransmit);
         this.pending.delete(branch);
-        resolve(undefined);
-      }, 2000);
-      this.pending.set(branch, (s) => {
-        clearTimeout(t);
-        this.pending.delete(branch);
-        resolve(s);
-      });
-      this.send(b ? lines + b.toString('utf8') : lines, d.target.host, d.target.port);
+        resolve(status);
+      };
+      const timerF = setTimeout(() => finish(undefined), 32_000);
+      this.pending.set(branch, finish);
+      send();
     });
   }
 
