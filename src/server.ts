@@ -215,7 +215,9 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       ['Accept', CT.PIDF],
       ['Supported', 'eventlist'],
     ]);
+  const freeMemory = await freeMemoryReturner(config.limits.max_free_heap_bytes, log);
   const metrics: HeraldMetrics = new HeraldMetrics({
+    freeMemoryReturned: () => freeMemory?.returnedBytes ?? 0,
     hub: () => hub.stats(),
     subscriptions: (): number => n.size,
     publications: () => pa.publicationCount,
@@ -438,7 +440,6 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
       throw bindError('admin.listen', config.admin.listen, e);
     }
   }
-  const freeMemory = await freeMemoryReturner(config.limits.max_free_heap_bytes, log);
   const sweeper = setInterval(() => {
     const now = Date.now();
     pa.sweep(now);

@@ -22,6 +22,8 @@ export interface MetricSources {
   counters: () => { requestsIn: number; retransmissionsAbsorbed: number; malformed: number; notifiesSent: number; shed: number };
   /** The IM relay's counts (RFC 3428), when messaging is on. */
   im?: () => ImCounters | undefined;
+  /** Bytes of free C heap given back to the system so far (limits.max_free_heap_bytes), if that is on. */
+  freeMemoryReturned?: () => number;
 }
 
 /** A PUBLISH arrival older than this is no longer taken as the cause of a NOTIFY. */
@@ -143,6 +145,7 @@ export class HeraldMetrics {
     counter('sip_retransmissions_absorbed_total', 'Retransmitted requests answered from the transaction.', () => sources.counters().retransmissionsAbsorbed);
     counter('sip_malformed_total', 'Malformed SIP messages refused or dropped.', () => sources.counters().malformed);
     counter('sip_shed_total', 'Requests answered 503 by overload control.', () => sources.counters().shed);
+    counter('free_memory_returned_bytes_total', 'Resident bytes of free C heap given back to the system after storms (malloc_trim).', () => sources.freeMemoryReturned?.() ?? 0);
     const im = (k: keyof ImCounters): (() => number) => () => sources.im?.()?.[k] ?? 0;
     counter('im_messages_total', 'MESSAGE requests received (SIP) or bridged in (XMPP).', im('received'));
     counter('im_delivered_total', 'Messages a recipient (or the next hop) answered 2xx.', im('delivered'));
