@@ -2,7 +2,7 @@
 // one of them is still notified on a change.
 //
 //   node dist/bench/held.js [--held N] [--presentities P] [--rate R] [--no-timer-j] [--no-pin]
-//                           [--store sqlite|memory] [--snapshot DIR] [--max-old-space MB] [--settle S]
+//                           [--store sqlite|memory] [--snapshot DIR] [--max-old-space MB] [--settle S] [--prof DIR]
 //   npm run bench -- --held N      (the same, after the alternating table)
 //
 // One fresh Herald (own process, own temp dir, free loopback UDP port, pinned to CPU 0 with the load
@@ -46,6 +46,8 @@ export interface HeldOptions {
   /** Where to write V8 heap snapshots (before, steady) for a look at what a subscription holds. */
   snapshotDir: string | undefined;
   maxOldSpaceMb: number | undefined;
+  /** Herald's V8 CPU profile written here (read with dist/bench/profile-top.js): where a SUBSCRIBE's CPU goes. */
+  profDir?: string | undefined;
   /**
    * Seconds left idle after each half's Timer J reading, then RSS/PSS read again without a forced GC:
    * what the process settles at on its own (V8's memory reducer compacts and returns pages when idle).
@@ -171,6 +173,7 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
       port,
       cpu: pin ? 0 : undefined,
       store: o.store,
+      ...(o.profDir ? { cpuProfDir: o.profDir } : {}),
       // One generator address holds them all: the per-source bounds (a defence, issue 16) lifted, and
       // overload control's delay bound raised so a full GC of a large heap does not shed SUBSCRIBEs.
       config: [
@@ -310,6 +313,7 @@ function parseArgs(argv: string[]): HeldOptions {
       o.store = v;
     } else if (a === '--snapshot') o.snapshotDir = argv[++i];
     else if (a === '--max-old-space') o.maxOldSpaceMb = num(256, 32_768);
+    else if (a === '--prof') o.profDir = argv[++i];
     else if (a === '--settle') o.settleS = num(0, 600);
     else throw new Error(`unknown option ${a}`);
   }
