@@ -224,7 +224,10 @@ export function startHerald(o: StartOptions): Server {
   const cfg = join(o.dir, 'herald.toml');
   writeFileSync(cfg, heraldConfig(o.dir, o.port, o.store, o.config));
   const probeFile = join(o.dir, 'heap-probe.json');
-  const nodeArgs = ['--expose-gc', ...(o.nodeArgs ?? []), '--import', pathToFileURL(HEAP_PROBE).href, ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
+  // $HERALD_BENCH_NODE_ARGS: extra node/V8 flags for every Herald a bench starts (space-separated), to
+  // try the runtime's knobs against the same load, e.g. HERALD_BENCH_NODE_ARGS=--compact-on-every-full-gc.
+  const extra = (process.env['HERALD_BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const nodeArgs = ['--expose-gc', ...extra, ...(o.nodeArgs ?? []), '--import', pathToFileURL(HEAP_PROBE).href, ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [])];
   const [cmd, args] = pinned(o.cpu, process.execPath, [...nodeArgs, HERALD_CLI, '--config', cfg]);
   const env = { ...process.env, HERALD_BENCH_PROBE: probeFile, ...(o.cpuProfDir ? { HERALD_BENCH_ALLOC_PROFILE: join(o.cpuProfDir, `Alloc.${Date.now()}.heapprofile`) } : {}) };
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });

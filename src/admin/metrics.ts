@@ -24,6 +24,8 @@ export interface MetricSources {
   im?: () => ImCounters | undefined;
   /** Bytes of free C heap given back to the system so far (limits.max_free_heap_bytes), if that is on. */
   freeMemoryReturned?: () => number;
+  /** Times V8 was asked to compact its old space after a storm (limits.max_free_heap_bytes). */
+  heapCompactions?: () => number;
 }
 
 /** A PUBLISH arrival older than this is no longer taken as the cause of a NOTIFY. */
@@ -146,6 +148,7 @@ export class HeraldMetrics {
     counter('sip_malformed_total', 'Malformed SIP messages refused or dropped.', () => sources.counters().malformed);
     counter('sip_shed_total', 'Requests answered 503 by overload control.', () => sources.counters().shed);
     counter('free_memory_returned_bytes_total', 'Resident bytes of free C heap given back to the system after storms (malloc_trim).', () => sources.freeMemoryReturned?.() ?? 0);
+    counter('heap_compactions_total', "Times V8 was asked to compact its old space at the next full GC (half-empty pages after a storm).", () => sources.heapCompactions?.() ?? 0);
     const im = (k: keyof ImCounters): (() => number) => () => sources.im?.()?.[k] ?? 0;
     counter('im_messages_total', 'MESSAGE requests received (SIP) or bridged in (XMPP).', im('received'));
     counter('im_delivered_total', 'Messages a recipient (or the next hop) answered 2xx.', im('delivered'));

@@ -217,6 +217,7 @@ describe('admin API', () => {
     assert.match(text, /^# TYPE herald_upstream_subscriptions gauge$/m, "by state; no series without the SIP gateway");
     assert.match(text, /^herald_list_subscriptions 1$/m);
     assert.match(text, /^herald_free_memory_returned_bytes_total \d+$/m, 'malloc_trim after storms (0 until one)');
+    assert.match(text, /^herald_heap_compactions_total \d+$/m, 'V8 old-space compactions asked for after storms');
     // The XCAP port keeps serving the same registry for scrapers configured before the admin listener.
     const old = await (await fetch(h.xcapUrl().replace(/\/xcap-root$/, '/metrics'))).text();
     assert.match(old, /^herald_hub_resources \d+$/m);
