@@ -97,7 +97,10 @@ export class PresencePackage implements EventPackage {
     try {
       binding.watched = this.hub.join(ctx.resource, binding, ctx.watcher);
     } catch (e) {
-      if (e instanceof NoProviderError) return { ok: false, status: 404, reason: 'Not Found' };
+      if (e instanceof NoProviderError) {
+        binding.detach();
+        return { ok: false, status: 404, reason: 'Not Found' };
+      }
       throw e;
     }
     return { ok: true, contentType: partial ? CT.PIDF_DIFF : contentType, binding };
@@ -125,7 +128,16 @@ class PresenceBinding extends WatcherView implements Binding, SnapshotListener {
     protected readonly sub: HeldSubscription,
     private readonly contentType: PresenceContentType,
   ) {
-    super(views, sub.resource, sub.watcher, watcherId(sub.key));
+    super(views, watcherId(sub.key), sub.resource);
+  }
+
+  /** The subscription's own names (no copies of its pointers here). */
+  get resource(): string {
+    return this.sub.resource;
+  }
+
+  get watcher(): string {
+    return this.sub.watcher;
   }
 
   /** The hub's news: the presentity changed. */
@@ -174,8 +186,9 @@ class PresenceBinding extends WatcherView implements Binding, SnapshotListener {
     if (this.watched === NOT_WATCHED) return;
     this.watched.leave(this);
     this.watched = NOT_WATCHED;
-    if (reason === undefined) return; // shutdown: the subscription lives on in the store
-    this.leave(reason);
+    // Shutdown, or another node holds it now: the subscription lives on (in the store).
+    if (reason === undefined) this.detach();
+    else this.leave(reason);
   }
 }
 
