@@ -8,7 +8,6 @@
 // type, the flow) taken from the notifier's pools instead of each holding a copy. Nothing of the
 // SUBSCRIBE is kept: every string is an own copy, not a slice of the message.
 import type { Flow } from '../sip/message.js';
-import type { PreparedRequest } from '../sip/stack.js';
 import type { Interner, StringPool } from '../util/intern.js';
 import { owned } from '../util/intern.js';
 import { EPOCH, sinceEpoch } from '../util/epoch.js';
@@ -21,6 +20,10 @@ const IN_FLIGHT = 2;
 const AGAIN = 4;
 const FORCED = 8;
 const GONE = 16;
+/** The bits below hold the flags above; the last NOTIFY's answer is kept above them (see lastAnswer). */
+const ANSWER_SHIFT = 5;
+const FLAGS = (1 << ANSWER_SHIFT) - 1;
+const TIMEOUT = 1;
 
 /** The route set of the many dialogs without one (never mutated: route sets are replaced, not edited). */
 const NO_ROUTES: string[] = [];
@@ -35,6 +38,34 @@ export const UNBOUND: Binding = {
 export interface Pools {
   strings: StringPool;
   flows: Interner<Flow>;
+  kinds: Interner<Kind>;
+}
+
+/**
+ * What many subscriptions have in common: the event package, the content type negotiated, the
+ * subscriber's User-Agent and the notifier's change handler. One shared object per combination (and
+ * notifier), and one pointer on each subscription instead of four (issue 9).
+ */
+export class Kind {
+  constructor(
+    private readonly pools: Pools,
+    readonly event: string,
+    readonly contentType: string,
+    readonly userAgent: string | undefined,
+    readonly onChange: (s: LiveSubscription) => void,
+  ) {}
+
+  static of(pools: Pools, event: string, contentType: string, userAgent: string | undefined, onChange: (s: LiveSubscription) => void): Kind {
+    // "\n" cannot occur in a header value; a User-Agent absent and one present differ by the marker.
+    const key = `${event}\n${contentType}\n${userAgent === undefined ? '' : `+${userAgent}`}`;
+    const s = pools.strings;
+    return pools.kinds.get(key, () => new Kind(pools, s.intern(event), s.intern(contentType), s.intern(userAgent), onChange));
+  }
+
+  /** The same with another content type (the one admission negotiated). */
+  typed(contentType: string): Kind {
+    return contentType === this.contentType ? this : Kind.of(this.pools, this.event, contentType, this.userAgent, this.onChange);
+  }
 }
 
 /** A flow shared by every subscription that came on it (a TLS flow with its peer's names too). */
@@ -57,7 +88,6 @@ class Rare {
 
 export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle {
   readonly key: string;
-  readonly event: string;
   readonly resource: string;
   readonly watcher: string;
   readonly remoteTag: string;
@@ -68,10 +98,10 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   localCseq: number;
   cseqReserved: number | undefined;
   remoteCseq: number;
-  contentType: string;
+  /** The event package, content type, User-Agent and change handler (shared: see Kind). */
+  private kind: Kind;
   flow: Flow;
   lastTag: string | undefined;
-  readonly userAgent: string | undefined;
   /** Set on first use only (see Rare). */
   private rare: Rare | undefined = undefined;
   /** expiresAt − EPOCH. */
@@ -83,23 +113,20 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   sentTag: string | undefined;
   /** When the last NOTIFY left, − EPOCH (NEVER: none since start). */
   private sent = NEVER;
-  /** The last NOTIFY's answer: its status, −1 for none (a timeout), 0 before any. */
-  private answer = 0;
-  /** The dialog's NOTIFY serialized but for CSeq, state and body, while the dialog is busy. */
-  prepared: PreparedRequest | undefined = undefined;
   /** The second its expiry is filed under (ExpiryBuckets). */
   expirySlot = 0;
+  /** The flags, and the last NOTIFY's answer above them: its status, TIMEOUT for none, 0 before any. */
   private bits = 0;
 
   constructor(
     r: SubscriptionRecord,
     pools: Pools,
     /** The notifier's one change handler (shared by all its subscriptions). */
-    private readonly onChange: (s: LiveSubscription) => void,
+    onChange: (s: LiveSubscription) => void,
   ) {
     const s = pools.strings;
     this.key = owned(r.key);
-    this.event = s.intern(r.event);
+    this.kind = Kind.of(pools, r.event, r.contentType, r.userAgent, onChange);
     if (r.eventSpelling !== undefined) this.more().eventSpelling = s.intern(r.eventSpelling);
     if (r.eventId !== undefined) this.more().eventId = s.intern(r.eventId);
     this.resource = s.intern(r.resource);
@@ -115,14 +142,29 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
     this.localCseq = r.localCseq;
     this.cseqReserved = r.cseqReserved;
     this.remoteCseq = r.remoteCseq;
-    this.contentType = s.intern(r.contentType);
     this.flow = sharedFlow(pools, r.flow);
     this.lastTag = r.lastTag;
     this.version = r.version;
-    this.userAgent = s.intern(r.userAgent);
     this.versions = r.versions;
     this.expires = sinceEpoch(r.expiresAt);
     this.sentTag = r.lastTag;
+  }
+
+  /** The event package, lower-cased (how packages are looked up). */
+  get event(): string {
+    return this.kind.event;
+  }
+
+  get contentType(): string {
+    return this.kind.contentType;
+  }
+
+  set contentType(ct: string) {
+    this.kind = this.kind.typed(ct);
+  }
+
+  get userAgent(): string | undefined {
+    return this.kind.userAgent;
   }
 
   private more(): Rare {
@@ -191,11 +233,14 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
 
   /** The last NOTIFY's answer (undefined: none yet; 'timeout': none came). */
   get lastAnswer(): number | 'timeout' | undefined {
-    return this.answer === 0 ? undefined : this.answer < 0 ? 'timeout' : this.answer;
+    const answer = this.bits >> ANSWER_SHIFT;
+    return answer === 0 ? undefined : answer === TIMEOUT ? 'timeout' : answer;
   }
 
   set lastAnswer(status: number | 'timeout' | undefined) {
-    this.answer = status === undefined ? 0 : status === 'timeout' ? -1 : status;
+    // A SIP status is 100–699 (the codec refuses others): it never collides with TIMEOUT.
+    const answer = status === undefined ? 0 : status === 'timeout' ? TIMEOUT : status;
+    this.bits = (this.bits & FLAGS) | (answer << ANSWER_SHIFT);
   }
 
   /** After a refresh (RFC 3261 §12.2.2 target refresh): its flow, shared like the first, and an own copy of the target. */
@@ -252,7 +297,7 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   // ---- SubscriptionHandle: what its event package may do ----
 
   changed(): void {
-    this.onChange(this);
+    this.kind.onChange(this);
   }
 
   nextVersion(nested?: string): number {

@@ -31,7 +31,7 @@ function record(routeSet: string[]): SubscriptionRecord {
   };
 }
 
-const pools = (): Pools => ({ strings: new StringPool(), flows: new Interner() });
+const pools = (): Pools => ({ strings: new StringPool(), flows: new Interner(), kinds: new Interner() });
 
 describe('LiveSubscription', () => {
   it('writes the durable record as it was given', () => {
@@ -49,6 +49,39 @@ describe('LiveSubscription', () => {
     assert.equal(sub.terminating, undefined);
     sub.terminating = 'timeout';
     assert.equal(sub.terminating, 'timeout');
+  });
+
+  it('shares what subscriptions have in common, and a content type set later is written', () => {
+    const p = pools();
+    const changed: LiveSubscription[] = [];
+    const a = new LiveSubscription({ ...record([]), userAgent: 'Phone/1.0' }, p, (s) => changed.push(s));
+    const b = new LiveSubscription({ ...record([]), key: 'other@pc33.example.com|h3r4ld-80', userAgent: 'Phone/1.0' }, p, (s) => changed.push(s));
+    assert.deepEqual([a.event, a.contentType, a.userAgent], ['presence', 'application/pidf+xml', 'Phone/1.0']);
+    b.contentType = 'application/pidf-diff+xml';
+    assert.equal(a.contentType, 'application/pidf+xml', 'one subscription\'s content type is its own');
+    assert.equal(JSON.parse(JSON.stringify(b)).contentType, 'application/pidf-diff+xml');
+    assert.equal(JSON.parse(JSON.stringify(b)).userAgent, 'Phone/1.0');
+    const c = new LiveSubscription({ ...record([]), key: 'third@pc33.example.com|h3r4ld-81' }, p, (s) => changed.push(s));
+    assert.equal(c.userAgent, undefined);
+    assert.equal('userAgent' in JSON.parse(JSON.stringify(c)), false);
+    b.changed();
+    a.changed();
+    assert.deepEqual(changed, [b, a]);
+  });
+
+  it('keeps the last answer beside the flags', () => {
+    const sub = new LiveSubscription(record([]), pools(), () => undefined);
+    assert.equal(sub.lastAnswer, undefined);
+    sub.inFlight = true;
+    sub.gone = true;
+    sub.lastAnswer = 'timeout';
+    assert.equal(sub.lastAnswer, 'timeout');
+    sub.lastAnswer = 699;
+    assert.equal(sub.lastAnswer, 699);
+    assert.deepEqual([sub.inFlight, sub.gone, sub.again, sub.forced, sub.versionUnwritten], [true, true, false, false, false]);
+    sub.inFlight = false;
+    sub.lastAnswer = 200;
+    assert.deepEqual([sub.lastAnswer, sub.inFlight, sub.gone], [200, false, true]);
   });
 
   it('keeps process-relative times exact', () => {
