@@ -76,9 +76,12 @@ function sharedFlow(pools: Pools, f: Flow): Flow {
 
 /**
  * The fields most subscriptions never set (an event spelled in capitals, an event id, document
- * versions, a termination under way): one pointer on the subscription while unset, instead of five.
+ * versions, a termination under way, a local URI other than the resource, a watcher other than the
+ * From URI): one pointer on the subscription while unset, instead of seven.
  */
 class Rare {
+  localUri: string | undefined = undefined;
+  watcher: string | undefined = undefined;
   eventSpelling: string | undefined = undefined;
   eventId: string | undefined = undefined;
   version = 0;
@@ -89,9 +92,7 @@ class Rare {
 export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle {
   readonly key: string;
   readonly resource: string;
-  readonly watcher: string;
   readonly remoteTag: string;
-  readonly localUri: string;
   readonly remoteUri: string;
   remoteTarget: string;
   readonly routeSet: string[];
@@ -131,12 +132,13 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
     if (r.eventId !== undefined) this.more().eventId = s.intern(r.eventId);
     this.resource = s.intern(r.resource);
     this.remoteTag = owned(r.remoteTag);
-    this.localUri = s.intern(r.localUri);
+    // Our URI in the dialog is most often the resource itself (the To URI is the Request-URI).
+    if (r.localUri !== r.resource) this.more().localUri = s.intern(r.localUri);
     // The watcher's own strings are copies, not pooled: a pool entry costs about as much as the copy,
     // and pays only when one watcher holds several subscriptions. Its address of record is most often
     // its From URI itself: then one string serves both.
     this.remoteUri = owned(r.remoteUri);
-    this.watcher = r.watcher === r.remoteUri ? this.remoteUri : owned(r.watcher);
+    if (r.watcher !== r.remoteUri) this.more().watcher = owned(r.watcher);
     this.remoteTarget = owned(r.remoteTarget);
     this.routeSet = r.routeSet.length === 0 ? NO_ROUTES : r.routeSet.map((x) => s.intern(x));
     this.localCseq = r.localCseq;
@@ -165,6 +167,16 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
 
   get userAgent(): string | undefined {
     return this.kind.userAgent;
+  }
+
+  /** Our URI in the dialog (the SUBSCRIBE's To URI). */
+  get localUri(): string {
+    return this.rare?.localUri ?? this.resource;
+  }
+
+  /** The watcher's identity (its address of record, or the authenticated one). */
+  get watcher(): string {
+    return this.rare?.watcher ?? this.remoteUri;
   }
 
   private more(): Rare {

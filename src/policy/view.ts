@@ -160,6 +160,7 @@ const EVENTS: readonly WatcherEvent[] = ['subscribe', 'approved', 'deactivated',
 export abstract class WatcherView implements ReportingWatcher {
   abstract readonly resource: string;
   abstract readonly watcher: string;
+  protected abstract readonly views: WatcherViews;
   /** What watcher info last said of this watcher: status and event as one small integer (0: nothing yet). */
   private said = 0;
   /** since and updatedAt − EPOCH (small integers, see src/util/epoch.ts). */
@@ -167,7 +168,7 @@ export abstract class WatcherView implements ReportingWatcher {
   private updatedRel = 0;
 
   constructor(
-    private readonly views: WatcherViews,
+    views: WatcherViews,
     readonly id: string,
     resource: string,
   ) {
@@ -265,7 +266,7 @@ export abstract class WatcherView implements ReportingWatcher {
 /** A view held by its own (a list member's: src/rls/rls.ts), with its resource and watcher as fields. */
 class MemberView extends WatcherView {
   constructor(
-    views: WatcherViews,
+    protected readonly views: WatcherViews,
     readonly resource: string,
     readonly watcher: string,
     id: string,

@@ -39,6 +39,7 @@ function asReason(r: string | undefined): TerminationReason {
 
 export class PresencePackage implements EventPackage {
   readonly event = 'presence';
+  private readonly presentations = new Map<PresenceContentType, Presentation>();
 
   constructor(
     private readonly hub: Hub,
@@ -82,7 +83,8 @@ export class PresencePackage implements EventPackage {
     // would otherwise live as long as the subscription; the subscription's handle, not closures. It is
     // the watcher's view, and the hub's listener, itself: one object per subscription.
     const sub = heldSubscription(ctx);
-    const binding = partial ? new PartialPresenceBinding(this.views, sub, contentType) : new PresenceBinding(this.views, sub, contentType);
+    const how = this.presentation(contentType);
+    const binding = partial ? new PartialPresenceBinding(how, sub) : new PresenceBinding(how, sub);
     if (ctx.request) {
       // RFC 5025 §3.2.1: block ⇒ the subscription is rejected; the presentity still sees the attempt.
       if (binding.first() === 'block') {
@@ -105,6 +107,19 @@ export class PresencePackage implements EventPackage {
     }
     return { ok: true, contentType: partial ? CT.PIDF_DIFF : contentType, binding };
   }
+
+  /** The one Presentation of each content type (what every binding of that type points to). */
+  private presentation(contentType: PresenceContentType): Presentation {
+    let p = this.presentations.get(contentType);
+    if (p === undefined) this.presentations.set(contentType, (p = { views: this.views, contentType }));
+    return p;
+  }
+}
+
+/** How a binding's subscription is shown: its views and content type, shared by every binding of the type. */
+interface Presentation {
+  readonly views: WatcherViews;
+  readonly contentType: PresenceContentType;
 }
 
 const noBody = (state: 'pending' | 'terminated'): NotifyContent => ({ state, ...(state === 'terminated' ? { reason: 'rejected' as const } : {}), body: undefined, contentType: undefined, tag: undefined });
@@ -124,11 +139,18 @@ class PresenceBinding extends WatcherView implements Binding, SnapshotListener {
   watched: Watched = NOT_WATCHED;
 
   constructor(
-    views: WatcherViews,
+    private readonly how: Presentation,
     protected readonly sub: HeldSubscription,
-    private readonly contentType: PresenceContentType,
   ) {
-    super(views, watcherId(sub.key), sub.resource);
+    super(how.views, watcherId(sub.key), sub.resource);
+  }
+
+  protected get views(): WatcherViews {
+    return this.how.views;
+  }
+
+  private get contentType(): PresenceContentType {
+    return this.how.contentType;
   }
 
   /** The subscription's own names (no copies of its pointers here). */

@@ -40,6 +40,13 @@ describe('LiveSubscription', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(sub)), JSON.parse(JSON.stringify(rec)));
   });
 
+  it('writes a local URI other than the resource and a watcher other than the From URI', () => {
+    const rec = { ...record([]), localUri: 'sip:alice@example.test;user=phone', watcher: 'sip:bob@auth.example.test' };
+    const sub = new LiveSubscription(rec, pools(), () => undefined);
+    assert.deepEqual([sub.localUri, sub.watcher, sub.remoteUri], ['sip:alice@example.test;user=phone', 'sip:bob@auth.example.test', 'sip:bob@example.test']);
+    assert.deepEqual(JSON.parse(JSON.stringify(sub)), JSON.parse(JSON.stringify(rec)));
+  });
+
   it('keeps the fields most subscriptions never set, and writes them', () => {
     const rec = { ...record([]), eventSpelling: 'Presence', eventId: 'x1', version: 3, versions: { 'sip:l@example.test': 2 } };
     const sub = new LiveSubscription(rec, pools(), () => undefined);
