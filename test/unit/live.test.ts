@@ -76,6 +76,23 @@ describe('LiveSubscription', () => {
     assert.deepEqual(changed, [b, a]);
   });
 
+  it('keeps the remote tag and target in one string, through a target refresh and the answer bits', () => {
+    const rec = record([]);
+    const sub = new LiveSubscription(rec, pools(), () => undefined);
+    assert.deepEqual([sub.remoteTag, sub.remoteTarget], ['1928301774', 'sip:bob@192.0.2.4:5062;transport=udp']);
+    sub.lastAnswer = 200;
+    sub.inFlight = true;
+    sub.remoteTarget = 'sip:bob@198.51.100.7:5070';
+    assert.deepEqual([sub.remoteTag, sub.remoteTarget, sub.lastAnswer, sub.inFlight], ['1928301774', 'sip:bob@198.51.100.7:5070', 200, true]);
+    assert.deepEqual(JSON.parse(JSON.stringify(sub)), JSON.parse(JSON.stringify({ ...rec, remoteTarget: 'sip:bob@198.51.100.7:5070' })));
+    // A tag longer than the bits hold its length (no real client sends one) is kept as it is too.
+    const long = { ...record([]), remoteTag: 't'.repeat(40_000) };
+    const odd = new LiveSubscription(long, pools(), () => undefined);
+    odd.lastAnswer = 'timeout';
+    assert.deepEqual([odd.remoteTag, odd.remoteTarget, odd.lastAnswer], [long.remoteTag, long.remoteTarget, 'timeout']);
+    assert.deepEqual(JSON.parse(JSON.stringify(odd)), JSON.parse(JSON.stringify(long)));
+  });
+
   it('keeps the last answer beside the flags', () => {
     const sub = new LiveSubscription(record([]), pools(), () => undefined);
     assert.equal(sub.lastAnswer, undefined);
