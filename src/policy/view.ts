@@ -160,6 +160,8 @@ const EVENTS: readonly WatcherEvent[] = ['subscribe', 'approved', 'deactivated',
 export abstract class WatcherView implements ReportingWatcher {
   abstract readonly resource: string;
   abstract readonly watcher: string;
+  /** Its stable, opaque id in watcher info. */
+  abstract readonly id: string;
   protected abstract readonly views: WatcherViews;
   /** What watcher info last said of this watcher: status and event as one small integer (0: nothing yet). */
   private said = 0;
@@ -167,11 +169,7 @@ export abstract class WatcherView implements ReportingWatcher {
   private sinceRel = 0;
   private updatedRel = 0;
 
-  constructor(
-    views: WatcherViews,
-    readonly id: string,
-    resource: string,
-  ) {
+  constructor(views: WatcherViews, resource: string, id: string) {
     // A watcher info entry kept for this id (restored after a restart): the view goes on from it.
     const old = views.registry.get(resource, id);
     if (old) this.stand(old.status, old.event, old.since, old.updatedAt);
@@ -263,14 +261,14 @@ export abstract class WatcherView implements ReportingWatcher {
   }
 }
 
-/** A view held by its own (a list member's: src/rls/rls.ts), with its resource and watcher as fields. */
+/** A view held by its own (a list member's: src/rls/rls.ts), with its names as fields. */
 class MemberView extends WatcherView {
   constructor(
     protected readonly views: WatcherViews,
     readonly resource: string,
     readonly watcher: string,
-    id: string,
+    readonly id: string,
   ) {
-    super(views, id, resource);
+    super(views, resource, id);
   }
 }

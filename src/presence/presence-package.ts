@@ -142,7 +142,15 @@ class PresenceBinding extends WatcherView implements Binding, SnapshotListener {
     private readonly how: Presentation,
     protected readonly sub: HeldSubscription,
   ) {
-    super(how.views, watcherId(sub.key), sub.resource);
+    super(how.views, sub.resource, watcherId(sub.key));
+  }
+
+  /**
+   * Its watcher info id, derived from the subscription's key when asked (when its status changes and
+   * when watcher info is rendered), not kept: the registry's table holds it as its key already.
+   */
+  get id(): string {
+    return watcherId(this.sub.key);
   }
 
   protected get views(): WatcherViews {

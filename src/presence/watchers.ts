@@ -158,21 +158,23 @@ export class WatcherRegistry implements WatcherReport {
    * window) as a row of its own, so its view, and the subscription behind it, can go.
    */
   report(w: ReportingWatcher, status: WatcherStatus, event: WatcherEvent, now = Date.now()): void {
-    const m = this.map(w.resource);
-    const old = m.get(w.id);
+    const { resource, id } = w; // a view may derive its id when asked: read once
+    const m = this.map(resource);
+    const old = m.get(id);
     const same = old !== undefined && old.status === status && old.event === event;
     w.stand(status, event, old?.since ?? now, same ? old.updatedAt : now);
     if (same) return;
     const rec: WatcherRecord = status === 'terminated' || status === 'waiting' ? WatcherRow.of(w) : w;
-    m.set(w.id, rec);
-    this.store.put(`${w.resource}|${w.id}`, rec).then(() => this.sharing?.changed(w.resource), () => undefined);
-    for (const l of this.listeners.get(w.resource) ?? []) l([rec]);
+    m.set(id, rec);
+    this.store.put(`${resource}|${id}`, rec).then(() => this.sharing?.changed(resource), () => undefined);
+    for (const l of this.listeners.get(resource) ?? []) l([rec]);
   }
 
   /** A live watcher's view goes, its subscription not (see WatcherReport): its entry becomes a row. */
   detach(w: ReportingWatcher): void {
     const m = this.byResource.get(w.resource);
-    if (m?.get(w.id) === w) m.set(w.id, WatcherRow.of(w));
+    const id = w.id;
+    if (m?.get(id) === w) m.set(id, WatcherRow.of(w));
   }
 
   follow(resource: string, listener: Listener): () => void {
