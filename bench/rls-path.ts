@@ -74,7 +74,7 @@ export async function runRlsPath(rounds = 30): Promise<RlsPathFigures> {
       }),
     onChange: () => undefined,
   };
-  const rls = new ResourceListServer(lists, hub, new WatcherViews(allowAll, { get: () => undefined, update: () => undefined }, () => true), { minIntervalMs: 0, maxNotifyBytes: 1_000_000, domain: D }, silentLogger);
+  const rls = new ResourceListServer(lists, hub, new WatcherViews(allowAll, { get: () => undefined, report: () => undefined }, () => true), { minIntervalMs: 0, maxNotifyBytes: 1_000_000, domain: D }, silentLogger);
   const pending = new Set<number>();
   const bindings: Binding[] = [];
   for (let l = 0; l < LISTS; l++) {

@@ -8,7 +8,6 @@
 // type, the flow) taken from the notifier's pools instead of each holding a copy. Nothing of the
 // SUBSCRIBE is kept: every string is an own copy, not a slice of the message.
 import type { Flow } from '../sip/message.js';
-import type { PreparedRequest } from '../sip/stack.js';
 import type { Interner, StringPool } from '../util/intern.js';
 import { owned } from '../util/intern.js';
 import { EPOCH, sinceEpoch } from '../util/epoch.js';
@@ -21,6 +20,16 @@ const IN_FLIGHT = 2;
 const AGAIN = 4;
 const FORCED = 8;
 const GONE = 16;
+/**
+ * `bits` holds the flags above in its lowest five bits, the last NOTIFY's answer in the next ten (see
+ * lastAnswer) and the remote tag's length in the fifteen above them (see remote): all in a small
+ * integer, 30 bits, unboxed on every V8 build.
+ */
+const ANSWER_SHIFT = 5;
+const ANSWER_MASK = 0x3ff << ANSWER_SHIFT;
+const TIMEOUT = 1;
+const TAG_SHIFT = 15;
+const TAG_MAX = 0x7fff;
 
 /** The route set of the many dialogs without one (never mutated: route sets are replaced, not edited). */
 const NO_ROUTES: string[] = [];
@@ -35,6 +44,34 @@ export const UNBOUND: Binding = {
 export interface Pools {
   strings: StringPool;
   flows: Interner<Flow>;
+  kinds: Interner<Kind>;
+}
+
+/**
+ * What many subscriptions have in common: the event package, the content type negotiated, the
+ * subscriber's User-Agent and the notifier's change handler. One shared object per combination (and
+ * notifier), and one pointer on each subscription instead of four (issue 9).
+ */
+export class Kind {
+  constructor(
+    private readonly pools: Pools,
+    readonly event: string,
+    readonly contentType: string,
+    readonly userAgent: string | undefined,
+    readonly onChange: (s: LiveSubscription) => void,
+  ) {}
+
+  static of(pools: Pools, event: string, contentType: string, userAgent: string | undefined, onChange: (s: LiveSubscription) => void): Kind {
+    // "\n" cannot occur in a header value; a User-Agent absent and one present differ by the marker.
+    const key = `${event}\n${contentType}\n${userAgent === undefined ? '' : `+${userAgent}`}`;
+    const s = pools.strings;
+    return pools.kinds.get(key, () => new Kind(pools, s.intern(event), s.intern(contentType), s.intern(userAgent), onChange));
+  }
+
+  /** The same with another content type (the one admission negotiated). */
+  typed(contentType: string): Kind {
+    return contentType === this.contentType ? this : Kind.of(this.pools, this.event, contentType, this.userAgent, this.onChange);
+  }
 }
 
 /** A flow shared by every subscription that came on it (a TLS flow with its peer's names too). */
@@ -45,9 +82,14 @@ function sharedFlow(pools: Pools, f: Flow): Flow {
 
 /**
  * The fields most subscriptions never set (an event spelled in capitals, an event id, document
- * versions, a termination under way): one pointer on the subscription while unset, instead of five.
+ * versions, a termination under way, a local URI other than the resource, a watcher other than the
+ * From URI): one pointer on the subscription while unset, instead of seven.
  */
 class Rare {
+  /** A remote tag too long for `bits` to hold its length (never from a real client). */
+  remoteTag: string | undefined = undefined;
+  localUri: string | undefined = undefined;
+  watcher: string | undefined = undefined;
   eventSpelling: string | undefined = undefined;
   eventId: string | undefined = undefined;
   version = 0;
@@ -57,21 +99,22 @@ class Rare {
 
 export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle {
   readonly key: string;
-  readonly event: string;
   readonly resource: string;
-  readonly watcher: string;
-  readonly remoteTag: string;
-  readonly localUri: string;
   readonly remoteUri: string;
-  remoteTarget: string;
+  /**
+   * The remote tag and the remote target as one string of their own (one string's header, not two;
+   * both are read when a dialog's NOTIFY is prepared, not per NOTIFY): the tag is its first
+   * characters, as many as `bits` says.
+   */
+  private remote: string;
   readonly routeSet: string[];
   localCseq: number;
   cseqReserved: number | undefined;
   remoteCseq: number;
-  contentType: string;
+  /** The event package, content type, User-Agent and change handler (shared: see Kind). */
+  private kind: Kind;
   flow: Flow;
   lastTag: string | undefined;
-  readonly userAgent: string | undefined;
   /** Set on first use only (see Rare). */
   private rare: Rare | undefined = undefined;
   /** expiresAt − EPOCH. */
@@ -83,46 +126,87 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   sentTag: string | undefined;
   /** When the last NOTIFY left, − EPOCH (NEVER: none since start). */
   private sent = NEVER;
-  /** The last NOTIFY's answer: its status, −1 for none (a timeout), 0 before any. */
-  private answer = 0;
-  /** The dialog's NOTIFY serialized but for CSeq, state and body, while the dialog is busy. */
-  prepared: PreparedRequest | undefined = undefined;
   /** The second its expiry is filed under (ExpiryBuckets). */
   expirySlot = 0;
+  /** The flags, and the last NOTIFY's answer above them: its status, TIMEOUT for none, 0 before any. */
   private bits = 0;
 
   constructor(
     r: SubscriptionRecord,
     pools: Pools,
     /** The notifier's one change handler (shared by all its subscriptions). */
-    private readonly onChange: (s: LiveSubscription) => void,
+    onChange: (s: LiveSubscription) => void,
   ) {
     const s = pools.strings;
     this.key = owned(r.key);
-    this.event = s.intern(r.event);
+    this.kind = Kind.of(pools, r.event, r.contentType, r.userAgent, onChange);
     if (r.eventSpelling !== undefined) this.more().eventSpelling = s.intern(r.eventSpelling);
     if (r.eventId !== undefined) this.more().eventId = s.intern(r.eventId);
     this.resource = s.intern(r.resource);
-    this.remoteTag = owned(r.remoteTag);
-    this.localUri = s.intern(r.localUri);
+    if (r.remoteTag.length <= TAG_MAX) {
+      this.remote = owned(r.remoteTag + r.remoteTarget);
+      this.bits = r.remoteTag.length << TAG_SHIFT;
+    } else {
+      this.more().remoteTag = owned(r.remoteTag);
+      this.remote = owned(r.remoteTarget);
+    }
+    // Our URI in the dialog is most often the resource itself (the To URI is the Request-URI).
+    if (r.localUri !== r.resource) this.more().localUri = s.intern(r.localUri);
     // The watcher's own strings are copies, not pooled: a pool entry costs about as much as the copy,
     // and pays only when one watcher holds several subscriptions. Its address of record is most often
     // its From URI itself: then one string serves both.
     this.remoteUri = owned(r.remoteUri);
-    this.watcher = r.watcher === r.remoteUri ? this.remoteUri : owned(r.watcher);
-    this.remoteTarget = owned(r.remoteTarget);
+    if (r.watcher !== r.remoteUri) this.more().watcher = owned(r.watcher);
     this.routeSet = r.routeSet.length === 0 ? NO_ROUTES : r.routeSet.map((x) => s.intern(x));
     this.localCseq = r.localCseq;
     this.cseqReserved = r.cseqReserved;
     this.remoteCseq = r.remoteCseq;
-    this.contentType = s.intern(r.contentType);
     this.flow = sharedFlow(pools, r.flow);
     this.lastTag = r.lastTag;
     this.version = r.version;
-    this.userAgent = s.intern(r.userAgent);
     this.versions = r.versions;
     this.expires = sinceEpoch(r.expiresAt);
     this.sentTag = r.lastTag;
+  }
+
+  /** The event package, lower-cased (how packages are looked up). */
+  get event(): string {
+    return this.kind.event;
+  }
+
+  get contentType(): string {
+    return this.kind.contentType;
+  }
+
+  set contentType(ct: string) {
+    this.kind = this.kind.typed(ct);
+  }
+
+  get userAgent(): string | undefined {
+    return this.kind.userAgent;
+  }
+
+  get remoteTag(): string {
+    return this.rare?.remoteTag ?? this.remote.slice(0, this.bits >>> TAG_SHIFT);
+  }
+
+  /** The watcher's Contact (RFC 3261 §12.2.2: a target refresh replaces it); kept as an own copy. */
+  get remoteTarget(): string {
+    return this.remote.slice(this.bits >>> TAG_SHIFT);
+  }
+
+  set remoteTarget(uri: string) {
+    this.remote = owned(this.remote.slice(0, this.bits >>> TAG_SHIFT) + uri);
+  }
+
+  /** Our URI in the dialog (the SUBSCRIBE's To URI). */
+  get localUri(): string {
+    return this.rare?.localUri ?? this.resource;
+  }
+
+  /** The watcher's identity (its address of record, or the authenticated one). */
+  get watcher(): string {
+    return this.rare?.watcher ?? this.remoteUri;
   }
 
   private more(): Rare {
@@ -191,17 +275,19 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
 
   /** The last NOTIFY's answer (undefined: none yet; 'timeout': none came). */
   get lastAnswer(): number | 'timeout' | undefined {
-    return this.answer === 0 ? undefined : this.answer < 0 ? 'timeout' : this.answer;
+    const answer = (this.bits & ANSWER_MASK) >> ANSWER_SHIFT;
+    return answer === 0 ? undefined : answer === TIMEOUT ? 'timeout' : answer;
   }
 
   set lastAnswer(status: number | 'timeout' | undefined) {
-    this.answer = status === undefined ? 0 : status === 'timeout' ? -1 : status;
+    // A SIP status is 100–699 (the codec refuses others): it never collides with TIMEOUT.
+    const answer = status === undefined ? 0 : status === 'timeout' ? TIMEOUT : status;
+    this.bits = (this.bits & ~ANSWER_MASK) | (answer << ANSWER_SHIFT);
   }
 
-  /** After a refresh (RFC 3261 §12.2.2 target refresh): its flow, shared like the first, and an own copy of the target. */
+  /** After a refresh: its flow, shared like the first (the target is an own copy already: see remoteTarget). */
   refreshed(flow: Flow, pools: Pools): void {
     this.flow = sharedFlow(pools, flow);
-    this.remoteTarget = owned(this.remoteTarget);
   }
 
   private flag(bit: number): boolean {
@@ -252,7 +338,7 @@ export class LiveSubscription implements SubscriptionRecord, SubscriptionHandle 
   // ---- SubscriptionHandle: what its event package may do ----
 
   changed(): void {
-    this.onChange(this);
+    this.kind.onChange(this);
   }
 
   nextVersion(nested?: string): number {

@@ -13,7 +13,7 @@ import { Tally } from '../util/tally.js';
 import { ExpiryBuckets } from '../util/expiry.js';
 import { Interner, StringPool } from '../util/intern.js';
 import type { SipRequest } from '../sip/message.js';
-import { LiveSubscription, UNBOUND, type Pools } from './live.js';
+import { LiveSubscription, UNBOUND, type Kind, type Pools } from './live.js';
 import {
   parseDeltaSeconds,
   parseEventHeader,
@@ -137,8 +137,11 @@ export class Notifier {
   private readonly expiry = new ExpiryBuckets<LiveSubscription>();
   /** Dialogs whose stored lastTag is unknown (undefined) while their last body's tag is not. */
   private readonly unknownTag = new Set<LiveSubscription>();
-  /** Dialogs that sent a NOTIFY lately (they keep their prepared NOTIFY until sweep() finds them quiet). */
-  private readonly busy = new Set<LiveSubscription>();
+  /**
+   * Dialogs that sent a NOTIFY lately, with their NOTIFY serialized but for CSeq, state and body (kept
+   * until sweep() finds them quiet: here rather than on every held subscription).
+   */
+  private readonly busy = new Map<LiveSubscription, PreparedRequest>();
   /**
    * Cluster only: dialogs whose NOTIFY waits for the fence to open again or for Redis to record a CSeq
    * reservation (true: a forced one). Sent by retryOwed() once this node knows it still owns them.
@@ -146,7 +149,7 @@ export class Notifier {
   private readonly owed = new Map<LiveSubscription, boolean>();
   private checking = false;
   /** Shared copies of what many subscriptions hold (URIs, Contacts, flows). */
-  private readonly pools: Pools = { strings: new StringPool(), flows: new Interner<Flow>() };
+  private readonly pools: Pools = { strings: new StringPool(), flows: new Interner<Flow>(), kinds: new Interner<Kind>() };
   /** The one change handler every subscription of this notifier calls. */
   private readonly onChange = (sub: LiveSubscription): void => this.changed(sub);
   private stopped = false;
@@ -269,7 +272,7 @@ export class Notifier {
     );
     const admission = await pkg.admit(admitContext(sub, rq));
     if (!admission.ok) return this.answer(tx, admission.status, admission.reason, admission.headers ?? []);
-    sub.contentType = this.pools.strings.intern(admission.contentType);
+    sub.contentType = admission.contentType;
     sub.binding = admission.binding;
     const okHeaders: HeaderList = [
       ...(admission.headers ?? []),
@@ -346,7 +349,7 @@ export class Notifier {
     this.perSource.move(sub.flow.address, rq.source.address);
     // Shared copies, not the request's strings (a refresh from elsewhere moves the dialog's flow).
     sub.refreshed(rq.source, this.pools);
-    sub.prepared = undefined; // the target and flow may have changed
+    this.busy.delete(sub); // the target and flow may have changed: prepared anew
     if (granted === 0) {
       // Unsubscribe: a final NOTIFY, terminated. The reason is "timeout", as for an expiry: the
       // subscription's duration has run out because the subscriber set it to zero.
@@ -474,7 +477,6 @@ export class Notifier {
     sub.sentTag = tag;
     const previousAt = sub.sentAt;
     sub.sentAt = Date.now();
-    this.busy.add(sub);
     const remaining = Math.max(0, Math.round((sub.expiresAt - Date.now()) / 1000));
     const subState = final ? `terminated;reason=${sub.terminating}` : `${content.state};expires=${remaining}${content.stateParams ?? ''}`;
     // A terminated NOTIFY carries the last state only when the package still has something to show.
@@ -486,7 +488,8 @@ export class Notifier {
     // Whether the answer was told (a send that fails at once tells it before sendPrepared returns).
     let told = false;
     try {
-      sub.prepared ??= this.prepare(sub);
+      let prepared = this.busy.get(sub);
+      if (prepared === undefined) this.busy.set(sub, (prepared = this.prepare(sub)));
       // RFC 6665 §8.2.1: event types compare byte by byte, so the subscriber's spelling is echoed; a
       // package may choose it per NOTIFY (client quirks), so Event is not in the prepared lines.
       // The per-NOTIFY lines are written as one string (no header list per NOTIFY).
@@ -496,7 +499,7 @@ export class Notifier {
       const bytes = body === undefined ? undefined : (content.bodyBytes ?? Buffer.from(body, 'utf8'));
       // The answer comes to a callback, not to an awaited promise: no promise chain and no resumed
       // async frame per NOTIFY (issue 9).
-      this.stack.sendPrepared(sub.prepared, sub.localCseq, more, bytes, content.contentType, sub.flow, (status) => {
+      this.stack.sendPrepared(prepared, sub.localCseq, more, bytes, content.contentType, sub.flow, (status) => {
         told = true;
         this.answered(sub, final, status);
       });
@@ -670,7 +673,7 @@ export class Notifier {
     sub.remoteTarget = n.remoteTarget;
     this.perSource.move(sub.flow.address, n.flow.address);
     sub.refreshed(n.flow, this.pools);
-    sub.prepared = undefined;
+    this.busy.delete(sub);
     if (n.kind === 'unsubscribe') {
       this.terminate(sub, 'timeout');
       return;
@@ -712,10 +715,9 @@ export class Notifier {
 
   /** Ends subscriptions whose time ran out, with `terminated;reason=timeout`; writes back quiet dialogs' tags. */
   sweep(now = Date.now()): void {
-    for (const sub of this.busy) {
+    for (const sub of this.busy.keys()) {
       if (sub.inFlight || now - sub.sentAt < QUIET_MS) continue;
       this.busy.delete(sub);
-      sub.prepared = undefined;
     }
     let cleaned = 0;
     for (const sub of this.unknownTag) {

@@ -9,11 +9,33 @@ import type { WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
 import type { PresenceSnapshot } from '../hub/types.js';
 import type { Authorizer, Decision } from './authorizer.js';
 import { sphereOf } from './rules-authorizer.js';
+import { EPOCH, sinceEpoch } from '../util/epoch.js';
+
+/** A watcher as watcher info lists it (RFC 3858 §4): the registry's entry (src/presence/watchers.ts). */
+export interface WatcherStanding {
+  readonly resource: string;
+  readonly package: string;
+  readonly id: string;
+  readonly uri: string;
+  readonly status: WatcherStatus;
+  readonly event: WatcherEvent;
+  /** When watcher info first listed this id, and when its status last changed (ms). */
+  readonly since: number;
+  readonly updatedAt: number;
+}
+
+/** An entry that changes in place: a live watcher view is its own entry in the registry. */
+export interface ReportingWatcher extends WatcherStanding {
+  stand(status: WatcherStatus, event: WatcherEvent, since: number, updatedAt: number): void;
+}
 
 /** The part of the watcher registry (src/presence/watchers.ts) a view reports to. */
 export interface WatcherReport {
-  get(resource: string, id: string): { status: WatcherStatus } | undefined;
-  update(resource: string, id: string, uri: string, status: WatcherStatus, event: WatcherEvent): void;
+  get(resource: string, id: string): WatcherStanding | undefined;
+  /** The watcher's status is now `status`, after `event`: the registry sets it on the watcher. */
+  report(watcher: ReportingWatcher, status: WatcherStatus, event: WatcherEvent): void;
+  /** The watcher's view goes while its subscription lives on (in the store, or at another node). */
+  detach?(watcher: ReportingWatcher): void;
 }
 
 /** What a watcher sees of a resource right now. */
@@ -113,7 +135,7 @@ export class WatcherViews {
 
   /** The view of `watcher` on `resource`; `id` is its stable, opaque id in watcher info. */
   open(resource: string, watcher: string, id: string): WatcherView {
-    return new WatcherView(this, resource, watcher, id);
+    return new MemberView(this, resource, watcher, id);
   }
 
   /** For views. */
@@ -127,18 +149,65 @@ export class WatcherViews {
   }
 }
 
-/** One watcher's view of one resource: a class, so a subscription costs one small object. */
-export class WatcherView {
-  /** What watcher info last said of this watcher (undefined: nothing yet). */
-  private status: WatcherStatus | undefined;
+const STATUSES: readonly WatcherStatus[] = ['pending', 'active', 'waiting', 'terminated'];
+const EVENTS: readonly WatcherEvent[] = ['subscribe', 'approved', 'deactivated', 'probation', 'rejected', 'timeout', 'giveup', 'noresource'];
 
-  constructor(
-    private readonly views: WatcherViews,
-    readonly resource: string,
-    readonly watcher: string,
-    readonly id: string,
-  ) {
-    this.status = views.registry.get(resource, id)?.status;
+/**
+ * One watcher's view of one resource: a class, so a subscription costs one small object. While the
+ * subscription lives the view is also its watcher info entry (ReportingWatcher): the registry holds
+ * the view itself rather than a row repeating its resource, id, URI and status (issue 9).
+ */
+export abstract class WatcherView implements ReportingWatcher {
+  abstract readonly resource: string;
+  abstract readonly watcher: string;
+  /** Its stable, opaque id in watcher info. */
+  abstract readonly id: string;
+  protected abstract readonly views: WatcherViews;
+  /** What watcher info last said of this watcher: status and event as one small integer (0: nothing yet). */
+  private said = 0;
+  /** since and updatedAt − EPOCH (small integers, see src/util/epoch.ts). */
+  private sinceRel = 0;
+  private updatedRel = 0;
+
+  constructor(views: WatcherViews, resource: string, id: string) {
+    // A watcher info entry kept for this id (restored after a restart): the view goes on from it.
+    const old = views.registry.get(resource, id);
+    if (old) this.stand(old.status, old.event, old.since, old.updatedAt);
+  }
+
+  get package(): string {
+    return 'presence';
+  }
+
+  get uri(): string {
+    return this.watcher;
+  }
+
+  get status(): WatcherStatus {
+    return STATUSES[(this.said >> 4) - 1] ?? 'pending';
+  }
+
+  get event(): WatcherEvent {
+    return EVENTS[this.said & 15] ?? 'subscribe';
+  }
+
+  get since(): number {
+    return this.sinceRel + EPOCH;
+  }
+
+  get updatedAt(): number {
+    return this.updatedRel + EPOCH;
+  }
+
+  stand(status: WatcherStatus, event: WatcherEvent, since: number, updatedAt: number): void {
+    this.said = ((STATUSES.indexOf(status) + 1) << 4) | EVENTS.indexOf(event);
+    this.sinceRel = sinceEpoch(since);
+    this.updatedRel = sinceEpoch(updatedAt);
+  }
+
+  /** The plain entry (what the store writes while the view is the registry's entry). */
+  toJSON(): WatcherStanding {
+    return { resource: this.resource, package: this.package, id: this.id, uri: this.uri, status: this.status, event: this.event, since: this.since, updatedAt: this.updatedAt };
   }
 
   /** The decision before any state is known, at subscription time. */
@@ -152,7 +221,7 @@ export class WatcherView {
    * pending or active (a subscription restored after a restart) keeps its entry.
    */
   arrive(): void {
-    if (this.status === 'pending' || this.status === 'active') return;
+    if (this.said !== 0 && (this.status === 'pending' || this.status === 'active')) return;
     const h = this.first();
     this.report(statusOf(h), h === 'block' ? 'rejected' : 'subscribe');
   }
@@ -162,7 +231,7 @@ export class WatcherView {
     const d = this.views.decide(this.resource, this.watcher, sphereOf(snap?.document));
     const next = statusOf(d.subHandling);
     // RFC 5025 §3.2.1: a rule change moves pending→active (approved), active→pending, or ends it.
-    if (next !== this.status) this.report(next, next === 'active' ? 'approved' : next === 'terminated' ? 'rejected' : 'subscribe');
+    if (this.said === 0 || next !== this.status) this.report(next, next === 'active' ? 'approved' : next === 'terminated' ? 'rejected' : 'subscribe');
     if (d.subHandling === 'block') return { state: 'terminated', by: 'rules', reason: 'rejected' };
     if (d.subHandling === 'confirm') return { state: 'pending' };
     // An upstream that authorizes by itself (a remote domain, XMPP): its state is the watcher's.
@@ -176,11 +245,30 @@ export class WatcherView {
   /** The watcher is gone (`reason`: RFC 6665 §4.1.3, or the upstream's). RFC 3857 §4.7: a pending
    *  subscription that times out stays visible as "waiting". */
   leave(reason: string): void {
-    this.report(this.status === 'pending' && reason === 'timeout' ? 'waiting' : 'terminated', endEvent(reason));
+    this.report(this.said !== 0 && this.status === 'pending' && reason === 'timeout' ? 'waiting' : 'terminated', endEvent(reason));
+  }
+
+  /**
+   * The view goes without an end (Herald stops, another node holds the subscription now): watcher
+   * info keeps the entry as it stands, not the view and what it holds.
+   */
+  detach(): void {
+    this.views.registry.detach?.(this);
   }
 
   private report(status: WatcherStatus, event: WatcherEvent): void {
-    this.status = status;
-    this.views.registry.update(this.resource, this.id, this.watcher, status, event);
+    this.views.registry.report(this, status, event);
+  }
+}
+
+/** A view held by its own (a list member's: src/rls/rls.ts), with its names as fields. */
+class MemberView extends WatcherView {
+  constructor(
+    protected readonly views: WatcherViews,
+    readonly resource: string,
+    readonly watcher: string,
+    readonly id: string,
+  ) {
+    super(views, resource, id);
   }
 }

@@ -39,6 +39,7 @@ function asReason(r: string | undefined): TerminationReason {
 
 export class PresencePackage implements EventPackage {
   readonly event = 'presence';
+  private readonly presentations = new Map<PresenceContentType, Presentation>();
 
   constructor(
     private readonly hub: Hub,
@@ -82,7 +83,8 @@ export class PresencePackage implements EventPackage {
     // would otherwise live as long as the subscription; the subscription's handle, not closures. It is
     // the watcher's view, and the hub's listener, itself: one object per subscription.
     const sub = heldSubscription(ctx);
-    const binding = partial ? new PartialPresenceBinding(this.views, sub, contentType) : new PresenceBinding(this.views, sub, contentType);
+    const how = this.presentation(contentType);
+    const binding = partial ? new PartialPresenceBinding(how, sub) : new PresenceBinding(how, sub);
     if (ctx.request) {
       // RFC 5025 §3.2.1: block ⇒ the subscription is rejected; the presentity still sees the attempt.
       if (binding.first() === 'block') {
@@ -97,11 +99,27 @@ export class PresencePackage implements EventPackage {
     try {
       binding.watched = this.hub.join(ctx.resource, binding, ctx.watcher);
     } catch (e) {
-      if (e instanceof NoProviderError) return { ok: false, status: 404, reason: 'Not Found' };
+      if (e instanceof NoProviderError) {
+        binding.detach();
+        return { ok: false, status: 404, reason: 'Not Found' };
+      }
       throw e;
     }
     return { ok: true, contentType: partial ? CT.PIDF_DIFF : contentType, binding };
   }
+
+  /** The one Presentation of each content type (what every binding of that type points to). */
+  private presentation(contentType: PresenceContentType): Presentation {
+    let p = this.presentations.get(contentType);
+    if (p === undefined) this.presentations.set(contentType, (p = { views: this.views, contentType }));
+    return p;
+  }
+}
+
+/** How a binding's subscription is shown: its views and content type, shared by every binding of the type. */
+interface Presentation {
+  readonly views: WatcherViews;
+  readonly contentType: PresenceContentType;
 }
 
 const noBody = (state: 'pending' | 'terminated'): NotifyContent => ({ state, ...(state === 'terminated' ? { reason: 'rejected' as const } : {}), body: undefined, contentType: undefined, tag: undefined });
@@ -121,11 +139,35 @@ class PresenceBinding extends WatcherView implements Binding, SnapshotListener {
   watched: Watched = NOT_WATCHED;
 
   constructor(
-    views: WatcherViews,
+    private readonly how: Presentation,
     protected readonly sub: HeldSubscription,
-    private readonly contentType: PresenceContentType,
   ) {
-    super(views, sub.resource, sub.watcher, watcherId(sub.key));
+    super(how.views, sub.resource, watcherId(sub.key));
+  }
+
+  /**
+   * Its watcher info id, derived from the subscription's key when asked (when its status changes and
+   * when watcher info is rendered), not kept: the registry's table holds it as its key already.
+   */
+  get id(): string {
+    return watcherId(this.sub.key);
+  }
+
+  protected get views(): WatcherViews {
+    return this.how.views;
+  }
+
+  private get contentType(): PresenceContentType {
+    return this.how.contentType;
+  }
+
+  /** The subscription's own names (no copies of its pointers here). */
+  get resource(): string {
+    return this.sub.resource;
+  }
+
+  get watcher(): string {
+    return this.sub.watcher;
   }
 
   /** The hub's news: the presentity changed. */
@@ -174,8 +216,9 @@ class PresenceBinding extends WatcherView implements Binding, SnapshotListener {
     if (this.watched === NOT_WATCHED) return;
     this.watched.leave(this);
     this.watched = NOT_WATCHED;
-    if (reason === undefined) return; // shutdown: the subscription lives on in the store
-    this.leave(reason);
+    // Shutdown, or another node holds it now: the subscription lives on (in the store).
+    if (reason === undefined) this.detach();
+    else this.leave(reason);
   }
 }
 

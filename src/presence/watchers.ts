@@ -6,6 +6,7 @@ import type { WatcherEntry, WatcherEvent, WatcherStatus } from '../formats/watch
 import type { Collection } from '../store/store.js';
 import type { ResourceSharing } from '../store/sharing.js';
 import { EPOCH, sinceEpoch } from '../util/epoch.js';
+import type { ReportingWatcher, WatcherReport, WatcherStanding } from '../policy/view.js';
 
 /** The store collection of watcher records (a shared store groups it by resource). */
 export const WATCHERS = 'watcher';
@@ -21,22 +22,24 @@ type Listener = (changed: WatcherRecord[]) => void;
 
 
 /**
- * A watcher entry as the registry holds it, one per subscription a presentity has: fixed shape, its
- * times relative to the process's start (a Date.now() value would be a boxed number per field), the
- * strings shared with the subscription. The store gets the plain record (toJSON).
+ * A watcher entry the registry holds for a watcher without a live view here: one that ended (kept for
+ * the history window), one restored from the store, another node's. A live subscription's entry is its
+ * watcher view itself (ReportingWatcher, src/policy/view.ts). Fixed shape, its times relative to the
+ * process's start (a Date.now() value would be a boxed number per field), the strings shared with the
+ * subscription. The store gets the plain record (toJSON).
  */
-class WatcherRow implements WatcherRecord {
+class WatcherRow implements WatcherRecord, ReportingWatcher {
   readonly package: string;
-  private readonly sinceRel: number;
-  private readonly updatedRel: number;
+  private sinceRel: number;
+  private updatedRel: number;
 
   constructor(
     readonly resource: string,
     pkg: string,
     readonly id: string,
     readonly uri: string,
-    readonly status: WatcherStatus,
-    readonly event: WatcherEvent,
+    public status: WatcherStatus,
+    public event: WatcherEvent,
     since: number,
     updatedAt: number,
   ) {
@@ -45,8 +48,15 @@ class WatcherRow implements WatcherRecord {
     this.updatedRel = sinceEpoch(updatedAt);
   }
 
-  static of(r: WatcherRecord): WatcherRow {
+  static of(r: WatcherStanding): WatcherRow {
     return new WatcherRow(r.resource, r.package, r.id, r.uri, r.status, r.event, r.since, r.updatedAt);
+  }
+
+  stand(status: WatcherStatus, event: WatcherEvent, since: number, updatedAt: number): void {
+    this.status = status;
+    this.event = event;
+    this.sinceRel = sinceEpoch(since);
+    this.updatedRel = sinceEpoch(updatedAt);
   }
 
   get since(): number {
@@ -67,7 +77,7 @@ export function watcherId(subscriptionKey: string): string {
   return createHash('sha1').update(subscriptionKey).digest('base64url').slice(0, 12);
 }
 
-export class WatcherRegistry {
+export class WatcherRegistry implements WatcherReport {
   private readonly byResource = new Map<string, Map<string, WatcherRecord>>();
   private readonly listeners = new Map<string, Set<Listener>>();
   private sharing: ResourceSharing<WatcherRecord> | undefined;
@@ -137,15 +147,34 @@ export class WatcherRegistry {
     return this.byResource.get(resource)?.get(id);
   }
 
-  /** Records a status change; no-op when nothing changed. */
+  /** Records a status change of a watcher without a view of its own here; no-op when nothing changed. */
   update(resource: string, id: string, uri: string, status: WatcherStatus, event: WatcherEvent, pkg = 'presence', now = Date.now()): void {
+    this.report(new WatcherRow(resource, pkg, id, uri, status, event, now, now), status, event, now);
+  }
+
+  /**
+   * A watcher's status is now `status` (after `event`): set on the watcher, which becomes the entry
+   * while it lives; no-op when the entry says so already. An ended watcher is kept (for the history
+   * window) as a row of its own, so its view, and the subscription behind it, can go.
+   */
+  report(w: ReportingWatcher, status: WatcherStatus, event: WatcherEvent, now = Date.now()): void {
+    const { resource, id } = w; // a view may derive its id when asked: read once
     const m = this.map(resource);
     const old = m.get(id);
-    if (old && old.status === status && old.event === event) return;
-    const rec = new WatcherRow(resource, pkg, id, uri, status, event, old?.since ?? now, now);
+    const same = old !== undefined && old.status === status && old.event === event;
+    w.stand(status, event, old?.since ?? now, same ? old.updatedAt : now);
+    if (same) return;
+    const rec: WatcherRecord = status === 'terminated' || status === 'waiting' ? WatcherRow.of(w) : w;
     m.set(id, rec);
     this.store.put(`${resource}|${id}`, rec).then(() => this.sharing?.changed(resource), () => undefined);
     for (const l of this.listeners.get(resource) ?? []) l([rec]);
+  }
+
+  /** A live watcher's view goes, its subscription not (see WatcherReport): its entry becomes a row. */
+  detach(w: ReportingWatcher): void {
+    const m = this.byResource.get(w.resource);
+    const id = w.id;
+    if (m?.get(id) === w) m.set(id, WatcherRow.of(w));
   }
 
   follow(resource: string, listener: Listener): () => void {

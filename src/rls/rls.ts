@@ -582,6 +582,7 @@ class ListBinding implements Binding {
       m.watched?.leave(m);
       // undefined: shutdown, the subscription lives on in the store (and in watcher info).
       if (reason !== undefined) m.view?.leave(reason);
+      else m.view?.detach();
     }
     this.rls.forget(this);
   }

@@ -114,7 +114,7 @@ describe('XMPP gateway with Prosody', { skip: !Prosody.available() && process.en
     th = await startTestHerald();
     gw = createXmppGateway({
       hub: th.herald.hub,
-      views: new WatcherViews(auth, { get: () => undefined, update: () => undefined }, (r) => th.herald.pa.handles(r)),
+      views: new WatcherViews(auth, { get: () => undefined, report: () => undefined }, (r) => th.herald.pa.handles(r)),
       store: th.herald.store,
       log: silentLogger,
       localDomains: ['example.test'],

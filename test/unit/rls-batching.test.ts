@@ -19,7 +19,7 @@ import { silentLogger } from '../../src/log.js';
 import { pidf } from '../support/ua.js';
 
 const D = 'example.test';
-const NO_WINFO: WatcherReport = { get: () => undefined, update: () => undefined };
+const NO_WINFO: WatcherReport = { get: () => undefined, report: () => undefined };
 const LIST = `sip:friends@${D}`;
 const uri = (u: string): string => `sip:${u}@${D}`;
 

@@ -6,7 +6,7 @@ import type { SubHandling } from '../../src/formats/pres-rules.js';
 import type { WatcherEvent, WatcherStatus } from '../../src/formats/watcherinfo.js';
 import { PresenceSnapshot } from '../../src/hub/types.js';
 import type { Authorizer } from '../../src/policy/authorizer.js';
-import { WatcherViews, renderView, type WatcherReport } from '../../src/policy/view.js';
+import { WatcherViews, renderView, type WatcherReport, type WatcherStanding } from '../../src/policy/view.js';
 import { pidf } from '../support/ua.js';
 
 const ALICE = 'sip:alice@example.test';
@@ -16,12 +16,13 @@ const REMOTE = 'sip:carol@remote.test';
 function setup(): { views: WatcherViews; set: (h: SubHandling) => void; log: [WatcherStatus, WatcherEvent][] } {
   let handling: SubHandling = 'allow';
   const authorizer: Authorizer = { decide: () => ({ subHandling: handling, view: `v-${handling}`, transform: (d) => d }) };
-  const entries = new Map<string, WatcherStatus>();
+  const entries = new Map<string, WatcherStanding>();
   const log: [WatcherStatus, WatcherEvent][] = [];
   const registry: WatcherReport = {
-    get: (r, id) => (entries.has(`${r}|${id}`) ? { status: entries.get(`${r}|${id}`)! } : undefined),
-    update: (r, id, _uri, status, event) => {
-      entries.set(`${r}|${id}`, status);
+    get: (r, id) => entries.get(`${r}|${id}`),
+    report: (w, status, event) => {
+      w.stand(status, event, 0, 0);
+      entries.set(`${w.resource}|${w.id}`, { resource: w.resource, package: w.package, id: w.id, uri: w.uri, status, event, since: 0, updatedAt: 0 });
       log.push([status, event]);
     },
   };
