@@ -10,7 +10,8 @@
 // publishing. Read after each half:
 //   storm   2 s after the last initial NOTIFY (the SUBSCRIBE server transactions still held),
 //   steady  after RFC 3261 Timer J (32 s over UDP: the transactions are gone),
-// as growth of the process's RSS and PSS over the reading before the first storm, and of the V8 heap
+// as growth of the process's RSS and PSS over the reading before the first storm (the lower of the
+// forced-GC one and the settled one, see lowerOf in bench/proc.ts), and of the V8 heap
 // used, each after a forced, compacting full GC (bench/heap-probe.ts), divided by the subscriptions
 // held; and the second half's own growth after its Timer J divided by the subscriptions it added (the
 // marginal cost: what a storm costs once — V8's young generation growing to its maximum, code, the
@@ -29,7 +30,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Loadgen } from './loadgen-client.js';
-import { cpuSeconds, freeUdpPort, haveCommand, machineBusySeconds, memory, sleep, type MemoryReading } from './proc.js';
+import { cpuSeconds, freeUdpPort, haveCommand, lowerOf, machineBusySeconds, memory, sleep, type MemoryReading } from './proc.js';
 import { startHerald, type InternalMemory, type Server } from './targets.js';
 
 /** RFC 3261 Timer J over UDP (64·T1), and a margin for the server's once-a-second sweep. */
@@ -205,6 +206,7 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
       log(`settled before (${o.settleS} s idle): RSS ${fmt(settledHalf.rss / 2 ** 20)} MB; by kind of mapping (MB): ${JSON.stringify(rssBreakdown(s.pid))}`);
     }
     const settled0 = settledHalf ?? m0;
+    const base = lowerOf(m0, settled0);
     const cpu0 = cpuSeconds([s.pid]);
     const busy0 = machineBusySeconds();
     const t0 = performance.now();
@@ -231,12 +233,12 @@ export async function runHeldBench(o: HeldOptions, log: (s: string) => void = (s
       failed += sub.sent - sub.ok;
       log(`half ${k + 1}: ${fmt(sub.ok)} subscriptions held, ${fmt(sub.sent - sub.ok)} failed (${JSON.stringify(sub.statuses)}), ${fmt(sub.notifies)} initial NOTIFYs, in ${fmt(sub.wallMs / 1000, 1)} s`);
       await sleep(1_600);
-      storm = perSub(m0, i0, ...(await reading(s)), Math.max(1, held));
+      storm = perSub(base, i0, ...(await reading(s)), Math.max(1, held));
       log(`storm (+2 s): ${fmt(storm.pss)} B PSS, ${fmt(storm.rss)} B RSS, ${fmt(storm.live)} B live heap per subscription held (V8 heap committed ${fmt(storm.heapTotal)} B, outside it ${fmt(storm.external)} B)`);
       if (!o.timerJ) continue;
       await sleep(Math.max(0, at + sub.requestMs + TIMER_J_MS - performance.now()));
       const r = await reading(s);
-      steady = perSub(m0, i0, ...r, Math.max(1, held));
+      steady = perSub(base, i0, ...r, Math.max(1, held));
       if (half && held > n0) marginal = perSub(half[0], half[1], ...r, held - n0);
       half = r;
       log(`after Timer J: ${fmt(steady.pss)} B PSS, ${fmt(steady.rss)} B RSS, ${fmt(steady.live)} B live heap per subscription held (V8 heap committed ${fmt(steady.heapTotal)} B, outside it ${fmt(steady.external)} B; RSS ${fmt(r[0].rss / 2 ** 20)} MB in all)${marginal ? `; this half alone: ${fmt(marginal.pss)} B PSS, ${fmt(marginal.rss)} B RSS, ${fmt(marginal.live)} B live heap each` : ''}`);

@@ -100,6 +100,16 @@ export function pssBytes(pid: number): number {
   }
 }
 
+/**
+ * The smaller of two readings of the idle server, field by field: the baseline growth is measured
+ * from. Read right after a forced GC, the idle server still holds start-up's uncompacted pages that it
+ * gives back once idle (and Herald's own compaction after a storm gives back too), so growth measured
+ * from the forced-GC reading alone can come out below zero.
+ */
+export function lowerOf(a: MemoryReading, b: MemoryReading): MemoryReading {
+  return { rss: Math.min(a.rss, b.rss), rssTree: Math.min(a.rssTree, b.rssTree), pssTree: Math.min(a.pssTree, b.pssTree), processes: a.processes };
+}
+
 export interface MemoryReading {
   /** VmRSS of the main process. */
   rss: number;

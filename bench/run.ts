@@ -20,7 +20,8 @@
 //   2. held subscriptions, on a fresh server: 10,000 SUBSCRIBEs at 1,000/s, no publishing. Memory
 //      growth per subscription 2 s after the last initial NOTIFY (the storm: SUBSCRIBE transactions
 //      still held) and after RFC 3261 Timer J (32 s over UDP: the transactions are gone), as RSS/PSS
-//      of the process tree and, for Herald, as V8 heap after a forced GC (Kamailio: shared memory in
+//      of the process tree over the idle server's lower reading (after a forced GC, or settled; see
+//      lowerOf in bench/proc.ts) and, for Herald, as V8 heap after a forced GC (Kamailio: shared memory in
 //      use, kamcmd core.shmmem); then "settled": RSS/PSS after 45 s more with nothing to do, no GC
 //      forced, over a baseline read the same way before the storm (what each server gives back on its
 //      own: V8 compacts and returns its pages when idle, not in a forced GC).
@@ -47,7 +48,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Loadgen } from './loadgen-client.js';
 import type { PhaseResult } from './protocol.js';
-import { cpuSeconds, freeUdpPort, haveCommand, machineBusySeconds, memory, sleep, udpReceiveBufferDrops, type MemoryReading } from './proc.js';
+import { cpuSeconds, freeUdpPort, haveCommand, lowerOf, machineBusySeconds, memory, sleep, udpReceiveBufferDrops, type MemoryReading } from './proc.js';
 import { kamailioMissing, REPO_ROOT, startHerald, startKamailio, type InternalMemory, type Server } from './targets.js';
 
 const RESULTS_DIR = join(REPO_ROOT, 'bench', 'results');
@@ -304,6 +305,7 @@ async function held(name: Name, o: Options, plan: Plan, f: Record<string, number
     // The settled reading's baseline: the idle server as it settles on its own.
     if (plan.timerJ) await sleep(SETTLE_MS);
     const settled0 = memory(s.server.pid);
+    const base = lowerOf(m0, settled0);
     const c0 = { cpu: cpuSeconds(s.pids), drops: udpReceiveBufferDrops(), machine: machineBusySeconds(), internal: undefined };
     const calledAt = performance.now();
     const sub = await s.gen.phase({ kind: 'subscribe', prefix: 'h', presentities: plan.heldPresentities, watchersPer: plan.held / plan.heldPresentities, window: 200, ratePerS: plan.heldRatePerS, maxMs: (plan.held / plan.heldRatePerS) * 1000 + 10_000, drainMs: 3_000 });
@@ -316,8 +318,8 @@ async function held(name: Name, o: Options, plan: Plan, f: Record<string, number
     const read = (k: string, m: MemoryReading, i: InternalMemory | undefined) => {
       f[`${k}.rss_mb`] = m.rss / 2 ** 20;
       f[`${k}.pss_mb`] = m.pssTree / 2 ** 20;
-      f[`${k}.rss_bytes_per_sub`] = (m.rss - m0.rss) / n;
-      f[`${k}.pss_bytes_per_sub`] = (m.pssTree - m0.pssTree) / n;
+      f[`${k}.rss_bytes_per_sub`] = (m.rss - base.rss) / n;
+      f[`${k}.pss_bytes_per_sub`] = (m.pssTree - base.pssTree) / n;
       if (i && i0) f[`${k}.live_bytes_per_sub`] = (i.bytes - i0.bytes) / n;
     };
     // The server's own reading first (for Herald a forced, compacting GC), then RSS/PSS after it.
@@ -340,7 +342,7 @@ async function held(name: Name, o: Options, plan: Plan, f: Record<string, number
       log(`${name}: settled: ${fmt(f['settled.pss_bytes_per_sub'])} B PSS, ${fmt(f['settled.rss_bytes_per_sub'])} B RSS per subscription`);
     }
     f['held.subscriptions'] = sub.ok;
-    f['mem.before_pss_mb'] = m0.pssTree / 2 ** 20;
+    f['mem.before_pss_mb'] = base.pssTree / 2 ** 20;
   });
   if (err) f['held.error'] = 1;
 }
