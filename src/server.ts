@@ -219,10 +219,10 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
   // After a storm, free memory goes back: glibc's free pages (malloc_trim) and V8's half-empty old-space
   // pages (a compacting full GC); both looked at every 10 s by the sweeper below.
   const freeMemory = await freeMemoryReturner(config.limits.max_free_heap_bytes, log);
-  const compactor = config.limits.max_free_heap_bytes > 0 ? new OldSpaceCompactor(config.limits.max_free_heap_bytes) : undefined;
+  const compactor = new OldSpaceCompactor(config.limits.max_free_heap_bytes);
   const metrics: HeraldMetrics = new HeraldMetrics({
     freeMemoryReturned: () => freeMemory?.returnedBytes ?? 0,
-    heapCompactions: () => compactor?.requests ?? 0,
+    heapCompactions: () => compactor.requests,
     hub: () => hub.stats(),
     subscriptions: (): number => n.size,
     publications: () => pa.publicationCount,
@@ -452,7 +452,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     if (now % 10_000 < 1000) {
       const trimmed = freeMemory?.check();
       if (trimmed) log.debug(trimmed, 'free C heap pages given back to the system (malloc_trim)');
-      const compaction = compactor?.check();
+      const compaction = compactor.check();
       if (compaction) log.debug({ compaction }, 'V8 old space: full compaction at the next full GC');
     }
     if (now % 60_000 < 1000) {
@@ -496,7 +496,7 @@ export async function startHerald(config: Config, opts: HeraldOptions): Promise<
     },
     async stop() {
       clearInterval(sweeper);
-      compactor?.stop();
+      compactor.stop();
       await admin?.stop();
       relay?.stop();
       await n.stop();

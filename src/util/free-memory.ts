@@ -80,7 +80,7 @@ const FORCE_AFTER_CHECKS = 30;
 export class FreeMemoryReturner {
   private low = 0;
   private checksSinceTrim = 0;
-  trims = 0;
+  /** Resident bytes given back so far (herald_free_memory_returned_bytes_total). */
   returnedBytes = 0;
 
   constructor(
@@ -101,7 +101,6 @@ export class FreeMemoryReturner {
     const returned = Math.max(0, before - this.rss());
     this.low = free;
     this.checksSinceTrim = 0;
-    this.trims++;
     this.returnedBytes += returned;
     return { free, returned };
   }
