@@ -24,6 +24,41 @@ export interface WatcherStanding {
   readonly updatedAt: number;
 }
 
+/**
+ * What every watcher info entry keeps alike (a live view, src/presence/watchers.ts's row): `since`
+ * and `updatedAt` relative to EPOCH, small integers (src/util/epoch.ts), and the plain form the store
+ * writes.
+ */
+export abstract class StandingEntry implements WatcherStanding {
+  abstract readonly resource: string;
+  abstract readonly package: string;
+  /** Its stable, opaque id in watcher info. */
+  abstract readonly id: string;
+  abstract readonly uri: string;
+  abstract readonly status: WatcherStatus;
+  abstract readonly event: WatcherEvent;
+  private sinceRel = 0;
+  private updatedRel = 0;
+
+  get since(): number {
+    return this.sinceRel + EPOCH;
+  }
+
+  get updatedAt(): number {
+    return this.updatedRel + EPOCH;
+  }
+
+  protected setTimes(since: number, updatedAt: number): void {
+    this.sinceRel = sinceEpoch(since);
+    this.updatedRel = sinceEpoch(updatedAt);
+  }
+
+  /** The plain entry (what the store writes). */
+  toJSON(): WatcherStanding {
+    return { resource: this.resource, package: this.package, id: this.id, uri: this.uri, status: this.status, event: this.event, since: this.since, updatedAt: this.updatedAt };
+  }
+}
+
 /** An entry that changes in place: a live watcher view is its own entry in the registry. */
 export interface ReportingWatcher extends WatcherStanding {
   stand(status: WatcherStatus, event: WatcherEvent, since: number, updatedAt: number): void;
@@ -157,19 +192,14 @@ const EVENTS: readonly WatcherEvent[] = ['subscribe', 'approved', 'deactivated',
  * subscription lives the view is also its watcher info entry (ReportingWatcher): the registry holds
  * the view itself rather than a row repeating its resource, id, URI and status (issue 9).
  */
-export abstract class WatcherView implements ReportingWatcher {
-  abstract readonly resource: string;
+export abstract class WatcherView extends StandingEntry implements ReportingWatcher {
   abstract readonly watcher: string;
-  /** Its stable, opaque id in watcher info. */
-  abstract readonly id: string;
   protected abstract readonly views: WatcherViews;
   /** What watcher info last said of this watcher: status and event as one small integer (0: nothing yet). */
   private said = 0;
-  /** since and updatedAt − EPOCH (small integers, see src/util/epoch.ts). */
-  private sinceRel = 0;
-  private updatedRel = 0;
 
   constructor(views: WatcherViews, resource: string, id: string) {
+    super();
     // A watcher info entry kept for this id (restored after a restart): the view goes on from it.
     const old = views.registry.get(resource, id);
     if (old) this.stand(old.status, old.event, old.since, old.updatedAt);
@@ -191,23 +221,9 @@ export abstract class WatcherView implements ReportingWatcher {
     return EVENTS[this.said & 15] ?? 'subscribe';
   }
 
-  get since(): number {
-    return this.sinceRel + EPOCH;
-  }
-
-  get updatedAt(): number {
-    return this.updatedRel + EPOCH;
-  }
-
   stand(status: WatcherStatus, event: WatcherEvent, since: number, updatedAt: number): void {
     this.said = ((STATUSES.indexOf(status) + 1) << 4) | EVENTS.indexOf(event);
-    this.sinceRel = sinceEpoch(since);
-    this.updatedRel = sinceEpoch(updatedAt);
-  }
-
-  /** The plain entry (what the store writes while the view is the registry's entry). */
-  toJSON(): WatcherStanding {
-    return { resource: this.resource, package: this.package, id: this.id, uri: this.uri, status: this.status, event: this.event, since: this.since, updatedAt: this.updatedAt };
+    this.setTimes(since, updatedAt);
   }
 
   /** The decision before any state is known, at subscription time. */

@@ -5,8 +5,7 @@ import { createHash } from 'node:crypto';
 import type { WatcherEntry, WatcherEvent, WatcherStatus } from '../formats/watcherinfo.js';
 import type { Collection } from '../store/store.js';
 import type { ResourceSharing } from '../store/sharing.js';
-import { EPOCH, sinceEpoch } from '../util/epoch.js';
-import type { ReportingWatcher, WatcherReport, WatcherStanding } from '../policy/view.js';
+import { StandingEntry, type ReportingWatcher, type WatcherReport, type WatcherStanding } from '../policy/view.js';
 
 /** The store collection of watcher records (a shared store groups it by resource). */
 export const WATCHERS = 'watcher';
@@ -28,10 +27,8 @@ type Listener = (changed: WatcherRecord[]) => void;
  * process's start (a Date.now() value would be a boxed number per field), the strings shared with the
  * subscription. The store gets the plain record (toJSON).
  */
-class WatcherRow implements WatcherRecord, ReportingWatcher {
+class WatcherRow extends StandingEntry implements WatcherRecord, ReportingWatcher {
   readonly package: string;
-  private sinceRel: number;
-  private updatedRel: number;
 
   constructor(
     readonly resource: string,
@@ -43,9 +40,9 @@ class WatcherRow implements WatcherRecord, ReportingWatcher {
     since: number,
     updatedAt: number,
   ) {
+    super();
     this.package = pkg;
-    this.sinceRel = sinceEpoch(since);
-    this.updatedRel = sinceEpoch(updatedAt);
+    this.setTimes(since, updatedAt);
   }
 
   static of(r: WatcherStanding): WatcherRow {
@@ -55,20 +52,7 @@ class WatcherRow implements WatcherRecord, ReportingWatcher {
   stand(status: WatcherStatus, event: WatcherEvent, since: number, updatedAt: number): void {
     this.status = status;
     this.event = event;
-    this.sinceRel = sinceEpoch(since);
-    this.updatedRel = sinceEpoch(updatedAt);
-  }
-
-  get since(): number {
-    return this.sinceRel + EPOCH;
-  }
-
-  get updatedAt(): number {
-    return this.updatedRel + EPOCH;
-  }
-
-  toJSON(): WatcherRecord {
-    return { resource: this.resource, package: this.package, id: this.id, uri: this.uri, status: this.status, event: this.event, since: this.since, updatedAt: this.updatedAt };
+    this.setTimes(since, updatedAt);
   }
 }
 
